@@ -1,0 +1,68 @@
+// Reads a dataflow config (YAML or JSON), validates it whole and reports every problem
+// at once as `file:line path: message`, before anything else is read or written.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { dataflowSchema, type Dataflow } from './schema.js';
+
+export interface LoadedConfig {
+  dataflow: Dataflow;
+  /** Absolute path of the config file; relative local paths in it resolve against its folder. */
+  file: string;
+  dir: string;
+}
+
+export async function loadConfig(file: string): Promise<LoadedConfig> {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`cannot read config ${abs}: ${code === 'ENOENT' ? 'no such file' : String(error)}; pass the dataflow file with --config FILE`);
+  }
+  return { dataflow: parseConfigText(text, abs), file: abs, dir: path.dirname(abs) };
+}
+
+export function parseConfigText(text: string, file: string): Dataflow {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
+      }),
+      file,
+    );
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([`${file}: the config must be a mapping of keys (name, id, source, destination, format, mapping, audiences)`], file);
+  }
+  const parsed = dataflowSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((issue) => {
+      const keys = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+      const line = lineOf(doc, lines, keys);
+      return `${line ? `line ${line}: ` : ''}${formatPath(keys)}: ${issue.message}`;
+    }),
+    file,
+  );
+}
+
+export function formatPath(keys: readonly (string | number)[]): string {
+  if (keys.length === 0) return '(top level)';
+  return keys.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${k}` : k), '');
+}
+
+/** The line of the deepest node on the path that exists in the document. */
+function lineOf(doc: Document, lines: LineCounter, keys: (string | number)[]): number | undefined {
+  for (let n = keys.length; n >= 0; n--) {
+    const node = doc.getIn(keys.slice(0, n), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}

@@ -1,0 +1,75 @@
+// How an output table (ord, k, j0..jn JSON) becomes file content, per format (SPEC §4–5).
+// CSV lines are rendered whole in SQL so every dialect option is exact and the JS side
+// only joins lines; Parquet columns are cast to the mapping's types.
+import type { CsvOptions } from '../config/schema.js';
+import type { Shape } from './shape.js';
+import { ident, literal } from './sql.js';
+import { renderText } from './select-rows.js';
+
+function special(option: '' | '""' | 'null'): string {
+  return literal(option);
+}
+
+/** SQL rendering one CSV cell from a VARCHAR expression (NULL allowed). */
+export function csvCellSql(value: string, csv: CsvOptions): string {
+  const esc = csv.escape;
+  const delim = csv.delimiter;
+  let body: string;
+  if (csv.quote === '"') {
+    const quoted = `'"' || replace(replace(${value}, ${literal(esc)}, ${literal(esc + esc)}), '"', ${literal(`${esc}"`)}) || '"'`;
+    if (csv.quoteAll) body = quoted;
+    else {
+      const needs = [delim, '"', esc, '\n', '\r'].map((ch) => `contains(${value}, ${literal(ch)})`).join(' OR ');
+      body = `CASE WHEN ${needs} THEN ${quoted} ELSE ${value} END`;
+    }
+  } else {
+    // No quoting: the escape character protects itself, the delimiter and line breaks.
+    body = [delim, '\n', '\r'].reduce(
+      (acc, ch) => `replace(${acc}, ${literal(ch)}, ${literal(esc + ch)})`,
+      `replace(${value}, ${literal(esc)}, ${literal(esc + esc)})`,
+    );
+  }
+  return `CASE WHEN ${value} IS NULL THEN ${special(csv.nullValue)} WHEN ${value} = '' THEN ${special(csv.emptyValue)} ELSE ${body} END`;
+}
+
+export function csvHeaderSql(shape: Shape, csv: CsvOptions): string {
+  return `SELECT ${csvLine(shape.columns.map((c) => literal(c.target)), csv)} AS line`;
+}
+
+function csvLine(values: string[], csv: CsvOptions): string {
+  return values.map((v) => csvCellSql(v, csv)).join(` || ${literal(csv.delimiter)} || `);
+}
+
+export function csvLinesSql(shape: Shape, table: string, csv: CsvOptions): string {
+  const values = shape.columns.map((_, i) => renderText(`j${i}`));
+  return `SELECT ${csvLine(values, csv)} AS line FROM ${ident(table)} ORDER BY ord`;
+}
+
+export function jsonLinesSql(shape: Shape, table: string): string {
+  const pairs = shape.columns.map((c, i) => `${literal(c.target)}, j${i}`);
+  return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)} ORDER BY ord`;
+}
+
+const PARQUET_TYPES = { string: 'VARCHAR', int64: 'BIGINT', double: 'DOUBLE', boolean: 'BOOLEAN', timestamp: 'TIMESTAMPTZ' } as const;
+
+function typedValue(shape: Shape, i: number): string {
+  const column = shape.columns[i]!;
+  const text = renderText(`j${i}`);
+  return column.type === 'string' ? text : `TRY_CAST(${text} AS ${PARQUET_TYPES[column.type]})`;
+}
+
+/** Rows whose mapped values do not convert to their Parquet column type. */
+export function parquetTypeErrorsSql(shape: Shape, table: string): string | null {
+  const checks = shape.columns
+    .map((c, i) => ({ c, i }))
+    .filter(({ c }) => c.type !== 'string')
+    .map(({ c, i }) => `SELECT k, ${literal(c.source)} AS source, ${literal(c.type)} AS type, ${renderText(`j${i}`)} AS value
+       FROM ${ident(table)} WHERE j${i} IS NOT NULL AND ${typedValue(shape, i)} IS NULL`);
+  return checks.length ? `${checks.join(' UNION ALL ')} ORDER BY k LIMIT 10` : null;
+}
+
+export function parquetCopySql(shape: Shape, table: string, firstRow: number, lastRow: number, file: string, gzip: boolean): string {
+  const cols = shape.columns.map((c, i) => `${typedValue(shape, i)}::${PARQUET_TYPES[c.type]} AS ${ident(c.target)}`);
+  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE ord BETWEEN ${firstRow} AND ${lastRow} ORDER BY ord)
+    TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
+}

@@ -1,0 +1,55 @@
+// One DuckDB instance per invocation. Memory is bounded by `memory_limit` and spills go
+// to a folder the run owns, so large snapshots do not grow the process without bound.
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+
+export interface EngineOptions {
+  /** Folder for DuckDB spill files (owned and removed by the run). */
+  tempDirectory: string;
+  /** DuckDB memory_limit, e.g. '1GB'. */
+  memoryLimit?: string;
+  threads?: number;
+}
+
+export interface Engine {
+  run(sql: string): Promise<void>;
+  all<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Streams the first column of a query's rows as strings, chunk by chunk. */
+  streamStrings(sql: string, onChunk: (values: string[]) => Promise<void> | void): Promise<void>;
+  close(): void;
+}
+
+export async function openEngine(options: EngineOptions): Promise<Engine> {
+  const config: Record<string, string> = {
+    temp_directory: options.tempDirectory,
+    memory_limit: options.memoryLimit ?? '1GB',
+    preserve_insertion_order: 'true',
+    enable_external_access: 'true',
+  };
+  if (options.threads) config['threads'] = String(options.threads);
+  const instance = await DuckDBInstance.create(':memory:', config);
+  const connection: DuckDBConnection = await instance.connect();
+  return {
+    async run(sql) {
+      await connection.run(sql);
+    },
+    async all<T>(sql: string) {
+      const reader = await connection.runAndReadAll(sql);
+      return reader.getRowObjectsJson() as T[];
+    },
+    async streamStrings(sql, onChunk) {
+      const result = await connection.stream(sql);
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        if (!chunk || chunk.rowCount === 0) break;
+        const vector = chunk.getColumnVector(0);
+        const values = new Array<string>(chunk.rowCount);
+        for (let i = 0; i < chunk.rowCount; i++) values[i] = String(vector.getItem(i));
+        await onChunk(values);
+      }
+    },
+    close() {
+      connection.closeSync();
+      instance.closeSync();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+// Executes one planned run. The commit order (SPEC §8) lives here:
+//
+//   pending record → data parts (staged, then published) → manifest → new baseline → cursor
+//   → pending record removed
+//
+// The cursor write is the commit point. A run killed anywhere before it leaves a pending
+// record; the next invocation finishes that run with the same id, snapshot and logical
+// time, so the files repeat byte for byte and no membership change is lost or doubled.
+import type { Dataflow } from '../config/schema.js';
+import type { Engine } from '../engine/session.js';
+import type { Shape } from '../engine/shape.js';
+import type { LoadedSnapshot } from '../engine/load-snapshot.js';
+import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
+import { ident, literal } from '../engine/sql.js';
+import { fileExtension, partFileName, resolveBaseName, resolveRelativeDir, type NameContext } from '../naming/names.js';
+import type { PlannedRun } from '../plan/plan-runs.js';
+import { joinKey, type StorageBackend } from '../storage/backend.js';
+import { stateKeys } from '../state/keys.js';
+import type { StateStore } from '../state/state-store.js';
+import type { RunCounts, RunFile, RunRecord } from '../state/records.js';
+import { writeParts } from '../writers/write-parts.js';
+
+export interface RunContext {
+  dataflow: Dataflow;
+  shape: Shape;
+  engine: Engine;
+  destination: StorageBackend;
+  stateStorage: StorageBackend;
+  state: StateStore;
+  scratchDir: string;
+  snapshots: Map<string, LoadedSnapshot>;
+  progress: (message: string) => void;
+}
+
+export function manifestName(dataflowId: string, runId: string): string {
+  return `manifest-${dataflowId}-${runId}.json`;
+}
+
+export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit<RunRecord, 'durationMs'>> {
+  const { dataflow, shape, engine, destination, state } = ctx;
+  const loaded = ctx.snapshots.get(run.snapshot.snapshotId);
+  if (!loaded) throw new Error(`internal: snapshot ${run.snapshot.snapshotId} was not loaded`);
+  const names: NameContext = {
+    destinationName: dataflow.name.replace(/ /g, '_'),
+    segmentId: run.audienceId,
+    segmentName: run.audienceName,
+    dataflowId: dataflow.id,
+    runId: run.runId,
+    exportMode: run.mode,
+    customText: dataflow.customText ?? '',
+    logicalTime: run.logicalTime,
+    timezone: dataflow.timezone,
+  };
+  const folder = resolveRelativeDir(dataflow.folderPath, names);
+  const baseName = resolveBaseName(dataflow.fileName, names);
+  const ext = fileExtension(dataflow.format.type, dataflow.format.compression);
+
+  await state.writePending({
+    runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
+    logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
+  });
+  await destination.removeStaged(folder);
+
+  const audienceIndex = shape.audiences.indexOf(run.audienceId);
+  const output = `out_${audienceIndex}`;
+  let selection: Selection = { kind: 'full' };
+  if (run.selection.kind === 'diff') {
+    const local = await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir);
+    await engine.run(`CREATE OR REPLACE TEMP TABLE base AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
+    selection = { kind: 'diff', baselineTable: 'base' };
+  }
+  ctx.progress(`${run.audienceId}: selecting ${run.mode} rows from snapshot ${run.snapshot.snapshotId}`);
+  const selected = await selectRows(engine, shape, loaded.table, audienceIndex, selection, output);
+  const counts: RunCounts = { ...selected, badRecords: loaded.badRecords.length };
+
+  const keyOf = (n: number) => joinKey(folder, partFileName(baseName, ext, n));
+  const parts = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, (n) => destination.stage(keyOf(n)));
+  for (const part of parts) await destination.publish(part.path, keyOf(part.partNumber));
+  await removeExtraParts(destination, folder, baseName, ext, parts.length);
+  const files: RunFile[] = parts.map((p) => ({ path: destination.describe(keyOf(p.partNumber)), rows: p.rows, bytes: p.bytes, sha256: p.sha256 }));
+  ctx.progress(`${run.audienceId}: wrote ${selected.rowsWritten} rows in ${parts.length} file(s)`);
+
+  let manifest: string | undefined;
+  if (dataflow.format.manifest) {
+    const key = joinKey(folder, manifestName(dataflow.id, run.runId));
+    const body = {
+      flowRunId: run.runId,
+      scheduledTime: run.logicalTime.toISOString(),
+      audienceId: run.audienceId,
+      exportMode: run.mode,
+      snapshotId: run.snapshot.snapshotId,
+      exportResults: parts.map((p) => ({ sinkPath: `/${folder}`, name: partFileName(baseName, ext, p.partNumber), size: p.bytes, rows: p.rows, sha256: p.sha256 })),
+      counts,
+    };
+    await destination.writeText(key, `${JSON.stringify(body, null, 2)}\n`);
+    manifest = destination.describe(key);
+  }
+
+  if (run.advancesCursor) {
+    let baseline: string | undefined;
+    let baselineSize: number | undefined;
+    if (run.mode === 'incremental') {
+      baseline = stateKeys.baseline(run.audienceId, run.runId);
+      const path = await ctx.stateStorage.stage(baseline);
+      await engine.run(`COPY (${baselineSql(shape, loaded.table, audienceIndex)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
+      await ctx.stateStorage.publish(path, baseline);
+      const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM (${baselineSql(shape, loaded.table, audienceIndex)})`);
+      baselineSize = Number(row?.n ?? 0);
+    }
+    await state.writeCursor({
+      audienceId: run.audienceId, lastSlot: run.logicalTime.toISOString(), runId: run.runId,
+      snapshotId: run.snapshot.snapshotId, mode: run.mode,
+      ...(baseline ? { baseline, baselineSize } : {}),
+    });
+  }
+  await state.deletePending(run.runId);
+  await engine.run(`DROP TABLE IF EXISTS ${ident(output)}`);
+  return {
+    runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
+    logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, status: 'success',
+    counts, files, ...(manifest ? { manifest } : {}),
+  };
+}
+
+/** A retried run with fewer parts than its first attempt must not leave the extra parts behind. */
+async function removeExtraParts(destination: StorageBackend, folder: string, baseName: string, ext: string, count: number): Promise<void> {
+  const keys = new Set(await destination.list(folder));
+  for (let n = count + 1; keys.has(joinKey(folder, partFileName(baseName, ext, n))); n++) {
+    await destination.delete(joinKey(folder, partFileName(baseName, ext, n)));
+  }
+}

@@ -1,0 +1,78 @@
+// Snapshot discovery (SPEC §2.1): a folder is a snapshot once `_snapshot.json` exists
+// (the producer writes it last); folders without it are still being written and ignored.
+import { z } from 'zod';
+import { BadInputError } from '../errors.js';
+import type { StorageBackend } from '../storage/backend.js';
+import type { PartFile } from '../engine/load-snapshot.js';
+
+const snapshotDescriptor = z.object({
+  snapshotId: z.string().min(1),
+  evaluatedAt: z.iso.datetime({ offset: true }),
+  mergePolicyId: z.string().optional(),
+  audiences: z.array(
+    z.object({
+      id: z.string().min(1),
+      name: z.string(),
+      profileType: z.enum(['person', 'prospect']).default('person'),
+      mergePolicyId: z.string().optional(),
+    }),
+  ),
+});
+
+export type SnapshotAudience = z.output<typeof snapshotDescriptor>['audiences'][number];
+
+export interface SnapshotInfo {
+  /** Folder name under the snapshot root. */
+  folder: string;
+  snapshotId: string;
+  evaluatedAt: Date;
+  audiences: SnapshotAudience[];
+}
+
+export const SNAPSHOT_MARKER = '_snapshot.json';
+
+export async function listSnapshots(source: StorageBackend): Promise<SnapshotInfo[]> {
+  const folders = await source.listFolders('');
+  const found: SnapshotInfo[] = [];
+  for (const folder of folders) {
+    const key = `${folder}/${SNAPSHOT_MARKER}`;
+    const text = await source.readText(key);
+    if (text === null) continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      throw new BadInputError(`${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _snapshot.json`);
+    }
+    const parsed = snapshotDescriptor.safeParse(raw);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+      throw new BadInputError(`${source.describe(key)} is not a valid snapshot descriptor: ${problems}`);
+    }
+    found.push({ folder, snapshotId: parsed.data.snapshotId, evaluatedAt: new Date(parsed.data.evaluatedAt), audiences: parsed.data.audiences });
+  }
+  return found.sort((a, b) => a.evaluatedAt.getTime() - b.evaluatedAt.getTime() || a.snapshotId.localeCompare(b.snapshotId));
+}
+
+/** The latest complete snapshot evaluated at or before `now`, or the pinned one. */
+export function pickSnapshot(snapshots: SnapshotInfo[], now: Date, pinned?: string): SnapshotInfo | undefined {
+  if (pinned !== undefined) return snapshots.find((s) => s.snapshotId === pinned || s.folder === pinned);
+  return snapshots.filter((s) => s.evaluatedAt.getTime() <= now.getTime()).at(-1);
+}
+
+const PART_KINDS: [string, PartFile['kind']][] = [
+  ['.ndjson', 'ndjson'],
+  ['.jsonl', 'ndjson'],
+  ['.ndjson.gz', 'ndjson'],
+  ['.jsonl.gz', 'ndjson'],
+  ['.parquet', 'parquet'],
+];
+
+/** The profile part keys of a snapshot, with their kind. */
+export async function listParts(source: StorageBackend, snapshot: SnapshotInfo): Promise<{ key: string; kind: PartFile['kind'] }[]> {
+  const keys = await source.list(`${snapshot.folder}/profiles`);
+  return keys.flatMap((key) => {
+    const kind = PART_KINDS.find(([ext]) => key.endsWith(ext))?.[1];
+    return kind ? [{ key, kind }] : [];
+  });
+}

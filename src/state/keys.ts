@@ -1,0 +1,17 @@
+// Where each piece of state lives under the state location. Audience ids are encoded so
+// any id is one safe path segment.
+
+export function encodeSegment(value: string): string {
+  return value.replace(/[^A-Za-z0-9_-]/g, (ch) => `%${[...Buffer.from(ch, 'utf8')].map((b) => b.toString(16).toUpperCase().padStart(2, '0')).join('%')}`);
+}
+
+export const stateKeys = {
+  lock: 'lock.json',
+  cursor: (audienceId: string) => `cursors/${encodeSegment(audienceId)}.json`,
+  baseline: (audienceId: string, runId: string) => `baselines/${encodeSegment(audienceId)}/${runId}.parquet`,
+  pending: (runId: string) => `pending/${runId}.json`,
+  pendingPrefix: 'pending',
+  /** Run ids start with the logical time, so key order is time order. */
+  history: (runId: string) => `history/${runId}.json`,
+  historyPrefix: 'history',
+};

@@ -1,0 +1,67 @@
+// The shapes of what audex keeps in its state location (SPEC §8) and of a run's summary
+// (SPEC §9). History records and the --json summary share RunRecord.
+
+export type RunMode = 'full' | 'incremental';
+export type RunTrigger = 'schedule' | 'afterEvaluation' | 'exportNow';
+export type RunStatus = 'success' | 'failed' | 'skipped';
+
+export interface RunCounts {
+  profilesReceived: number;
+  rowsWritten: number;
+  excludedMandatory: number;
+  excludedDuplicate: number;
+  exitsOmitted: number;
+  badRecords: number;
+}
+
+export interface RunFile {
+  path: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface RunRecord {
+  runId: string;
+  audienceId: string;
+  mode: RunMode;
+  trigger: RunTrigger;
+  logicalTime: string;
+  snapshotId: string | null;
+  status: RunStatus;
+  counts: RunCounts;
+  files: RunFile[];
+  manifest?: string;
+  durationMs?: number;
+  error?: string;
+  /** Why a run was skipped (coalesced into a later slot). */
+  note?: string;
+}
+
+/** The commit point of an audience: written last by a successful scheduled run. */
+export interface Cursor {
+  audienceId: string;
+  lastSlot: string;
+  runId: string;
+  snapshotId: string;
+  mode: RunMode;
+  /** State key of the membership baseline (incremental audiences only). */
+  baseline?: string;
+  baselineSize?: number;
+}
+
+/** Written before a run touches anything, removed after its commit; lets the next invocation finish it. */
+export interface PendingRun {
+  runId: string;
+  audienceId: string;
+  mode: RunMode;
+  trigger: RunTrigger;
+  logicalTime: string;
+  snapshotId: string;
+  /** Destination folders the run writes into (for removing its staged files). */
+  folders: string[];
+}
+
+export function zeroCounts(): RunCounts {
+  return { profilesReceived: 0, rowsWritten: 0, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, badRecords: 0 };
+}

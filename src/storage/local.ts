@@ -1,0 +1,168 @@
+// Local-disk storage: staged files are written next to their final name (same file
+// system) under a dot-prefixed temp name, then renamed, so readers never see a partial
+// file under a final name.
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { StorageError } from '../errors.js';
+import type { StorageBackend } from './backend.js';
+
+const STAGED_SUFFIX = '.audex-tmp';
+
+function storageError(action: string, where: string, error: unknown): StorageError {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const hint =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'check the permissions of that folder'
+      : code === 'ENOSPC'
+        ? 'free some disk space'
+        : code === 'ENOTDIR' || code === 'EEXIST'
+          ? 'a file stands where a folder is needed; move it away'
+          : 'check the path in the config';
+  return new StorageError(`cannot ${action} ${where}: ${(error as Error).message}; ${hint}`, { cause: error });
+}
+
+export class LocalStorage implements StorageBackend {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  describe(key: string): string {
+    return path.join(this.root, key);
+  }
+
+  private abs(key: string): string {
+    const full = path.resolve(this.root, key);
+    if (full !== this.root && !full.startsWith(this.root + path.sep)) throw new Error(`key escapes the storage root: ${key}`);
+    return full;
+  }
+
+  async readText(key: string): Promise<string | null> {
+    try {
+      return await readFile(this.abs(key), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw storageError('read', this.describe(key), error);
+    }
+  }
+
+  async writeText(key: string, text: string): Promise<void> {
+    const staged = await this.stage(key);
+    try {
+      const handle = await open(staged, 'w');
+      try {
+        await handle.writeFile(text, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      throw storageError('write', this.describe(key), error);
+    }
+    await this.publish(staged, key);
+  }
+
+  async createExclusive(key: string, text: string): Promise<boolean> {
+    const file = this.abs(key);
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      const handle = await open(file, 'wx');
+      try {
+        await handle.writeFile(text, 'utf8');
+      } finally {
+        await handle.close();
+      }
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw storageError('create', this.describe(key), error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.abs(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw storageError('delete', this.describe(key), error);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(this.abs(rel), { withFileTypes: true });
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
+        throw storageError('list', this.describe(rel), error);
+      }
+      for (const entry of entries) {
+        const child = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) await walk(child);
+        else if (entry.isFile() && !entry.name.endsWith(STAGED_SUFFIX)) out.push(child);
+      }
+    };
+    await walk(prefix.replace(/\/+$/, ''));
+    return out.sort();
+  }
+
+  async listFolders(prefix: string): Promise<string[]> {
+    try {
+      const entries = await readdir(this.abs(prefix), { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new StorageError(`${this.describe(prefix)} does not exist; check the path in the config`);
+      }
+      throw storageError('list', this.describe(prefix), error);
+    }
+  }
+
+  async stage(key: string): Promise<string> {
+    const file = this.abs(key);
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+    } catch (error) {
+      throw storageError('create the folder', path.dirname(file), error);
+    }
+    return path.join(path.dirname(file), `.${path.basename(file)}${STAGED_SUFFIX}`);
+  }
+
+  async publish(staged: string, key: string): Promise<void> {
+    try {
+      await rename(staged, this.abs(key));
+    } catch (error) {
+      throw storageError('publish', this.describe(key), error);
+    }
+  }
+
+  async removeStaged(prefix: string): Promise<number> {
+    let removed = 0;
+    let entries: string[];
+    try {
+      entries = await readdir(this.abs(prefix));
+    } catch {
+      return 0;
+    }
+    for (const name of entries) {
+      if (name.startsWith('.') && name.endsWith(STAGED_SUFFIX)) {
+        await rm(path.join(this.abs(prefix), name), { force: true });
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
+  async fetch(key: string): Promise<string> {
+    const file = this.abs(key);
+    try {
+      await stat(file);
+    } catch (error) {
+      throw storageError('read', this.describe(key), error);
+    }
+    return file;
+  }
+}
