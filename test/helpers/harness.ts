@@ -1,0 +1,179 @@
+// Shared e2e harness: a fresh temp folder with the fixture snapshots, a config writer,
+// the real CLI spawned as a user would, and independent readers for what it writes.
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { parquetReadObjects, parquetMetadata } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { stringify as toYaml } from 'yaml';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'audex.js');
+export const FIXTURE_SNAPSHOTS = path.join(ROOT, 'fixtures', 'snapshots');
+
+export interface Workspace {
+  dir: string;
+  snapshots: string;
+  out: string;
+  /** Writes a config (object → YAML) and returns its path. */
+  config(body: Record<string, unknown>, name?: string): string;
+  /** Runs the CLI in the workspace. */
+  audex(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  /** All files under a folder, relative, sorted (state excluded unless asked). */
+  files(sub?: string, includeState?: boolean): string[];
+  cleanup(): void;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json: () => JsonSummary;
+}
+
+export interface JsonSummary {
+  dataflowId: string;
+  at: string;
+  runs: {
+    runId: string;
+    audienceId: string;
+    mode: string;
+    trigger: string;
+    logicalTime: string;
+    snapshotId: string | null;
+    status: string;
+    counts: Record<string, number>;
+    files: { path: string; rows: number; bytes: number; sha256: string }[];
+    error?: string;
+    manifest?: string;
+  }[];
+}
+
+export function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      resolve({
+        code, stdout, stderr,
+        json: () => {
+          try {
+            return JSON.parse(stdout) as JsonSummary;
+          } catch {
+            throw new Error(`stdout is not JSON (exit ${code}):\n${stdout}\nstderr:\n${stderr}`);
+          }
+        },
+      }),
+    );
+  });
+}
+
+/** The demo CRM dataflow, as an object tests can tweak. Paths are relative to the workspace. */
+export function crmConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'Acme CRM',
+    id: 'acme-crm',
+    customText: 'test',
+    source: { snapshots: './snapshots' },
+    destination: { path: './out' },
+    format: { type: 'csv', compression: 'none' },
+    folderPath: 'crm/%SEGMENT_NAME%',
+    fileName: '%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME(YYYYMMdd_HHmmss)%',
+    mapping: [
+      { source: 'identityMap.email', target: 'email' },
+      { source: 'person.name.firstName' },
+      { source: 'loyalty.tier', target: 'tier' },
+      { source: 'loyalty.points', target: 'points' },
+      { source: 'segmentMembership.status', target: 'status' },
+    ],
+    mandatory: ['loyalty.tier'],
+    audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }],
+    ...overrides,
+  };
+}
+
+export function createWorkspace(): Workspace {
+  const dir = mkdtempSync(path.join(tmpdir(), 'audex-test-'));
+  const snapshots = path.join(dir, 'snapshots');
+  cpSync(FIXTURE_SNAPSHOTS, snapshots, { recursive: true });
+  const out = path.join(dir, 'out');
+  return {
+    dir, snapshots, out,
+    config(body, name = 'dataflow.yaml') {
+      const file = path.join(dir, name);
+      writeFileSync(file, name.endsWith('.json') ? JSON.stringify(body, null, 2) : toYaml(body));
+      return file;
+    },
+    audex: (args, env) => runCli(args, dir, env),
+    files(sub = 'out', includeState = false) {
+      return listFiles(path.join(dir, sub)).filter((f) => includeState || !f.startsWith('_audex/'));
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export function listFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(path.join(root, rel));
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const child = rel ? `${rel}/${name}` : name;
+      if (statSync(path.join(root, child)).isDirectory()) walk(child);
+      else out.push(child);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+/** Adds a snapshot folder with the given NDJSON lines (raw strings or objects). */
+export function addSnapshot(
+  snapshotsDir: string,
+  id: string,
+  evaluatedAt: string,
+  lines: (string | object)[],
+  audiences: { id: string; name: string; profileType?: string }[] = [{ id: 'aud-vip', name: 'VIP Customers' }],
+  partName = 'part-00000.ndjson',
+): void {
+  const folder = path.join(snapshotsDir, id);
+  mkdirSync(path.join(folder, 'profiles'), { recursive: true });
+  writeFileSync(path.join(folder, 'profiles', partName), lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
+  writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: id, evaluatedAt, audiences }));
+}
+
+export function readText(file: string): string {
+  const bytes = readFileSync(file);
+  return (file.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');
+}
+
+export function readCsv(file: string, options: Record<string, unknown> = {}): string[][] {
+  // audex's default dialect: quote ", escape \ (SPEC §5 offers only \ or ' as escape).
+  return parseCsv(readText(file), { relax_column_count: false, escape: '\\', ...options }) as string[][];
+}
+
+export function readJsonLines(file: string): Record<string, unknown>[] {
+  return readText(file).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+export async function readParquet(file: string): Promise<{ rows: Record<string, unknown>[]; codecs: string[]; columns: { name: string; type?: string; logical?: unknown }[] }> {
+  const bytes = readFileSync(file);
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const metadata = parquetMetadata(buffer);
+  const rows = (await parquetReadObjects({ file: buffer, compressors })) as Record<string, unknown>[];
+  const codecs = [...new Set(metadata.row_groups.flatMap((g) => g.columns.map((c) => String(c.meta_data?.codec))))];
+  const columns = metadata.schema.slice(1).map((s) => ({ name: s.name, type: s.type, logical: s.logical_type }));
+  return { rows, codecs, columns };
+}
