@@ -55,6 +55,8 @@ export interface Plan {
   runs: PlannedRun[];
   problems: PlanProblem[];
   idle: IdleAudience[];
+  /** Pending records of runs whose cursor was already written (died just before cleanup). */
+  committedPending: string[];
 }
 
 export interface ScheduledPlanInput {
@@ -92,7 +94,7 @@ function checkAudience(audience: AudienceConfig, index: number, snapshot: Snapsh
 
 export function planScheduledRuns(input: ScheduledPlanInput): Plan {
   const { dataflow, snapshots, now } = input;
-  const plan: Plan = { runs: [], problems: [], idle: [] };
+  const plan: Plan = { runs: [], problems: [], idle: [], committedPending: [] };
   const tz = dataflow.timezone;
   dataflow.audiences.forEach((audience, index) => {
     let cursor = input.cursors.get(audience.id);
@@ -101,6 +103,11 @@ export function planScheduledRuns(input: ScheduledPlanInput): Plan {
       plan.problems.push({ audienceId: audience.id, mode: audience.mode, trigger, logicalTime, snapshotId, error, exitCode });
 
     for (const pending of input.pending.filter((p) => p.audienceId === audience.id)) {
+      if (pending.trigger !== 'exportNow' && cursor && new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()) {
+        // Its cursor was written: the run is committed, only the record's removal was lost.
+        plan.committedPending.push(pending.runId);
+        continue;
+      }
       const snapshot = snapshots.find((s) => s.snapshotId === pending.snapshotId);
       const logicalTime = new Date(pending.logicalTime);
       if (!snapshot) {
@@ -194,7 +201,7 @@ export interface ExportNowInput {
 /** Export now: a full file per audience from the latest snapshot; refusals are usage errors. */
 export function planExportNow(input: ExportNowInput): Plan & { refusals: string[] } {
   const { dataflow, now } = input;
-  const plan: Plan & { refusals: string[] } = { runs: [], problems: [], idle: [], refusals: [] };
+  const plan: Plan & { refusals: string[] } = { runs: [], problems: [], idle: [], committedPending: [], refusals: [] };
   const snapshot = pickSnapshot(input.snapshots, now, input.pinnedSnapshot);
   for (const id of input.audienceIds) {
     const index = dataflow.audiences.findIndex((a) => a.id === id);

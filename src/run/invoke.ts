@@ -69,6 +69,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
     const snapshots = await listSnapshots(locations.source);
     const pending = await state.listPending();
     const plan = buildPlan(options, snapshots, pending, await readCursors(state, dataflow.audiences.map((a) => a.id)));
+    for (const runId of plan.committedPending) await state.deletePending(runId);
     const records: RunRecord[] = plan.problems.map((p) => ({
       runId: deriveRunId(dataflow.id, p.audienceId, p.mode, p.trigger, p.logicalTime ?? options.now), audienceId: p.audienceId, mode: p.mode, trigger: p.trigger, logicalTime: (p.logicalTime ?? options.now).toISOString(),
       snapshotId: p.snapshotId, status: 'failed', counts: zeroCounts(), files: [], error: p.error,
@@ -107,7 +108,12 @@ function buildPlan(options: InvokeOptions, snapshots: SnapshotInfo[], pending: A
   const adHoc = planExportNow({ dataflow, snapshots, audienceIds: options.audienceIds ?? [], now: options.now, pinnedSnapshot: options.pinnedSnapshot });
   if (adHoc.refusals.length > 0) throw new ConfigError(adHoc.refusals);
   // Export now never runs scheduled slots, but it does finish this dataflow's interrupted runs first.
-  return { runs: [...scheduled.runs.filter((r) => r.resumed), ...adHoc.runs], problems: adHoc.problems, idle: [] };
+  return {
+    runs: [...scheduled.runs.filter((r) => r.resumed), ...adHoc.runs],
+    problems: adHoc.problems,
+    idle: [],
+    committedPending: scheduled.committedPending,
+  };
 }
 
 async function loadSnapshots(
