@@ -108,7 +108,7 @@ function jsonModeColumns(shape: Shape, root: (name: string) => string): string[]
     `json_type(${root(keyRoot)}, ${jsonPath(keyRest)}) AS k_type`,
   ];
   if (shape.namespace !== null) {
-    cols.push(`json_extract_string(${root('identityMap')}, ${literal(`$."${shape.namespace}"[*].id`)}) AS ids`);
+    cols.push(`json_extract_string(${root('identityMap')}, ${literal(`$."${shape.namespace}"[*].id`)})::VARCHAR[] AS ids`);
   }
   shape.audiences.forEach((a, i) => {
     cols.push(`json_extract_string(${root('segmentMembership')}, ${jsonPath(['ups', a, 'status'])}) AS s${i}`);

@@ -101,8 +101,10 @@ export class LocalStorage implements StorageBackend {
       }
       for (const entry of entries) {
         const child = rel ? `${rel}/${entry.name}` : entry.name;
-        if (entry.isDirectory()) await walk(child);
-        else if (entry.isFile() && !entry.name.endsWith(STAGED_SUFFIX)) out.push(child);
+        // Follow symlinks: snapshot parts are often linked in from elsewhere.
+        const kind = entry.isSymbolicLink() ? await stat(this.abs(child)).catch(() => null) : entry;
+        if (kind?.isDirectory()) await walk(child);
+        else if (kind?.isFile() && !entry.name.endsWith(STAGED_SUFFIX)) out.push(child);
       }
     };
     await walk(prefix.replace(/\/+$/, ''));
