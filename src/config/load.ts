@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { dataflowSchema, type Dataflow } from './schema.js';
+import { validateDataflow, type Dataflow } from './schema.js';
 
 export interface LoadedConfig {
   dataflow: Dataflow;
@@ -27,12 +27,12 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
 
 export function parseConfigText(text: string, file: string): Dataflow {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
+        const pos = lines.linePos(e.pos[0]);
+        return `line ${pos.line}: ${e.message.split('\n')[0]}`;
       }),
       file,
     );
@@ -41,13 +41,12 @@ export function parseConfigText(text: string, file: string): Dataflow {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([`${file}: the config must be a mapping of keys (name, id, source, destination, format, mapping, audiences)`], file);
   }
-  const parsed = dataflowSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
+  const result = validateDataflow(raw);
+  if (result.ok) return result.dataflow;
   throw new ConfigError(
-    parsed.error.issues.map((issue) => {
-      const keys = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
-      const line = lineOf(doc, lines, keys);
-      return `${line ? `line ${line}: ` : ''}${formatPath(keys)}: ${issue.message}`;
+    result.issues.map((issue) => {
+      const line = lineOf(doc, lines, issue.path);
+      return `${line ? `line ${line}: ` : ''}${formatPath(issue.path)}: ${issue.message}`;
     }),
     file,
   );

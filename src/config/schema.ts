@@ -6,6 +6,7 @@ import { findTemplateProblems } from '../naming/names.js';
 import { defaultTargetName, parseSourcePath, type SourceRef } from './sources.js';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const DEFAULT_FILE_NAME = '%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME(YYYYMMdd_HHmmss)%';
 const TIME = /^([01]\d|2[0-3]):[0-5]\d$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -95,7 +96,7 @@ const dataflowObject = z
     s3: s3Options.optional(),
     format: formatOptions,
     folderPath: z.string().default(''),
-    fileName: z.string().default('%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME(YYYYMMdd_HHmmss)%'),
+    fileName: z.string().default(DEFAULT_FILE_NAME),
     mapping: z.array(mappingEntry).min(1),
     mandatory: z.array(z.string()).default([]),
     dedupKeys: z.array(z.string()).max(2).default([]),
@@ -105,24 +106,33 @@ const dataflowObject = z
 
 type Issue = { path: (string | number)[]; message: string };
 
-function checkCrossFields(c: z.output<typeof dataflowObject>): Issue[] {
+// Cross-field rules read the raw input defensively, so they are reported even when some
+// other field is missing or mistyped (every problem at once).
+const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const asString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const field = (v: unknown, key: string): unknown => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined);
+
+function checkCrossFields(raw: unknown): Issue[] {
   const issues: Issue[] = [];
   const refs = new Map<string, SourceRef>();
-  const key = parseSourcePath(c.profileKey);
+  const keyPath = asString(field(raw, 'profileKey')) ?? 'profileId';
+  const key = parseSourcePath(keyPath);
   if (typeof key === 'string' || key.kind !== 'attribute') {
     issues.push({ path: ['profileKey'], message: typeof key === 'string' ? key : 'the profile key must be an attribute path' });
   }
   const targets = new Map<string, number>();
   const namespaces: string[] = [];
-  c.mapping.forEach((m, i) => {
-    const ref = parseSourcePath(m.source);
+  asArray(field(raw, 'mapping')).forEach((m, i) => {
+    const source = asString(field(m, 'source'));
+    if (source === undefined) return;
+    const ref = parseSourcePath(source);
     if (typeof ref === 'string') {
       issues.push({ path: ['mapping', i, 'source'], message: ref });
       return;
     }
-    refs.set(m.source, ref);
+    refs.set(source, ref);
     if (ref.kind === 'identity' && !namespaces.includes(ref.namespace)) namespaces.push(ref.namespace);
-    const target = m.target ?? defaultTargetName(m.source);
+    const target = asString(field(m, 'target')) ?? defaultTargetName(source);
     const seen = targets.get(target);
     if (seen !== undefined) issues.push({ path: ['mapping', i, 'target'], message: `duplicate target name "${target}" (also mapping[${seen}])` });
     else targets.set(target, i);
@@ -130,60 +140,84 @@ function checkCrossFields(c: z.output<typeof dataflowObject>): Issue[] {
   if (namespaces.length > 1) {
     issues.push({ path: ['mapping'], message: `at most one identity namespace per dataflow; found ${namespaces.map((n) => `identityMap.${n}`).join(', ')}` });
   }
-  c.mandatory.forEach((m, i) => {
-    if (!refs.has(m)) issues.push({ path: ['mandatory', i], message: `"${m}" is not a mapped source; mandatory fields must be mapped` });
+  asArray(field(raw, 'mandatory')).forEach((m, i) => {
+    if (typeof m === 'string' && !refs.has(m)) issues.push({ path: ['mandatory', i], message: `"${m}" is not a mapped source; mandatory fields must be mapped` });
   });
+  const dedupKeys = asArray(field(raw, 'dedupKeys')).filter((k): k is string => typeof k === 'string');
   const ns = namespaces[0];
   if (ns !== undefined) {
-    const bad = c.dedupKeys.filter((k) => k !== `identityMap.${ns}`);
+    const bad = dedupKeys.filter((k) => k !== `identityMap.${ns}`);
     if (bad.length > 0) {
       issues.push({ path: ['dedupKeys'], message: `identityMap.${ns} is mapped, so it is the dedup key; remove ${bad.join(', ')}` });
     }
   } else {
-    c.dedupKeys.forEach((k, i) => {
+    dedupKeys.forEach((k, i) => {
       const ref = refs.get(k);
       if (!ref) issues.push({ path: ['dedupKeys', i], message: `"${k}" is not a mapped source; dedup keys must be mapped` });
       else if (ref.kind !== 'attribute') issues.push({ path: ['dedupKeys', i], message: `"${k}": a dedup key is one identity namespace or one or two attributes` });
     });
   }
-  const templates = findTemplateProblems(c.folderPath, c.fileName);
-  for (const e of templates.errors) issues.push({ path: [e.field], message: e.message });
+  const folderPath = asString(field(raw, 'folderPath')) ?? '';
+  const fileName = asString(field(raw, 'fileName')) ?? DEFAULT_FILE_NAME;
+  for (const e of findTemplateProblems(folderPath, fileName).errors) issues.push({ path: [e.field], message: e.message });
   const ids = new Map<string, number>();
-  c.audiences.forEach((a, i) => {
-    const prev = ids.get(a.id);
-    if (prev !== undefined) issues.push({ path: ['audiences', i, 'id'], message: `audience "${a.id}" is mapped twice (also audiences[${prev}])` });
-    ids.set(a.id, i);
-    issues.push(...checkSchedule(a, ['audiences', i]));
+  asArray(field(raw, 'audiences')).forEach((a, i) => {
+    const id = asString(field(a, 'id'));
+    if (id === undefined) return;
+    const prev = ids.get(id);
+    if (prev !== undefined) issues.push({ path: ['audiences', i, 'id'], message: `audience "${id}" is mapped twice (also audiences[${prev}])` });
+    ids.set(id, i);
+    issues.push(...checkSchedule(asString(field(a, 'mode')), field(a, 'schedule'), ['audiences', i]));
   });
   return issues;
 }
 
 const INCREMENTAL_FREQUENCIES = new Set(['daily', 'every3Hours', 'every6Hours', 'every8Hours', 'every12Hours']);
 
-function checkSchedule(a: z.output<typeof audience>, at: (string | number)[]): Issue[] {
+function checkSchedule(mode: string | undefined, schedule: unknown, at: (string | number)[]): Issue[] {
   const issues: Issue[] = [];
-  const s = a.schedule;
-  if (a.mode === 'incremental' && !INCREMENTAL_FREQUENCIES.has(s.frequency)) {
-    issues.push({ path: [...at, 'schedule', 'frequency'], message: `incremental exports run daily or every 3/6/8/12 hours, not "${s.frequency}"` });
+  const frequency = asString(field(schedule, 'frequency'));
+  const trigger = asString(field(schedule, 'trigger'));
+  const startDate = asString(field(schedule, 'startDate'));
+  const endDate = asString(field(schedule, 'endDate'));
+  if (frequency === undefined) return issues;
+  if (mode === 'incremental' && !INCREMENTAL_FREQUENCIES.has(frequency)) {
+    issues.push({ path: [...at, 'schedule', 'frequency'], message: `incremental exports run daily or every 3/6/8/12 hours, not "${frequency}"` });
   }
-  if (s.trigger === 'afterEvaluation' && (a.mode !== 'full' || s.frequency !== 'daily')) {
+  if (trigger === 'afterEvaluation' && (mode !== 'full' || frequency !== 'daily')) {
     issues.push({ path: [...at, 'schedule', 'trigger'], message: 'afterEvaluation is for full exports with frequency daily' });
   }
-  if (['once', 'weekly', 'monthly'].includes(s.frequency) && !s.startDate) {
-    issues.push({ path: [...at, 'schedule', 'startDate'], message: `frequency "${s.frequency}" needs a startDate` });
+  if (['once', 'weekly', 'monthly'].includes(frequency) && !startDate) {
+    issues.push({ path: [...at, 'schedule', 'startDate'], message: `frequency "${frequency}" needs a startDate` });
   }
-  if (s.startDate && s.endDate && s.endDate <= s.startDate) {
-    issues.push({ path: [...at, 'schedule', 'endDate'], message: `endDate ${s.endDate} is not after startDate ${s.startDate} (endDate is exclusive)` });
+  if (startDate && endDate && endDate <= startDate) {
+    issues.push({ path: [...at, 'schedule', 'endDate'], message: `endDate ${endDate} is not after startDate ${startDate} (endDate is exclusive)` });
   }
   return issues;
 }
 
-export const dataflowSchema = dataflowObject.superRefine((c, ctx) => {
-  for (const issue of checkCrossFields(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
-});
+export type Dataflow = z.output<typeof dataflowObject>;
 
-export type Dataflow = z.output<typeof dataflowSchema>;
+export type ValidationResult = { ok: true; dataflow: Dataflow } | { ok: false; issues: Issue[] };
+
+/** Validates a raw config: the schema and the cross-field rules, every problem at once. */
+export function validateDataflow(raw: unknown): ValidationResult {
+  const parsed = dataflowObject.safeParse(raw);
+  const issues: Issue[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+      // One problem per unknown key, at the key itself, so its line can be shown.
+      if (issue.code === 'unrecognized_keys') for (const key of issue.keys) issues.push({ path: [...path, key], message: 'unknown key; check its spelling and nesting' });
+      else issues.push({ path, message: issue.message });
+    }
+  }
+  const seen = new Set(issues.map((i) => `${i.path.join('.')}|${i.message}`));
+  for (const issue of checkCrossFields(raw)) if (!seen.has(`${issue.path.join('.')}|${issue.message}`)) issues.push(issue);
+  return parsed.success && issues.length === 0 ? { ok: true, dataflow: parsed.data } : { ok: false, issues };
+}
 export type AudienceConfig = Dataflow['audiences'][number];
+export const dataflowSchema = dataflowObject;
 export type ScheduleConfig = AudienceConfig['schedule'];
 export type FormatConfig = Dataflow['format'];
 export type CsvOptions = FormatConfig['csv'];

@@ -3,15 +3,19 @@
 // attribute paths. Bad records (SPEC §2.2) are found by SQL on the fast path and located
 // exactly (file:line) by the line scanner only when there are any.
 //
-// Table columns: k, ids (VARCHAR[]), s<i>/q<i> (status, lastQualificationTime per audience
-// in Shape.audiences order), a<j> (JSON, per Shape.attributes), _file, _row.
+// Table columns: k, ids (VARCHAR[]), m<i>/s<i>/q<i>/e<i> (entry present, status,
+// lastQualificationTime, bad-entry reason per audience in Shape.audiences order), a<j>
+// (JSON, per Shape.attributes), _file and _row (where the record came from).
+//
+// A record bad as a whole is removed and reported. A bad membership entry (e<i>) concerns
+// only its audience: that run neither exports nor exits the profile, and counts it.
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
 import type { Engine } from './session.js';
 import type { Shape } from './shape.js';
 import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';
-import { MAX_RECORD_BYTES, QUALIFICATION_TIME_PATTERN, VALID_STATUSES, type RecordRules } from './record-rules.js';
-import { scanNdjson, type BadRecord } from './scan-lines.js';
+import { MAX_RECORD_BYTES, QUALIFICATION_TIME_PATTERN, SCALAR_JSON_TYPES, VALID_STATUSES, type RecordRules } from './record-rules.js';
+import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 
 export interface PartFile {
   /** Local path DuckDB reads. */
@@ -24,14 +28,32 @@ export interface PartFile {
 export interface LoadedSnapshot {
   table: string;
   profiles: number;
+  /** Records bad as a whole (skipped for every audience). */
   badRecords: BadRecord[];
+  /** Bad membership entries, per audience id. */
+  entryErrors: Map<string, BadRecord[]>;
 }
 
 export interface LoadOptions {
   table: string;
-  maxBadRecords: number;
   scratchDir: string;
-  snapshotId: string;
+}
+
+/** The bad records a run of `audienceId` skips: bad records plus its bad entries. */
+export function badRecordsFor(loaded: LoadedSnapshot, audienceId: string): BadRecord[] {
+  return [...loaded.badRecords, ...(loaded.entryErrors.get(audienceId) ?? [])];
+}
+
+/** The message when a run would skip more bad records than allowed (exit 4, nothing written). */
+export function describeBadInput(snapshotId: string, audienceId: string, records: BadRecord[], max: number): string {
+  const shown = records.slice(0, 10).map((b) => `  ${b.file}:${b.line}: ${b.reason}`);
+  const more = records.length > 10 ? [`  … and ${records.length - 10} more`] : [];
+  return [
+    `snapshot ${snapshotId} has ${records.length} bad record(s), more than --max-bad-records ${max} (audience ${audienceId}):`,
+    ...shown,
+    ...more,
+    `Fix the input, or rerun with --max-bad-records ${records.length} to skip and count them.`,
+  ].join('\n');
 }
 
 export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile[], options: LoadOptions): Promise<LoadedSnapshot> {
@@ -40,11 +62,12 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
   const parquetColumns = parquet.length ? await describeParquet(engine, parquet) : new Set<string>();
   const create = (json: PartFile[]) => engine.run(createTableSql(shape, options.table, json, parquet, parquetColumns));
 
-  let scanned: BadRecord[] = [];
+  const scanned: BadRecord[] = [];
+  let readable = parts;
   let needScan = false;
   try {
     await create(ndjson);
-    needScan = ndjson.length > 0 && (await countProblems(engine, options.table)) > 0;
+    needScan = ndjson.length > 0 && (await countNdjsonProblems(engine, shape, options.table)) > 0;
   } catch (error) {
     if (ndjson.length === 0) throw unreadable(error, parquet);
     needScan = true;
@@ -58,28 +81,16 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
       scanned.push(...(await scanNdjson(part.path, part.name, out, rules, seen)));
       clean.push({ ...part, path: out });
     }
+    readable = parts.map((p) => clean.find((c) => c.name === p.name) ?? p);
     try {
       await create(clean);
     } catch (error) {
       throw unreadable(error, parts);
     }
   }
-  const flagged = await collectSqlProblems(engine, options.table, parts);
-  const badRecords = [...scanned, ...flagged];
-  if (badRecords.length > options.maxBadRecords) {
-    const shown = badRecords.slice(0, 10).map((b) => `  ${b.file}:${b.line}: ${b.reason}`);
-    const more = badRecords.length > 10 ? [`  … and ${badRecords.length - 10} more`] : [];
-    throw new BadInputError(
-      [
-        `snapshot ${options.snapshotId} has ${badRecords.length} bad record(s), more than --max-bad-records ${options.maxBadRecords}:`,
-        ...shown,
-        ...more,
-        `Fix the input, or rerun with --max-bad-records ${badRecords.length} to skip and count them. Nothing was written.`,
-      ].join('\n'),
-    );
-  }
+  const flagged = await collectSqlProblems(engine, shape, options.table, readable);
   const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(options.table)}`);
-  return { table: options.table, profiles: Number(row?.n ?? 0), badRecords };
+  return { table: options.table, profiles: Number(row?.n ?? 0), badRecords: [...scanned, ...flagged.bad], entryErrors: flagged.entries };
 }
 
 function unreadable(error: unknown, parts: PartFile[]): BadInputError {
@@ -100,7 +111,11 @@ async function describeParquet(engine: Engine, parts: PartFile[]): Promise<Set<s
 
 const NULL_JSON = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN NULL ELSE ${expr} END`;
 
-/** Expressions over a relation whose nested roots are JSON (Parquet, via to_json). */
+/**
+ * The raw columns both readers produce: k, k_type, idj (ids as JSON[]), and per audience
+ * m<i> (entry present), s<i>, q<i>; per attribute a<j>. `root(name)` gives a top-level
+ * field as JSON (JSON mode) — used for Parquet (via to_json) and for empty snapshots.
+ */
 function jsonModeColumns(shape: Shape, root: (name: string) => string): string[] {
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
   const cols = [
@@ -108,25 +123,28 @@ function jsonModeColumns(shape: Shape, root: (name: string) => string): string[]
     `json_type(${root(keyRoot)}, ${jsonPath(keyRest)}) AS k_type`,
   ];
   if (shape.namespace !== null) {
-    cols.push(`json_extract_string(${root('identityMap')}, ${literal(`$."${shape.namespace}"[*].id`)})::VARCHAR[] AS ids`);
+    cols.push(`json_extract(${root('identityMap')}, ${literal(`$."${shape.namespace}"[*].id`)})::JSON[] AS idj`);
   }
   shape.audiences.forEach((a, i) => {
-    cols.push(`json_extract_string(${root('segmentMembership')}, ${jsonPath(['ups', a, 'status'])}) AS s${i}`);
-    cols.push(`json_extract_string(${root('segmentMembership')}, ${jsonPath(['ups', a, 'lastQualificationTime'])}) AS q${i}`);
+    const sm = root('segmentMembership');
+    cols.push(`coalesce(json_type(${sm}, ${jsonPath(['ups', a])}) <> 'NULL', FALSE) AS m${i}`);
+    cols.push(`json_extract_string(${sm}, ${jsonPath(['ups', a, 'status'])}) AS s${i}`);
+    cols.push(`json_extract_string(${sm}, ${jsonPath(['ups', a, 'lastQualificationTime'])}) AS q${i}`);
   });
   shape.attributes.forEach((p, j) => cols.push(`${NULL_JSON(`json_extract(${root(p[0]!)}, ${jsonPath(p.slice(1))})`)} AS a${j}`));
   return cols;
 }
 
-/** Expressions over DuckDB's typed NDJSON read (see ndjsonColumnTypes). */
+/** The same columns over DuckDB's typed NDJSON read (see ndjsonColumnTypes): the fast path. */
 function typedModeColumns(shape: Shape): string[] {
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
   const cols = [
     `json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k`,
     `json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type`,
   ];
-  if (shape.namespace !== null) cols.push(`[e.id FOR e IN ${fieldChain('identityMap', [shape.namespace])}] AS ids`);
+  if (shape.namespace !== null) cols.push(`[e.id FOR e IN ${fieldChain('identityMap', [shape.namespace])}] AS idj`);
   shape.audiences.forEach((a, i) => {
+    cols.push(`${fieldChain('segmentMembership', ['ups', a])} IS NOT NULL AS m${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'status'])} AS s${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'lastQualificationTime'])} AS q${i}`);
   });
@@ -138,19 +156,45 @@ function ndjsonColumnTypes(shape: Shape): string {
   const roots = new Map<string, string>();
   roots.set(shape.keyPath[0]!, 'JSON');
   for (const p of shape.attributes) roots.set(p[0]!, 'JSON');
-  if (shape.namespace !== null) roots.set('identityMap', `STRUCT(${ident(shape.namespace)} STRUCT(id VARCHAR)[])`);
-  if (shape.audiences.length > 0) {
-    const entries = shape.audiences.map((a) => `${ident(a)} STRUCT(status VARCHAR, lastQualificationTime VARCHAR)`);
-    roots.set('segmentMembership', `STRUCT(ups STRUCT(${entries.join(', ')}))`);
-  }
+  if (shape.namespace !== null) roots.set('identityMap', `STRUCT(${ident(shape.namespace)} STRUCT(id JSON)[])`);
+  const entries = shape.audiences.map((a) => `${ident(a)} STRUCT(status VARCHAR, lastQualificationTime VARCHAR)`);
+  roots.set('segmentMembership', `STRUCT(ups STRUCT(${entries.join(', ')}))`);
+  roots.set(LINE_FIELD, 'BIGINT');
+  roots.set(ENTRY_ERRORS_FIELD, 'JSON');
   return `{${[...roots].map(([name, type]) => `${literal(name)}: ${literal(type)}`).join(', ')}}`;
+}
+
+/** The whole-record rules of record-rules.ts, as SQL over the raw columns. */
+function badRecordSql(shape: Shape): string {
+  const checks = [
+    `WHEN k IS NULL OR k = '' OR k_type NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
+       THEN ${literal(`no profile key at "${shape.keyPath.join('.')}" (a non-empty string or number)`)}`,
+  ];
+  if (shape.namespace !== null) {
+    checks.push(
+      `WHEN len(list_filter(idj, x -> x IS NOT NULL AND json_type(x) NOT IN (${literalList([...SCALAR_JSON_TYPES, 'NULL'])}))) > 0
+         THEN ${literal(`identityMap.${shape.namespace} holds an entry without a scalar "id"`)}`,
+    );
+  }
+  return `CASE ${checks.join('\n      ')} END`;
+}
+
+/** The membership-entry rules for audience i; the scanner's stamped reason comes first. */
+function entryErrorSql(audience: string, i: number): string {
+  const where = `segmentMembership.ups.${audience}`;
+  return `coalesce(json_extract_string(_entry_errors, ${jsonPath([audience])}), CASE
+      WHEN m${i} AND (s${i} IS NULL OR s${i} NOT IN (${literalList(VALID_STATUSES)}))
+        THEN ${literal(`${where}.status is `)} || coalesce(to_json(s${i})::VARCHAR, 'null') || '; expected realized, existing or exited'
+      WHEN q${i} IS NOT NULL AND NOT (regexp_full_match(q${i}, ${literal(QUALIFICATION_TIME_PATTERN)}) AND TRY_CAST(substr(q${i}, 1, 10) AS DATE) IS NOT NULL)
+        THEN ${literal(`${where}.lastQualificationTime `)} || to_json(q${i})::VARCHAR || ' is not an RFC 3339 time'
+    END)`;
 }
 
 function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetColumns: Set<string>): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
     selects.push(
-      `SELECT ${typedModeColumns(shape).join(', ')}, filename AS _file, NULL::BIGINT AS _row
+      `SELECT ${typedModeColumns(shape).join(', ')}, filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
        FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = true,
                       maximum_object_size = ${MAX_RECORD_BYTES}, columns = ${ndjsonColumnTypes(shape)})`,
     );
@@ -158,51 +202,76 @@ function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet
   if (parquet.length > 0) {
     const root = (name: string) => (parquetColumns.has(name) ? `to_json(${ident(name)})` : 'NULL::JSON');
     selects.push(
-      `SELECT ${jsonModeColumns(shape, root).join(', ')}, filename AS _file, file_row_number + 1 AS _row
+      `SELECT ${jsonModeColumns(shape, root).join(', ')}, filename AS _file, file_row_number + 1 AS _row, NULL::JSON AS _entry_errors
        FROM read_parquet([${literalList(parquet.map((p) => p.path))}], union_by_name = true, filename = true, file_row_number = true)`,
     );
   }
   if (selects.length === 0) {
     // A snapshot without parts is valid and empty: same columns, no rows.
-    selects.push(`SELECT ${jsonModeColumns(shape, () => 'NULL::JSON').join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row WHERE FALSE`);
+    selects.push(`SELECT ${jsonModeColumns(shape, () => 'NULL::JSON').join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row, NULL::JSON AS _entry_errors WHERE FALSE`);
   }
-  const checks = shape.audiences.flatMap((a, i) => [
-    `WHEN s${i} IS NOT NULL AND s${i} NOT IN (${literalList(VALID_STATUSES)}) THEN ${literal(`segmentMembership.ups.${a}.status is `)} || to_json(s${i})::VARCHAR || '; expected realized, existing or exited'`,
-    `WHEN s${i} IS NULL AND q${i} IS NOT NULL THEN ${literal(`segmentMembership.ups.${a}.status is null; expected realized, existing or exited`)}`,
-    `WHEN q${i} IS NOT NULL AND NOT regexp_full_match(q${i}, ${literal(QUALIFICATION_TIME_PATTERN)}) THEN ${literal(`segmentMembership.ups.${a}.lastQualificationTime `)} || to_json(q${i})::VARCHAR || ' is not an RFC 3339 time'`,
-  ]);
-  const idsClean = shape.namespace !== null ? `coalesce(list_sort(list_distinct(list_filter(ids, x -> x IS NOT NULL AND x <> ''))), []::VARCHAR[]) AS ids,` : '';
+  const ids =
+    shape.namespace !== null
+      ? `coalesce(list_sort(list_distinct([json_extract_string(x, '$') FOR x IN idj IF x IS NOT NULL AND json_type(x) <> 'NULL' AND json_extract_string(x, '$') <> ''])), []::VARCHAR[]) AS ids,`
+      : '';
   return `CREATE OR REPLACE TEMP TABLE ${ident(table)} AS
     WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
-    SELECT * REPLACE (${idsClean.replace(/,$/, '') || 'k AS k'}),
-      CASE
-        WHEN k IS NULL OR k = '' OR k_type NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN ${literal(`no profile key at "${shape.keyPath.join('.')}" (a non-empty string or number)`)}
-        ${checks.join('\n        ')}
-      END AS bad
+    SELECT * EXCLUDE (k_type, _entry_errors${shape.namespace !== null ? ', idj' : ''}), ${ids}
+      ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}
+      ${badRecordSql(shape)} AS bad
     FROM src`;
 }
 
-async function countProblems(engine: Engine, table: string): Promise<number> {
+/**
+ * Problems the exact scanner should look at: bad NDJSON rows and keys repeated with an
+ * NDJSON occurrence. (NDJSON rows have no line number on the fast path; Parquet rows do.)
+ */
+async function countNdjsonProblems(engine: Engine, shape: Shape, table: string): Promise<number> {
+  const t = ident(table);
+  const flagged = ['bad', ...shape.audiences.map((_, i) => `e${i}`)].map((c) => `${c} IS NOT NULL`).join(' OR ');
   const [row] = await engine.all<{ n: string }>(
-    `SELECT ((SELECT count(*) FROM ${ident(table)} WHERE bad IS NOT NULL) + (SELECT count(*) - count(DISTINCT k) FROM ${ident(table)}))::VARCHAR AS n`,
+    `SELECT ((SELECT count(*) FROM ${t} WHERE (${flagged}) AND _row IS NULL)
+           + (SELECT count(*) FROM (SELECT k FROM ${t} GROUP BY k HAVING count(*) > 1 AND bool_or(_row IS NULL))))::VARCHAR AS n`,
   );
   return Number(row?.n ?? 0);
 }
 
-/** Marks duplicates (second and later occurrences), reports and removes flagged rows. */
-async function collectSqlProblems(engine: Engine, table: string, parts: PartFile[]): Promise<BadRecord[]> {
+/**
+ * Marks repeated keys (every occurrence after the first, in part order), reports and
+ * removes records bad as a whole, and reports bad entries per audience (those rows stay).
+ */
+async function collectSqlProblems(
+  engine: Engine,
+  shape: Shape,
+  table: string,
+  parts: PartFile[],
+): Promise<{ bad: BadRecord[]; entries: Map<string, BadRecord[]> }> {
   const t = ident(table);
+  const order = ident(`${table}_parts`);
   await engine.run(
-    `UPDATE ${t} SET bad = 'duplicate profile key "' || k || '"'
-     FROM (SELECT rowid AS rid, row_number() OVER (PARTITION BY k ORDER BY _file, _row, rowid) AS n FROM ${t} WHERE bad IS NULL) d
+    `CREATE OR REPLACE TEMP TABLE ${order} (path VARCHAR, name VARCHAR, ord INTEGER);
+     ${parts.length ? `INSERT INTO ${order} VALUES ${parts.map((p, i) => `(${literal(p.path)}, ${literal(p.name)}, ${i})`).join(', ')};` : ''}
+     UPDATE ${t} SET bad = 'duplicate profile key "' || ${t}.k || '" (first at ' || d.first_at || ')'
+     FROM (
+       SELECT s.rowid AS rid, row_number() OVER w AS n, first_value(coalesce(p.name, s._file) || ':' || coalesce(s._row::VARCHAR, '?')) OVER w AS first_at
+       FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file
+       WHERE s.bad IS NULL
+       WINDOW w AS (PARTITION BY s.k ORDER BY p.ord, s._row, s.rowid)) d
      WHERE ${t}.rowid = d.rid AND d.n > 1`,
   );
-  const rows = await engine.all<{ file: string; row: string | null; bad: string }>(
-    `SELECT _file AS file, _row::VARCHAR AS row, bad FROM ${t} WHERE bad IS NOT NULL ORDER BY _file, _row`,
-  );
-  if (rows.length === 0) return [];
-  await engine.run(`DELETE FROM ${t} WHERE bad IS NOT NULL`);
-  const nameOf = new Map(parts.map((p) => [p.path, p.name]));
-  return rows.map((r) => ({ file: nameOf.get(r.file) ?? r.file, line: Number(r.row ?? 0), reason: r.bad }));
+  const located = (reason: string, where: string) =>
+    engine
+      .all<{ file: string; row: string | null; reason: string }>(
+        `SELECT coalesce(p.name, s._file) AS file, s._row::VARCHAR AS row, ${reason} AS reason
+         FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file WHERE ${where} ORDER BY p.ord, s._row`,
+      )
+      .then((rows) => rows.map((r) => ({ file: r.file, line: Number(r.row ?? 0), reason: r.reason })));
+  const bad = await located('s.bad', 's.bad IS NOT NULL');
+  if (bad.length > 0) await engine.run(`DELETE FROM ${t} WHERE bad IS NOT NULL`);
+  const entries = new Map<string, BadRecord[]>();
+  for (const [i, audience] of shape.audiences.entries()) {
+    const found = await located(`s.e${i}`, `s.e${i} IS NOT NULL`);
+    if (found.length > 0) entries.set(audience, found);
+  }
+  return { bad, entries };
 }

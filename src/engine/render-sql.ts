@@ -52,10 +52,20 @@ export function jsonLinesSql(shape: Shape, table: string): string {
 
 const PARQUET_TYPES = { string: 'VARCHAR', int64: 'BIGINT', double: 'DOUBLE', boolean: 'BOOLEAN', timestamp: 'TIMESTAMPTZ' } as const;
 
+/** The typed Parquet value, or NULL when the text does not convert exactly (no rounding). */
 function typedValue(shape: Shape, i: number): string {
   const column = shape.columns[i]!;
   const text = renderText(`j${i}`);
-  return column.type === 'string' ? text : `TRY_CAST(${text} AS ${PARQUET_TYPES[column.type]})`;
+  switch (column.type) {
+    case 'string':
+      return text;
+    case 'int64':
+      return `CASE WHEN regexp_full_match(${text}, '-?[0-9]+') THEN TRY_CAST(${text} AS BIGINT) END`;
+    case 'boolean':
+      return `CASE lower(${text}) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END`;
+    default:
+      return `TRY_CAST(${text} AS ${PARQUET_TYPES[column.type]})`;
+  }
 }
 
 /** Rows whose mapped values do not convert to their Parquet column type. */

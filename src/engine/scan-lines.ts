@@ -13,9 +13,30 @@ export interface BadRecord {
   reason: string;
 }
 
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Scans `input` (NDJSON, optionally gzip), writes the good lines to `cleanOutput`. */
+/** Fields the clean copy carries so SQL can still name the original line and bad entries. */
+export const LINE_FIELD = '__audex_line';
+export const ENTRY_ERRORS_FIELD = '__audex_entry_errors';
+
+/** Adds the original line number as the first field of a JSON object line. */
+function stampLine(text: string, line: number): string {
+  const inner = text.trim().slice(1).trimStart();
+  return inner.startsWith('}') ? `{"${LINE_FIELD}":${line}}` : `{"${LINE_FIELD}":${line},${inner}`;
+}
+
+/** A record with bad membership entries: those entries are dropped and their reasons stamped. */
+function stampEntryErrors(record: Record<string, unknown>, line: number, errors: [string, string][]): string {
+  const ups = (record['segmentMembership'] as { ups: Record<string, unknown> }).ups;
+  for (const [audience] of errors) delete ups[audience];
+  return JSON.stringify({ [LINE_FIELD]: line, [ENTRY_ERRORS_FIELD]: Object.fromEntries(errors), ...record });
+}
+
+/**
+ * Scans `input` (NDJSON, optionally gzip) and returns the records bad as a whole; writes
+ * the others to `cleanOutput`, each stamped with its line (and bad entries, if any).
+ */
 export async function scanNdjson(
   input: string,
   displayName: string,
@@ -71,7 +92,9 @@ export async function scanNdjson(
       return;
     }
     seenKeys.set(verdict.key, where);
-    batch.push(text.endsWith('\n') ? text : `${text}\n`);
+    // Bad membership entries are stamped into the copy; SQL reports them with the others.
+    const stamped = verdict.entryErrors.length ? stampEntryErrors(record as Record<string, unknown>, lineNo, verdict.entryErrors) : stampLine(text, lineNo);
+    batch.push(`${stamped}\n`);
     if (batch.length >= 2048) await flush();
   };
 

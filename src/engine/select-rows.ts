@@ -9,7 +9,9 @@
 //   snapshot has none, so the consumer can still remove them.
 // - dedup: per key value the profile with the latest lastQualificationTime wins; ties go
 //   to the smaller tuple of the other columns as strings, then the smaller profile key.
-//   A profile is exported only if it wins every key value it carries.
+//   A profile is exported only if it wins every key value it carries. In a diff, members
+//   already in the destination (baseline, still active) compete too, and an exit row is
+//   not written for an id such a member still holds.
 // - rows: one per id of the identity namespace; ordered by profile key, then id.
 import type { Engine } from './session.js';
 import type { Column, Shape } from './shape.js';
@@ -28,15 +30,25 @@ export interface SelectionCounts {
   exitsOmitted: number;
 }
 
-/** The string form of a JSON value: strings as is, everything else as JSON text. */
+/**
+ * The string form of a JSON value: strings as is, everything else as JSON text. Whole
+ * doubles print as integers (1e3 and 1.0 read back as 1000 and 1, as JSON.stringify does).
+ */
 export function renderText(json: string): string {
-  return `CASE WHEN ${json} IS NULL THEN NULL WHEN json_type(${json}) = 'VARCHAR' THEN ${json} ->> '$' ELSE ${json}::VARCHAR END`;
+  return `CASE WHEN ${json} IS NULL THEN NULL
+    WHEN json_type(${json}) = 'VARCHAR' THEN json_extract_string(${json}, '$')
+    WHEN json_type(${json}) = 'DOUBLE' AND TRY_CAST(${json} AS DOUBLE) = trunc(TRY_CAST(${json} AS DOUBLE)) AND abs(TRY_CAST(${json} AS DOUBLE)) < 1e15
+      THEN TRY_CAST(${json} AS DOUBLE)::BIGINT::VARCHAR
+    ELSE ${json}::VARCHAR END`;
 }
 
 const ACTIVE = `(${literalList(ACTIVE_STATUSES)})`;
 
-/** A column's profile-level value as JSON (identity columns are filled in per row later). */
-function columnValue(column: Column, row: string): string {
+/**
+ * A column's profile-level value as JSON (identity columns are filled in per row later);
+ * `raw` skips the transform (mandatory checks look at the value before hashing).
+ */
+function columnValue(column: Column, row: string, raw = false): string {
   let value: string;
   switch (column.ref.kind) {
     case 'attribute':
@@ -52,24 +64,34 @@ function columnValue(column: Column, row: string): string {
       value = `to_json(${row}.id)`;
       break;
   }
-  if (!column.sha256) return value;
+  if (!column.sha256 || raw) return value;
   return `to_json(sha256(lower(trim(${renderText(value)}))))`;
 }
 
+/**
+ * Candidate profiles: 'member' (active; for a diff only those not in the baseline), 'exit'
+ * (diff only), and 'retained' (diff only: baseline members still active — already in the
+ * destination, never written again, but they still hold their dedup keys and ids).
+ */
 function candidatesSql(shape: Shape, snapshot: string, audience: number, selection: Selection): string {
-  const attrs = shape.attributes.map((_, j) => `s.a${j}`).join(', ');
-  const attrList = attrs ? `, ${attrs}` : '';
+  const attrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
   const ids = shape.namespace !== null ? 's.ids' : '[]::VARCHAR[]';
-  const members = `SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids${attrList}, 'member' AS kind
-    FROM ${ident(snapshot)} s WHERE s.s${audience} IN ${ACTIVE}`;
+  const snap = ident(snapshot);
+  // A profile whose entry for this audience is bad is neither entering nor exiting.
+  const active = `s.s${audience} IN ${ACTIVE} AND s.e${audience} IS NULL`;
+  const members = `SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids${attrs}, 'member' AS kind
+    FROM ${snap} s WHERE ${active}`;
   if (selection.kind === 'full') return members;
   const base = ident(selection.baselineTable);
   const exitIds = shape.namespace !== null ? `CASE WHEN len(s.ids) > 0 THEN s.ids ELSE b.ids END` : '[]::VARCHAR[]';
   return `SELECT m.* FROM (${members}) m ANTI JOIN ${base} b ON b.k = m.k
     UNION ALL
-    SELECT b.k, 'exited' AS status, s.q${audience} AS qtime, ${exitIds} AS ids${attrList}, 'exit' AS kind
-    FROM ${base} b LEFT JOIN ${ident(snapshot)} s ON s.k = b.k
-    WHERE s.k IS NULL OR s.s${audience} IS NULL OR s.s${audience} NOT IN ${ACTIVE}`;
+    SELECT b.k, 'exited' AS status, s.q${audience} AS qtime, ${exitIds} AS ids${attrs}, 'exit' AS kind
+    FROM ${base} b LEFT JOIN ${snap} s ON s.k = b.k
+    WHERE s.k IS NULL OR ((s.s${audience} IS NULL OR s.s${audience} NOT IN ${ACTIVE}) AND s.e${audience} IS NULL)
+    UNION ALL
+    SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids${attrs}, 'retained' AS kind
+    FROM ${base} b JOIN ${snap} s ON s.k = b.k WHERE ${active}`;
 }
 
 function missingSql(shape: Shape, column: Column): string {
@@ -79,15 +101,15 @@ function missingSql(shape: Shape, column: Column): string {
     case 'status':
       return 'FALSE';
     default: {
-      const text = renderText(columnValue(column, 'c'));
+      const text = renderText(columnValue(column, 'c', true));
       return `coalesce(${text}, '') = ''`;
     }
   }
 }
 
 /**
- * Creates table `output` with columns ord, k and j0..jn (JSON values in mapping order) and
- * returns the run's counts.
+ * Creates table `output` with columns ord, k, kind ('member' | 'exit') and j0..jn (JSON
+ * values in mapping order) and returns the run's counts.
  */
 export async function selectRows(
   engine: Engine,
@@ -98,78 +120,91 @@ export async function selectRows(
   output: string,
 ): Promise<SelectionCounts> {
   const cols = shape.columns;
+  const valued = ident(`${output}_valued`);
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
   const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(c, 'c')} AS j${i}`));
+  await engine.run(`CREATE OR REPLACE TEMP TABLE ${valued} AS
+    SELECT c.k, c.kind, c.status, c.qtime, c.ids,
+      ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
+      ${profileValues.join(', ')}
+    FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`);
+
   const dedup = shape.dedup;
   const otherCols = cols
     .map((c, i) => ({ c, i }))
     .filter(({ c, i }) => c.ref.kind !== 'identity' && !(dedup?.kind === 'attributes' && dedup.columns.includes(i)));
   const tieBreak = otherCols.map(({ i }) => `${renderText(`v.j${i}`)} ASC NULLS LAST`);
-  let keyValues = '';
-  if (dedup?.kind === 'identity') keyValues = `SELECT v.k, unnest(v.ids)::VARCHAR AS key_value, v.* EXCLUDE (k) FROM valued v WHERE v.kind = 'member' AND v.ok`;
-  if (dedup?.kind === 'attributes') {
-    const parts = dedup.columns.map((i) => renderText(`v.j${i}`));
-    keyValues = `SELECT v.k, to_json([${parts.join(', ')}])::VARCHAR AS key_value, v.* EXCLUDE (k) FROM valued v WHERE v.kind = 'member' AND v.ok`;
-  }
-  const winners = dedup
-    ? `ranked AS (
+  let keyValue = '';
+  if (dedup?.kind === 'identity') keyValue = 'unnest(v.ids)::VARCHAR';
+  if (dedup?.kind === 'attributes') keyValue = `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
+  const losers = dedup
+    ? `SELECT DISTINCT k FROM (
          SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY TRY_CAST(qtime AS TIMESTAMPTZ) DESC NULLS LAST${
            tieBreak.length ? `, ${tieBreak.join(', ')}` : ''
          }, k ASC) AS r
-         FROM (${keyValues}) v),
-       losers AS (SELECT DISTINCT k FROM ranked WHERE r > 1),`
-    : `losers AS (SELECT NULL::VARCHAR AS k WHERE FALSE),`;
+         FROM (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE v.kind IN ('member', 'retained') AND v.ok) v)
+       WHERE r > 1`
+    : `SELECT NULL::VARCHAR AS k WHERE FALSE`;
   const exitsWritten = shape.statusMapped ? 'TRUE' : 'FALSE';
   const idColumn = cols.findIndex((c) => c.ref.kind === 'identity');
   const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(c, 'x')} AS j${i}` : `x.j${i}`));
-  const sql = `CREATE OR REPLACE TEMP TABLE ${ident(output)} AS
-    WITH candidates AS (${candidatesSql(shape, snapshot, audience, selection)}),
-    valued AS (
-      SELECT c.k, c.kind, c.status, c.qtime, c.ids,
-        ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
-        ${profileValues.join(', ')}
-      FROM candidates c),
-    ${winners}
+  await engine.run(`CREATE OR REPLACE TEMP TABLE ${ident(output)} AS
+    WITH losers AS (${losers}),
     kept AS (
-      SELECT v.* FROM valued v
+      SELECT v.* FROM ${valued} v
       WHERE (v.kind = 'member' AND v.ok AND v.k NOT IN (SELECT k FROM losers))
          OR (v.kind = 'exit' AND ${exitsWritten})),
     exploded AS (
-      SELECT kept.*, unnest(CASE WHEN len(kept.ids) = 0 THEN [NULL::VARCHAR] ELSE kept.ids END) AS id FROM kept)
-    SELECT row_number() OVER (ORDER BY x.k, x.id) AS ord, x.k, ${finalValues.join(', ')}
+      SELECT kept.*, unnest(CASE WHEN len(kept.ids) = 0 THEN [NULL::VARCHAR] ELSE kept.ids END) AS id FROM kept),
+    -- An exit must not remove an id that a member the destination keeps still holds.
+    held AS (
+      SELECT id FROM exploded WHERE kind = 'member'
+      UNION SELECT unnest(ids) AS id FROM ${valued} WHERE kind = 'retained')
+    SELECT row_number() OVER (ORDER BY x.k, x.id) AS ord, x.k, x.kind, ${finalValues.join(', ')}
     FROM exploded x
-    ORDER BY x.k, x.id`;
-  await engine.run(sql);
-  // Counts come from the same candidate set, recomputed cheaply from the table just built.
-  const countSql = `WITH candidates AS (${candidatesSql(shape, snapshot, audience, selection)}),
-    valued AS (SELECT c.k, c.kind, ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok FROM (
-      SELECT c.*, ${profileValues.join(', ')} FROM candidates c) c)
-    SELECT
-      count(*)::VARCHAR AS received,
+    WHERE NOT (x.kind = 'exit' AND x.id IS NOT NULL AND x.id IN (SELECT id FROM held WHERE id IS NOT NULL))
+    ORDER BY x.k, x.id`);
+
+  const [row] = await engine.all<Record<string, string>>(`SELECT
+      count(*) FILTER (WHERE kind <> 'retained')::VARCHAR AS received,
       count(*) FILTER (WHERE kind = 'member' AND NOT ok)::VARCHAR AS mandatory,
       count(*) FILTER (WHERE kind = 'exit')::VARCHAR AS exits,
       (SELECT count(*) FROM ${ident(output)})::VARCHAR AS rows,
       (SELECT count(DISTINCT k) FROM ${ident(output)})::VARCHAR AS exported
-    FROM valued`;
-  const [row] = await engine.all<Record<string, string>>(countSql);
+    FROM ${valued}`);
+  await engine.run(`DROP TABLE ${valued}`);
   const received = Number(row?.['received'] ?? 0);
   const excludedMandatory = Number(row?.['mandatory'] ?? 0);
-  const exits = Number(row?.['exits'] ?? 0);
-  const exported = Number(row?.['exported'] ?? 0);
-  const exitsOmitted = shape.statusMapped ? 0 : exits;
+  const exitsOmitted = shape.statusMapped ? 0 : Number(row?.['exits'] ?? 0);
   return {
     profilesReceived: received,
     rowsWritten: Number(row?.['rows'] ?? 0),
     excludedMandatory,
-    excludedDuplicate: received - excludedMandatory - exitsOmitted - exported,
+    // Members that lost a dedup key, and exits whose every id is still held by a kept member.
+    excludedDuplicate: received - excludedMandatory - exitsOmitted - Number(row?.['exported'] ?? 0),
     exitsOmitted,
   };
 }
 
-/** The membership baseline after a run: every active member now, with its ids. */
-export function baselineSql(shape: Shape, snapshot: string, audience: number): string {
-  const ids = shape.namespace !== null ? 'ids' : '[]::VARCHAR[]';
-  return `SELECT k, s${audience} AS status, q${audience} AS qtime, ${ids} AS ids FROM ${ident(snapshot)} WHERE s${audience} IN ${ACTIVE} ORDER BY k`;
+/**
+ * The membership baseline after a run (SPEC §8): the profiles exported as members — this
+ * run's members, plus the previous baseline's members that are still active (or whose
+ * entry is unreadable this time, kept as they were). Exits leave it.
+ */
+export function baselineSql(shape: Shape, snapshot: string, audience: number, output: string, baselineTable: string | null): string {
+  const ids = shape.namespace !== null ? 's.ids' : '[]::VARCHAR[]';
+  const exported = `SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids
+    FROM ${ident(snapshot)} s WHERE s.k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member')`;
+  if (baselineTable === null) return `${exported} ORDER BY k`;
+  const keptIds = shape.namespace !== null ? `CASE WHEN len(s.ids) > 0 THEN s.ids ELSE b.ids END` : '[]::VARCHAR[]';
+  return `${exported}
+    UNION ALL
+    SELECT b.k,
+      CASE WHEN s.e${audience} IS NULL THEN s.s${audience} ELSE b.status END,
+      CASE WHEN s.e${audience} IS NULL THEN s.q${audience} ELSE b.qtime END,
+      ${keptIds}
+    FROM ${ident(baselineTable)} b JOIN ${ident(snapshot)} s ON s.k = b.k
+    WHERE s.s${audience} IN ${ACTIVE} OR s.e${audience} IS NOT NULL
+    ORDER BY k`;
 }
 
-export const EMPTY_BASELINE_SQL = `SELECT NULL::VARCHAR AS k, NULL::VARCHAR AS status, NULL::VARCHAR AS qtime, []::VARCHAR[] AS ids WHERE FALSE`;

@@ -9,6 +9,7 @@
 //
 // Time is always a parameter (the run's logical time), never the clock.
 
+import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 
 export interface NameContext {
@@ -61,10 +62,10 @@ function createTokenPattern(): RegExp {
   return /%([A-Za-z][A-Za-z0-9_]*)(?:\(([^%]*)\))?%/g;
 }
 
-// Forbidden anywhere in a segment: both separators and C0 controls + DEL.
+// Forbidden anywhere in a segment: both separators, C0 and C1 controls and DEL.
 // Two copies because a global regex is stateful under .test().
-const FORBIDDEN_CHARS = /[/\\\u0000-\u001f\u007f]/g;
-const FORBIDDEN_CHAR = /[/\\\u0000-\u001f\u007f]/;
+const FORBIDDEN_CHARS = /[/\\\u0000-\u001f\u007f-\u009f]/g;
+const FORBIDDEN_CHAR = /[/\\\u0000-\u001f\u007f-\u009f]/;
 
 // Longest-first so that e.g. `YYYY` is not read as something shorter; every
 // letter sequence not listed here is kept literally.
@@ -143,7 +144,7 @@ export function formatDateTimePattern(pattern: string, at: Date, timezone: strin
  */
 export function sanitizeSegment(value: string): string {
   let s = value.replace(FORBIDDEN_CHARS, '_');
-  s = truncateUtf8(s, MAX_SEGMENT_BYTES);
+  s = shortenValue(s, MAX_SEGMENT_BYTES);
   if (s === '.') return '_';
   if (s === '..') return '__';
   return s;
@@ -187,11 +188,25 @@ function tokenValue(name: string, arg: string | undefined, ctx: NameContext): st
  * `%…%` is never expanded again. Throws on an unknown token (validation with
  * findTemplateProblems is expected to have rejected it earlier).
  */
-export function expandTemplate(template: string, ctx: NameContext): string {
-  return template.replace(createTokenPattern(), (_match, name: string, arg: string | undefined) =>
-    sanitizeSegment(tokenValue(name, arg, ctx)),
-  );
+export function expandTemplate(template: string, ctx: NameContext, caps: Partial<Record<string, number>> = {}): string {
+  return template.replace(createTokenPattern(), (_match, name: string, arg: string | undefined) => {
+    const value = sanitizeSegment(tokenValue(name, arg, ctx));
+    const cap = caps[name];
+    return cap === undefined ? value : shortenValue(value, cap);
+  });
 }
+
+// A value cut to fit keeps a hash of the whole value, so two long names that differ
+// only at the end still give different paths.
+const HASH_SUFFIX_BYTES = 9;
+function shortenValue(value: string, maxBytes: number): string {
+  if (utf8Length(value) <= maxBytes) return value;
+  const hash = createHash('sha256').update(value).digest('hex').slice(0, HASH_SUFFIX_BYTES - 1);
+  return `${truncateUtf8(value, Math.max(0, maxBytes - HASH_SUFFIX_BYTES))}~${hash}`;
+}
+
+// Free-text values shrink first when a file name is too long; ids, dates and run ids stay whole.
+const SHRINKABLE_TOKENS = ['SEGMENT_NAME', 'DESTINATION_NAME', 'CUSTOM_TEXT'] as const;
 
 // Second line of defence over a whole expanded string: whatever the literal
 // template contained, each segment comes out safe or the call fails.
@@ -231,10 +246,21 @@ export function resolveRelativeDir(folderTemplate: string, ctx: NameContext): st
  * part suffix (`_99999`) and any extension still fit in 255 bytes.
  */
 export function resolveBaseName(fileTemplate: string, ctx: NameContext): string {
-  const expanded = expandTemplate(fileTemplate, ctx);
+  const caps: Partial<Record<string, number>> = {};
+  let expanded = expandTemplate(fileTemplate, ctx, caps);
+  // Shrink the longest free-text value by the overflow, a few times at most (a token may
+  // appear more than once), so %SEGMENT_ID% and the date survive.
+  for (let round = 0; round < 4 && utf8Length(expanded) > MAX_BASE_NAME_BYTES; round++) {
+    const overflow = utf8Length(expanded) - MAX_BASE_NAME_BYTES;
+    const lengths = SHRINKABLE_TOKENS.map((t) => [t, utf8Length(expandTemplate(`%${t}%`, ctx, caps))] as const);
+    const [token, length] = lengths.reduce((a, b) => (b[1] > a[1] ? b : a));
+    if (length <= HASH_SUFFIX_BYTES + 1) break;
+    caps[token] = Math.max(HASH_SUFFIX_BYTES + 1, length - overflow);
+    expanded = expandTemplate(fileTemplate, ctx, caps);
+  }
   // The literal template text is sanitised as a whole here, so a `/` that
   // slipped past validation cannot create a folder.
-  const base = truncateUtf8(sanitizeSegment(expanded), MAX_BASE_NAME_BYTES);
+  const base = shortenValue(sanitizeSegment(expanded), MAX_BASE_NAME_BYTES);
   if (base === '') {
     throw new Error(`file name template ${JSON.stringify(fileTemplate)} expanded to an empty name`);
   }

@@ -9,7 +9,7 @@
 import type { Dataflow } from '../config/schema.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
-import type { LoadedSnapshot } from '../engine/load-snapshot.js';
+import { badRecordsFor, type LoadedSnapshot } from '../engine/load-snapshot.js';
 import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
 import { ident, literal } from '../engine/sql.js';
 import { fileExtension, partFileName, resolveBaseName, resolveRelativeDir, type NameContext } from '../naming/names.js';
@@ -59,7 +59,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
     logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
   });
-  await destination.removeStaged(folder);
+  await destination.removeStaged(folder, [baseName, manifestName(dataflow.id, run.runId)]);
 
   const audienceIndex = shape.audiences.indexOf(run.audienceId);
   const output = `out_${audienceIndex}`;
@@ -71,7 +71,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
   }
   ctx.progress(`${run.audienceId}: selecting ${run.mode} rows from snapshot ${run.snapshot.snapshotId}`);
   const selected = await selectRows(engine, shape, loaded.table, audienceIndex, selection, output);
-  const counts: RunCounts = { ...selected, badRecords: loaded.badRecords.length };
+  const counts: RunCounts = { ...selected, badRecords: badRecordsFor(loaded, run.audienceId).length };
 
   const keyOf = (n: number) => joinKey(folder, partFileName(baseName, ext, n));
   const parts = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, (n) => destination.stage(keyOf(n)));
@@ -102,10 +102,13 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
     if (run.mode === 'incremental') {
       baseline = stateKeys.baseline(run.audienceId, run.runId);
       const path = await ctx.stateStorage.stage(baseline);
-      await engine.run(`COPY (${baselineSql(shape, loaded.table, audienceIndex)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
+      const previous = selection.kind === 'diff' ? selection.baselineTable : null;
+      await engine.run(`CREATE OR REPLACE TEMP TABLE next_base AS ${baselineSql(shape, loaded.table, audienceIndex, output, previous)}`);
+      await engine.run(`COPY next_base TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
       await ctx.stateStorage.publish(path, baseline);
-      const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM (${baselineSql(shape, loaded.table, audienceIndex)})`);
+      const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM next_base`);
       baselineSize = Number(row?.n ?? 0);
+      await engine.run('DROP TABLE next_base');
     }
     await state.writeCursor({
       audienceId: run.audienceId, lastSlot: run.logicalTime.toISOString(), runId: run.runId,

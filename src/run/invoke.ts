@@ -5,10 +5,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
-import { buildShape } from '../engine/shape.js';
-import { openEngine } from '../engine/session.js';
-import { loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
-import { ConfigError, exitCodeOf, messageOf, EXIT } from '../errors.js';
+import { buildShape, type Shape } from '../engine/shape.js';
+import { openEngine, type Engine } from '../engine/session.js';
+import { badRecordsFor, describeBadInput, loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
+import { BadInputError, ConfigError, exitCodeOf, messageOf, EXIT } from '../errors.js';
 import { deriveRunId, planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
 import { listParts, listSnapshots, type SnapshotInfo } from '../snapshots/list-snapshots.js';
 import { defaultStateLocation, openLocation } from '../storage/open-location.js';
@@ -116,9 +116,10 @@ function buildPlan(options: InvokeOptions, snapshots: SnapshotInfo[], pending: A
   };
 }
 
+/** Loads each needed snapshot once; any run beyond --max-bad-records stops everything before a write. */
 async function loadSnapshots(
-  engine: Awaited<ReturnType<typeof openEngine>>,
-  shape: ReturnType<typeof buildShape>,
+  engine: Engine,
+  shape: Shape,
   source: StorageBackend,
   runs: PlannedRun[],
   options: InvokeOptions,
@@ -133,16 +134,20 @@ async function loadSnapshots(
       parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
     }
     options.progress(`reading snapshot ${snapshot.snapshotId} (${parts.length} part(s))`);
-    const result = await loadSnapshot(engine, shape, parts, {
-      table: `snap_${loaded.size}`, maxBadRecords: options.maxBadRecords, scratchDir, snapshotId: snapshot.snapshotId,
-    });
-    if (result.badRecords.length > 0) {
-      options.progress(`snapshot ${snapshot.snapshotId}: skipped ${result.badRecords.length} bad record(s) (--max-bad-records ${options.maxBadRecords})`);
-      for (const bad of result.badRecords.slice(0, 10)) options.progress(`  ${bad.file}:${bad.line}: ${bad.reason}`);
-    }
+    const result = await loadSnapshot(engine, shape, parts, { table: `snap_${loaded.size}`, scratchDir });
     options.progress(`snapshot ${snapshot.snapshotId}: ${result.profiles} profiles`);
     loaded.set(snapshot.snapshotId, result);
   }
+  const tooMany: string[] = [];
+  for (const run of runs) {
+    const bad = badRecordsFor(loaded.get(run.snapshot.snapshotId)!, run.audienceId);
+    if (bad.length > options.maxBadRecords) tooMany.push(describeBadInput(run.snapshot.snapshotId, run.audienceId, bad, options.maxBadRecords));
+    else if (bad.length > 0) {
+      options.progress(`${run.audienceId}: skipping ${bad.length} bad record(s) of snapshot ${run.snapshot.snapshotId} (--max-bad-records ${options.maxBadRecords})`);
+      for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
+    }
+  }
+  if (tooMany.length > 0) throw new BadInputError(`${[...new Set(tooMany)].join('\n')}\nNothing was written.`);
   return loaded;
 }
 

@@ -20,8 +20,12 @@ export interface StorageBackend {
   stage(key: string): Promise<string>;
   /** Makes a staged file visible under `key` in one step. */
   publish(staged: string, key: string): Promise<void>;
-  /** Removes staged files under the folder `prefix` left by an interrupted run. */
-  removeStaged(prefix: string): Promise<number>;
+  /**
+   * Removes staged files left by an interrupted run in `folder` whose final names start
+   * with one of `names` (a run only cleans up after itself: other dataflows may be
+   * writing into the same folder right now).
+   */
+  removeStaged(folder: string, names: string[]): Promise<number>;
   /** A local path with the content of `key` (in place when local; downloaded into scratchDir otherwise). */
   fetch(key: string, scratchDir: string): Promise<string>;
 }

@@ -141,17 +141,17 @@ export class LocalStorage implements StorageBackend {
     }
   }
 
-  async removeStaged(prefix: string): Promise<number> {
+  async removeStaged(folder: string, names: string[]): Promise<number> {
     let removed = 0;
     let entries: string[];
     try {
-      entries = await readdir(this.abs(prefix));
+      entries = await readdir(this.abs(folder));
     } catch {
       return 0;
     }
-    for (const name of entries) {
-      if (name.startsWith('.') && name.endsWith(STAGED_SUFFIX)) {
-        await rm(path.join(this.abs(prefix), name), { force: true });
+    for (const entry of entries) {
+      if (entry.endsWith(STAGED_SUFFIX) && names.some((n) => entry.startsWith(`.${n}`))) {
+        await rm(path.join(this.abs(folder), entry), { force: true });
         removed += 1;
       }
     }
