@@ -1,14 +1,13 @@
 // SPEC §4–5 end to end: CSV dialects (exact bytes and read-back with a standard parser),
 // NDJSON shape, Parquet column types and codecs, gzip, part splitting with manifests,
 // empty exports and byte-for-byte determinism. Every file is produced by the real CLI.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
   addSnapshot,
-  createWorkspace,
   crmConfig,
   readCsv,
   readJsonLines,
@@ -17,21 +16,14 @@ import {
   type CliResult,
   type JsonSummary,
   type Workspace,
+  trackWorkspaces,
 } from '../helpers/harness.js';
 
 const AT = '2026-11-20T06:00:00Z'; // aud-vip daily 05:30 → slot 2026-11-20T05:30Z, snapshot snap-20261120
 
 type Run = JsonSummary['runs'][number];
 
-const workspaces: Workspace[] = [];
-function workspace(): Workspace {
-  const ws = createWorkspace();
-  workspaces.push(ws);
-  return ws;
-}
-afterAll(() => {
-  for (const ws of workspaces) ws.cleanup();
-});
+const workspace = trackWorkspaces();
 
 /** Writes `config` under `name` and runs it once at `at`; asserts one successful run. */
 async function runOk(ws: Workspace, config: Record<string, unknown>, name: string, at = AT, extra: string[] = []): Promise<Run> {

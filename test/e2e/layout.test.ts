@@ -1,13 +1,12 @@
 // SPEC §6 end to end: where files go (`<destination>/<folderPath>/<fileName><ext>`), every
 // name token, logical time and timezone, hostile audience names, overwriting without a
 // date token, and where the state lives. Every file is produced by the real CLI.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   addSnapshot,
-  createWorkspace,
   crmConfig,
   listFiles,
   readCsv,
@@ -15,19 +14,12 @@ import {
   type CliResult,
   type JsonSummary,
   type Workspace,
+  trackWorkspaces,
 } from '../helpers/harness.js';
 
 type Run = JsonSummary['runs'][number];
 
-const workspaces: Workspace[] = [];
-function workspace(): Workspace {
-  const ws = createWorkspace();
-  workspaces.push(ws);
-  return ws;
-}
-afterAll(() => {
-  for (const ws of workspaces) ws.cleanup();
-});
+const workspace = trackWorkspaces();
 
 function runCfg(ws: Workspace, config: Record<string, unknown>, name: string, at: string): Promise<CliResult> {
   const file = ws.config(config, `${name}.yaml`);

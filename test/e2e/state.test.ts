@@ -1,24 +1,15 @@
 // SPEC §8 (state and safety) and §9 exit codes: cursors, baselines and history after runs;
 // failed and interrupted runs finished by the next run with the same id and bytes; the
 // dataflow lock; storage errors; reruns that find nothing due.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { createWorkspace, crmConfig, listFiles, readCsv, readParquet, type CliResult, type Workspace } from '../helpers/harness.js';
+import { crmConfig, listFiles, readCsv, readParquet, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
 
-const workspaces: Workspace[] = [];
-afterEach(() => {
-  for (const w of workspaces.splice(0)) w.cleanup();
-});
-
-function workspace(): Workspace {
-  const w = createWorkspace();
-  workspaces.push(w);
-  return w;
-}
+const workspace = trackWorkspaces();
 
 const DAY1 = '2026-11-20T06:00:00Z'; // slot 2026-11-20T05:30, snapshot snap-20261120
 const DAY2 = '2026-11-21T06:00:00Z'; // slot 2026-11-21T05:30, snapshot snap-20261121

@@ -1,5 +1,6 @@
 // Shared e2e harness: a fresh temp folder with the fixture snapshots, a config writer,
 // the real CLI spawned as a user would, and independent readers for what it writes.
+import { afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,6 +118,19 @@ export function createWorkspace(): Workspace {
       return listFiles(path.join(dir, sub)).filter((f) => includeState || !f.startsWith('_audex/'));
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A `workspace()` factory whose workspaces are removed after the file's tests. */
+export function trackWorkspaces(): () => Workspace {
+  const made: Workspace[] = [];
+  afterAll(() => {
+    for (const ws of made) ws.cleanup();
+  });
+  return () => {
+    const ws = createWorkspace();
+    made.push(ws);
+    return ws;
   };
 }
 
