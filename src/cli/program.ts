@@ -1,35 +1,102 @@
-// The command line (SPEC §9): a thin shell over the commands.
+// The command line (SPEC §9): commander parses argv into a command name and its flags;
+// main.ts runs the command. Kept apart so the argv → options mapping is testable.
 import { Command, Option } from 'commander';
-import { runCommand, type RunFlags } from './commands/run.js';
 
-export type Action = () => Promise<number>;
+export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema';
 
-function commonRunOptions(command: Command): Command {
-  return command
-    .requiredOption('-c, --config <file>', 'dataflow config (YAML or JSON)')
-    .option('--at <time>', 'logical "now" as ISO 8601 (default: the clock); for replays and tests')
-    .option('--snapshot <id>', 'use this snapshot instead of the latest one')
-    .option('--json', 'print a machine-readable summary on stdout')
-    .option('-q, --quiet', 'no progress on stderr')
-    .option('--max-bad-records <n>', 'skip and count up to n bad records per snapshot', '0')
-    .addOption(new Option('--memory-limit <size>', 'DuckDB memory limit before spilling to disk').default('1GB'));
+export interface ParsedCommand {
+  command: CommandName;
+  flags: Record<string, unknown>;
 }
 
-/** Builds the program; `onAction` receives the chosen command's action. */
-export function buildProgram(onAction: (action: Action) => void): Command {
+const CONFIG = ['-c, --config <file>', 'dataflow config (YAML or JSON)'] as const;
+const AT = ['--at <time>', 'logical "now" as ISO 8601 (default: the clock; no offset means UTC)'] as const;
+const JSON_FLAG = ['--json', 'print a machine-readable result on stdout'] as const;
+const QUIET = ['-q, --quiet', 'no progress on stderr'] as const;
+
+function engineOptions(command: Command): Command {
+  return command
+    .option('--snapshot <id>', 'use this snapshot instead of the latest one')
+    .option('--max-bad-records <n>', 'skip and count up to n bad records per run', '0')
+    .addOption(new Option('--memory-limit <size>', 'DuckDB memory before spilling to disk').default('1GB'));
+}
+
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command {
   const program = new Command('audex')
     .description('Export customer-data-platform audiences from profile snapshots to CSV, JSON or Parquet files.')
     .showHelpAfterError()
     .exitOverride();
+  const done = (command: CommandName) => (flags: Record<string, unknown>) => onParsed({ command, flags });
 
-  commonRunOptions(program.command('run').description('export every audience with a due slot (once, at its latest due slot)'))
-    .addHelpText('after', '\nExamples:\n  audex run --config dataflow.yaml\n  audex run --config dataflow.yaml --at 2026-11-20T06:00:00Z --json')
-    .action((flags: RunFlags) => onAction(() => runCommand('run', flags)));
+  engineOptions(program.command('run').description('export every audience with a due slot, once, at its latest due slot'))
+    .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .option('--no-lock', 'do not take the dataflow lock (only for stores that cannot do conditional writes; see README)')
+    .addHelpText('after', examples('audex run --config dataflow.yaml', 'audex run -c dataflow.yaml --at 2026-11-20T06:00:00Z --json'))
+    .action(done('run'));
 
-  commonRunOptions(program.command('export-now').description('write a full file now for the given audiences (baseline untouched)'))
-    .requiredOption('-a, --audience <id...>', 'audience id (repeatable)')
-    .addHelpText('after', '\nExamples:\n  audex export-now --config dataflow.yaml --audience aud-vip\n  audex export-now -c dataflow.yaml -a aud-vip -a aud-churn --json')
-    .action((flags: RunFlags) => onAction(() => runCommand('export-now', flags)));
+  engineOptions(program.command('export-now').description('write a full file now for the given audiences (schedule and baseline untouched)'))
+    .requiredOption(...CONFIG).requiredOption('-a, --audience <id...>', 'audience id (repeatable)')
+    .option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .option('--no-lock', 'do not take the dataflow lock (see README)')
+    .addHelpText('after', examples('audex export-now -c dataflow.yaml --audience aud-vip', 'audex export-now -c dataflow.yaml -a aud-vip -a aud-churn --json'))
+    .action(done('export-now'));
+
+  engineOptions(program.command('plan').description('show what is due now and why, with the rows each run would write; writes nothing'))
+    .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .addHelpText('after', examples('audex plan -c dataflow.yaml', 'audex plan -c dataflow.yaml --at 2026-11-23T06:00:00Z --json'))
+    .action(done('plan'));
+
+  program
+    .command('status')
+    .description('per audience: last successful run, next slot, baseline size, last error')
+    .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG)
+    .addHelpText('after', examples('audex status -c dataflow.yaml', 'audex status -c dataflow.yaml --json'))
+    .action(done('status'));
+
+  program
+    .command('runs')
+    .description('the run history, newest first')
+    .requiredOption(...CONFIG)
+    .option('-a, --audience <id...>', 'only these audiences')
+    .option('--since <time>', 'only runs whose logical time is at or after this ISO 8601 time')
+    .option('--status <status>', 'only success, failed or skipped runs')
+    .option('-n, --limit <n>', 'at most n runs', '20')
+    .option(...JSON_FLAG)
+    .addHelpText('after', examples('audex runs -c dataflow.yaml', 'audex runs -c dataflow.yaml -a aud-vip --since 2026-11-01 --json'))
+    .action(done('runs'));
+
+  engineOptions(program.command('validate').description('check the config (and, with --snapshot, that the snapshot reads and has the mapped audiences)'))
+    .requiredOption(...CONFIG).option(...JSON_FLAG).option(...QUIET)
+    .addHelpText('after', examples('audex validate -c dataflow.yaml', 'audex validate -c dataflow.yaml --snapshot snap-20261120'))
+    .action(done('validate'));
+
+  program
+    .command('init')
+    .description('write a commented starter config and a tiny sample snapshot')
+    .option('-d, --dir <folder>', 'where to write them', '.')
+    .addHelpText('after', examples('audex init', 'audex init --dir my-dataflow'))
+    .action(done('init'));
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the config, for editor completion')
+    .addHelpText('after', examples('audex schema > audex.schema.json'))
+    .action(done('schema'));
 
   return program;
+}
+
+/** Parses argv (with the node and script entries). Null when help or the version was shown. */
+export async function parseCommandLine(argv: string[], configure?: (program: Command) => void): Promise<ParsedCommand | null> {
+  let parsed: ParsedCommand | null = null;
+  const program = buildProgram((p) => {
+    parsed = p;
+  });
+  configure?.(program);
+  await program.parseAsync(argv);
+  return parsed;
 }

@@ -208,3 +208,9 @@ export function baselineSql(shape: Shape, snapshot: string, audience: number, ou
     ORDER BY k`;
 }
 
+
+/** Active members per audience (index order of Shape.audiences), excluding bad entries. */
+export function activeMembersSql(shape: Shape, snapshot: string): string {
+  const counts = shape.audiences.map((_, i) => `count(*) FILTER (WHERE s${i} IN ${ACTIVE} AND e${i} IS NULL)::VARCHAR AS m${i}`);
+  return `SELECT ${counts.join(', ')} FROM ${ident(snapshot)}`;
+}

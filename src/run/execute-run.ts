@@ -12,12 +12,13 @@ import type { Shape } from '../engine/shape.js';
 import { badRecordsFor, type LoadedSnapshot } from '../engine/load-snapshot.js';
 import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
 import { ident, literal } from '../engine/sql.js';
-import { fileExtension, partFileName, resolveBaseName, resolveRelativeDir, type NameContext } from '../naming/names.js';
+import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
 import { stateKeys } from '../state/keys.js';
 import type { StateStore } from '../state/state-store.js';
 import type { RunCounts, RunFile, RunRecord } from '../state/records.js';
+import { resolveRunNames } from './run-names.js';
 import { writeParts } from '../writers/write-parts.js';
 
 export interface RunContext {
@@ -32,34 +33,18 @@ export interface RunContext {
   progress: (message: string) => void;
 }
 
-export function manifestName(dataflowId: string, runId: string): string {
-  return `manifest-${dataflowId}-${runId}.json`;
-}
-
 export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit<RunRecord, 'durationMs'>> {
   const { dataflow, shape, engine, destination, state } = ctx;
   const loaded = ctx.snapshots.get(run.snapshot.snapshotId);
   if (!loaded) throw new Error(`internal: snapshot ${run.snapshot.snapshotId} was not loaded`);
-  const names: NameContext = {
-    destinationName: dataflow.name.replace(/ /g, '_'),
-    segmentId: run.audienceId,
-    segmentName: run.audienceName,
-    dataflowId: dataflow.id,
-    runId: run.runId,
-    exportMode: run.mode,
-    customText: dataflow.customText ?? '',
-    logicalTime: run.logicalTime,
-    timezone: dataflow.timezone,
-  };
-  const folder = resolveRelativeDir(dataflow.folderPath, names);
-  const baseName = resolveBaseName(dataflow.fileName, names);
-  const ext = fileExtension(dataflow.format.type, dataflow.format.compression);
+  const names = resolveRunNames(dataflow, run);
+  const { folder, baseName, ext } = names;
 
   await state.writePending({
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
     logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
   });
-  await destination.removeStaged(folder, [baseName, manifestName(dataflow.id, run.runId)]);
+  await destination.removeStaged(folder, [baseName, names.manifestName]);
 
   const audienceIndex = shape.audiences.indexOf(run.audienceId);
   const output = `out_${audienceIndex}`;
@@ -73,7 +58,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
   const selected = await selectRows(engine, shape, loaded.table, audienceIndex, selection, output);
   const counts: RunCounts = { ...selected, badRecords: badRecordsFor(loaded, run.audienceId).length };
 
-  const keyOf = (n: number) => joinKey(folder, partFileName(baseName, ext, n));
+  const keyOf = names.partKey;
   const parts = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, (n) => destination.stage(keyOf(n)));
   for (const part of parts) await destination.publish(part.path, keyOf(part.partNumber));
   await removeExtraParts(destination, folder, baseName, ext, parts.length);
@@ -82,7 +67,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
 
   let manifest: string | undefined;
   if (dataflow.format.manifest) {
-    const key = joinKey(folder, manifestName(dataflow.id, run.runId));
+    const key = names.manifestKey;
     const body = {
       flowRunId: run.runId,
       scheduledTime: run.logicalTime.toISOString(),

@@ -5,17 +5,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
-import { buildShape, type Shape } from '../engine/shape.js';
-import { openEngine, type Engine } from '../engine/session.js';
-import { badRecordsFor, describeBadInput, loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
-import { BadInputError, ConfigError, exitCodeOf, messageOf, EXIT } from '../errors.js';
-import { deriveRunId, planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
-import { listParts, listSnapshots, type SnapshotInfo } from '../snapshots/list-snapshots.js';
-import { defaultStateLocation, openLocation } from '../storage/open-location.js';
-import type { StorageBackend } from '../storage/backend.js';
+import { buildShape } from '../engine/shape.js';
+import { openEngine } from '../engine/session.js';
+import { exitCodeOf, messageOf, EXIT } from '../errors.js';
+import { deriveRunId, type PlannedRun } from '../plan/plan-runs.js';
 import { StateStore } from '../state/state-store.js';
-import { zeroCounts, type Cursor, type RunRecord } from '../state/records.js';
+import { zeroCounts, type RunRecord } from '../state/records.js';
 import { executeRun, type RunContext } from './execute-run.js';
+import { loadSnapshots, openLocations, prepare } from './prepare.js';
 
 export interface InvokeOptions {
   config: LoadedConfig;
@@ -25,6 +22,8 @@ export interface InvokeOptions {
   pinnedSnapshot?: string;
   maxBadRecords: number;
   memoryLimit?: string;
+  /** Take the dataflow lock (default). --no-lock is for stores without conditional writes. */
+  lock?: boolean;
   progress: (message: string) => void;
 }
 
@@ -35,40 +34,14 @@ export interface InvocationResult {
   exitCode: number;
 }
 
-export interface Locations {
-  source: StorageBackend;
-  destination: StorageBackend;
-  state: StorageBackend;
-}
-
-export function openLocations(config: LoadedConfig): Locations {
-  const { dataflow, dir } = config;
-  return {
-    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots'),
-    destination: openLocation(dataflow.destination.path, dir, 'destination.path'),
-    state: openLocation(dataflow.state?.path ?? defaultStateLocation(dataflow.destination.path, dataflow.id), dir, 'state.path'),
-  };
-}
-
-export async function readCursors(state: StateStore, audienceIds: string[]): Promise<Map<string, Cursor>> {
-  const cursors = new Map<string, Cursor>();
-  for (const id of audienceIds) {
-    const cursor = await state.readCursor(id);
-    if (cursor) cursors.set(id, cursor);
-  }
-  return cursors;
-}
-
 export async function invoke(options: InvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
   const locations = openLocations(options.config);
   const state = new StateStore(locations.state);
-  const release = await state.acquireLock(dataflow.id, new Date());
+  const release = options.lock === false ? async () => undefined : await state.acquireLock(dataflow.id, new Date());
   const scratchDir = await mkdtemp(path.join(tmpdir(), 'audex-'));
   try {
-    const snapshots = await listSnapshots(locations.source);
-    const pending = await state.listPending();
-    const plan = buildPlan(options, snapshots, pending, await readCursors(state, dataflow.audiences.map((a) => a.id)));
+    const { plan } = await prepare(options.config, options, locations);
     for (const runId of plan.committedPending) await state.deletePending(runId);
     const records: RunRecord[] = plan.problems.map((p) => ({
       runId: deriveRunId(dataflow.id, p.audienceId, p.mode, p.trigger, p.logicalTime ?? options.now), audienceId: p.audienceId, mode: p.mode, trigger: p.trigger, logicalTime: (p.logicalTime ?? options.now).toISOString(),
@@ -99,56 +72,6 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
     await release();
     await rm(scratchDir, { recursive: true, force: true });
   }
-}
-
-function buildPlan(options: InvokeOptions, snapshots: SnapshotInfo[], pending: Awaited<ReturnType<StateStore['listPending']>>, cursors: Map<string, Cursor>): Plan {
-  const { dataflow } = options.config;
-  const scheduled = planScheduledRuns({ dataflow, snapshots, cursors, pending, now: options.now, pinnedSnapshot: options.pinnedSnapshot });
-  if (options.command === 'run') return scheduled;
-  const adHoc = planExportNow({ dataflow, snapshots, audienceIds: options.audienceIds ?? [], now: options.now, pinnedSnapshot: options.pinnedSnapshot });
-  if (adHoc.refusals.length > 0) throw new ConfigError(adHoc.refusals);
-  // Export now never runs scheduled slots, but it does finish this dataflow's interrupted runs first.
-  return {
-    runs: [...scheduled.runs.filter((r) => r.resumed), ...adHoc.runs],
-    problems: adHoc.problems,
-    idle: [],
-    committedPending: scheduled.committedPending,
-  };
-}
-
-/** Loads each needed snapshot once; any run beyond --max-bad-records stops everything before a write. */
-async function loadSnapshots(
-  engine: Engine,
-  shape: Shape,
-  source: StorageBackend,
-  runs: PlannedRun[],
-  options: InvokeOptions,
-  scratchDir: string,
-): Promise<Map<string, LoadedSnapshot>> {
-  const loaded = new Map<string, LoadedSnapshot>();
-  for (const run of runs) {
-    const snapshot = run.snapshot;
-    if (loaded.has(snapshot.snapshotId)) continue;
-    const parts: PartFile[] = [];
-    for (const part of await listParts(source, snapshot)) {
-      parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
-    }
-    options.progress(`reading snapshot ${snapshot.snapshotId} (${parts.length} part(s))`);
-    const result = await loadSnapshot(engine, shape, parts, { table: `snap_${loaded.size}`, scratchDir });
-    options.progress(`snapshot ${snapshot.snapshotId}: ${result.profiles} profiles`);
-    loaded.set(snapshot.snapshotId, result);
-  }
-  const tooMany: string[] = [];
-  for (const run of runs) {
-    const bad = badRecordsFor(loaded.get(run.snapshot.snapshotId)!, run.audienceId);
-    if (bad.length > options.maxBadRecords) tooMany.push(describeBadInput(run.snapshot.snapshotId, run.audienceId, bad, options.maxBadRecords));
-    else if (bad.length > 0) {
-      options.progress(`${run.audienceId}: skipping ${bad.length} bad record(s) of snapshot ${run.snapshot.snapshotId} (--max-bad-records ${options.maxBadRecords})`);
-      for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
-    }
-  }
-  if (tooMany.length > 0) throw new BadInputError(`${[...new Set(tooMany)].join('\n')}\nNothing was written.`);
-  return loaded;
 }
 
 async function executeOne(ctx: RunContext, run: PlannedRun): Promise<{ record: RunRecord; code: number }> {

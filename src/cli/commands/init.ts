@@ -3,11 +3,10 @@
 import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../errors.js';
-import { createReporter } from '../reporter.js';
+import type { Reporter } from '../reporter.js';
 
 export interface InitFlags {
   dir: string;
-  quiet?: boolean;
 }
 
 const CONFIG_NAME = 'audex.yaml';
@@ -63,8 +62,7 @@ async function exists(file: string): Promise<boolean> {
   return access(file).then(() => true, () => false);
 }
 
-export async function initCommand(flags: InitFlags): Promise<number> {
-  const reporter = createReporter({ quiet: Boolean(flags.quiet) });
+export async function initCommand(flags: InitFlags, reporter: Reporter): Promise<number> {
   const dir = path.resolve(flags.dir);
   const configFile = path.join(dir, CONFIG_NAME);
   const snapshotDir = path.join(dir, 'snapshots', SNAPSHOT_ID);

@@ -1,0 +1,42 @@
+// `audex plan`: what is due now and why, and the rows each run would write; writes nothing.
+import { loadConfig } from '../../config/load.js';
+import { dryRun, type PlanReport } from '../../run/dry-run.js';
+import type { Reporter } from '../reporter.js';
+import { parseAt, parseCount } from '../parse-options.js';
+import { formatCounts } from './run.js';
+
+export interface PlanFlags {
+  config: string;
+  at?: string;
+  snapshot?: string;
+  json?: boolean;
+  maxBadRecords: string;
+  memoryLimit?: string;
+}
+
+export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise<number> {
+  const now = parseAt(flags.at, () => new Date());
+  const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
+  const config = await loadConfig(flags.config);
+  const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit: flags.memoryLimit, progress: (m) => reporter.progress(m) });
+  reporter.out(flags.json ? JSON.stringify(report, null, 2) : formatPlan(report));
+  return 0;
+}
+
+function formatPlan(report: PlanReport): string {
+  const lines = [`dataflow ${report.dataflowId} at ${report.at} (latest complete snapshot: ${report.latestSnapshot ?? 'none'})`];
+  lines.push(report.runs.length ? 'due:' : 'due: nothing');
+  for (const run of report.runs) {
+    const base = run.selection === 'diff' ? 'diff against the last baseline' : run.selection === 'backfill' ? 'first run: full backfill' : 'full';
+    lines.push(`  ${run.audienceId} ${run.mode} (${run.trigger}) slot ${run.logicalTime}, snapshot ${run.snapshotId}, ${base}`);
+    lines.push(`    why: ${run.reason}`);
+    if (run.skippedSlots.length) lines.push(`    coalesced missed slots: ${run.skippedSlots.join(', ')}`);
+    lines.push(`    would write ${formatCounts(run.counts)}`);
+    for (const file of run.files) lines.push(`      ${file}`);
+  }
+  if (report.idle.length) lines.push('not due:');
+  for (const idle of report.idle) lines.push(`  ${idle.audienceId}: ${idle.reason}${idle.nextSlot ? `; next slot ${idle.nextSlot}` : ''}`);
+  if (report.problems.length) lines.push('would fail:');
+  for (const p of report.problems) lines.push(`  ${p.audienceId}: ${p.error}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,55 @@
+// `audex runs`: the run history, newest first, filterable.
+import { loadConfig } from '../../config/load.js';
+import { ConfigError } from '../../errors.js';
+import { openLocations } from '../../run/prepare.js';
+import { StateStore } from '../../state/state-store.js';
+import type { RunRecord } from '../../state/records.js';
+import type { Reporter } from '../reporter.js';
+import { parseAt, parseCount } from '../parse-options.js';
+
+export interface RunsFlags {
+  config: string;
+  audience?: string[];
+  since?: string;
+  status?: string;
+  limit: string;
+  json?: boolean;
+}
+
+const STATUSES = ['success', 'failed', 'skipped'];
+
+export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise<number> {
+  const limit = parseCount('--limit', flags.limit);
+  const since = flags.since === undefined ? null : parseAt(flags.since, () => new Date(0));
+  if (flags.status !== undefined && !STATUSES.includes(flags.status)) {
+    throw new ConfigError(`--status ${flags.status}: expected one of ${STATUSES.join(', ')}`);
+  }
+  const config = await loadConfig(flags.config);
+  const history = await new StateStore(openLocations(config).state).readHistory();
+  const runs = history
+    .filter((r) => !flags.audience || flags.audience.includes(r.audienceId))
+    .filter((r) => !since || new Date(r.logicalTime).getTime() >= since.getTime())
+    .filter((r) => !flags.status || r.status === flags.status)
+    .slice(0, limit);
+  reporter.out(flags.json ? JSON.stringify({ dataflowId: config.dataflow.id, runs }, null, 2) : formatRuns(runs));
+  return 0;
+}
+
+function formatRuns(runs: RunRecord[]): string {
+  if (runs.length === 0) return 'no runs recorded';
+  const rows = runs.map((r) => [
+    r.logicalTime,
+    r.audienceId,
+    r.mode,
+    r.trigger,
+    r.status,
+    r.status === 'success' ? String(r.counts.rowsWritten) : '-',
+    r.status === 'success' ? String(r.files.length) : '-',
+    r.durationMs === undefined ? '-' : `${(r.durationMs / 1000).toFixed(1)}s`,
+    r.runId,
+    (r.error ?? r.note ?? '').split('\n')[0]!,
+  ]);
+  const header = ['logical time', 'audience', 'mode', 'trigger', 'status', 'rows', 'files', 'took', 'run id', 'note'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}

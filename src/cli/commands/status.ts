@@ -1,0 +1,71 @@
+// `audex status`: per audience, the last successful run, the next slot, the baseline size
+// and the last error since that success. Reads state only.
+import { loadConfig } from '../../config/load.js';
+import { describeSchedule, nextSlotAfter } from '../../schedule/slots.js';
+import { openLocations, readCursors } from '../../run/prepare.js';
+import { StateStore } from '../../state/state-store.js';
+import type { RunRecord } from '../../state/records.js';
+import type { Reporter } from '../reporter.js';
+import { parseAt } from '../parse-options.js';
+
+export interface StatusFlags {
+  config: string;
+  at?: string;
+  json?: boolean;
+}
+
+export interface AudienceStatus {
+  audienceId: string;
+  mode: string;
+  schedule: string;
+  lastSuccess: { runId: string; logicalTime: string; snapshotId: string | null; rowsWritten: number; files: number } | null;
+  nextSlot: string | null;
+  baselineSize: number | null;
+  pendingRun: string | null;
+  lastError: { runId: string; logicalTime: string; error: string } | null;
+}
+
+export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
+  const now = parseAt(flags.at, () => new Date());
+  const { dataflow, ...config } = await loadConfig(flags.config);
+  const state = new StateStore(openLocations({ dataflow, ...config }).state);
+  const cursors = await readCursors(state, dataflow.audiences.map((a) => a.id));
+  const history = await state.readHistory();
+  const pending = await state.listPending();
+  const audiences: AudienceStatus[] = dataflow.audiences.map((a) => {
+    const mine = history.filter((r) => r.audienceId === a.id);
+    const success = mine.find((r) => r.status === 'success');
+    const failed = mine.find((r: RunRecord) => r.status === 'failed' && (!success || r.logicalTime >= success.logicalTime));
+    const cursor = cursors.get(a.id);
+    const afterEvaluation = a.schedule.trigger === 'afterEvaluation';
+    return {
+      audienceId: a.id,
+      mode: a.mode,
+      schedule: afterEvaluation ? 'after each new snapshot evaluation' : describeSchedule(a.schedule, dataflow.timezone),
+      lastSuccess: success
+        ? { runId: success.runId, logicalTime: success.logicalTime, snapshotId: success.snapshotId, rowsWritten: success.counts.rowsWritten, files: success.files.length }
+        : null,
+      nextSlot: afterEvaluation ? null : (nextSlotAfter(a.schedule, dataflow.timezone, cursor && new Date(cursor.lastSlot) > now ? new Date(cursor.lastSlot) : now)?.toISOString() ?? null),
+      baselineSize: cursor?.baselineSize ?? null,
+      pendingRun: pending.find((p) => p.audienceId === a.id)?.runId ?? null,
+      lastError: failed ? { runId: failed.runId, logicalTime: failed.logicalTime, error: failed.error ?? '' } : null,
+    };
+  });
+  reporter.out(flags.json ? JSON.stringify({ dataflowId: dataflow.id, at: now.toISOString(), audiences }, null, 2) : formatStatus(dataflow.id, now, audiences));
+  return 0;
+}
+
+function formatStatus(dataflowId: string, now: Date, audiences: AudienceStatus[]): string {
+  const lines = [`dataflow ${dataflowId} at ${now.toISOString()}`];
+  for (const a of audiences) {
+    lines.push(`  ${a.audienceId} (${a.mode}, ${a.schedule})`);
+    lines.push(
+      `    last success: ${a.lastSuccess ? `${a.lastSuccess.logicalTime} run ${a.lastSuccess.runId}, ${a.lastSuccess.rowsWritten} rows in ${a.lastSuccess.files} file(s), snapshot ${a.lastSuccess.snapshotId}` : 'never'}`,
+    );
+    lines.push(`    next slot:    ${a.nextSlot ?? (a.schedule.startsWith('after') ? 'the next snapshot' : 'none (schedule ended)')}`);
+    if (a.mode === 'incremental') lines.push(`    baseline:     ${a.baselineSize === null ? 'none yet (the first run is a full backfill)' : `${a.baselineSize} profiles`}`);
+    if (a.pendingRun) lines.push(`    interrupted:  run ${a.pendingRun} will be finished by the next \`audex run\``);
+    if (a.lastError) lines.push(`    last error:   ${a.lastError.logicalTime} run ${a.lastError.runId}: ${a.lastError.error.split('\n')[0]}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,110 @@
+// `audex plan`: what `audex run` would do now and why, with the row counts each run would
+// write, computed by the same selection SQL, without writing any file or state. Chained
+// runs (an interrupted run finished first, then the newly due slot) diff against the
+// baseline the first would leave, built in memory.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { LoadedConfig } from '../config/load.js';
+import { badRecordsFor } from '../engine/load-snapshot.js';
+import { baselineSql, selectRows, type Selection } from '../engine/select-rows.js';
+import { openEngine } from '../engine/session.js';
+import { buildShape } from '../engine/shape.js';
+import { ident, literal } from '../engine/sql.js';
+import type { PlanProblem, PlannedRun, IdleAudience } from '../plan/plan-runs.js';
+import { stateKeys } from '../state/keys.js';
+import type { RunCounts } from '../state/records.js';
+import { loadSnapshots, prepare } from './prepare.js';
+import { resolveRunNames } from './run-names.js';
+
+export interface DryRunOptions {
+  config: LoadedConfig;
+  now: Date;
+  pinnedSnapshot?: string;
+  maxBadRecords: number;
+  memoryLimit?: string;
+  progress: (message: string) => void;
+}
+
+export interface PlannedRunReport {
+  runId: string;
+  audienceId: string;
+  mode: PlannedRun['mode'];
+  trigger: PlannedRun['trigger'];
+  logicalTime: string;
+  snapshotId: string;
+  selection: PlannedRun['selection']['kind'];
+  reason: string;
+  resumed: boolean;
+  skippedSlots: string[];
+  counts: RunCounts;
+  files: string[];
+}
+
+export interface PlanReport {
+  dataflowId: string;
+  at: string;
+  latestSnapshot: string | null;
+  runs: PlannedRunReport[];
+  idle: { audienceId: string; reason: string; nextSlot: string | null }[];
+  problems: { audienceId: string; error: string }[];
+}
+
+export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
+  const { dataflow } = options.config;
+  const prepared = await prepare(options.config, { command: 'run', now: options.now, pinnedSnapshot: options.pinnedSnapshot });
+  const { plan, locations } = prepared;
+  const report: PlanReport = {
+    dataflowId: dataflow.id,
+    at: options.now.toISOString(),
+    latestSnapshot: prepared.snapshots.filter((s) => s.evaluatedAt.getTime() <= options.now.getTime()).at(-1)?.snapshotId ?? null,
+    runs: [],
+    idle: plan.idle.map((i: IdleAudience) => ({ audienceId: i.audienceId, reason: i.reason, nextSlot: i.nextSlot?.toISOString() ?? null })),
+    problems: plan.problems.map((p: PlanProblem) => ({ audienceId: p.audienceId, error: p.error })),
+  };
+  if (plan.runs.length === 0) return report;
+  const scratchDir = await mkdtemp(path.join(tmpdir(), 'audex-plan-'));
+  const shape = buildShape(dataflow);
+  const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
+  try {
+    const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir);
+    const baselines = new Map<string, string>();
+    for (const [i, run] of plan.runs.entries()) {
+      const snapshot = loaded.get(run.snapshot.snapshotId)!;
+      const audience = shape.audiences.indexOf(run.audienceId);
+      let selection: Selection = { kind: 'full' };
+      if (run.selection.kind === 'diff') {
+        let table = baselines.get(run.selection.baselineKey);
+        if (!table) {
+          table = `plan_base_${i}`;
+          const local = await locations.state.fetch(run.selection.baselineKey, scratchDir);
+          await engine.run(`CREATE TEMP TABLE ${ident(table)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
+        }
+        selection = { kind: 'diff', baselineTable: table };
+      }
+      const output = `plan_out_${i}`;
+      const selected = await selectRows(engine, shape, snapshot.table, audience, selection, output);
+      if (run.mode === 'incremental' && run.advancesCursor) {
+        const next = `plan_next_${i}`;
+        const previous = selection.kind === 'diff' ? selection.baselineTable : null;
+        await engine.run(`CREATE TEMP TABLE ${ident(next)} AS ${baselineSql(shape, snapshot.table, audience, output, previous)}`);
+        baselines.set(stateKeys.baseline(run.audienceId, run.runId), next);
+      }
+      await engine.run(`DROP TABLE ${ident(output)}`);
+      const names = resolveRunNames(dataflow, run);
+      const empty = selected.rowsWritten === 0;
+      const parts = empty ? (dataflow.format.emptyExport === 'skip' ? 0 : 1) : Math.ceil(selected.rowsWritten / dataflow.format.maxRowsPerFile);
+      report.runs.push({
+        runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
+        snapshotId: run.snapshot.snapshotId, selection: run.selection.kind, reason: run.reason, resumed: run.resumed,
+        skippedSlots: run.skippedSlots.map((d) => d.toISOString()),
+        counts: { ...selected, badRecords: badRecordsFor(snapshot, run.audienceId).length },
+        files: Array.from({ length: parts }, (_, n) => locations.destination.describe(names.partKey(n + 1))),
+      });
+    }
+  } finally {
+    engine.close();
+    await rm(scratchDir, { recursive: true, force: true });
+  }
+  return report;
+}

@@ -1,0 +1,113 @@
+// The read-only steps every command shares: open the locations, list snapshots, read the
+// state, plan, and load the snapshots a plan needs. Nothing here writes.
+import type { LoadedConfig } from '../config/load.js';
+import { badRecordsFor, describeBadInput, loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
+import type { Engine } from '../engine/session.js';
+import type { Shape } from '../engine/shape.js';
+import { BadInputError, ConfigError } from '../errors.js';
+import { planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
+import { listParts, listSnapshots, type SnapshotInfo } from '../snapshots/list-snapshots.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { defaultStateLocation, openLocation } from '../storage/open-location.js';
+import type { Cursor, PendingRun } from '../state/records.js';
+import { StateStore } from '../state/state-store.js';
+
+export interface Locations {
+  source: StorageBackend;
+  destination: StorageBackend;
+  state: StorageBackend;
+}
+
+export function openLocations(config: LoadedConfig): Locations {
+  const { dataflow, dir } = config;
+  return {
+    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots'),
+    destination: openLocation(dataflow.destination.path, dir, 'destination.path'),
+    state: openLocation(dataflow.state?.path ?? defaultStateLocation(dataflow.destination.path, dataflow.id), dir, 'state.path'),
+  };
+}
+
+export async function readCursors(state: StateStore, audienceIds: string[]): Promise<Map<string, Cursor>> {
+  const cursors = new Map<string, Cursor>();
+  for (const id of audienceIds) {
+    const cursor = await state.readCursor(id);
+    if (cursor) cursors.set(id, cursor);
+  }
+  return cursors;
+}
+
+export interface PlanRequest {
+  command: 'run' | 'export-now';
+  now: Date;
+  audienceIds?: string[];
+  pinnedSnapshot?: string;
+}
+
+export interface Prepared {
+  locations: Locations;
+  state: StateStore;
+  snapshots: SnapshotInfo[];
+  pending: PendingRun[];
+  cursors: Map<string, Cursor>;
+  plan: Plan;
+}
+
+/** Lists snapshots, reads the state and plans; export-now refusals are usage errors. */
+export async function prepare(config: LoadedConfig, request: PlanRequest, locations = openLocations(config)): Promise<Prepared> {
+  const state = new StateStore(locations.state);
+  const snapshots = await listSnapshots(locations.source);
+  const pending = await state.listPending();
+  const cursors = await readCursors(state, config.dataflow.audiences.map((a) => a.id));
+  return { locations, state, snapshots, pending, cursors, plan: planInvocation(config, request, snapshots, pending, cursors) };
+}
+
+function planInvocation(config: LoadedConfig, options: PlanRequest, snapshots: SnapshotInfo[], pending: PendingRun[], cursors: Map<string, Cursor>): Plan {
+  const { dataflow } = config;
+  const scheduled = planScheduledRuns({ dataflow, snapshots, cursors, pending, now: options.now, pinnedSnapshot: options.pinnedSnapshot });
+  if (options.command === 'run') return scheduled;
+  const adHoc = planExportNow({ dataflow, snapshots, audienceIds: options.audienceIds ?? [], now: options.now, pinnedSnapshot: options.pinnedSnapshot });
+  if (adHoc.refusals.length > 0) throw new ConfigError(adHoc.refusals);
+  // Export now never runs scheduled slots, but it does finish this dataflow's interrupted runs first.
+  return {
+    runs: [...scheduled.runs.filter((r) => r.resumed), ...adHoc.runs],
+    problems: adHoc.problems,
+    idle: [],
+    committedPending: scheduled.committedPending,
+  };
+}
+
+/** Loads each needed snapshot once; any run beyond --max-bad-records stops everything before a write. */
+export async function loadSnapshots(
+  engine: Engine,
+  shape: Shape,
+  source: StorageBackend,
+  runs: PlannedRun[],
+  options: { maxBadRecords: number; progress: (message: string) => void },
+  scratchDir: string,
+): Promise<Map<string, LoadedSnapshot>> {
+  const loaded = new Map<string, LoadedSnapshot>();
+  for (const run of runs) {
+    const snapshot = run.snapshot;
+    if (loaded.has(snapshot.snapshotId)) continue;
+    const parts: PartFile[] = [];
+    for (const part of await listParts(source, snapshot)) {
+      parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
+    }
+    options.progress(`reading snapshot ${snapshot.snapshotId} (${parts.length} part(s))`);
+    const result = await loadSnapshot(engine, shape, parts, { table: `snap_${loaded.size}`, scratchDir });
+    options.progress(`snapshot ${snapshot.snapshotId}: ${result.profiles} profiles`);
+    loaded.set(snapshot.snapshotId, result);
+  }
+  const tooMany: string[] = [];
+  for (const run of runs) {
+    const bad = badRecordsFor(loaded.get(run.snapshot.snapshotId)!, run.audienceId);
+    if (bad.length > options.maxBadRecords) tooMany.push(describeBadInput(run.snapshot.snapshotId, run.audienceId, bad, options.maxBadRecords));
+    else if (bad.length > 0) {
+      options.progress(`${run.audienceId}: skipping ${bad.length} bad record(s) of snapshot ${run.snapshot.snapshotId} (--max-bad-records ${options.maxBadRecords})`);
+      for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
+    }
+  }
+  if (tooMany.length > 0) throw new BadInputError(`${[...new Set(tooMany)].join('\n')}\nNothing was written.`);
+  return loaded;
+}
+
