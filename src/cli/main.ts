@@ -2,33 +2,28 @@
 // outcome into an exit code (SPEC §9).
 import { CommanderError } from 'commander';
 import { EXIT, exitCodeOf, messageOf } from '../errors.js';
-import { initCommand, type InitFlags } from './commands/init.js';
-import { planCommand, type PlanFlags } from './commands/plan.js';
-import { runCommand, type RunFlags } from './commands/run.js';
-import { runsCommand, type RunsFlags } from './commands/runs.js';
-import { schemaCommand } from './commands/schema.js';
-import { statusCommand, type StatusFlags } from './commands/status.js';
-import { validateCommand, type ValidateFlags } from './commands/validate.js';
 import { parseCommandLine, type ParsedCommand } from './program.js';
 import { createReporter, type Reporter } from './reporter.js';
 
-function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): Promise<number> {
+// Commands load lazily, so `--help` or `audex schema` does not load the DuckDB engine.
+async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): Promise<number> {
+  const f = flags as never;
   switch (command) {
     case 'run':
     case 'export-now':
-      return runCommand(command, flags as unknown as RunFlags, reporter);
+      return (await import('./commands/run.js')).runCommand(command, f, reporter);
     case 'plan':
-      return planCommand(flags as unknown as PlanFlags, reporter);
+      return (await import('./commands/plan.js')).planCommand(f, reporter);
     case 'status':
-      return statusCommand(flags as unknown as StatusFlags, reporter);
+      return (await import('./commands/status.js')).statusCommand(f, reporter);
     case 'runs':
-      return runsCommand(flags as unknown as RunsFlags, reporter);
+      return (await import('./commands/runs.js')).runsCommand(f, reporter);
     case 'validate':
-      return validateCommand(flags as unknown as ValidateFlags, reporter);
+      return (await import('./commands/validate.js')).validateCommand(f, reporter);
     case 'init':
-      return initCommand(flags as unknown as InitFlags, reporter);
+      return (await import('./commands/init.js')).initCommand(f, reporter);
     case 'schema':
-      return schemaCommand(reporter);
+      return (await import('./commands/schema.js')).schemaCommand(reporter);
   }
 }
 
@@ -45,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await dispatch(parsed, reporter);
   } catch (error) {
-    reporter.close();
+    reporter.close(true);
     const code = exitCodeOf(error);
     process.stderr.write(`audex: ${messageOf(error)}\n`);
     if (!(error instanceof Error && 'exitCode' in error)) {

@@ -7,28 +7,40 @@ export interface Reporter {
   progress(message: string): void;
   warn(message: string): void;
   out(text: string): void;
-  /** Ends the spinner, if any (call before the process exits). */
-  close(): void;
+  /** Ends the spinner, if any: the step in progress is ticked off, or marked failed. */
+  close(failed?: boolean): void;
 }
 
 export interface ReporterOptions {
   quiet: boolean;
   stderr?: NodeJS.WriteStream;
   stdout?: NodeJS.WritableStream;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * A spinner only on a real, sized terminal: a pseudo-terminal with no size (script(1),
+ * `docker run -t` from cron) would make the spinner's redraw loop forever, and CI logs or
+ * TERM=dumb want plain lines.
+ */
+function isInteractive(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): boolean {
+  return Boolean(stream.isTTY) && (stream.columns ?? 0) > 0 && !env['CI'] && env['TERM'] !== 'dumb';
 }
 
 export function createReporter(options: ReporterOptions): Reporter {
   const stderr = options.stderr ?? process.stderr;
   const stdout = options.stdout ?? process.stdout;
   let spinner: Ora | null = null;
-  const interactive = Boolean(stderr.isTTY) && !options.quiet;
+  const env = options.env ?? process.env;
   const settle = () => {
     if (spinner?.isSpinning) spinner.succeed();
   };
   return {
     progress(message) {
       if (options.quiet) return;
-      if (!interactive) {
+      // Checked at every step: a spinner must never start on a terminal with no width.
+      if (!isInteractive(stderr, env)) {
+        settle();
         stderr.write(`audex: ${message}\n`);
         return;
       }
@@ -43,8 +55,9 @@ export function createReporter(options: ReporterOptions): Reporter {
       settle();
       stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     },
-    close() {
-      settle();
+    close(failed = false) {
+      if (failed && spinner?.isSpinning) spinner.fail();
+      else settle();
       spinner = null;
     },
   };

@@ -18,6 +18,7 @@ import { joinKey, type StorageBackend } from '../storage/backend.js';
 import { stateKeys } from '../state/keys.js';
 import type { StateStore } from '../state/state-store.js';
 import type { RunCounts, RunFile, RunRecord } from '../state/records.js';
+import { crashPoint } from './crash-points.js';
 import { resolveRunNames } from './run-names.js';
 import { writeParts } from '../writers/write-parts.js';
 
@@ -44,6 +45,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
     logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
   });
+  crashPoint('after-pending');
   await destination.removeStaged(folder, [baseName, names.manifestName]);
 
   const audienceIndex = shape.audiences.indexOf(run.audienceId);
@@ -60,8 +62,12 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
 
   const keyOf = names.partKey;
   const parts = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, (n) => destination.stage(keyOf(n)));
-  for (const part of parts) await destination.publish(part.path, keyOf(part.partNumber));
+  for (const part of parts) {
+    await destination.publish(part.path, keyOf(part.partNumber));
+    crashPoint('after-part');
+  }
   await removeExtraParts(destination, folder, baseName, ext, parts.length);
+  crashPoint('after-data');
   const files: RunFile[] = parts.map((p) => ({ path: destination.describe(keyOf(p.partNumber)), rows: p.rows, bytes: p.bytes, sha256: p.sha256 }));
   ctx.progress(`${run.audienceId}: wrote ${selected.rowsWritten} rows in ${parts.length} file(s)`);
 
@@ -80,6 +86,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
     await destination.writeText(key, `${JSON.stringify(body, null, 2)}\n`);
     manifest = destination.describe(key);
   }
+  crashPoint('after-manifest');
 
   if (run.advancesCursor) {
     let baseline: string | undefined;
@@ -91,6 +98,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
       await engine.run(`CREATE OR REPLACE TEMP TABLE next_base AS ${baselineSql(shape, loaded.table, audienceIndex, output, previous)}`);
       await engine.run(`COPY next_base TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
       await ctx.stateStorage.publish(path, baseline);
+      crashPoint('after-baseline');
       const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM next_base`);
       baselineSize = Number(row?.n ?? 0);
       await engine.run('DROP TABLE next_base');
@@ -101,6 +109,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
       ...(baseline ? { baseline, baselineSize } : {}),
     });
   }
+  crashPoint('after-cursor');
   await state.deletePending(run.runId);
   await engine.run(`DROP TABLE IF EXISTS ${ident(output)}`);
   return {

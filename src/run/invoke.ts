@@ -11,6 +11,7 @@ import { exitCodeOf, messageOf, EXIT } from '../errors.js';
 import { deriveRunId, type PlannedRun } from '../plan/plan-runs.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunRecord } from '../state/records.js';
+import { crashPoint } from './crash-points.js';
 import { executeRun, type RunContext } from './execute-run.js';
 import { loadSnapshots, openLocations, prepare } from './prepare.js';
 
@@ -36,11 +37,13 @@ export interface InvocationResult {
 
 export async function invoke(options: InvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
-  const locations = openLocations(options.config);
-  const state = new StateStore(locations.state);
-  const release = options.lock === false ? async () => undefined : await state.acquireLock(dataflow.id, new Date());
+  // The run owns one scratch folder (downloads, staged uploads, DuckDB spill) and removes it.
   const scratchDir = await mkdtemp(path.join(tmpdir(), 'audex-'));
+  let release = async (): Promise<void> => undefined;
   try {
+    const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
+    const state = new StateStore(locations.state);
+    if (options.lock !== false) release = await state.acquireLock(dataflow.id, new Date());
     const { plan } = await prepare(options.config, options, locations);
     for (const runId of plan.committedPending) await state.deletePending(runId);
     const records: RunRecord[] = plan.problems.map((p) => ({
@@ -53,6 +56,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
       const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
       try {
         const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir);
+        crashPoint('after-read');
         const ctx: RunContext = {
           dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, scratchDir, snapshots: loaded,
           progress: options.progress,

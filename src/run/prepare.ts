@@ -1,5 +1,6 @@
 // The read-only steps every command shares: open the locations, list snapshots, read the
 // state, plan, and load the snapshots a plan needs. Nothing here writes.
+import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { badRecordsFor, describeBadInput, loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
 import type { Engine } from '../engine/session.js';
@@ -8,7 +9,7 @@ import { BadInputError, ConfigError } from '../errors.js';
 import { planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
 import { listParts, listSnapshots, type SnapshotInfo } from '../snapshots/list-snapshots.js';
 import type { StorageBackend } from '../storage/backend.js';
-import { defaultStateLocation, openLocation } from '../storage/open-location.js';
+import { defaultStateLocation, mergeS3Options, openLocation } from '../storage/open-location.js';
 import type { Cursor, PendingRun } from '../state/records.js';
 import { StateStore } from '../state/state-store.js';
 
@@ -18,12 +19,25 @@ export interface Locations {
   state: StorageBackend;
 }
 
-export function openLocations(config: LoadedConfig): Locations {
+/**
+ * Opens source, destination and state: each a local folder or s3://bucket/prefix, in any
+ * combination. An S3 location uses the top-level `s3` block overridden field by field by
+ * its own; the default state location (inside the destination) also inherits the
+ * destination's. `stagingDir`, when given, is a folder the caller owns and removes, used
+ * for outputs staged before upload (default: a per-process temp folder).
+ */
+export function openLocations(config: LoadedConfig, stagingDir?: string): Locations {
   const { dataflow, dir } = config;
+  const top = dataflow.s3;
+  const staging = (name: string) => (stagingDir === undefined ? {} : { stagingDir: path.join(stagingDir, name) });
+  const statePath = dataflow.state?.path;
   return {
-    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots'),
-    destination: openLocation(dataflow.destination.path, dir, 'destination.path'),
-    state: openLocation(dataflow.state?.path ?? defaultStateLocation(dataflow.destination.path, dataflow.id), dir, 'state.path'),
+    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots', { s3: mergeS3Options(top, dataflow.source.s3), ...staging('source') }),
+    destination: openLocation(dataflow.destination.path, dir, 'destination.path', { s3: mergeS3Options(top, dataflow.destination.s3), ...staging('destination') }),
+    state: openLocation(statePath ?? defaultStateLocation(dataflow.destination.path, dataflow.id), dir, statePath ? 'state.path' : 'destination.path', {
+      s3: mergeS3Options(top, statePath ? undefined : dataflow.destination.s3, dataflow.state?.s3),
+      ...staging('state'),
+    }),
   };
 }
 

@@ -11,7 +11,10 @@ export const stateKeys = {
   baseline: (audienceId: string, runId: string) => `baselines/${encodeSegment(audienceId)}/${runId}.parquet`,
   pending: (runId: string) => `pending/${runId}.json`,
   pendingPrefix: 'pending',
-  /** Run ids start with the logical time, so key order is time order. */
-  history: (runId: string) => `history/${runId}.json`,
+  /**
+   * Run ids start with the logical time, so key order is time order. A failed attempt
+   * keeps its own record, so the retry that later succeeds does not erase it.
+   */
+  history: (runId: string, status: string) => `history/${runId}${status === 'failed' ? '.failed' : ''}.json`,
   historyPrefix: 'history',
 };

@@ -1,9 +1,23 @@
 // The one storage interface. Keys are POSIX paths relative to the backend's root.
 // Invariant: a file only ever appears under its final key complete (stage, then publish).
+// Every backend (local.ts, memory.ts, s3.ts) passes the same contract suite
+// (test/contract/storage.test.ts).
+
+/** An object's text with an opaque version tag (S3: its ETag) for conditional replaces. */
+export interface Versioned {
+  text: string;
+  version: string;
+}
 
 export interface StorageBackend {
   /** How the root is shown to users (an absolute folder or s3://bucket/prefix). */
   readonly root: string;
+  /**
+   * How the dataflow lock is kept here (state/state-store.ts): `process` is an
+   * exclusive-create file taken over when its process is gone (one machine's disk);
+   * `lease` is an expiring lease object renewed with conditional writes (shared stores).
+   */
+  readonly lockStyle: 'process' | 'lease';
   /** How one key is shown in messages. */
   describe(key: string): string;
   readText(key: string): Promise<string | null>;
@@ -11,6 +25,13 @@ export interface StorageBackend {
   writeText(key: string, text: string): Promise<void>;
   /** Creates `key` only if it does not exist; false when it does. */
   createExclusive(key: string, text: string): Promise<boolean>;
+  /** The text of `key` and its version, or null when it does not exist. */
+  readVersioned(key: string): Promise<Versioned | null>;
+  /**
+   * Replaces `key` only while its version is still `version`; the new version, or null
+   * when the object changed or is gone (someone else wrote it).
+   */
+  replaceIfVersion(key: string, text: string, version: string): Promise<string | null>;
   delete(key: string): Promise<void>;
   /** Every key under `prefix` (recursive), sorted. */
   list(prefix: string): Promise<string[]>;

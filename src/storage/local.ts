@@ -1,10 +1,11 @@
 // Local-disk storage: staged files are written next to their final name (same file
 // system) under a dot-prefixed temp name, then renamed, so readers never see a partial
 // file under a final name.
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from '../errors.js';
-import type { StorageBackend } from './backend.js';
+import type { StorageBackend, Versioned } from './backend.js';
 
 const STAGED_SUFFIX = '.audex-tmp';
 
@@ -23,6 +24,7 @@ function storageError(action: string, where: string, error: unknown): StorageErr
 
 export class LocalStorage implements StorageBackend {
   readonly root: string;
+  readonly lockStyle = 'process' as const;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -78,6 +80,20 @@ export class LocalStorage implements StorageBackend {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw storageError('create', this.describe(key), error);
     }
+  }
+
+  // Versions are content hashes. The compare-and-replace is not atomic across processes;
+  // locally the lock is the exclusive-create file (lockStyle 'process'), not a lease.
+  async readVersioned(key: string): Promise<Versioned | null> {
+    const text = await this.readText(key);
+    return text === null ? null : { text, version: contentVersion(text) };
+  }
+
+  async replaceIfVersion(key: string, text: string, version: string): Promise<string | null> {
+    const current = await this.readText(key);
+    if (current === null || contentVersion(current) !== version) return null;
+    await this.writeText(key, text);
+    return contentVersion(text);
   }
 
   async delete(key: string): Promise<void> {
@@ -167,4 +183,8 @@ export class LocalStorage implements StorageBackend {
     }
     return file;
   }
+}
+
+function contentVersion(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -160,7 +160,7 @@ describe('failed runs', () => {
     expect(existsSync(path.join(state, 'lock.json'))).toBe(false);
     const pending = readJson(path.join(state, 'pending', `${failed1.runId}.json`));
     expect(pending).toMatchObject({ runId: failed1.runId, audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', logicalTime: SLOT1, snapshotId: 'snap-20261120' });
-    expect(readJson(path.join(state, 'history', `${failed1.runId}.json`))).toMatchObject({ status: 'failed', runId: failed1.runId });
+    expect(readJson(path.join(state, 'history', `${failed1.runId}.failed.json`))).toMatchObject({ status: 'failed', runId: failed1.runId });
 
     // Fixed config, same --at: the pending run is finished, with the same id, slot and snapshot.
     const fixed1 = await run(w, DAY1, parquetConfig('string'));
@@ -170,6 +170,9 @@ describe('failed runs', () => {
     expect((await readParquet(runs1[0]!.files[0]!.path)).rows).toHaveLength(6);
     expect(readJson(cursorFile)).toMatchObject({ runId: failed1.runId, lastSlot: SLOT1 });
     expect(listFiles(path.join(state, 'pending'))).toEqual([]);
+    // The history keeps both: the failed attempt and the success that finished it.
+    expect(readJson(path.join(state, 'history', `${failed1.runId}.failed.json`))).toMatchObject({ status: 'failed' });
+    expect(readJson(path.join(state, 'history', `${failed1.runId}.json`))).toMatchObject({ status: 'success' });
 
     // Day 2 fails again: the cursor does not move and no new final-name file appears.
     const cursorBefore = readFileSync(cursorFile, 'utf8');

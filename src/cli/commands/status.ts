@@ -1,7 +1,7 @@
 // `audex status`: per audience, the last successful run, the next slot, the baseline size
 // and the last error since that success. Reads state only.
 import { loadConfig } from '../../config/load.js';
-import { describeSchedule, nextSlotAfter } from '../../schedule/slots.js';
+import { describeSchedule, latestSlotAtOrBefore, nextSlotAfter } from '../../schedule/slots.js';
 import { openLocations, readCursors } from '../../run/prepare.js';
 import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
@@ -25,6 +25,13 @@ export interface AudienceStatus {
   lastError: { runId: string; logicalTime: string; error: string } | null;
 }
 
+/** The slot the next `audex run` exports: one already due and not exported, or the next one. */
+function nextSlotOf(schedule: Parameters<typeof nextSlotAfter>[0], timezone: string, now: Date, last: Date | null): string | null {
+  const due = latestSlotAtOrBefore(schedule, timezone, now);
+  if (due && (!last || due.getTime() > last.getTime())) return due.toISOString();
+  return nextSlotAfter(schedule, timezone, now)?.toISOString() ?? null;
+}
+
 export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const { dataflow, ...config } = await loadConfig(flags.config);
@@ -45,7 +52,7 @@ export async function statusCommand(flags: StatusFlags, reporter: Reporter): Pro
       lastSuccess: success
         ? { runId: success.runId, logicalTime: success.logicalTime, snapshotId: success.snapshotId, rowsWritten: success.counts.rowsWritten, files: success.files.length }
         : null,
-      nextSlot: afterEvaluation ? null : (nextSlotAfter(a.schedule, dataflow.timezone, cursor && new Date(cursor.lastSlot) > now ? new Date(cursor.lastSlot) : now)?.toISOString() ?? null),
+      nextSlot: afterEvaluation ? null : nextSlotOf(a.schedule, dataflow.timezone, now, cursor ? new Date(cursor.lastSlot) : null),
       baselineSize: cursor?.baselineSize ?? null,
       pendingRun: pending.find((p) => p.audienceId === a.id)?.runId ?? null,
       lastError: failed ? { runId: failed.runId, logicalTime: failed.logicalTime, error: failed.error ?? '' } : null,
@@ -62,7 +69,8 @@ function formatStatus(dataflowId: string, now: Date, audiences: AudienceStatus[]
     lines.push(
       `    last success: ${a.lastSuccess ? `${a.lastSuccess.logicalTime} run ${a.lastSuccess.runId}, ${a.lastSuccess.rowsWritten} rows in ${a.lastSuccess.files} file(s), snapshot ${a.lastSuccess.snapshotId}` : 'never'}`,
     );
-    lines.push(`    next slot:    ${a.nextSlot ?? (a.schedule.startsWith('after') ? 'the next snapshot' : 'none (schedule ended)')}`);
+    const due = a.nextSlot !== null && a.nextSlot <= now.toISOString() ? ' (due now)' : '';
+    lines.push(`    next slot:    ${a.nextSlot ? `${a.nextSlot}${due}` : a.schedule.startsWith('after') ? 'the next snapshot' : 'none (schedule ended)'}`);
     if (a.mode === 'incremental') lines.push(`    baseline:     ${a.baselineSize === null ? 'none yet (the first run is a full backfill)' : `${a.baselineSize} profiles`}`);
     if (a.pendingRun) lines.push(`    interrupted:  run ${a.pendingRun} will be finished by the next \`audex run\``);
     if (a.lastError) lines.push(`    last error:   ${a.lastError.logicalTime} run ${a.lastError.runId}: ${a.lastError.error.split('\n')[0]}`);

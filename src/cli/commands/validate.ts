@@ -29,7 +29,10 @@ interface SnapshotCheck {
   profiles: number;
   badRecords: number;
   audiences: { id: string; name: string | null; profileType: string | null; activeMembers: number | null; badRecords: number }[];
+  /** The input does not fit the config (exit 4). */
   errors: string[];
+  /** The config does not fit the input's audiences, e.g. incremental on a prospect audience (exit 2). */
+  configErrors: string[];
 }
 
 /** Things that are allowed but usually a mistake. */
@@ -50,7 +53,9 @@ export async function validateCommand(flags: ValidateFlags, reporter: Reporter):
   const { dataflow } = config;
   const warnings = configWarnings(dataflow);
   const snapshot = flags.snapshot === undefined ? null : await checkSnapshot(config, flags.snapshot, maxBadRecords, flags.memoryLimit, reporter);
-  const result = { valid: !snapshot || snapshot.errors.length === 0, config: config.file, dataflowId: dataflow.id, warnings, snapshot };
+  const problems = snapshot ? [...snapshot.configErrors, ...snapshot.errors] : [];
+  const shown = snapshot && { snapshotId: snapshot.snapshotId, profiles: snapshot.profiles, badRecords: snapshot.badRecords, audiences: snapshot.audiences, errors: problems };
+  const result = { valid: problems.length === 0, config: config.file, dataflowId: dataflow.id, warnings, snapshot: shown };
   if (flags.json) reporter.out(JSON.stringify(result, null, 2));
   else {
     const lines = [`config ${config.file}: valid (dataflow ${dataflow.id}, ${dataflow.audiences.length} audience(s))`];
@@ -60,14 +65,12 @@ export async function validateCommand(flags: ValidateFlags, reporter: Reporter):
       for (const a of snapshot.audiences) {
         lines.push(`  ${a.id}${a.name ? ` "${a.name}" (${a.profileType})` : ''}: ${a.activeMembers === null ? 'not in this snapshot' : `${a.activeMembers} active members`}${a.badRecords ? `, ${a.badRecords} bad entries` : ''}`);
       }
-      for (const e of snapshot.errors) lines.push(`  error: ${e}`);
+      for (const e of problems) lines.push(`  error: ${e}`);
     }
     reporter.out(lines.join('\n'));
   }
-  if (snapshot && snapshot.errors.length > 0) {
-    const usage = snapshot.errors.some((e) => e.includes('prospect'));
-    throw usage ? new ConfigError(snapshot.errors) : new BadInputError(snapshot.errors.join('\n'));
-  }
+  if (snapshot?.configErrors.length) throw new ConfigError(snapshot.configErrors);
+  if (snapshot?.errors.length) throw new BadInputError(snapshot.errors.join('\n'));
   return 0;
 }
 
@@ -92,17 +95,18 @@ async function checkSnapshot(
     const loaded = await loadSnapshot(engine, shape, parts, { table: 'snap', scratchDir });
     const [members] = await engine.all<Record<string, string>>(activeMembersSql(shape, 'snap'));
     const errors: string[] = [];
+    const configErrors: string[] = [];
     const audiences = dataflow.audiences.map((a, i) => {
       const known = info.audiences.find((s) => s.id === a.id);
       const bad = badRecordsFor(loaded, a.id);
       if (!known) errors.push(`audiences[${i}].id: ${a.id} is not in snapshot ${info.snapshotId} (its audiences: ${info.audiences.map((s) => s.id).join(', ') || 'none'})`);
-      else if (known.profileType === 'prospect' && a.mode === 'incremental') errors.push(`audiences[${i}].mode: ${a.id} is a prospect audience; prospect audiences export full files only`);
+      else if (known.profileType === 'prospect' && a.mode === 'incremental') configErrors.push(`audiences[${i}].mode: ${a.id} is a prospect audience; prospect audiences export full files only`);
       if (bad.length > maxBadRecords) {
         errors.push(`${a.id}: ${bad.length} bad record(s), more than --max-bad-records ${maxBadRecords}:\n${bad.slice(0, 10).map((b) => `    ${b.file}:${b.line}: ${b.reason}`).join('\n')}`);
       }
       return { id: a.id, name: known?.name ?? null, profileType: known?.profileType ?? null, activeMembers: known ? Number(members?.[`m${i}`] ?? 0) : null, badRecords: bad.length - loaded.badRecords.length };
     });
-    return { snapshotId: info.snapshotId, profiles: loaded.profiles, badRecords: loaded.badRecords.length, audiences, errors };
+    return { snapshotId: info.snapshotId, profiles: loaded.profiles, badRecords: loaded.badRecords.length, audiences, errors, configErrors };
   } finally {
     engine.close();
     await rm(scratchDir, { recursive: true, force: true });

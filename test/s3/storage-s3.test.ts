@@ -1,0 +1,255 @@
+// S3 specifics beyond the storage contract, against s3rver on 127.0.0.1: real 1,000+ key
+// listings, multipart uploads, encryption headers, cleanup of incomplete uploads, error
+// classification and retries, and the run lease with its conditional-write probe.
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { RunFailedError, StorageError } from '../../src/errors.js';
+import type { S3Options } from '../../src/config/schema.js';
+import { S3Storage, type S3StorageOptions } from '../../src/storage/s3.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import { StateStore } from '../../src/state/state-store.js';
+import { startS3, type S3Test } from '../helpers/s3-server.js';
+
+let s3: S3Test;
+const temp = mkdtempSync(path.join(tmpdir(), 'audex-s3-test-'));
+const clients: S3Client[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  s3 = await startS3(['b']);
+});
+
+afterAll(async () => {
+  for (const c of clients) c.destroy();
+  await s3?.stop();
+  rmSync(temp, { recursive: true, force: true });
+});
+
+function client(endpoint = s3.endpoint, accessKeyId = 'S3RVER', extra: Partial<ConstructorParameters<typeof S3Client>[0]> = {}): S3Client {
+  const c = new S3Client({
+    region: 'us-east-1', endpoint, forcePathStyle: true,
+    credentials: { accessKeyId, secretAccessKey: 'very-secret-value-0123456789' },
+    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+function store(options: Partial<S3StorageOptions> & { bucket?: string; s3?: S3Options } = {}): S3Storage {
+  const { bucket = 'b', ...rest } = options;
+  return new S3Storage({ bucket, prefix: `t${++n}/root` }, { configPath: 'destination.path', s3: {}, client: client(), stagingDir: path.join(temp, `staging-${n}`), ...rest });
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('S3 storage', () => {
+  it('lists more than 1,000 keys in two real pages', async () => {
+    const st = store();
+    const keys = Array.from({ length: 1001 }, (_, i) => `many/${String(i).padStart(4, '0')}.json`);
+    const raw = client(s3.bareEndpoint);
+    for (let i = 0; i < keys.length; i += 50) {
+      await Promise.all(keys.slice(i, i + 50).map((k) => raw.send(new PutObjectCommand({ Bucket: 'b', Key: `t${n}/root/${k}`, Body: '1' }))));
+    }
+    s3.requests = [];
+    expect(await st.list('many')).toEqual(keys);
+    expect(s3.requests.filter((r) => r.method === 'GET' && r.url.includes('list-type=2'))).toHaveLength(2);
+  });
+
+  it('publishes a large file as a multipart upload with encryption headers on every write', async () => {
+    const st = store({ s3: { sse: 'aws:kms', kmsKeyId: 'alias/audex-test' }, partSize: 5 * 1024 * 1024 });
+    const bytes = randomBytes(12 * 1024 * 1024 + 123);
+    const staged = await st.stage('big/export.csv.gz');
+    writeFileSync(staged, bytes);
+    s3.requests = [];
+    await st.publish(staged, 'big/export.csv.gz');
+    await st.writeText('big/manifest.json', '{}');
+    expect(await st.createExclusive('big/lock.json', '{}')).toBe(true);
+    const fetched = await st.fetch('big/export.csv.gz', mkdtempSync(path.join(temp, 'scratch-')));
+    expect(sha(readFileSync(fetched))).toBe(sha(bytes));
+    const creates = s3.requests.filter((r) => r.method === 'POST' && r.url.includes('uploads'));
+    const parts = s3.requests.filter((r) => r.method === 'PUT' && r.url.includes('partNumber='));
+    expect(creates).toHaveLength(1);
+    expect(parts).toHaveLength(3);
+    const writes = s3.requests.filter((r) => (r.method === 'PUT' && !r.url.includes('partNumber=')) || (r.method === 'POST' && r.url.includes('uploads')));
+    expect(writes).toHaveLength(3);
+    for (const w of writes) {
+      expect(w.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+      expect(w.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe('alias/audex-test');
+    }
+  });
+
+  it('a multipart upload that fails leaves nothing under the final key', async () => {
+    const st = store({ client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2 }), partSize: 5 * 1024 * 1024 });
+    const staged = await st.stage('big/failed.csv.gz');
+    writeFileSync(staged, randomBytes(11 * 1024 * 1024));
+    s3.faults = [{ method: 'PUT', pathIncludes: 'big/failed.csv.gz', status: 503, code: 'ServiceUnavailable' }];
+    const error = await st.publish(staged, 'big/failed.csv.gz').catch((e: unknown) => e);
+    s3.faults = [];
+    expect(error).toBeInstanceOf(RunFailedError);
+    expect((error as Error).message).toMatch(/cannot write s3:\/\/b\/.*big\/failed\.csv\.gz: the store failed transiently/);
+    expect(await st.list('big')).toEqual([]);
+    expect(existsSync(staged)).toBe(false);
+  });
+
+  it('fetches again when a download breaks off midway', async () => {
+    const st = store();
+    const bytes = randomBytes(200_000);
+    const staged = await st.stage('dl/part-00000.parquet');
+    writeFileSync(staged, bytes);
+    await st.publish(staged, 'dl/part-00000.parquet');
+    s3.faults = [{ method: 'GET', pathIncludes: 'dl/part-00000.parquet', status: 0, code: '', truncateAfter: 70_000, times: 1 }];
+    s3.requests = [];
+    const file = await st.fetch('dl/part-00000.parquet', mkdtempSync(path.join(temp, 'scratch-')));
+    s3.faults = [];
+    expect(sha(readFileSync(file))).toBe(sha(bytes));
+    expect(s3.requests.filter((r) => r.method === 'GET' && r.url.includes('dl/part-00000.parquet'))).toHaveLength(2);
+  });
+
+  it('aborts the incomplete multipart uploads of the named runs only', async () => {
+    const st = store();
+    const root = `t${n}/root`;
+    s3.uploads = [
+      { key: `${root}/crm/run1.csv.gz`, uploadId: 'u1' },
+      { key: `${root}/crm/run1_2.csv.gz`, uploadId: 'u2' },
+      { key: `${root}/crm/other.csv.gz`, uploadId: 'u3' },
+      { key: `${root}/crm/deeper/run1.csv.gz`, uploadId: 'u4' },
+    ];
+    s3.aborted = [];
+    try {
+      expect(await st.removeStaged('crm', ['run1'])).toBe(2);
+      expect(s3.aborted.map((a) => a.uploadId).sort()).toEqual(['u1', 'u2']);
+    } finally {
+      s3.uploads = null;
+    }
+    // s3rver itself answers 501 to ListMultipartUploads: tolerated.
+    expect(await st.removeStaged('crm', ['run1'])).toBe(0);
+  });
+
+  it('retries throttling with backoff, then reports a transient failure (exit 1)', async () => {
+    // audex's own client (standard chain, 5 attempts, jittered backoff), not the test one.
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'S3RVER');
+    vi.stubEnv('AWS_REQUEST_CHECKSUM_CALCULATION', 'WHEN_REQUIRED');
+    vi.stubEnv('AWS_RESPONSE_CHECKSUM_VALIDATION', 'WHEN_REQUIRED');
+    onTestFinished(() => void vi.unstubAllEnvs());
+    const st = new S3Storage({ bucket: 'b', prefix: 'retry-root' }, { configPath: 'state.path', s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' } });
+    await st.writeText('retry/a.json', 'ok');
+    s3.faults = [{ method: 'GET', pathIncludes: 'retry/a.json', status: 503, code: 'SlowDown', times: 2 }];
+    expect(await st.readText('retry/a.json')).toBe('ok');
+    s3.faults = [{ method: 'GET', pathIncludes: 'retry/a.json', status: 500, code: 'InternalError' }];
+    s3.requests = [];
+    const error = await st.readText('retry/a.json').catch((e: unknown) => e);
+    s3.faults = [];
+    expect(error).toBeInstanceOf(RunFailedError);
+    expect((error as Error).message).toMatch(/transient.*InternalError.*after 5 attempts.*state is unchanged.*run audex again/s);
+    expect(s3.requests.filter((r) => r.url.includes('retry/a.json'))).toHaveLength(5);
+  });
+
+  it('times out a silent connection and reports it as transient', async () => {
+    const st = store({ client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2, requestHandler: { socketTimeout: 300 } }) });
+    s3.faults = [{ pathIncludes: 'hang/', status: 0, code: '', hangMs: 3_000 }];
+    const error = await st.readText('hang/x.json').catch((e: unknown) => e);
+    s3.faults = [];
+    expect(error).toBeInstanceOf(RunFailedError);
+    expect((error as Error).message).toMatch(/transient/);
+  });
+
+  it('classifies credentials, permission and bucket errors (exit 3) without leaking the key', async () => {
+    const cases: [string, RegExp][] = [
+      ['AUDEXBADKEY0000000001', /InvalidAccessKeyId.*access key id is not known.*AWS_PROFILE/],
+      ['AUDEXBADSIG0000000001', /SignatureDoesNotMatch.*secret key does not match/],
+      ['AUDEXEXPIRED000000001', /ExpiredToken.*expired/],
+      ['AUDEXDENIED0000000001', /AccessDenied.*s3:PutObject on bucket b/],
+    ];
+    for (const [key, pattern] of cases) {
+      const st = store({ client: client(s3.endpoint, key) });
+      const error = await st.writeText('x.json', '{}').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageError);
+      const message = (error as Error).message;
+      expect(message).toMatch(pattern);
+      expect(message).toContain('s3://b/');
+      expect(message).not.toContain(key);
+      expect(message).not.toContain('very-secret-value');
+    }
+    const missing = store({ bucket: 'no-such-bucket' });
+    const error = await missing.list('').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as Error).message).toMatch(/NoSuchBucket.*bucket no-such-bucket does not exist.*destination\.path/);
+  });
+
+  it('reports a store that cannot be reached (exit 3, naming the endpoint)', async () => {
+    const st = store({ client: client('http://127.0.0.1:9', 'S3RVER', { maxAttempts: 1 }), s3: { endpoint: 'http://127.0.0.1:9' } });
+    const error = await st.readText('x.json').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as Error).message).toMatch(/endpoint http:\/\/127\.0\.0\.1:9 cannot be reached/);
+  });
+});
+
+describe('the run lease on S3', () => {
+  const timing = { leaseMs: 1_500, renewMs: 250 };
+
+  it('is exclusive while held, renewed while the run lives, and released at the end', async () => {
+    const st = store();
+    const release = await new StateStore(st, timing).acquireLock('flow', new Date());
+    const first = await st.readVersioned('lock.json');
+    await expect(new StateStore(st, timing).acquireLock('flow', new Date())).rejects.toThrow(/locked by another audex run \(pid \d+ on .*expires at/);
+    await new Promise((r) => setTimeout(r, 2_000));
+    // Past the first expiry, but renewed: still held.
+    const renewed = await st.readVersioned('lock.json');
+    expect(renewed!.version).not.toBe(first!.version);
+    expect(JSON.parse(renewed!.text).token).toBe(JSON.parse(first!.text).token);
+    await expect(new StateStore(st, timing).acquireLock('flow', new Date())).rejects.toBeInstanceOf(RunFailedError);
+    await release();
+    expect(await st.readText('lock.json')).toBeNull();
+    expect(await st.list('')).toEqual([]);
+    const again = await new StateStore(st, timing).acquireLock('flow', new Date());
+    await again();
+  });
+
+  it('takes over an expired lease; of two contenders exactly one wins', async () => {
+    const st = store();
+    const expired = { token: 'old', holder: 'pid 1 on gone', dataflowId: 'flow', acquiredAt: '2026-11-20T00:00:00Z', expiresAt: '2026-11-20T00:01:00Z' };
+    await st.writeText('lock.json', JSON.stringify(expired));
+    const results = await Promise.allSettled([0, 1].map(() => new StateStore(st, timing).acquireLock('flow', new Date())));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/locked by another audex run/);
+    expect(JSON.parse((await st.readText('lock.json'))!).token).not.toBe('old');
+    await (won[0] as PromiseFulfilledResult<() => Promise<void>>).value();
+    expect(await st.readText('lock.json')).toBeNull();
+  });
+
+  it('stops before the commit point once the lease is lost', async () => {
+    const st = store();
+    const state = new StateStore(st, timing);
+    const release = await state.acquireLock('flow', new Date());
+    // Another run takes the lease (as it would after an expiry).
+    await st.writeText('lock.json', JSON.stringify({ token: 'thief', holder: 'elsewhere', expiresAt: new Date(Date.now() + 60_000).toISOString() }));
+    await new Promise((r) => setTimeout(r, 600));
+    await expect(state.writeCursor({ audienceId: 'a', lastSlot: '2026-11-20T00:00:00Z', runId: 'r', snapshotId: 's', mode: 'full' })).rejects.toThrow(/lease .* was lost.*nothing was committed/);
+    await release();
+    expect(JSON.parse((await st.readText('lock.json'))!).token).toBe('thief');
+    expect(await st.readText('cursors/a.json')).toBeNull();
+  });
+
+  it('refuses to lock on a store that ignores conditional writes (exit 3, suggesting --no-lock)', async () => {
+    const bare = store({ client: client(s3.bareEndpoint) });
+    const error = await new StateStore(bare, timing).acquireLock('flow', new Date()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as Error).message).toMatch(/ignores conditional writes.*If-None-Match.*--no-lock/s);
+    expect(await bare.list('')).toEqual([]);
+  });
+
+  it('works the same on the in-memory backend', async () => {
+    const mem = new MemoryStorage('memory://lease', path.join(temp, 'mem-staging'));
+    const release = await new StateStore(mem, timing).acquireLock('flow', new Date());
+    await expect(new StateStore(mem, timing).acquireLock('flow', new Date())).rejects.toBeInstanceOf(RunFailedError);
+    await release();
+    expect(await mem.list('')).toEqual([]);
+  });
+});

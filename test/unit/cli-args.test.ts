@@ -1,0 +1,169 @@
+// SPEC §9 / issue 3: the argv → options mapping of every command, as a table, through
+// commander exactly as bin/audex.js parses it (parseCommandLine), without running anything.
+import { describe, expect, it } from 'vitest';
+import { CommanderError, type Command } from 'commander';
+import { parseCommandLine, type ParsedCommand } from '../../src/cli/program.js';
+
+/** Keeps commander's help and error text out of the test output (on every subcommand too). */
+function quiet(program: Command): void {
+  const silent = { writeOut: () => {}, writeErr: () => {} };
+  program.configureOutput(silent);
+  for (const command of program.commands) command.configureOutput(silent);
+}
+
+const parse = (...args: string[]): Promise<ParsedCommand | null> => parseCommandLine(['node', 'audex', ...args], quiet);
+
+async function parseError(...args: string[]): Promise<CommanderError> {
+  try {
+    await parse(...args);
+  } catch (error) {
+    expect(error).toBeInstanceOf(CommanderError);
+    return error as CommanderError;
+  }
+  throw new Error(`expected commander to reject: audex ${args.join(' ')}`);
+}
+
+/** Defaults every engine command (run, export-now, plan, validate) carries. */
+const ENGINE = { maxBadRecords: '0', memoryLimit: '1GB' };
+
+const cases: { argv: string[]; command: ParsedCommand['command']; flags: Record<string, unknown> }[] = [
+  // run: every flag, long and short
+  { argv: ['run', '--config', 'df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
+  { argv: ['run', '-c', 'df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
+  { argv: ['run', '--config=df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
+  {
+    argv: ['run', '-c', 'df.yaml', '--at', '2026-11-20T06:00:00Z', '--snapshot', 'snap-20261120', '--json', '--quiet', '--max-bad-records', '5', '--memory-limit', '512MB', '--no-lock'],
+    command: 'run',
+    flags: { config: 'df.yaml', at: '2026-11-20T06:00:00Z', snapshot: 'snap-20261120', json: true, quiet: true, maxBadRecords: '5', memoryLimit: '512MB', lock: false },
+  },
+  { argv: ['run', '-c', 'df.yaml', '-q'], command: 'run', flags: { config: 'df.yaml', quiet: true, ...ENGINE, lock: true } },
+  { argv: ['run', '-c', 'df.yaml', '--at', '2026-11-20T06:00:00'], command: 'run', flags: { config: 'df.yaml', at: '2026-11-20T06:00:00', ...ENGINE, lock: true } },
+  // export-now: --audience / -a repeatable and variadic
+  { argv: ['export-now', '-c', 'df.yaml', '--audience', 'aud-vip'], command: 'export-now', flags: { config: 'df.yaml', audience: ['aud-vip'], ...ENGINE, lock: true } },
+  {
+    argv: ['export-now', '-c', 'df.yaml', '-a', 'aud-vip', '-a', 'aud-churn', '--audience', 'aud-promo'],
+    command: 'export-now',
+    flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn', 'aud-promo'], ...ENGINE, lock: true },
+  },
+  { argv: ['export-now', '-c', 'df.yaml', '-a', 'aud-vip', 'aud-churn'], command: 'export-now', flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn'], ...ENGINE, lock: true } },
+  {
+    argv: ['export-now', '-a', 'aud-vip', '--config', 'df.yaml', '--at', '2026-11-20T06:00:00Z', '--snapshot', 's1', '--json', '-q', '--max-bad-records', '3', '--memory-limit', '2GB', '--no-lock'],
+    command: 'export-now',
+    flags: { config: 'df.yaml', audience: ['aud-vip'], at: '2026-11-20T06:00:00Z', snapshot: 's1', json: true, quiet: true, maxBadRecords: '3', memoryLimit: '2GB', lock: false },
+  },
+  // plan: the engine flags, no lock
+  { argv: ['plan', '-c', 'df.yaml'], command: 'plan', flags: { config: 'df.yaml', ...ENGINE } },
+  {
+    argv: ['plan', '--config', 'df.yaml', '--at', '2026-11-23T06:00:00Z', '--snapshot', 's2', '--json', '--quiet', '--max-bad-records', '1', '--memory-limit', '256MB'],
+    command: 'plan',
+    flags: { config: 'df.yaml', at: '2026-11-23T06:00:00Z', snapshot: 's2', json: true, quiet: true, maxBadRecords: '1', memoryLimit: '256MB' },
+  },
+  // status
+  { argv: ['status', '-c', 'df.yaml'], command: 'status', flags: { config: 'df.yaml' } },
+  { argv: ['status', '--config', 'df.yaml', '--at', '2026-11-21T07:00:00Z', '--json'], command: 'status', flags: { config: 'df.yaml', at: '2026-11-21T07:00:00Z', json: true } },
+  // runs: filters and the limit (default 20)
+  { argv: ['runs', '-c', 'df.yaml'], command: 'runs', flags: { config: 'df.yaml', limit: '20' } },
+  {
+    argv: ['runs', '-c', 'df.yaml', '--audience', 'aud-vip', '--since', '2026-11-21', '--status', 'failed', '--limit', '5', '--json'],
+    command: 'runs',
+    flags: { config: 'df.yaml', audience: ['aud-vip'], since: '2026-11-21', status: 'failed', limit: '5', json: true },
+  },
+  { argv: ['runs', '-c', 'df.yaml', '-a', 'aud-vip', '-a', 'aud-churn', '-n', '2'], command: 'runs', flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn'], limit: '2' } },
+  // validate
+  { argv: ['validate', '-c', 'df.yaml'], command: 'validate', flags: { config: 'df.yaml', ...ENGINE } },
+  {
+    argv: ['validate', '--config', 'df.yaml', '--snapshot', 'snap-20261120', '--json', '-q', '--max-bad-records', '2', '--memory-limit', '64MB'],
+    command: 'validate',
+    flags: { config: 'df.yaml', snapshot: 'snap-20261120', json: true, quiet: true, maxBadRecords: '2', memoryLimit: '64MB' },
+  },
+  // init (--dir, default '.') and schema (no flags)
+  { argv: ['init'], command: 'init', flags: { dir: '.' } },
+  { argv: ['init', '--dir', 'my-dataflow'], command: 'init', flags: { dir: 'my-dataflow' } },
+  { argv: ['init', '-d', 'x/y'], command: 'init', flags: { dir: 'x/y' } },
+  { argv: ['schema'], command: 'schema', flags: {} },
+];
+
+describe('argv → command and options', () => {
+  it.each(cases)('audex $argv', async ({ argv, command, flags }) => {
+    const parsed = await parse(...argv);
+    expect(parsed).not.toBeNull();
+    expect(parsed!.command).toBe(command);
+    // Exactly these keys: no flag leaks from another command, none is dropped.
+    expect(parsed!.flags).toEqual(flags);
+  });
+
+  it('commands without a lock flag do not get one', async () => {
+    for (const argv of [['plan', '-c', 'f'], ['status', '-c', 'f'], ['runs', '-c', 'f'], ['validate', '-c', 'f']]) {
+      expect((await parse(...argv))!.flags).not.toHaveProperty('lock');
+    }
+  });
+});
+
+describe('argv that commander rejects', () => {
+  const rejected: { argv: string[]; code: string }[] = [
+    { argv: ['bogus'], code: 'commander.unknownCommand' },
+    { argv: ['exportnow', '-c', 'df.yaml'], code: 'commander.unknownCommand' },
+    { argv: ['run', '-c', 'df.yaml', '--bogus'], code: 'commander.unknownOption' },
+    { argv: ['status', '-c', 'df.yaml', '--quiet'], code: 'commander.unknownOption' },
+    { argv: ['schema', '--config', 'df.yaml'], code: 'commander.unknownOption' },
+    { argv: ['init', '--json'], code: 'commander.unknownOption' },
+    { argv: ['run'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['run', '--json'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['export-now', '--audience', 'aud-vip'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['plan'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['status'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['runs'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['validate', '--snapshot', 's1'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['export-now', '-c', 'df.yaml'], code: 'commander.missingMandatoryOptionValue' },
+    { argv: ['run', '-c'], code: 'commander.optionMissingArgument' },
+    { argv: ['run', '-c', 'df.yaml', '--at'], code: 'commander.optionMissingArgument' },
+  ];
+
+  it.each(rejected)('audex $argv → $code', async ({ argv, code }) => {
+    const error = await parseError(...argv);
+    expect(error.code).toBe(code);
+    expect(error.exitCode).not.toBe(0);
+  });
+
+  it('no command at all is an error (help is shown on stderr), not a silent success', async () => {
+    const error = await parseError();
+    expect(error.exitCode).not.toBe(0);
+  });
+});
+
+describe('--help', () => {
+  const commands = ['run', 'export-now', 'plan', 'status', 'runs', 'validate', 'init', 'schema'];
+
+  it.each(commands)('audex %s --help is a CommanderError with exit code 0 and examples', async (command) => {
+    let help = '';
+    const error = await (async () => {
+      try {
+        await parseCommandLine(['node', 'audex', command, '--help'], (p) => {
+          const capture = { writeOut: (s: string) => void (help += s), writeErr: (s: string) => void (help += s) };
+          p.configureOutput(capture);
+          for (const c of p.commands) c.configureOutput(capture);
+        });
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).exitCode).toBe(0);
+    expect(help).toContain(`audex ${command}`);
+    expect(help).toContain('Examples');
+  });
+
+  it('-h and the top-level --help also exit 0', async () => {
+    for (const argv of [['--help'], ['run', '-h'], ['help', 'run']]) {
+      const error = await parseError(...argv);
+      expect(error.exitCode, argv.join(' ')).toBe(0);
+    }
+  });
+
+  it('the documented form with quiet output configured on the program only still exits 0', async () => {
+    const error = await parseCommandLine(['node', 'audex', '--help'], (p) => p.configureOutput({ writeOut: () => {}, writeErr: () => {} })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).exitCode).toBe(0);
+  });
+});
