@@ -214,7 +214,8 @@ function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet
     shape.namespace !== null
       ? `coalesce(list_sort(list_distinct([json_extract_string(x, '$') FOR x IN idj IF x IS NOT NULL AND json_type(x) <> 'NULL' AND json_extract_string(x, '$') <> ''])), []::VARCHAR[]) AS ids,`
       : '';
-  return `CREATE OR REPLACE TEMP TABLE ${ident(table)} AS
+  // Not TEMP: runs read the snapshot table from connections of their own.
+  return `CREATE OR REPLACE TABLE ${ident(table)} AS
     WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
     SELECT * EXCLUDE (k_type, _entry_errors${shape.namespace !== null ? ', idj' : ''}), ${ids}
       ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}

@@ -11,10 +11,13 @@ export interface EngineOptions {
 }
 
 export interface Engine {
+  /** Another connection to the same database: shared tables, its own TEMP tables. */
+  connect(): Promise<Engine>;
   run(sql: string): Promise<void>;
   all<T = Record<string, unknown>>(sql: string): Promise<T[]>;
   /** Streams the first column of a query's rows as strings, chunk by chunk. */
   streamStrings(sql: string, onChunk: (values: string[]) => Promise<void> | void): Promise<void>;
+  /** Closes every connection and the database. */
   close(): void;
 }
 
@@ -27,8 +30,21 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
   };
   if (options.threads) config['threads'] = String(options.threads);
   const instance = await DuckDBInstance.create(':memory:', config);
-  const connection: DuckDBConnection = await instance.connect();
+  const connections: DuckDBConnection[] = [];
+  const wrap = async (): Promise<Engine> => {
+    const connection = await instance.connect();
+    connections.push(connection);
+    return engineOn(connection, wrap, () => {
+      for (const c of connections) c.closeSync();
+      instance.closeSync();
+    });
+  };
+  return wrap();
+}
+
+function engineOn(connection: DuckDBConnection, connect: () => Promise<Engine>, close: () => void): Engine {
   return {
+    connect,
     async run(sql) {
       await connection.run(sql);
     },
@@ -47,9 +63,6 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
         await onChunk(values);
       }
     },
-    close() {
-      connection.closeSync();
-      instance.closeSync();
-    },
+    close,
   };
 }

@@ -61,8 +61,16 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
           dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, scratchDir, snapshots: loaded,
           progress: options.progress,
         };
+        // Audiences are independent: two at a time, each on its own DuckDB connection, so
+        // one's file writing (JS, gzip) overlaps another's selection (DuckDB). The runs of
+        // one audience stay in order (a finished interrupted run feeds the next diff).
+        const outcomes = new Map<PlannedRun, Awaited<ReturnType<typeof executeOne>>>();
+        await forEachConcurrently(groupByAudience(plan.runs), AUDIENCES_AT_ONCE, async (group) => {
+          const own = { ...ctx, engine: await engine.connect() };
+          for (const run of group) outcomes.set(run, await executeOne(own, run));
+        });
         for (const run of plan.runs) {
-          const { record, code } = await executeOne(ctx, run);
+          const { record, code } = outcomes.get(run)!;
           exitCode = Math.max(exitCode, code);
           records.push(...skippedRecords(run), record);
         }
@@ -76,6 +84,22 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
     await release();
     await rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+const AUDIENCES_AT_ONCE = 2;
+
+function groupByAudience(runs: PlannedRun[]): PlannedRun[][] {
+  const groups = new Map<string, PlannedRun[]>();
+  for (const run of runs) groups.set(run.audienceId, [...(groups.get(run.audienceId) ?? []), run]);
+  return [...groups.values()];
+}
+
+async function forEachConcurrently<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 async function executeOne(ctx: RunContext, run: PlannedRun): Promise<{ record: RunRecord; code: number }> {
