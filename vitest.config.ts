@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most tests wait on audex child processes: two files at a time keep both cores busy.
+    maxWorkers: 2,
   },
 });

@@ -60,13 +60,13 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
   const ndjson = parts.filter((p) => p.kind === 'ndjson');
   const parquet = parts.filter((p) => p.kind === 'parquet');
   const parquetColumns = parquet.length ? await describeParquet(engine, parquet) : new Set<string>();
-  const create = (json: PartFile[]) => engine.run(createTableSql(shape, options.table, json, parquet, parquetColumns));
+  const create = (json: PartFile[], objectSize: number) => engine.run(createTableSql(shape, options.table, json, parquet, parquetColumns, objectSize));
 
   const scanned: BadRecord[] = [];
   let readable = parts;
   let needScan = false;
   try {
-    await create(ndjson);
+    await create(ndjson, FAST_PATH_OBJECT_SIZE);
     needScan = ndjson.length > 0 && (await countNdjsonProblems(engine, shape, options.table)) > 0;
   } catch (error) {
     if (ndjson.length === 0) throw unreadable(error, parquet);
@@ -83,7 +83,7 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     }
     readable = parts.map((p) => clean.find((c) => c.name === p.name) ?? p);
     try {
-      await create(clean);
+      await create(clean, MAX_RECORD_BYTES);
     } catch (error) {
       throw unreadable(error, parts);
     }
@@ -190,13 +190,22 @@ function entryErrorSql(audience: string, i: number): string {
     END)`;
 }
 
-function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetColumns: Set<string>): string {
+/**
+ * DuckDB's read_json accepts records up to about twice its maximum_object_size (its read
+ * buffer). The fast path sets half the limit, so every record over MAX_RECORD_BYTES fails
+ * the read and sends the load to the exact scanner, which applies the limit to the byte
+ * (a few just under it may go there too). The scanner's clean copy holds no record over
+ * the limit and is read with the full setting.
+ */
+const FAST_PATH_OBJECT_SIZE = MAX_RECORD_BYTES / 2;
+
+function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetColumns: Set<string>, objectSize: number): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
     selects.push(
       `SELECT ${typedModeColumns(shape).join(', ')}, filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
        FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = true,
-                      maximum_object_size = ${MAX_RECORD_BYTES}, columns = ${ndjsonColumnTypes(shape)})`,
+                      maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`,
     );
   }
   if (parquet.length > 0) {

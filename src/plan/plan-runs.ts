@@ -55,8 +55,8 @@ export interface Plan {
   runs: PlannedRun[];
   problems: PlanProblem[];
   idle: IdleAudience[];
-  /** Pending records of runs whose cursor was already written (died just before cleanup). */
-  committedPending: string[];
+  /** Pending records of runs whose cursor was already written (died after the commit point, before cleanup). */
+  committedPending: PendingRun[];
 }
 
 export interface ScheduledPlanInput {
@@ -104,8 +104,8 @@ export function planScheduledRuns(input: ScheduledPlanInput): Plan {
 
     for (const pending of input.pending.filter((p) => p.audienceId === audience.id)) {
       if (pending.trigger !== 'exportNow' && cursor && new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()) {
-        // Its cursor was written: the run is committed, only the record's removal was lost.
-        plan.committedPending.push(pending.runId);
+        // Its cursor was written: the run is committed; only its history record and cleanup may be missing.
+        plan.committedPending.push(pending);
         continue;
       }
       const snapshot = snapshots.find((s) => s.snapshotId === pending.snapshotId);

@@ -2,8 +2,8 @@
 // write, computed by the same selection SQL, without writing any file or state. Chained
 // runs (an interrupted run finished first, then the newly due slot) diff against the
 // baseline the first would leave, built in memory.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { createScratchDir } from '../storage/staging.js';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { badRecordsFor } from '../engine/load-snapshot.js';
@@ -63,7 +63,7 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
     problems: plan.problems.map((p: PlanProblem) => ({ audienceId: p.audienceId, error: p.error })),
   };
   if (plan.runs.length === 0) return report;
-  const scratchDir = await mkdtemp(path.join(tmpdir(), 'audex-plan-'));
+  const scratchDir = await createScratchDir('plan');
   const shape = buildShape(dataflow);
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
   try {

@@ -1,23 +1,26 @@
 // Executes one planned run. The commit order (SPEC §8) lives here:
 //
-//   pending record → data parts (staged, then published) → manifest → new baseline → cursor
-//   → pending record removed
+//   pending record → data parts (staged, then published) → manifest → new baseline
+//   → pending record with the run's outcome → cursor → history record → pending removed
 //
 // The cursor write is the commit point. A run killed anywhere before it leaves a pending
 // record; the next invocation finishes that run with the same id, snapshot and logical
 // time, so the files repeat byte for byte and no membership change is lost or doubled.
+// A run killed after it gets its history record (from the pending record's outcome) and
+// its cleanup from the next invocation; a store failure there is a CommittedRunError.
 import type { Dataflow } from '../config/schema.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
 import { badRecordsFor, type LoadedSnapshot } from '../engine/load-snapshot.js';
 import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
 import { ident, literal } from '../engine/sql.js';
+import { messageOf } from '../errors.js';
 import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
 import { stateKeys } from '../state/keys.js';
 import type { StateStore } from '../state/state-store.js';
-import type { RunCounts, RunFile, RunRecord } from '../state/records.js';
+import type { PendingRun, RunCounts, RunFile, RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
 import { resolveRunNames } from './run-names.js';
 import { writeParts } from '../writers/write-parts.js';
@@ -34,17 +37,33 @@ export interface RunContext {
   progress: (message: string) => void;
 }
 
-export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit<RunRecord, 'durationMs'>> {
+/**
+ * A failure after the run's commit point: its files were delivered and its cursor
+ * advanced, so it is not run again; only its history record or cleanup is missing, and
+ * the next invocation completes them.
+ */
+export class CommittedRunError extends Error {
+  constructor(
+    readonly record: RunRecord,
+    readonly cause: unknown,
+  ) {
+    super(messageOf(cause));
+  }
+}
+
+export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunRecord> {
+  const started = performance.now();
   const { dataflow, shape, engine, destination, state } = ctx;
   const loaded = ctx.snapshots.get(run.snapshot.snapshotId);
   if (!loaded) throw new Error(`internal: snapshot ${run.snapshot.snapshotId} was not loaded`);
   const names = resolveRunNames(dataflow, run);
   const { folder, baseName, ext } = names;
 
-  await state.writePending({
+  const pending: PendingRun = {
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
     logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
-  });
+  };
+  await state.writePending(pending);
   crashPoint('after-pending');
   await destination.removeStaged(folder, [baseName, names.manifestName]);
 
@@ -88,6 +107,11 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
   }
   crashPoint('after-manifest');
 
+  const record: RunRecord = {
+    runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
+    logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, status: 'success',
+    counts, files, ...(manifest ? { manifest } : {}), durationMs: 0,
+  };
   if (run.advancesCursor) {
     let baseline: string | undefined;
     let baselineSize: number | undefined;
@@ -103,6 +127,8 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
       baselineSize = Number(row?.n ?? 0);
       await engine.run('DROP TABLE next_base');
     }
+    record.durationMs = Math.round(performance.now() - started);
+    await state.writePending({ ...pending, outcome: record });
     await state.writeCursor({
       audienceId: run.audienceId, lastSlot: run.logicalTime.toISOString(), runId: run.runId,
       snapshotId: run.snapshot.snapshotId, mode: run.mode,
@@ -110,13 +136,17 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<Omit
     });
   }
   crashPoint('after-cursor');
-  await state.deletePending(run.runId);
+  if (!run.advancesCursor) record.durationMs = Math.round(performance.now() - started);
+  try {
+    await state.appendHistory(record);
+    await state.deletePending(run.runId);
+  } catch (error) {
+    // An export-now run has no cursor: until its pending record is gone it is not done,
+    // and the next invocation runs it again (same id, same files).
+    throw run.advancesCursor ? new CommittedRunError(record, error) : error;
+  }
   await engine.run(`DROP TABLE IF EXISTS ${ident(output)}`);
-  return {
-    runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
-    logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, status: 'success',
-    counts, files, ...(manifest ? { manifest } : {}),
-  };
+  return record;
 }
 
 /** A retried run with fewer parts than its first attempt must not leave the extra parts behind. */

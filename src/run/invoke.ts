@@ -1,8 +1,8 @@
 // One invocation of `audex run` or `audex export-now`: lock the dataflow, plan, load each
 // needed snapshot once (bad input beyond the limit stops everything before any write),
 // execute the runs one audience at a time, record history, release the lock.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { createScratchDir } from '../storage/staging.js';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { buildShape } from '../engine/shape.js';
@@ -10,9 +10,9 @@ import { openEngine } from '../engine/session.js';
 import { exitCodeOf, messageOf, EXIT } from '../errors.js';
 import { deriveRunId, type PlannedRun } from '../plan/plan-runs.js';
 import { StateStore } from '../state/state-store.js';
-import { zeroCounts, type RunRecord } from '../state/records.js';
+import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
-import { executeRun, type RunContext } from './execute-run.js';
+import { CommittedRunError, executeRun, type RunContext } from './execute-run.js';
 import { loadSnapshots, openLocations, prepare } from './prepare.js';
 
 export interface InvokeOptions {
@@ -26,6 +26,8 @@ export interface InvokeOptions {
   /** Take the dataflow lock (default). --no-lock is for stores without conditional writes. */
   lock?: boolean;
   progress: (message: string) => void;
+  /** A problem the user must see even with --quiet (stderr). */
+  warn: (message: string) => void;
 }
 
 export interface InvocationResult {
@@ -38,14 +40,14 @@ export interface InvocationResult {
 export async function invoke(options: InvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
   // The run owns one scratch folder (downloads, staged uploads, DuckDB spill) and removes it.
-  const scratchDir = await mkdtemp(path.join(tmpdir(), 'audex-'));
+  const scratchDir = await createScratchDir('run');
   let release = async (): Promise<void> => undefined;
   try {
     const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(locations.state);
     if (options.lock !== false) release = await state.acquireLock(dataflow.id, new Date());
     const { plan } = await prepare(options.config, options, locations);
-    for (const runId of plan.committedPending) await state.deletePending(runId);
+    await finishCommitted(state, plan.committedPending, options.progress);
     const records: RunRecord[] = plan.problems.map((p) => ({
       runId: deriveRunId(dataflow.id, p.audienceId, p.mode, p.trigger, p.logicalTime ?? options.now), audienceId: p.audienceId, mode: p.mode, trigger: p.trigger, logicalTime: (p.logicalTime ?? options.now).toISOString(),
       snapshotId: p.snapshotId, status: 'failed', counts: zeroCounts(), files: [], error: p.error,
@@ -67,7 +69,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         const outcomes = new Map<PlannedRun, Awaited<ReturnType<typeof executeOne>>>();
         await forEachConcurrently(groupByAudience(plan.runs), AUDIENCES_AT_ONCE, async (group) => {
           const own = { ...ctx, engine: await engine.connect() };
-          for (const run of group) outcomes.set(run, await executeOne(own, run));
+          for (const run of group) outcomes.set(run, await executeOne(own, run, options.warn));
         });
         for (const run of plan.runs) {
           const { record, code } = outcomes.get(run)!;
@@ -78,7 +80,8 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         engine.close();
       }
     }
-    for (const record of records) await state.appendHistory(record);
+    // Successful runs wrote their own history record right after their commit point.
+    for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
   } finally {
     await release();
@@ -102,12 +105,31 @@ async function forEachConcurrently<T>(items: T[], limit: number, work: (item: T)
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-async function executeOne(ctx: RunContext, run: PlannedRun): Promise<{ record: RunRecord; code: number }> {
+/**
+ * Runs committed by an earlier invocation that died (or failed to write to the store)
+ * before their history record and cleanup: writes the record kept in the pending record,
+ * then removes it.
+ */
+async function finishCommitted(state: StateStore, committed: PendingRun[], progress: (message: string) => void): Promise<void> {
+  for (const pending of committed) {
+    if (pending.outcome) await state.appendHistory(pending.outcome);
+    await state.deletePending(pending.runId);
+    progress(`${pending.audienceId}: run ${pending.runId} was committed by an earlier invocation; its history record and cleanup are done now`);
+  }
+}
+
+async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: string) => void): Promise<{ record: RunRecord; code: number }> {
   const started = performance.now();
   try {
-    const record = await executeRun(ctx, run);
-    return { record: { ...record, durationMs: Math.round(performance.now() - started) }, code: EXIT.ok };
+    return { record: await executeRun(ctx, run), code: EXIT.ok };
   } catch (error) {
+    if (error instanceof CommittedRunError) {
+      const note =
+        `the run was committed (its files are delivered and its cursor advanced), but then ${messageOf(error.cause)}. ` +
+        'The next `audex run` writes its history record and removes its pending record; it does not export again.';
+      warn(`${run.audienceId}: ${note}`);
+      return { record: { ...error.record, note }, code: exitCodeOf(error.cause) };
+    }
     const record: RunRecord = {
       runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
       snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],

@@ -7,6 +7,8 @@ export function encodeSegment(value: string): string {
 
 export const stateKeys = {
   lock: 'lock.json',
+  /** Claim of the takeover of a dead holder's lock (local disk), by that lock's token. */
+  lockTakeover: (staleToken: string) => `lock-takeover/${encodeSegment(staleToken || 'untokened')}.json`,
   cursor: (audienceId: string) => `cursors/${encodeSegment(audienceId)}.json`,
   baseline: (audienceId: string, runId: string) => `baselines/${encodeSegment(audienceId)}/${runId}.parquet`,
   pending: (runId: string) => `pending/${runId}.json`,

@@ -60,6 +60,12 @@ export interface PendingRun {
   snapshotId: string;
   /** Destination folders the run writes into (for removing its staged files). */
   folders: string[];
+  /**
+   * The run's history record, stored just before its commit point (the cursor): a run
+   * that dies after committing but before its history record is written still gets that
+   * record, from here, at the next invocation.
+   */
+  outcome?: RunRecord;
 }
 
 export function zeroCounts(): RunCounts {

@@ -92,25 +92,53 @@ export class StateStore {
     const token = randomUUID();
     const mine = { token, pid: process.pid, host: hostname(), acquiredAt: now.toISOString(), dataflowId };
     const text = `${JSON.stringify(mine, null, 2)}\n`;
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < 5; attempt++) {
       if (await this.storage.createExclusive(stateKeys.lock, text)) {
         return async () => {
           const current = await this.readJson<{ token: string }>(stateKeys.lock);
           if (current?.token === token) await this.storage.delete(stateKeys.lock);
         };
       }
-      const holder = await this.readJson<{ pid: number; host: string; acquiredAt: string }>(stateKeys.lock);
-      if (holder && holder.host === hostname() && !isAlive(holder.pid)) {
-        await this.storage.delete(stateKeys.lock);
+      const holder = await this.readJson<{ token?: string; pid: number; host: string; acquiredAt: string }>(stateKeys.lock);
+      if (!holder) continue;
+      if (holder.host === hostname() && !isAlive(holder.pid)) {
+        await this.takeOverStaleLock(holder.token ?? '');
         continue;
       }
-      if (!holder) continue;
       throw new RunFailedError(
         `dataflow ${dataflowId} is locked by another audex run (pid ${holder.pid} on ${holder.host}, since ${holder.acquiredAt}); ` +
           `nothing was exported. Wait for it to finish. If that process is gone on another machine, delete ${this.storage.describe(stateKeys.lock)}`,
       );
     }
     throw new RunFailedError(`could not take the lock ${this.storage.describe(stateKeys.lock)}; try again`);
+  }
+
+  /**
+   * Removes a lock.json whose process is gone. Several runs may find the same dead holder
+   * at once: each first claims the takeover of that holder's token with an exclusive
+   * create, and only the one claim that succeeds removes lock.json, after reading it
+   * again (it can only still hold that token if nobody removed it). The others go back to
+   * competing for lock.json, so a fresh lock is never removed by a late contender.
+   */
+  private async takeOverStaleLock(staleToken: string): Promise<void> {
+    const claim = stateKeys.lockTakeover(staleToken);
+    if (!(await this.storage.createExclusive(claim, `${JSON.stringify({ pid: process.pid, host: hostname() })}\n`))) {
+      const taker = await this.readJson<{ pid: number; host: string }>(claim).catch(() => null);
+      if (taker && taker.host === hostname() && !isAlive(taker.pid)) {
+        throw new RunFailedError(
+          `the lock ${this.storage.describe(stateKeys.lock)} was left by a run that is gone, and so was the run that began to take it over; ` +
+            `nothing was exported. Make sure no audex run of this dataflow is running, delete ${this.storage.describe(stateKeys.lock)} and ${this.storage.describe(claim)}, and run again`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return;
+    }
+    try {
+      const current = await this.readJson<{ token?: string }>(stateKeys.lock);
+      if (current && (current.token ?? '') === staleToken) await this.storage.delete(stateKeys.lock);
+    } finally {
+      await this.storage.delete(claim);
+    }
   }
 
   /**

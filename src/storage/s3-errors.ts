@@ -145,7 +145,7 @@ export function classifyS3Error(error: unknown, ctx: S3ErrorContext): AudexError
   }
   if (isTransient(error)) {
     const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
-    return new RunFailedError(`${what}: the store failed transiently (${detail})${tries}; nothing was committed and the state is unchanged; run audex again`, options);
+    return new RunFailedError(`${what}: the store failed transiently (${detail})${tries}; run audex again`, options);
   }
   return new StorageError(`${what} (${detail}): ${message}`, options);
 }

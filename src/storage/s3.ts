@@ -14,7 +14,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
+import type { GetObjectCommandOutput, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import type { S3Options } from '../config/schema.js';
 import { StorageError } from '../errors.js';
 import type { StorageBackend, Versioned } from './backend.js';
@@ -125,15 +125,11 @@ export class S3Storage implements StorageBackend {
   }
 
   async readVersioned(key: string): Promise<Versioned | null> {
-    try {
-      const sdk = await loadS3Sdk();
-      const response = await (await this.client()).send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
-      const text = (await response.Body?.transformToString('utf8')) ?? '';
-      return { text, version: response.ETag ?? '' };
-    } catch (error) {
-      if (isNotFound(error)) return null;
-      return this.fail(error, 'read', this.describe(key));
-    }
+    return this.getObject(key, async (response) => {
+      const bytes = Buffer.from((await response.Body?.transformToByteArray()) ?? []);
+      checkLength(bytes.length, response.ContentLength);
+      return { text: bytes.toString('utf8'), version: response.ETag ?? '' };
+    });
   }
 
   async readText(key: string): Promise<string | null> {
@@ -309,37 +305,54 @@ export class S3Storage implements StorageBackend {
   }
 
   /**
-   * Downloads `key` into `scratchDir`, streamed to disk. The SDK retries the request
-   * itself; a body that breaks off midway (or ends short of its length) is fetched again.
+   * GETs `key` and hands the response to `consume`. The SDK retries the request itself; a
+   * body that breaks off midway (or ends short of its length) is fetched again, up to
+   * FETCH_ATTEMPTS times. A missing key gives null.
    */
-  async fetch(key: string, scratchDir: string): Promise<string> {
-    const dir = path.join(scratchDir, 'fetched');
-    await mkdir(dir, { recursive: true });
-    const file = path.join(dir, `${++this.fetched}-${path.posix.basename(key).replace(/[^A-Za-z0-9._-]/g, '_')}`);
-    const partial = `${file}.partial`;
+  private async getObject<T>(key: string, consume: (response: GetObjectCommandOutput) => Promise<T>): Promise<T | null> {
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
         const sdk = await loadS3Sdk();
         response = await (await this.client()).send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
       } catch (error) {
-        if (isNotFound(error)) throw new StorageError(`${this.describe(key)} does not exist (it was listed a moment ago); check whether something else deletes it`, { cause: error });
+        if (isNotFound(error)) return null;
         return this.fail(error, 'read', this.describe(key));
       }
       try {
-        await pipeline(response.Body as Readable, createWriteStream(partial));
-        const size = (await stat(partial)).size;
-        if (response.ContentLength !== undefined && size !== response.ContentLength) {
-          throw Object.assign(new Error(`the download ended after ${size} of ${response.ContentLength} bytes`), { name: 'IncompleteBody' });
-        }
-        await rename(partial, file);
-        return file;
+        return await consume(response);
       } catch (error) {
-        await rm(partial, { force: true });
         if (attempt < FETCH_ATTEMPTS) continue;
         return this.fail(error, 'read', this.describe(key));
       }
     }
+  }
+
+  /** Downloads `key` into `scratchDir`, streamed to disk (see getObject for retries). */
+  async fetch(key: string, scratchDir: string): Promise<string> {
+    const dir = path.join(scratchDir, 'fetched');
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, `${++this.fetched}-${path.posix.basename(key).replace(/[^A-Za-z0-9._-]/g, '_')}`);
+    const partial = `${file}.partial`;
+    const done = await this.getObject(key, async (response) => {
+      try {
+        await pipeline(response.Body as Readable, createWriteStream(partial));
+        checkLength((await stat(partial)).size, response.ContentLength);
+        await rename(partial, file);
+        return file;
+      } catch (error) {
+        await rm(partial, { force: true });
+        throw error;
+      }
+    });
+    if (done === null) throw new StorageError(`${this.describe(key)} does not exist (it was listed a moment ago); check whether something else deletes it`);
+    return done;
+  }
+}
+
+function checkLength(size: number, expected: number | undefined): void {
+  if (expected !== undefined && size !== expected) {
+    throw Object.assign(new Error(`the download ended after ${size} of ${expected} bytes`), { name: 'IncompleteBody' });
   }
 }
 

@@ -1,14 +1,17 @@
-// Local staging for remote backends (S3, memory). Outputs are written to a local file
-// first (DuckDB and the writers need a path), then uploaded and removed. The staging
-// folder belongs to this process: it is removed when the process exits, and the next
-// run sweeps folders left behind by killed processes on this machine.
+// Local scratch folders. Remote backends (S3, memory) stage outputs in a local file first
+// (DuckDB and the writers need a path), then upload and remove them; commands keep their
+// downloads and DuckDB spill in a scratch folder of their own. Each folder belongs to one
+// process and is removed when it is done; the next command sweeps the folders left
+// behind by killed processes on this machine.
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 
-const PREFIX = 'audex-staging-';
-/** A folder of a dead process is swept only once it has been idle this long (pid namespaces can differ). */
+const PREFIX = 'audex-';
+const SCRATCH_NAME = /^audex-[a-z]+-(\d+)-/;
+const OWNER_FILE = 'owner.json';
+/** A folder without an owner record is swept only once it has been idle this long. */
 const SWEEP_AFTER_MS = 10 * 60 * 1000;
 
 let processRoot: Promise<string> | undefined;
@@ -32,20 +35,47 @@ export function stagedPath(folder: string, key: string): string {
 }
 
 async function createProcessRoot(): Promise<string> {
-  await sweepAbandoned().catch(() => undefined);
-  const dir = await mkdtemp(path.join(tmpdir(), `${PREFIX}${process.pid}-`));
+  const dir = await createScratchDir('staging');
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
+/**
+ * A fresh scratch folder in the system temp folder for one command of this process
+ * (`run`, `plan`, `validate`, `staging`): downloads, staged uploads, DuckDB spill. Its
+ * owner (pid, host) is written into it, and folders left by killed processes are swept
+ * first (SPEC §8: temp files left by a killed run are removed by the next run).
+ */
+export async function createScratchDir(kind: string): Promise<string> {
+  await sweepAbandoned().catch(() => undefined);
+  const dir = await mkdtemp(path.join(tmpdir(), `${PREFIX}${kind}-${process.pid}-`));
+  await writeFile(path.join(dir, OWNER_FILE), `${JSON.stringify({ pid: process.pid, host: hostname() })}\n`);
+  return dir;
+}
+
+/**
+ * Removes the scratch folders of audex processes that are gone: recorded on this host
+ * with a pid that no longer runs. A folder without an owner record (a process killed
+ * while creating it) is swept once it has been idle for SWEEP_AFTER_MS. Folders of
+ * other hosts (a temp folder shared between machines) are left alone.
+ */
 async function sweepAbandoned(): Promise<void> {
   const root = tmpdir();
   for (const name of await readdir(root)) {
-    const pid = Number(/^audex-staging-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    const pid = Number(SCRATCH_NAME.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
     const full = path.join(root, name);
-    const info = await stat(full).catch(() => null);
-    if (info?.isDirectory() && Date.now() - info.mtimeMs > SWEEP_AFTER_MS) await rm(full, { recursive: true, force: true });
+    const owner = await readFile(path.join(full, OWNER_FILE), 'utf8').then(
+      (text) => JSON.parse(text) as { pid?: number; host?: string },
+      () => null,
+    );
+    let abandoned: boolean;
+    if (owner) abandoned = owner.host === hostname() && owner.pid === pid && !isAlive(pid);
+    else {
+      const info = await stat(full).catch(() => null);
+      abandoned = Boolean(info?.isDirectory()) && !isAlive(pid) && Date.now() - info!.mtimeMs > SWEEP_AFTER_MS;
+    }
+    if (abandoned) await rm(full, { recursive: true, force: true });
   }
 }
 

@@ -113,7 +113,7 @@ describe('S3 errors', () => {
     expect(failed.code, failed.stderr).toBe(1);
     const run = failed.json().runs[0]!;
     expect(run.status).toBe('failed');
-    expect(run.error).toMatch(/cannot write s3:\/\/exports\/.*cursors\/aud-vip\.json: the store failed transiently \(InternalError, HTTP 500\) after 5 attempts; nothing was committed/);
+    expect(run.error).toMatch(/cannot write s3:\/\/exports\/.*cursors\/aud-vip\.json: the store failed transiently \(InternalError, HTTP 500\) after 5 attempts; run audex again\nThe run was not committed; the next `audex run` finishes it/);
     expect(s3.requests.filter((r) => r.method === 'PUT' && r.url.includes('/cursors/'))).toHaveLength(5);
     const state = await s3.listKeys('exports', `${flow.root}/state/`);
     expect(state.some((k) => k.includes('/cursors/'))).toBe(false);

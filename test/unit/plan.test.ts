@@ -82,7 +82,7 @@ describe('planScheduledRuns', () => {
     const pending: PendingRun = { runId, audienceId: 'vip', mode: 'incremental', trigger: 'schedule', logicalTime: '2026-11-21T05:30:00.000Z', snapshotId: 's21', folders: [''] };
     const cursors = new Map([['vip', cursor('vip', '2026-11-21T05:30:00.000Z', { baseline: `baselines/vip/${runId}.parquet` })]]);
     const plan = planScheduledRuns({ dataflow, snapshots, cursors, pending: [pending], now: at('2026-11-21T06:00:00Z') });
-    expect(plan.committedPending).toEqual([runId]);
+    expect(plan.committedPending.map((p) => p.runId)).toEqual([runId]);
     expect(plan.runs.filter((r) => r.audienceId === 'vip')).toEqual([]);
   });
 

@@ -21,7 +21,7 @@ export async function runCommand(command: 'run' | 'export-now', flags: RunFlags,
   const config = await loadConfig(flags.config);
   const result = await invoke({
     config, command, now, maxBadRecords, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot,
-    memoryLimit: flags.memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m),
+    memoryLimit: flags.memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
   });
   reporter.out(flags.json ? JSON.stringify({ dataflowId: result.dataflowId, at: result.at, runs: result.runs }, null, 2) : formatSummary(result));
   return result.exitCode;

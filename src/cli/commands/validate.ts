@@ -1,7 +1,7 @@
 // `audex validate`: the config (every problem at once, exit 2) and, with --snapshot, that
 // the snapshot reads within --max-bad-records and has every mapped audience (exit 4).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { createScratchDir } from '../../storage/staging.js';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { Dataflow } from '../../config/schema.js';
@@ -86,7 +86,7 @@ async function checkSnapshot(
   const info = pickSnapshot(await listSnapshots(source), new Date(8.64e15), id);
   if (!info) throw new BadInputError(`snapshot ${id} was not found under ${source.root} (or has no _snapshot.json yet); check the id with \`ls\` or your producer's logs`);
   const shape = buildShape(dataflow);
-  const scratchDir = await mkdtemp(path.join(tmpdir(), 'audex-validate-'));
+  const scratchDir = await createScratchDir('validate');
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit });
   try {
     const parts: PartFile[] = [];
