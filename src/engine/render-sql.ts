@@ -1,6 +1,8 @@
 // How an output table (ord, k, j0..jn JSON) becomes file content, per format (SPEC §4–5).
 // CSV lines are rendered whole in SQL so every dialect option is exact and the JS side
-// only joins lines; Parquet columns are cast to the mapping's types.
+// only joins lines; Parquet columns are cast to the mapping's types. The output table was
+// created in row order (ORDER BY ord) and the engine preserves insertion order, so plain
+// scans of it come out in that order without sorting again.
 import type { CsvOptions } from '../config/schema.js';
 import type { Shape } from './shape.js';
 import { ident, literal } from './sql.js';
@@ -42,12 +44,12 @@ function csvLine(values: string[], csv: CsvOptions): string {
 
 export function csvLinesSql(shape: Shape, table: string, csv: CsvOptions): string {
   const values = shape.columns.map((_, i) => renderText(`j${i}`));
-  return `SELECT ${csvLine(values, csv)} AS line FROM ${ident(table)} ORDER BY ord`;
+  return `SELECT ${csvLine(values, csv)} AS line FROM ${ident(table)}`;
 }
 
 export function jsonLinesSql(shape: Shape, table: string): string {
   const pairs = shape.columns.map((c, i) => `${literal(c.target)}, j${i}`);
-  return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)} ORDER BY ord`;
+  return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)}`;
 }
 
 const PARQUET_TYPES = { string: 'VARCHAR', int64: 'BIGINT', double: 'DOUBLE', boolean: 'BOOLEAN', timestamp: 'TIMESTAMPTZ' } as const;
@@ -80,6 +82,6 @@ export function parquetTypeErrorsSql(shape: Shape, table: string): string | null
 
 export function parquetCopySql(shape: Shape, table: string, firstRow: number, lastRow: number, file: string, gzip: boolean): string {
   const cols = shape.columns.map((c, i) => `${typedValue(shape, i)}::${PARQUET_TYPES[c.type]} AS ${ident(c.target)}`);
-  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE ord BETWEEN ${firstRow} AND ${lastRow} ORDER BY ord)
+  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE ord BETWEEN ${firstRow} AND ${lastRow})
     TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
 }

@@ -137,19 +137,21 @@ export async function selectRows(
   let keyValue = '';
   if (dedup?.kind === 'identity') keyValue = 'unnest(v.ids)::VARCHAR';
   if (dedup?.kind === 'attributes') keyValue = `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
+  // Only key values held by more than one profile need the (costly) ranking.
   const losers = dedup
     ? `SELECT DISTINCT k FROM (
          SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY TRY_CAST(qtime AS TIMESTAMPTZ) DESC NULLS LAST${
            tieBreak.length ? `, ${tieBreak.join(', ')}` : ''
          }, k ASC) AS r
-         FROM (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE v.kind IN ('member', 'retained') AND v.ok) v)
+         FROM keyed v SEMI JOIN (SELECT key_value FROM keyed GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
        WHERE r > 1`
     : `SELECT NULL::VARCHAR AS k WHERE FALSE`;
+  const keyed = dedup ? `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE v.kind IN ('member', 'retained') AND v.ok),` : '';
   const exitsWritten = shape.statusMapped ? 'TRUE' : 'FALSE';
   const idColumn = cols.findIndex((c) => c.ref.kind === 'identity');
   const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(c, 'x')} AS j${i}` : `x.j${i}`));
   await engine.run(`CREATE OR REPLACE TEMP TABLE ${ident(output)} AS
-    WITH losers AS (${losers}),
+    WITH ${keyed} losers AS (${losers}),
     kept AS (
       SELECT v.* FROM ${valued} v
       WHERE (v.kind = 'member' AND v.ok AND v.k NOT IN (SELECT k FROM losers))
