@@ -16,6 +16,7 @@ import type { Shape } from './shape.js';
 import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';
 import { MAX_RECORD_BYTES, QUALIFICATION_TIME_PATTERN, SCALAR_JSON_TYPES, VALID_STATUSES, type RecordRules } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
+import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 
 export interface PartFile {
   /** Local path DuckDB reads. */
@@ -59,8 +60,8 @@ export function describeBadInput(snapshotId: string, audienceId: string, records
 export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile[], options: LoadOptions): Promise<LoadedSnapshot> {
   const ndjson = parts.filter((p) => p.kind === 'ndjson');
   const parquet = parts.filter((p) => p.kind === 'parquet');
-  const parquetColumns = parquet.length ? await describeParquet(engine, parquet) : new Set<string>();
-  const create = (json: PartFile[], objectSize: number) => engine.run(createTableSql(shape, options.table, json, parquet, parquetColumns, objectSize));
+  const parquetRead = parquet.length ? await parquetReader(engine, shape, parquet, options.table) : null;
+  const create = (json: PartFile[], objectSize: number) => engine.run(createTableSql(shape, options.table, json, parquet, parquetRead, objectSize));
 
   const scanned: BadRecord[] = [];
   let readable = parts;
@@ -100,10 +101,13 @@ function unreadable(error: unknown, parts: PartFile[]): BadInputError {
   );
 }
 
-async function describeParquet(engine: Engine, parts: PartFile[]): Promise<Set<string>> {
+/** Typed access to the paths the dataflow reads, resolved against the parts' unified schema. */
+async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], table: string): Promise<PathAccess> {
+  const probe = `${table}_parquet_schema`;
   try {
-    const rows = await engine.all<{ column_name: string }>(`DESCRIBE SELECT * FROM read_parquet([${literalList(parts.map((p) => p.path))}], union_by_name = true)`);
-    return new Set(rows.map((r) => r.column_name));
+    await engine.run(`CREATE OR REPLACE TEMP TABLE ${ident(probe)} AS SELECT * FROM read_parquet([${literalList(parts.map((p) => p.path))}], union_by_name = true) LIMIT 0`);
+    const rows = await engine.all<{ column_name: string }>(`DESCRIBE ${ident(probe)}`);
+    return await parquetAccess(engine, probe, new Set(rows.map((r) => r.column_name)), readPaths(shape));
   } catch (error) {
     throw unreadable(error, parts);
   }
@@ -113,26 +117,35 @@ const NULL_JSON = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN 
 
 /**
  * The raw columns both readers produce: k, k_type, idj (ids as JSON[]), and per audience
- * m<i> (entry present), s<i>, q<i>; per attribute a<j>. `root(name)` gives a top-level
- * field as JSON (JSON mode) — used for Parquet (via to_json) and for empty snapshots.
+ * m<i> (entry present), s<i>, q<i>; per attribute a<j>, read through `access`: typed
+ * Parquet access (parquet-access.ts), or JSON roots for empty snapshots.
  */
-function jsonModeColumns(shape: Shape, root: (name: string) => string): string[] {
-  const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
-  const cols = [
-    `json_extract_string(${root(keyRoot)}, ${jsonPath(keyRest)}) AS k`,
-    `json_type(${root(keyRoot)}, ${jsonPath(keyRest)}) AS k_type`,
-  ];
+function jsonModeColumns(shape: Shape, access: PathAccess): string[] {
+  const cols = [`${access.text(shape.keyPath)} AS k`, `json_type(${access.json(shape.keyPath)}) AS k_type`];
   if (shape.namespace !== null) {
-    cols.push(`json_extract(${root('identityMap')}, ${literal(`$."${shape.namespace}"[*].id`)})::JSON[] AS idj`);
+    cols.push(`json_extract(${access.json(['identityMap', shape.namespace])}, '$[*].id')::JSON[] AS idj`);
   }
   shape.audiences.forEach((a, i) => {
-    const sm = root('segmentMembership');
-    cols.push(`coalesce(json_type(${sm}, ${jsonPath(['ups', a])}) <> 'NULL', FALSE) AS m${i}`);
-    cols.push(`json_extract_string(${sm}, ${jsonPath(['ups', a, 'status'])}) AS s${i}`);
-    cols.push(`json_extract_string(${sm}, ${jsonPath(['ups', a, 'lastQualificationTime'])}) AS q${i}`);
+    const entry = membershipPaths(a);
+    cols.push(`coalesce(json_type(${access.json(entry.entry)}) <> 'NULL', FALSE) AS m${i}`);
+    cols.push(`${access.text(entry.status)} AS s${i}`);
+    cols.push(`${access.text(entry.qtime)} AS q${i}`);
   });
-  shape.attributes.forEach((p, j) => cols.push(`${NULL_JSON(`json_extract(${root(p[0]!)}, ${jsonPath(p.slice(1))})`)} AS a${j}`));
+  shape.attributes.forEach((p, j) => cols.push(`${NULL_JSON(access.json(p))} AS a${j}`));
   return cols;
+}
+
+function membershipPaths(audience: string): { entry: string[]; status: string[]; qtime: string[] } {
+  const entry = ['segmentMembership', 'ups', audience];
+  return { entry, status: [...entry, 'status'], qtime: [...entry, 'lastQualificationTime'] };
+}
+
+/** Every path jsonModeColumns reads. */
+function readPaths(shape: Shape): string[][] {
+  const paths = [[...shape.keyPath], ...shape.attributes.map((p) => [...p])];
+  if (shape.namespace !== null) paths.push(['identityMap', shape.namespace]);
+  for (const a of shape.audiences) paths.push(...Object.values(membershipPaths(a)));
+  return paths;
 }
 
 /** The same columns over DuckDB's typed NDJSON read (see ndjsonColumnTypes): the fast path. */
@@ -199,7 +212,7 @@ function entryErrorSql(audience: string, i: number): string {
  */
 const FAST_PATH_OBJECT_SIZE = MAX_RECORD_BYTES / 2;
 
-function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetColumns: Set<string>, objectSize: number): string {
+function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetRead: PathAccess | null, objectSize: number): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
     selects.push(
@@ -208,16 +221,15 @@ function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet
                       maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`,
     );
   }
-  if (parquet.length > 0) {
-    const root = (name: string) => (parquetColumns.has(name) ? `to_json(${ident(name)})` : 'NULL::JSON');
+  if (parquet.length > 0 && parquetRead) {
     selects.push(
-      `SELECT ${jsonModeColumns(shape, root).join(', ')}, filename AS _file, file_row_number + 1 AS _row, NULL::JSON AS _entry_errors
+      `SELECT ${jsonModeColumns(shape, parquetRead).join(', ')}, filename AS _file, file_row_number + 1 AS _row, NULL::JSON AS _entry_errors
        FROM read_parquet([${literalList(parquet.map((p) => p.path))}], union_by_name = true, filename = true, file_row_number = true)`,
     );
   }
   if (selects.length === 0) {
     // A snapshot without parts is valid and empty: same columns, no rows.
-    selects.push(`SELECT ${jsonModeColumns(shape, () => 'NULL::JSON').join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row, NULL::JSON AS _entry_errors WHERE FALSE`);
+    selects.push(`SELECT ${jsonModeColumns(shape, jsonRootAccess(() => 'NULL::JSON')).join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row, NULL::JSON AS _entry_errors WHERE FALSE`);
   }
   const ids =
     shape.namespace !== null
