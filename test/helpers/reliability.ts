@@ -2,11 +2,10 @@
 // whose death by signal is visible (and that the test can SIGKILL at a chosen moment),
 // the benchmark's deterministic synthetic snapshots, file trees by sha256, a seeded PRNG.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BIN, ROOT } from './harness.js';
+import { localTree } from './s3-server.js';
 
 export interface Proc {
   code: number | null;
@@ -71,22 +70,7 @@ export async function syntheticSnapshots(cacheDir: string, profiles: number, par
 
 /** sha256 of every file under a folder, by relative path (missing folder: {}). */
 export function hashTree(root: string, keep: (rel: string) => boolean = () => true): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string) => {
-    let names: string[];
-    try {
-      names = readdirSync(path.join(root, rel));
-    } catch {
-      return;
-    }
-    for (const name of names.sort()) {
-      const child = rel ? `${rel}/${name}` : name;
-      if (statSync(path.join(root, child)).isDirectory()) walk(child);
-      else if (keep(child)) out[child] = createHash('sha256').update(readFileSync(path.join(root, child))).digest('hex');
-    }
-  };
-  walk('');
-  return out;
+  return Object.fromEntries(Object.entries(localTree(root)).filter(([rel]) => keep(rel)));
 }
 
 /** A temp file audex stages next to its final name (local destination). */
