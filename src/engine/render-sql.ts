@@ -1,8 +1,9 @@
-// How an output table (ord, k, j0..jn JSON) becomes file content, per format (SPEC §4–5).
+// How an output table (k, kind, j0..jn JSON) becomes file content, per format (SPEC §4–5).
 // CSV lines are rendered whole in SQL so every dialect option is exact and the JS side
 // only joins lines; Parquet columns are cast to the mapping's types. The output table was
-// created in row order (ORDER BY ord) and the engine preserves insertion order, so plain
-// scans of it come out in that order without sorting again.
+// created in row order (ORDER BY profile key, id) and the engine preserves insertion
+// order, so plain scans of it come out in that order without sorting again, and its rowid
+// is the row's position (Parquet parts take rowid ranges).
 import type { CsvOptions } from '../config/schema.js';
 import type { Shape } from './shape.js';
 import { ident, literal } from './sql.js';
@@ -82,6 +83,6 @@ export function parquetTypeErrorsSql(shape: Shape, table: string): string | null
 
 export function parquetCopySql(shape: Shape, table: string, firstRow: number, lastRow: number, file: string, gzip: boolean): string {
   const cols = shape.columns.map((c, i) => `${typedValue(shape, i)}::${PARQUET_TYPES[c.type]} AS ${ident(c.target)}`);
-  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE ord BETWEEN ${firstRow} AND ${lastRow})
+  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1})
     TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
 }

@@ -108,7 +108,7 @@ function missingSql(shape: Shape, column: Column): string {
 }
 
 /**
- * Creates table `output` with columns ord, k, kind ('member' | 'exit') and j0..jn (JSON
+ * Creates table `output` with columns k, kind ('member' | 'exit') and j0..jn (JSON
  * values in mapping order) and returns the run's counts.
  */
 export async function selectRows(
@@ -123,7 +123,7 @@ export async function selectRows(
   const valued = ident(`${output}_valued`);
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
   const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(c, 'c')} AS j${i}`));
-  await engine.run(`CREATE OR REPLACE TEMP TABLE ${valued} AS
+  await engine.run(`CREATE OR REPLACE TABLE ${valued} AS
     SELECT c.k, c.kind, c.status, c.qtime, c.ids,
       ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
       ${profileValues.join(', ')}
@@ -150,7 +150,7 @@ export async function selectRows(
   const exitsWritten = shape.statusMapped ? 'TRUE' : 'FALSE';
   const idColumn = cols.findIndex((c) => c.ref.kind === 'identity');
   const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(c, 'x')} AS j${i}` : `x.j${i}`));
-  await engine.run(`CREATE OR REPLACE TEMP TABLE ${ident(output)} AS
+  await engine.run(`CREATE OR REPLACE TABLE ${ident(output)} AS
     WITH ${keyed} losers AS (${losers}),
     kept AS (
       SELECT v.* FROM ${valued} v
@@ -162,7 +162,7 @@ export async function selectRows(
     held AS (
       SELECT id FROM exploded WHERE kind = 'member'
       UNION SELECT unnest(ids) AS id FROM ${valued} WHERE kind = 'retained')
-    SELECT row_number() OVER (ORDER BY x.k, x.id) AS ord, x.k, x.kind, ${finalValues.join(', ')}
+    SELECT x.k, x.kind, ${finalValues.join(', ')}
     FROM exploded x
     WHERE NOT (x.kind = 'exit' AND x.id IS NOT NULL AND x.id IN (SELECT id FROM held WHERE id IS NOT NULL))
     ORDER BY x.k, x.id`);

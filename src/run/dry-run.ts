@@ -3,7 +3,6 @@
 // runs (an interrupted run finished first, then the newly due slot) diff against the
 // baseline the first would leave, built in memory.
 import { rm } from 'node:fs/promises';
-import { createScratchDir } from '../storage/staging.js';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { badRecordsFor } from '../engine/load-snapshot.js';
@@ -16,6 +15,7 @@ import { stateKeys } from '../state/keys.js';
 import type { RunCounts } from '../state/records.js';
 import { loadSnapshots, prepare } from './prepare.js';
 import { resolveRunNames } from './run-names.js';
+import { createScratchDir } from '../storage/staging.js';
 
 export interface DryRunOptions {
   config: LoadedConfig;

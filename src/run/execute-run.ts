@@ -52,6 +52,25 @@ export class CommittedRunError extends Error {
 }
 
 export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunRecord> {
+  const output = workTable(ctx.shape, run);
+  try {
+    return await runSteps(ctx, run, output);
+  } finally {
+    // Also after a failure: a run tried again in this invocation needs the memory back.
+    await ctx.engine.run(['', '_valued', '_base'].map((suffix) => `DROP TABLE IF EXISTS ${ident(output + suffix)};`).join(' '));
+  }
+}
+
+/**
+ * The run's working tables: `out_<i>` (its rows), `out_<i>_valued`, `out_<i>_base`. Regular
+ * tables, named per audience (audiences run side by side on connections of their own):
+ * unlike TEMP tables, the engine can move them out of memory.
+ */
+function workTable(shape: Shape, run: PlannedRun): string {
+  return `out_${shape.audiences.indexOf(run.audienceId)}`;
+}
+
+async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promise<RunRecord> {
   const started = performance.now();
   const { dataflow, shape, engine, destination, state } = ctx;
   const loaded = ctx.snapshots.get(run.snapshot.snapshotId);
@@ -68,12 +87,12 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunR
   await destination.removeStaged(folder, [baseName, names.manifestName]);
 
   const audienceIndex = shape.audiences.indexOf(run.audienceId);
-  const output = `out_${audienceIndex}`;
+  const baseTable = `${output}_base`;
   let selection: Selection = { kind: 'full' };
   if (run.selection.kind === 'diff') {
     const local = await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir);
-    await engine.run(`CREATE OR REPLACE TEMP TABLE base AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
-    selection = { kind: 'diff', baselineTable: 'base' };
+    await engine.run(`CREATE OR REPLACE TABLE ${ident(baseTable)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
+    selection = { kind: 'diff', baselineTable: baseTable };
   }
   ctx.progress(`${run.audienceId}: selecting ${run.mode} rows from snapshot ${run.snapshot.snapshotId}`);
   const selected = await selectRows(engine, shape, loaded.table, audienceIndex, selection, output);
@@ -119,13 +138,12 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunR
       baseline = stateKeys.baseline(run.audienceId, run.runId);
       const path = await ctx.stateStorage.stage(baseline);
       const previous = selection.kind === 'diff' ? selection.baselineTable : null;
-      await engine.run(`CREATE OR REPLACE TEMP TABLE next_base AS ${baselineSql(shape, loaded.table, audienceIndex, output, previous)}`);
-      await engine.run(`COPY next_base TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
+      const [copied] = await engine.all<{ Count: string | number }>(
+        `COPY (${baselineSql(shape, loaded.table, audienceIndex, output, previous)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      baselineSize = Number(copied?.Count ?? 0);
       await ctx.stateStorage.publish(path, baseline);
       crashPoint('after-baseline');
-      const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM next_base`);
-      baselineSize = Number(row?.n ?? 0);
-      await engine.run('DROP TABLE next_base');
     }
     record.durationMs = Math.round(performance.now() - started);
     await state.writePending({ ...pending, outcome: record });
@@ -145,7 +163,6 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunR
     // and the next invocation runs it again (same id, same files).
     throw run.advancesCursor ? new CommittedRunError(record, error) : error;
   }
-  await engine.run(`DROP TABLE IF EXISTS ${ident(output)}`);
   return record;
 }
 

@@ -1,8 +1,7 @@
 // One invocation of `audex run` or `audex export-now`: lock the dataflow, plan, load each
 // needed snapshot once (bad input beyond the limit stops everything before any write),
-// execute the runs one audience at a time, record history, release the lock.
+// execute the runs (two audiences at a time), record history, release the lock.
 import { rm } from 'node:fs/promises';
-import { createScratchDir } from '../storage/staging.js';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { buildShape } from '../engine/shape.js';
@@ -14,6 +13,7 @@ import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js
 import { crashPoint } from './crash-points.js';
 import { CommittedRunError, executeRun, type RunContext } from './execute-run.js';
 import { loadSnapshots, openLocations, prepare } from './prepare.js';
+import { createScratchDir } from '../storage/staging.js';
 
 export interface InvokeOptions {
   config: LoadedConfig;
@@ -66,11 +66,30 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         // Audiences are independent: two at a time, each on its own DuckDB connection, so
         // one's file writing (JS, gzip) overlaps another's selection (DuckDB). The runs of
         // one audience stay in order (a finished interrupted run feeds the next diff).
-        const outcomes = new Map<PlannedRun, Awaited<ReturnType<typeof executeOne>>>();
+        // A run that ran out of memory next to another audience's is run again alone, once
+        // the others are done. After a failed run, the later runs of its audience wait for
+        // the next invocation (each diffs against the baseline the one before leaves).
+        const outcomes = new Map<PlannedRun, Outcome>();
+        const runGroup = async (group: PlannedRun[], own: RunContext, alone: boolean): Promise<PlannedRun[]> => {
+          for (const [i, run] of group.entries()) {
+            const outcome = await executeOne(own, run, options.warn);
+            outcomes.set(run, outcome);
+            if (outcome.code === EXIT.ok) continue;
+            if (outcome.outOfMemory && !alone) return group.slice(i);
+            for (const later of group.slice(i + 1)) outcomes.set(later, notRun(later, run));
+            break;
+          }
+          return [];
+        };
+        const again: PlannedRun[][] = [];
         await forEachConcurrently(groupByAudience(plan.runs), AUDIENCES_AT_ONCE, async (group) => {
-          const own = { ...ctx, engine: await engine.connect() };
-          for (const run of group) outcomes.set(run, await executeOne(own, run, options.warn));
+          const rest = await runGroup(group, { ...ctx, engine: await engine.connect() }, false);
+          if (rest.length) again.push(rest);
         });
+        for (const rest of again) {
+          options.progress(`${rest[0]!.audienceId}: ran out of memory next to another audience; running it again alone`);
+          await runGroup(rest, ctx, true);
+        }
         for (const run of plan.runs) {
           const { record, code } = outcomes.get(run)!;
           exitCode = Math.max(exitCode, code);
@@ -118,7 +137,25 @@ async function finishCommitted(state: StateStore, committed: PendingRun[], progr
   }
 }
 
-async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: string) => void): Promise<{ record: RunRecord; code: number }> {
+interface Outcome {
+  record: RunRecord;
+  code: number;
+  outOfMemory?: boolean;
+}
+
+/** A later run of an audience whose earlier run in this invocation failed. */
+function notRun(run: PlannedRun, failed: PlannedRun): Outcome {
+  return {
+    record: {
+      runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
+      snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
+      error: `not run: run ${failed.runId} of this audience failed before it; the next \`audex run\` runs both in order`,
+    },
+    code: EXIT.runFailed,
+  };
+}
+
+async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: string) => void): Promise<Outcome> {
   const started = performance.now();
   try {
     return { record: await executeRun(ctx, run), code: EXIT.ok };
@@ -130,13 +167,15 @@ async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: stri
       warn(`${run.audienceId}: ${note}`);
       return { record: { ...error.record, note }, code: exitCodeOf(error.cause) };
     }
+    const outOfMemory = /Out of Memory Error/.test(messageOf(error));
+    const hint = outOfMemory ? '\nThe engine ran out of memory: raise --memory-limit (default 1GB).' : '';
     const record: RunRecord = {
       runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
       snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
       durationMs: Math.round(performance.now() - started),
-      error: `${messageOf(error)}\nThe run was not committed; the next \`audex run\` finishes it.`,
+      error: `${messageOf(error)}${hint}\nThe run was not committed; the next \`audex run\` finishes it.`,
     };
-    return { record, code: exitCodeOf(error) };
+    return { record, code: exitCodeOf(error), outOfMemory };
   }
 }
 

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { RunFailedError, StorageError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
+import { isAlive } from '../storage/staging.js';
 import { stateKeys } from './keys.js';
 import type { Cursor, PendingRun, RunRecord } from './records.js';
 
@@ -291,14 +292,5 @@ function parseLease(text: string): LeaseRecord | null {
       : null;
   } catch {
     return null;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

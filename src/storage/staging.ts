@@ -65,10 +65,7 @@ async function sweepAbandoned(): Promise<void> {
     const pid = Number(SCRATCH_NAME.exec(name)?.[1]);
     if (!pid || pid === process.pid) continue;
     const full = path.join(root, name);
-    const owner = await readFile(path.join(full, OWNER_FILE), 'utf8').then(
-      (text) => JSON.parse(text) as { pid?: number; host?: string },
-      () => null,
-    );
+    const owner = await readOwner(path.join(full, OWNER_FILE));
     let abandoned: boolean;
     if (owner) abandoned = owner.host === hostname() && owner.pid === pid && !isAlive(pid);
     else {
@@ -76,6 +73,14 @@ async function sweepAbandoned(): Promise<void> {
       abandoned = Boolean(info?.isDirectory()) && !isAlive(pid) && Date.now() - info!.mtimeMs > SWEEP_AFTER_MS;
     }
     if (abandoned) await rm(full, { recursive: true, force: true });
+  }
+}
+
+async function readOwner(file: string): Promise<{ pid?: number; host?: string } | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as { pid?: number; host?: string };
+  } catch {
+    return null;
   }
 }
 

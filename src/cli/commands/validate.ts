@@ -1,7 +1,6 @@
 // `audex validate`: the config (every problem at once, exit 2) and, with --snapshot, that
 // the snapshot reads within --max-bad-records and has every mapped audience (exit 4).
 import { rm } from 'node:fs/promises';
-import { createScratchDir } from '../../storage/staging.js';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { Dataflow } from '../../config/schema.js';
@@ -15,6 +14,7 @@ import { openLocations } from '../../run/prepare.js';
 import { listParts, listSnapshots, pickSnapshot } from '../../snapshots/list-snapshots.js';
 import type { Reporter } from '../reporter.js';
 import { parseCount } from '../parse-options.js';
+import { createScratchDir } from '../../storage/staging.js';
 
 export interface ValidateFlags {
   config: string;
