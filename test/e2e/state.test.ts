@@ -356,3 +356,29 @@ describe('storage errors (exit 3)', () => {
     expect(existsSync(path.join(state, 'lock.json'))).toBe(false);
   });
 });
+
+describe('an audience whose earlier run fails in the same invocation', () => {
+  it('does not run its later slot (no diff against a baseline that was never written); both run in order next time', async () => {
+    const w = workspace();
+    const config = w.config(crmConfig());
+    // Day 1 dies after its pending record: the next invocation first finishes it, then day 2.
+    const killed = await w.audex(['run', '--config', config, '--at', DAY1], { AUDEX_CRASH_AT: 'after-pending' });
+    expect(killed.code).not.toBe(0);
+    // The audience's folder cannot be written now: the resumed day-1 run fails.
+    const folder = path.join(w.out, 'crm', 'VIP Customers');
+    rmSync(folder, { recursive: true, force: true });
+    mkdirSync(path.dirname(folder), { recursive: true });
+    writeFileSync(folder, 'not a folder');
+    const failed = await w.audex(['run', '--config', config, '--at', DAY2, '--json']);
+    expect(failed.code).not.toBe(0);
+    const runs = failed.json().runs;
+    expect(runs.map((r) => [r.logicalTime, r.status])).toEqual([[SLOT1, 'failed'], [SLOT2, 'failed']]);
+    expect(runs[1]!.error).toMatch(/^not run: run .* of this audience failed before it/);
+    expect(runs[1]!.error).not.toMatch(/baseline|ENOENT/);
+
+    rmSync(folder);
+    const again = await w.audex(['run', '--config', config, '--at', DAY2, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().runs.map((r) => [r.logicalTime, r.status])).toEqual([[SLOT1, 'success'], [SLOT2, 'success']]);
+  });
+});
