@@ -110,6 +110,8 @@ async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], ta
     return await parquetAccess(engine, probe, new Set(rows.map((r) => r.column_name)), readPaths(shape));
   } catch (error) {
     throw unreadable(error, parts);
+  } finally {
+    await engine.run(`DROP TABLE IF EXISTS ${ident(probe)}`);
   }
 }
 

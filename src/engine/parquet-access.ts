@@ -41,12 +41,13 @@ export async function parquetAccess(engine: Engine, probeTable: string, columns:
       return null;
     }
   };
+  const keyOf = (path: readonly string[]) => JSON.stringify(path);
   const resolved = new Map<string, Resolved | null>();
   for (const path of paths) {
     const [first, ...rest] = path as [string, ...string[]];
-    if (resolved.has(JSON.stringify(path))) continue;
+    if (resolved.has(keyOf(path))) continue;
     if (!columns.has(first)) {
-      resolved.set(JSON.stringify(path), null);
+      resolved.set(keyOf(path), null);
       continue;
     }
     let expr = ident(first);
@@ -60,10 +61,10 @@ export async function parquetAccess(engine: Engine, probeTable: string, columns:
       expr = next;
       type = nextType;
     }
-    resolved.set(JSON.stringify(path), { expr, type, rest: rest.slice(i) });
+    resolved.set(keyOf(path), { expr, type, rest: rest.slice(i) });
   }
   const get = (path: readonly string[]): Resolved | null => {
-    const found = resolved.get(JSON.stringify(path));
+    const found = resolved.get(keyOf(path));
     if (found === undefined) throw new Error(`internal: Parquet path ${path.join('.')} was not resolved`);
     return found;
   };

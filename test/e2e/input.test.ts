@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { addSnapshot, createWorkspace, crmConfig, readCsv, readText, type CliResult, type Workspace } from '../helpers/harness.js';
+import { addSnapshot, createWorkspace, crmConfig, prof, readCsv, vip, readText, type CliResult, type Workspace } from '../helpers/harness.js';
 
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
@@ -18,20 +18,6 @@ const EVALUATED = '2026-11-22T05:00:00Z';
 
 type Line = string | object | Buffer;
 
-/** A well-formed profile that is an active aud-vip member and passes every filter. */
-function prof(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    profileId: id,
-    ids: { crm: `crm-${id}` },
-    identityMap: { email: [{ id: `${id}@example.com` }] },
-    person: { name: { firstName: `F${id}` } },
-    loyalty: { tier: 'gold', points: 10 },
-    segmentMembership: { ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-21T10:00:00Z' } } },
-    ...overrides,
-  };
-}
-
-const vip = (entry: unknown) => ({ segmentMembership: { ups: { 'aud-vip': entry } } });
 
 function encodeLines(lines: Line[]): Buffer {
   return Buffer.concat(lines.flatMap((l) => [Buffer.isBuffer(l) ? l : Buffer.from(typeof l === 'string' ? l : JSON.stringify(l)), Buffer.from('\n')]));

@@ -191,3 +191,19 @@ export async function readParquet(file: string): Promise<{ rows: Record<string, 
   const columns = metadata.schema.slice(1).map((s) => ({ name: s.name, type: s.type, logical: s.logical_type }));
   return { rows, codecs, columns };
 }
+
+/** A well-formed profile that is an active aud-vip member and passes every filter of crmConfig(). */
+export function prof(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    profileId: id,
+    ids: { crm: `crm-${id}` },
+    identityMap: { email: [{ id: `${id}@example.com` }] },
+    person: { name: { firstName: `F${id}` } },
+    loyalty: { tier: 'gold', points: 10 },
+    segmentMembership: { ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-21T10:00:00Z' } } },
+    ...overrides,
+  };
+}
+
+/** Overrides that replace the aud-vip membership entry. */
+export const vip = (entry: unknown) => ({ segmentMembership: { ups: { 'aud-vip': entry } } });

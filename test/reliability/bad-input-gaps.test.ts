@@ -22,7 +22,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
-import { createWorkspace, crmConfig, readCsv, type CliResult, type Workspace } from '../helpers/harness.js';
+import { createWorkspace, crmConfig, prof, readCsv, vip, type CliResult, type Workspace } from '../helpers/harness.js';
 
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
@@ -32,17 +32,6 @@ const SNAP = 'snap-gaps';
 const EVALUATED = '2026-11-22T05:00:00Z';
 const MiB = 1024 * 1024;
 
-function prof(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    profileId: id,
-    identityMap: { email: [{ id: `${id}@example.com` }] },
-    person: { name: { firstName: `F${id}` } },
-    loyalty: { tier: 'gold', points: 10 },
-    segmentMembership: { ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-21T10:00:00Z' } } },
-    ...overrides,
-  };
-}
-const vip = (entry: unknown) => ({ segmentMembership: { ups: { 'aud-vip': entry } } });
 
 function snapshotFolder(id = SNAP, audiences = [{ id: 'aud-vip', name: 'VIP Customers' }]): string {
   const folder = path.join(ws.snapshots, id);
