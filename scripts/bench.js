@@ -271,9 +271,11 @@ export function audexStages(lines, wallMs) {
   let prevT = 0;
   let label = 'startup (node, config, plan, lock, DuckDB open)';
   let group = 'startup';
+  // Every stage is kept, also one of 0 ms: two audiences run side by side, so two of
+  // their progress lines can arrive in one read of stderr, with the same time.
   const close = (t) => {
-    if (t > prevT || stages.length === 0) stages.push({ name: label, group, ms: t - prevT });
-    prevT = t;
+    stages.push({ name: label, group, ms: Math.max(0, t - prevT) });
+    prevT = Math.max(prevT, t);
   };
   for (const e of events) {
     close(e.t);
