@@ -9,13 +9,17 @@ import { isAlive } from '../storage/staging.js';
 import { stateKeys } from './keys.js';
 import type { Cursor, PendingRun, RunRecord } from './records.js';
 
-/** Lease timings on object stores: a killed run blocks the next for at most `leaseMs`. */
+/**
+ * Lease timings on object stores: a killed run blocks the next for at most `leaseMs`.
+ * `recheckMs`: how long to wait before reading an unreadable lease again (see acquireLease).
+ */
 export interface LeaseTiming {
   leaseMs: number;
   renewMs: number;
+  recheckMs: number;
 }
 
-export const DEFAULT_LEASE: LeaseTiming = { leaseMs: 60_000, renewMs: 15_000 };
+export const DEFAULT_LEASE: LeaseTiming = { leaseMs: 60_000, renewMs: 15_000, recheckMs: 1_000 };
 
 /** Short-lived objects of the conditional-write probe, next to the lease. */
 const LOCK_PROBE_PREFIX = 'lock-probe';
@@ -167,10 +171,19 @@ export class StateStore {
         if (current && parseLease(current.text)?.token === token) return this.holdLease({ token, dataflowId, acquiredAt }, current.version);
         continue;
       }
-      const current = await this.storage.readVersioned(key);
+      let current = await this.storage.readVersioned(key);
       if (!current) continue;
-      // A lease that cannot be read (damaged, or not a lease) counts as expired.
-      const holder = parseLease(current.text);
+      let holder = parseLease(current.text);
+      if (!holder) {
+        // Unreadable: damaged, not a lease, or read while another run was writing it — some
+        // S3-compatible stores can serve an object half written, under its new version
+        // already. Taking that over would let two runs in, so read it once more after a pause.
+        await new Promise((resolve) => setTimeout(resolve, this.timing.recheckMs));
+        current = await this.storage.readVersioned(key);
+        if (!current) continue;
+        holder = parseLease(current.text);
+      }
+      // A lease that still cannot be read counts as expired.
       // Ours after all: a write that succeeded but whose answer was lost, then retried.
       if (holder?.token === token) return this.holdLease({ token, dataflowId, acquiredAt }, current.version);
       const expiresAt = holder ? Date.parse(holder.expiresAt) : Number.NaN;

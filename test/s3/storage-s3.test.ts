@@ -191,7 +191,7 @@ describe('S3 storage', () => {
 });
 
 describe('the run lease on S3', () => {
-  const timing = { leaseMs: 1_500, renewMs: 250 };
+  const timing = { leaseMs: 1_500, renewMs: 250, recheckMs: 100 };
 
   it('is exclusive while held, renewed while the run lives, and released at the end', async () => {
     const st = store();
@@ -217,7 +217,7 @@ describe('the run lease on S3', () => {
     await st.writeText('lock.json', JSON.stringify(expired));
     // A long lease here: with the short one, a contender slowed down by a loaded machine
     // could find the winner's fresh lease already expired and rightly take it over.
-    const results = await Promise.allSettled([0, 1].map(() => new StateStore(st, { leaseMs: 30_000, renewMs: 10_000 }).acquireLock('flow', new Date())));
+    const results = await Promise.allSettled([0, 1].map(() => new StateStore(st, { leaseMs: 30_000, renewMs: 10_000, recheckMs: 100 }).acquireLock('flow', new Date())));
     const won = results.filter((r) => r.status === 'fulfilled');
     expect(won).toHaveLength(1);
     expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/locked by another audex run/);
@@ -245,6 +245,37 @@ describe('the run lease on S3', () => {
     expect(error).toBeInstanceOf(StorageError);
     expect((error as Error).message).toMatch(/ignores conditional writes.*If-None-Match.*--no-lock/s);
     expect(await bare.list('')).toEqual([]);
+  });
+
+  it('does not take over a lease read half written (some stores serve that, under the new version); a damaged one it does', async () => {
+    // The store answers one read of lock.json with the live lease's new version but only
+    // part of its text, as s3rver can while a PUT is still being written to its disk.
+    class TornOnce extends MemoryStorage {
+      tearNext = false;
+      torn = 0;
+      override async readVersioned(key: string) {
+        const current = await super.readVersioned(key);
+        if (key !== 'lock.json' || !current || !this.tearNext) return current;
+        this.tearNext = false;
+        this.torn += 1;
+        return { text: current.text.slice(0, 20), version: current.version };
+      }
+    }
+    const mem = new TornOnce('memory://torn', path.join(temp, 'torn-staging'));
+    const release = await new StateStore(mem, timing).acquireLock('flow', new Date());
+    const holder = JSON.parse((await mem.readText('lock.json'))!).token as string;
+    mem.tearNext = true;
+    await expect(new StateStore(mem, timing).acquireLock('flow', new Date())).rejects.toThrow(/locked by another audex run \(pid \d+ on /);
+    expect(mem.torn).toBe(1);
+    expect(JSON.parse((await mem.readText('lock.json'))!).token).toBe(holder);
+    await release();
+
+    // Still unreadable when read again: damaged, so it counts as expired and is taken over.
+    await mem.writeText('lock.json', '{"token": "damag');
+    const taken = await new StateStore(mem, timing).acquireLock('flow', new Date());
+    expect(JSON.parse((await mem.readText('lock.json'))!).token).toMatch(/^[0-9a-f-]{36}$/);
+    await taken();
+    expect(await mem.list('')).toEqual([]);
   });
 
   it('works the same on the in-memory backend', async () => {
