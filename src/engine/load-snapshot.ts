@@ -261,8 +261,9 @@ async function countNdjsonProblems(engine: Engine, shape: Shape, table: string):
 }
 
 /**
- * Marks repeated keys (every occurrence after the first, in part order), reports and
- * removes records bad as a whole, and reports bad entries per audience (those rows stay).
+ * Marks repeated keys (every occurrence after the first, in part order; only keys that
+ * repeat are ranked), reports and removes records bad as a whole, and reports bad entries
+ * per audience (those rows stay).
  */
 async function collectSqlProblems(
   engine: Engine,
@@ -279,7 +280,7 @@ async function collectSqlProblems(
      FROM (
        SELECT s.rowid AS rid, row_number() OVER w AS n, first_value(coalesce(p.name, s._file) || ':' || coalesce(s._row::VARCHAR, '?')) OVER w AS first_at
        FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file
-       WHERE s.bad IS NULL
+       WHERE s.bad IS NULL AND s.k IN (SELECT k FROM ${t} WHERE bad IS NULL GROUP BY k HAVING count(*) > 1)
        WINDOW w AS (PARTITION BY s.k ORDER BY p.ord, s._row, s.rowid)) d
      WHERE ${t}.rowid = d.rid AND d.n > 1`,
   );

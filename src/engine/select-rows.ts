@@ -69,30 +69,50 @@ function columnValue(column: Column, row: string, raw = false): string {
 }
 
 /**
- * Candidate profiles: 'member' (active; for a diff only those not in the baseline), 'exit'
- * (diff only), and 'retained' (diff only: baseline members still active — already in the
- * destination, never written again, but they still hold their dedup keys and ids).
+ * Candidate profiles, each with a kind:
+ *   'member'   active (for a diff: and not in the baseline) — exported;
+ *   'exit'     diff only: in the baseline, not active now (or gone) — exported when the
+ *              status is mapped;
+ *   'retained' diff only: in the baseline and still active — already in the destination,
+ *              never written again, but still holding its dedup keys and ids;
+ *   'kept'     diff only: in the baseline, with an unreadable entry this time — neither
+ *              entering nor exiting; it stays in the baseline as it was.
+ * A diff is one pass: the snapshot joined once with the baseline. Rows that are not
+ * written carry attributes only when dedup ranks them. Exit and kept rows take the
+ * baseline's ids where the snapshot has none (so the consumer can still remove them);
+ * a retained row holds the snapshot's ids, and `prev_ids` keeps the baseline's for the
+ * next baseline where the snapshot has none.
  */
 function candidatesSql(shape: Shape, snapshot: string, audience: number, selection: Selection): string {
-  const attrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
-  const ids = shape.namespace !== null ? 's.ids' : '[]::VARCHAR[]';
   const snap = ident(snapshot);
-  // A profile whose entry for this audience is bad is neither entering nor exiting.
+  const hasIds = shape.namespace !== null;
   const active = `s.s${audience} IN ${ACTIVE} AND s.e${audience} IS NULL`;
-  const members = `SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids${attrs}, 'member' AS kind
-    FROM ${snap} s WHERE ${active}`;
-  if (selection.kind === 'full') return members;
-  const base = ident(selection.baselineTable);
-  const exitIds = shape.namespace !== null ? `CASE WHEN len(s.ids) > 0 THEN s.ids ELSE b.ids END` : '[]::VARCHAR[]';
-  return `SELECT m.* FROM (${members}) m ANTI JOIN ${base} b ON b.k = m.k
-    UNION ALL
-    SELECT b.k, 'exited' AS status, s.q${audience} AS qtime, ${exitIds} AS ids${attrs}, 'exit' AS kind
-    FROM ${base} b LEFT JOIN ${snap} s ON s.k = b.k
-    WHERE s.k IS NULL OR ((s.s${audience} IS NULL OR s.s${audience} NOT IN ${ACTIVE}) AND s.e${audience} IS NULL)
-    UNION ALL
-    SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids${attrs}, 'retained' AS kind
-    FROM ${base} b JOIN ${snap} s ON s.k = b.k WHERE ${active}`;
+  if (selection.kind === 'full') {
+    const attrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
+    return `SELECT s.k, 'member' AS kind, s.s${audience} AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids, NULL::VARCHAR[] AS prev_ids${attrs}
+      FROM ${snap} s WHERE ${active}`;
+  }
+  const kind = `CASE WHEN b.k IS NULL THEN 'member'
+      WHEN s.k IS NOT NULL AND s.e${audience} IS NOT NULL THEN 'kept'
+      WHEN s.k IS NOT NULL AND ${active} THEN 'retained'
+      ELSE 'exit' END`;
+  const joined = `SELECT ${kind} AS kind, coalesce(s.k, b.k) AS k, s.s${audience} AS s_status, s.q${audience} AS s_qtime,
+      ${hasIds ? `coalesce(s.ids, ${NO_IDS})` : NO_IDS} AS s_ids, b.status AS b_status, b.qtime AS b_qtime, ${hasIds ? 'b.ids' : NO_IDS} AS b_ids
+      ${shape.attributes.map((_, j) => `, s.a${j}`).join('')}
+    FROM ${snap} s FULL JOIN ${ident(selection.baselineTable)} b ON s.k = b.k
+    WHERE b.k IS NOT NULL OR (${active})`;
+  // Attributes of rows that are not written are only needed to rank dedup keys.
+  const ranked = shape.dedup !== null ? `('member', 'exit', 'retained')` : `('member', 'exit')`;
+  const attrs = shape.attributes.map((_, j) => `, CASE WHEN j.kind IN ${ranked} THEN j.a${j} END AS a${j}`).join('');
+  return `SELECT j.k, j.kind,
+      CASE j.kind WHEN 'exit' THEN 'exited' WHEN 'kept' THEN j.b_status ELSE j.s_status END AS status,
+      CASE j.kind WHEN 'kept' THEN j.b_qtime ELSE j.s_qtime END AS qtime,
+      CASE WHEN j.kind IN ('exit', 'kept') AND len(j.s_ids) = 0 THEN j.b_ids ELSE j.s_ids END AS ids,
+      CASE WHEN j.kind = 'retained' AND len(j.s_ids) = 0 THEN j.b_ids END AS prev_ids${attrs}
+    FROM (${joined}) j`;
 }
+
+const NO_IDS = '[]::VARCHAR[]';
 
 function missingSql(shape: Shape, column: Column): string {
   switch (column.ref.kind) {
@@ -109,7 +129,8 @@ function missingSql(shape: Shape, column: Column): string {
 
 /**
  * Creates table `output` with columns k, kind ('member' | 'exit') and j0..jn (JSON
- * values in mapping order) and returns the run's counts.
+ * values in mapping order) and returns the run's counts. Leaves `<output>_valued` (the
+ * candidates) for baselineSql; the caller drops both.
  */
 export async function selectRows(
   engine: Engine,
@@ -124,7 +145,7 @@ export async function selectRows(
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
   const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(c, 'c')} AS j${i}`));
   await engine.run(`CREATE OR REPLACE TABLE ${valued} AS
-    SELECT c.k, c.kind, c.status, c.qtime, c.ids,
+    SELECT c.k, c.kind, c.status, c.qtime, c.ids, c.prev_ids,
       ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
       ${profileValues.join(', ')}
     FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`);
@@ -159,22 +180,22 @@ export async function selectRows(
     exploded AS (
       SELECT kept.*, unnest(CASE WHEN len(kept.ids) = 0 THEN [NULL::VARCHAR] ELSE kept.ids END) AS id FROM kept),
     -- An exit must not remove an id that a member the destination keeps still holds.
+    exit_ids AS (SELECT DISTINCT id FROM exploded WHERE kind = 'exit' AND id IS NOT NULL),
     held AS (
-      SELECT id FROM exploded WHERE kind = 'member'
-      UNION SELECT unnest(ids) AS id FROM ${valued} WHERE kind = 'retained')
+      SELECT id FROM exploded WHERE kind = 'member' AND id IN (SELECT id FROM exit_ids)
+      UNION SELECT id FROM (SELECT unnest(ids) AS id FROM ${valued} WHERE kind = 'retained') WHERE id IN (SELECT id FROM exit_ids))
     SELECT x.k, x.kind, ${finalValues.join(', ')}
     FROM exploded x
-    WHERE NOT (x.kind = 'exit' AND x.id IS NOT NULL AND x.id IN (SELECT id FROM held WHERE id IS NOT NULL))
+    WHERE NOT (x.kind = 'exit' AND x.id IN (SELECT id FROM held))
     ORDER BY x.k, x.id`);
 
   const [row] = await engine.all<Record<string, string>>(`SELECT
-      count(*) FILTER (WHERE kind <> 'retained')::VARCHAR AS received,
+      count(*) FILTER (WHERE kind IN ('member', 'exit'))::VARCHAR AS received,
       count(*) FILTER (WHERE kind = 'member' AND NOT ok)::VARCHAR AS mandatory,
       count(*) FILTER (WHERE kind = 'exit')::VARCHAR AS exits,
       (SELECT count(*) FROM ${ident(output)})::VARCHAR AS rows,
       (SELECT count(DISTINCT k) FROM ${ident(output)})::VARCHAR AS exported
     FROM ${valued}`);
-  await engine.run(`DROP TABLE ${valued}`);
   const received = Number(row?.['received'] ?? 0);
   const excludedMandatory = Number(row?.['mandatory'] ?? 0);
   const exitsOmitted = shape.statusMapped ? 0 : Number(row?.['exits'] ?? 0);
@@ -191,25 +212,15 @@ export async function selectRows(
 /**
  * The membership baseline after a run (SPEC §8): the profiles exported as members — this
  * run's members, plus the previous baseline's members that are still active (or whose
- * entry is unreadable this time, kept as they were). Exits leave it.
+ * entry is unreadable this time, kept as they were). Exits leave it. Read from the
+ * candidates selectRows left, so the snapshot is not joined with the baseline again.
  */
-export function baselineSql(shape: Shape, snapshot: string, audience: number, output: string, baselineTable: string | null): string {
-  const ids = shape.namespace !== null ? 's.ids' : '[]::VARCHAR[]';
-  const exported = `SELECT s.k, s.s${audience} AS status, s.q${audience} AS qtime, ${ids} AS ids
-    FROM ${ident(snapshot)} s WHERE s.k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member')`;
-  if (baselineTable === null) return `${exported} ORDER BY k`;
-  const keptIds = shape.namespace !== null ? `CASE WHEN len(s.ids) > 0 THEN s.ids ELSE b.ids END` : '[]::VARCHAR[]';
-  return `${exported}
-    UNION ALL
-    SELECT b.k,
-      CASE WHEN s.e${audience} IS NULL THEN s.s${audience} ELSE b.status END,
-      CASE WHEN s.e${audience} IS NULL THEN s.q${audience} ELSE b.qtime END,
-      ${keptIds}
-    FROM ${ident(baselineTable)} b JOIN ${ident(snapshot)} s ON s.k = b.k
-    WHERE s.s${audience} IN ${ACTIVE} OR s.e${audience} IS NOT NULL
+export function baselineSql(output: string): string {
+  const valued = ident(`${output}_valued`);
+  return `SELECT k, status, qtime, coalesce(prev_ids, ids) AS ids FROM ${valued}
+    WHERE kind IN ('retained', 'kept') OR (kind = 'member' AND k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member'))
     ORDER BY k`;
 }
-
 
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */
 export function activeMembersSql(shape: Shape, snapshot: string): string {

@@ -78,7 +78,7 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
         if (!table) {
           table = `plan_base_${i}`;
           const local = await locations.state.fetch(run.selection.baselineKey, scratchDir);
-          await engine.run(`CREATE TEMP TABLE ${ident(table)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
+          await engine.run(`CREATE TABLE ${ident(table)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
         }
         selection = { kind: 'diff', baselineTable: table };
       }
@@ -86,11 +86,10 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
       const selected = await selectRows(engine, shape, snapshot.table, audience, selection, output);
       if (run.mode === 'incremental' && run.advancesCursor) {
         const next = `plan_next_${i}`;
-        const previous = selection.kind === 'diff' ? selection.baselineTable : null;
-        await engine.run(`CREATE TEMP TABLE ${ident(next)} AS ${baselineSql(shape, snapshot.table, audience, output, previous)}`);
+        await engine.run(`CREATE TABLE ${ident(next)} AS ${baselineSql(output)}`);
         baselines.set(stateKeys.baseline(run.audienceId, run.runId), next);
       }
-      await engine.run(`DROP TABLE ${ident(output)}`);
+      await engine.run(`DROP TABLE ${ident(output)}; DROP TABLE ${ident(`${output}_valued`)}`);
       const names = resolveRunNames(dataflow, run);
       const empty = selected.rowsWritten === 0;
       const parts = empty ? (dataflow.format.emptyExport === 'skip' ? 0 : 1) : Math.ceil(selected.rowsWritten / dataflow.format.maxRowsPerFile);

@@ -137,10 +137,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
     if (run.mode === 'incremental') {
       baseline = stateKeys.baseline(run.audienceId, run.runId);
       const path = await ctx.stateStorage.stage(baseline);
-      const previous = selection.kind === 'diff' ? selection.baselineTable : null;
-      const [copied] = await engine.all<{ Count: string | number }>(
-        `COPY (${baselineSql(shape, loaded.table, audienceIndex, output, previous)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`,
-      );
+      const [copied] = await engine.all<{ Count: string | number }>(`COPY (${baselineSql(output)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
       baselineSize = Number(copied?.Count ?? 0);
       await ctx.stateStorage.publish(path, baseline);
       crashPoint('after-baseline');
