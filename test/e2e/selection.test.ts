@@ -564,6 +564,43 @@ describe('mandatory and dedup on custom snapshots', () => {
       profilesReceived: 3, rowsWritten: 3, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, badRecords: 0,
     });
   });
+
+  it('the baseline keeps a member whose entry is unreadable, and the ids of a member that lost them, for later exits', async () => {
+    const root = path.join(ws.dir, 'kept');
+    const vip = (status: string, q: string) => ({ ups: { 'aud-vip': { status, lastQualificationTime: q } } });
+    const email = (id: string) => ({ email: [{ id }] });
+    addSnapshot(root, 'k1', '2026-11-20T05:00:00Z', [
+      { profileId: 'k-1', identityMap: email('k1@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
+      { profileId: 'k-2', identityMap: email('k2@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
+    ]);
+    addSnapshot(root, 'k2', '2026-11-21T05:00:00Z', [
+      // k-1's entry cannot be read: neither an exit nor a new member, it stays as it was.
+      { profileId: 'k-1', identityMap: email('k1@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('weird', '2026-11-20T10:00:00Z') },
+      // k-2 is still a member but has no email this time.
+      { profileId: 'k-2', identityMap: {}, loyalty: { tier: 'gold' }, segmentMembership: vip('existing', '2026-11-19T10:00:00Z') },
+    ]);
+    addSnapshot(root, 'k3', '2026-11-22T05:00:00Z', [
+      { profileId: 'k-1', identityMap: email('k1@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-22T01:00:00Z') },
+      { profileId: 'k-2', identityMap: {}, loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-22T02:00:00Z') },
+    ]);
+    const config = ws.config(crmConfig({
+      id: 'kept', source: { snapshots: './kept' }, folderPath: 'kept', format: { type: 'json', compression: 'none' },
+      mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'segmentMembership.status', target: 'status' }], mandatory: [],
+    }), 'kept.yaml');
+    const run = async (at: string) => {
+      const result = await ws.audex(['run', '--config', config, '--at', at, '--max-bad-records', '1', '--json']);
+      expect(result.code, result.stderr).toBe(0);
+      return onlyRun(result.json());
+    };
+    expect((await run(AT_20)).counts.rowsWritten).toBe(2);
+    const day2 = await run(AT_21);
+    expect(day2.counts).toMatchObject({ profilesReceived: 0, rowsWritten: 0, badRecords: 1 });
+    const day3 = await run('2026-11-22T06:00:00Z');
+    expect(readJsonLines(day3.files[0]!.path)).toEqual([
+      { email: 'k1@example.com', status: 'exited' },
+      { email: 'k2@example.com', status: 'exited' },
+    ]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------
