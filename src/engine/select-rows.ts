@@ -186,7 +186,7 @@ export async function selectRows(
       UNION SELECT id FROM (SELECT unnest(ids) AS id FROM ${valued} WHERE kind = 'retained') WHERE id IN (SELECT id FROM exit_ids))
     SELECT x.k, x.kind, ${finalValues.join(', ')}
     FROM exploded x
-    WHERE NOT (x.kind = 'exit' AND x.id IN (SELECT id FROM held))
+    WHERE NOT (x.kind = 'exit' AND x.id IS NOT NULL AND x.id IN (SELECT id FROM held))
     ORDER BY x.k, x.id`);
 
   const [row] = await engine.all<Record<string, string>>(`SELECT
