@@ -75,10 +75,10 @@ function columnValue(column: Column, row: string, raw = false): string {
  *              status is mapped;
  *   'retained' diff only: in the baseline and still active — already in the destination,
  *              never written again, but still holding its dedup keys and ids;
- *   'kept'     diff only: in the baseline, with an unreadable entry this time — neither
+ *   'unread'   diff only: in the baseline, with an unreadable entry this time — neither
  *              entering nor exiting; it stays in the baseline as it was.
  * A diff is one pass: the snapshot joined once with the baseline. Rows that are not
- * written carry attributes only when dedup ranks them. Exit and kept rows take the
+ * written carry attributes only when dedup ranks them. Exit and unread rows take the
  * baseline's ids where the snapshot has none (so the consumer can still remove them);
  * a retained row holds the snapshot's ids, and `prev_ids` keeps the baseline's for the
  * next baseline where the snapshot has none.
@@ -87,27 +87,27 @@ function candidatesSql(shape: Shape, snapshot: string, audience: number, selecti
   const snap = ident(snapshot);
   const hasIds = shape.namespace !== null;
   const active = `s.s${audience} IN ${ACTIVE} AND s.e${audience} IS NULL`;
+  const snapAttrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
   if (selection.kind === 'full') {
-    const attrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
-    return `SELECT s.k, 'member' AS kind, s.s${audience} AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids, NULL::VARCHAR[] AS prev_ids${attrs}
+    return `SELECT s.k, 'member' AS kind, s.s${audience} AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids, NULL::VARCHAR[] AS prev_ids${snapAttrs}
       FROM ${snap} s WHERE ${active}`;
   }
   const kind = `CASE WHEN b.k IS NULL THEN 'member'
-      WHEN s.k IS NOT NULL AND s.e${audience} IS NOT NULL THEN 'kept'
+      WHEN s.k IS NOT NULL AND s.e${audience} IS NOT NULL THEN 'unread'
       WHEN s.k IS NOT NULL AND ${active} THEN 'retained'
       ELSE 'exit' END`;
   const joined = `SELECT ${kind} AS kind, coalesce(s.k, b.k) AS k, s.s${audience} AS s_status, s.q${audience} AS s_qtime,
       ${hasIds ? `coalesce(s.ids, ${NO_IDS})` : NO_IDS} AS s_ids, b.status AS b_status, b.qtime AS b_qtime, ${hasIds ? 'b.ids' : NO_IDS} AS b_ids
-      ${shape.attributes.map((_, j) => `, s.a${j}`).join('')}
+      ${snapAttrs}
     FROM ${snap} s FULL JOIN ${ident(selection.baselineTable)} b ON s.k = b.k
     WHERE b.k IS NOT NULL OR (${active})`;
   // Attributes of rows that are not written are only needed to rank dedup keys.
   const ranked = shape.dedup !== null ? `('member', 'exit', 'retained')` : `('member', 'exit')`;
   const attrs = shape.attributes.map((_, j) => `, CASE WHEN j.kind IN ${ranked} THEN j.a${j} END AS a${j}`).join('');
   return `SELECT j.k, j.kind,
-      CASE j.kind WHEN 'exit' THEN 'exited' WHEN 'kept' THEN j.b_status ELSE j.s_status END AS status,
-      CASE j.kind WHEN 'kept' THEN j.b_qtime ELSE j.s_qtime END AS qtime,
-      CASE WHEN j.kind IN ('exit', 'kept') AND len(j.s_ids) = 0 THEN j.b_ids ELSE j.s_ids END AS ids,
+      CASE j.kind WHEN 'exit' THEN 'exited' WHEN 'unread' THEN j.b_status ELSE j.s_status END AS status,
+      CASE j.kind WHEN 'unread' THEN j.b_qtime ELSE j.s_qtime END AS qtime,
+      CASE WHEN j.kind IN ('exit', 'unread') AND len(j.s_ids) = 0 THEN j.b_ids ELSE j.s_ids END AS ids,
       CASE WHEN j.kind = 'retained' AND len(j.s_ids) = 0 THEN j.b_ids END AS prev_ids${attrs}
     FROM (${joined}) j`;
 }
@@ -218,7 +218,7 @@ export async function selectRows(
 export function baselineSql(output: string): string {
   const valued = ident(`${output}_valued`);
   return `SELECT k, status, qtime, coalesce(prev_ids, ids) AS ids FROM ${valued}
-    WHERE kind IN ('retained', 'kept') OR (kind = 'member' AND k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member'))
+    WHERE kind IN ('retained', 'unread') OR (kind = 'member' AND k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member'))
     ORDER BY k`;
 }
 
