@@ -43,6 +43,21 @@ const csvOptions = z
   })
   .strict();
 
+// SPEC §13. The key itself is read (and checked) by src/config/load-encryption-key.ts.
+const encryptionOptions = z
+  .object({
+    type: z.literal('pgp'),
+    publicKey: z
+      .object({
+        file: z.string().min(1).optional().describe('an OpenPGP public key file (armored or binary), relative to this config'),
+        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional().describe('an environment variable holding the armored public key'),
+      })
+      .strict()
+      .refine((k) => (k.file === undefined) !== (k.env === undefined), 'give exactly one of { file: PATH } or { env: NAME }'),
+  })
+  .strict()
+  .describe('encrypt every data file for this recipient (OpenPGP), after compression; names get ".gpg"');
+
 const formatOptions = z
   .object({
     type: z.enum(['csv', 'json', 'parquet']),
@@ -51,6 +66,7 @@ const formatOptions = z
     maxRowsPerFile: z.number().int().min(1).max(10_000_000).default(5_000_000),
     manifest: z.boolean().default(true),
     emptyExport: z.enum(['write', 'skip']).default('write'),
+    encryption: encryptionOptions.optional(),
   })
   .strict();
 
@@ -221,6 +237,7 @@ export const dataflowSchema = dataflowObject;
 export type ScheduleConfig = AudienceConfig['schedule'];
 export type FormatConfig = Dataflow['format'];
 export type CsvOptions = FormatConfig['csv'];
+export type EncryptionConfig = NonNullable<FormatConfig['encryption']>;
 export type MappingConfig = Dataflow['mapping'][number];
 export type S3Options = z.output<typeof s3Options>;
 

@@ -43,15 +43,18 @@ export const KNOWN_TOKENS: readonly string[] = Object.freeze([
 const MAX_SEGMENT_BYTES = 255;
 const DEFAULT_DATETIME_PATTERN = 'YYYYMMdd_HHmmss';
 
+/** Appended after the extension of an encrypted file (SPEC §13): `….csv.gz.gpg`. */
+export const ENCRYPTED_SUFFIX = '.gpg';
+
 // The longest suffix partFileName can add: '_' + a 5-digit part number + the
-// longest extension ('.gz.parquet'). Base names are cut so that every part of
+// longest extension ('.gz.parquet.gpg'). Base names are cut so that every part of
 // every format still fits in one 255-byte segment.
 const MAX_PART_DIGITS = 5;
 const LONGEST_EXTENSION_BYTES = Math.max(
   ...(['csv', 'json', 'parquet'] as const).flatMap((f) =>
     (['none', 'gzip'] as const).map((c) => utf8Length(fileExtension(f, c))),
   ),
-);
+) + ENCRYPTED_SUFFIX.length;
 const MAX_BASE_NAME_BYTES = MAX_SEGMENT_BYTES - 1 - MAX_PART_DIGITS - LONGEST_EXTENSION_BYTES;
 
 // A token name starts with a letter so that a stray `%` in literal text (e.g.

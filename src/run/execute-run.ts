@@ -8,6 +8,7 @@
 // time, so the files repeat byte for byte and no membership change is lost or doubled.
 // A run killed after it gets its history record (from the pending record's outcome) and
 // its cleanup from the next invocation; a store failure there is a CommittedRunError.
+import path from 'node:path';
 import type { Dataflow } from '../config/schema.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
@@ -23,7 +24,8 @@ import type { StateStore } from '../state/state-store.js';
 import type { PendingRun, RunCounts, RunFile, RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
 import { resolveRunNames } from './run-names.js';
-import { writeParts } from '../writers/write-parts.js';
+import { writeParts, type WrittenPart } from '../writers/write-parts.js';
+import { encryptWrittenPart, type PartEncryption } from '../writers/encrypt-part.js';
 
 export interface RunContext {
   dataflow: Dataflow;
@@ -35,6 +37,8 @@ export interface RunContext {
   scratchDir: string;
   snapshots: Map<string, LoadedSnapshot>;
   progress: (message: string) => void;
+  /** Set when the dataflow encrypts its files (format.encryption): the checked recipient key. */
+  encryption?: PartEncryption;
 }
 
 /**
@@ -99,9 +103,16 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
   const counts: RunCounts = { ...selected, badRecords: badRecordsFor(loaded, run.audienceId).length };
 
   const keyOf = names.partKey;
-  const parts = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, (n) => destination.stage(keyOf(n)));
-  for (const part of parts) {
-    await destination.publish(part.path, keyOf(part.partNumber));
+  const { encryption } = ctx;
+  // Encrypted: the plain parts are written into the run's scratch folder (never to the
+  // destination), and each is encrypted into the destination's staging right before it is published.
+  const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
+  const written = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, encryption ? plainPath : (n) => destination.stage(keyOf(n)));
+  const parts: WrittenPart[] = [];
+  for (const part of written) {
+    const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(keyOf(part.partNumber))) : part;
+    await destination.publish(staged.path, keyOf(part.partNumber));
+    parts.push(staged);
     crashPoint('after-part');
   }
   await removeExtraParts(destination, folder, baseName, ext, parts.length);

@@ -4,6 +4,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
+import { loadEncryptionKey } from '../config/load-encryption-key.js';
 import { buildShape } from '../engine/shape.js';
 import { openEngine } from '../engine/session.js';
 import { exitCodeOf, messageOf, EXIT } from '../errors.js';
@@ -39,6 +40,9 @@ export interface InvocationResult {
 
 export async function invoke(options: InvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
+  // The recipient key is checked before anything is read or written (SPEC §13).
+  const encryption = await loadEncryptionKey(options.config, options.now);
+  if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   // The run owns one scratch folder (downloads, staged uploads, DuckDB spill) and removes it.
   const scratchDir = await createScratchDir('run');
   let release = async (): Promise<void> => undefined;
@@ -61,7 +65,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         crashPoint('after-read');
         const ctx: RunContext = {
           dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, scratchDir, snapshots: loaded,
-          progress: options.progress,
+          progress: options.progress, ...(encryption ? { encryption } : {}),
         };
         // Audiences are independent: two at a time, each on its own DuckDB connection, so
         // one's file writing (JS, gzip) overlaps another's selection (DuckDB). The runs of

@@ -246,10 +246,10 @@ describe('resolveBaseName', () => {
     expect(resolveBaseName('a/%SEGMENT_ID%\\b', makeContext())).toBe('a_seg-123_b');
   });
 
-  it('leaves room for the longest part suffix and extension', () => {
+  it('leaves room for the longest part suffix and extension, encrypted included', () => {
     const base = resolveBaseName('%SEGMENT_ID%', makeContext({ segmentId: 'x'.repeat(400) }));
-    expect(bytes(base)).toBe(255 - 6 - 11);
-    expect(bytes(partFileName(base, fileExtension('parquet', 'gzip'), 99_999))).toBe(255);
+    expect(bytes(base)).toBe(255 - 6 - 15);
+    expect(bytes(partFileName(base, `${fileExtension('parquet', 'gzip')}.gpg`, 99_999))).toBe(255);
   });
 
   it('rejects a name that expands to nothing', () => {

@@ -1,5 +1,6 @@
 // `audex plan`: what is due now and why, and the rows each run would write; writes nothing.
 import { loadConfig } from '../../config/load.js';
+import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import { dryRun, type PlanReport } from '../../run/dry-run.js';
 import type { Reporter } from '../reporter.js';
 import { parseAt, parseCount } from '../parse-options.js';
@@ -18,6 +19,7 @@ export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const config = await loadConfig(flags.config);
+  await loadEncryptionKey(config, now);
   const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit: flags.memoryLimit, progress: (m) => reporter.progress(m) });
   reporter.out(flags.json ? JSON.stringify(report, null, 2) : formatPlan(report));
   return 0;

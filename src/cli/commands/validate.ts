@@ -3,6 +3,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
+import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import type { Dataflow } from '../../config/schema.js';
 import { badRecordsFor, loadSnapshot, type PartFile } from '../../engine/load-snapshot.js';
 import { activeMembersSql } from '../../engine/select-rows.js';
@@ -50,6 +51,7 @@ export function configWarnings(dataflow: Dataflow): string[] {
 export async function validateCommand(flags: ValidateFlags, reporter: Reporter): Promise<number> {
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const config = await loadConfig(flags.config);
+  await loadEncryptionKey(config, new Date());
   const { dataflow } = config;
   const warnings = configWarnings(dataflow);
   const snapshot = flags.snapshot === undefined ? null : await checkSnapshot(config, flags.snapshot, maxBadRecords, flags.memoryLimit, reporter);
