@@ -2,7 +2,7 @@
 // audex benchmark (issue 6).
 //
 //   npm run bench -- --profiles 1000000 [--format csv|json|parquet] [--input ndjson|parquet]
-//                    [--memory-limit 1GB] [--json] [--cache DIR] [--repeat N] [--runs LIST]
+//                    [--memory-limit 1GB] [--json] [--cache DIR] [--repeat N] [--runs LIST] [--encrypt]
 //
 // 1. Generates (or reuses, from <cache>/<params>/) two deterministic synthetic snapshots in
 //    the SPEC §2 layout: 20 audiences, ~4 memberships a profile, ~5% membership churn.
@@ -12,6 +12,9 @@
 //      full         5 audiences, full, gzip, on snapshot 2
 //      backfill     5 audiences, incremental, first run (full backfill) on snapshot 1
 //      incremental  the same dataflow's next run, on snapshot 2 (diff against the baseline)
+//    With --encrypt, also "full, encrypted": the same full dataflow with OpenPGP encryption
+//    (format.encryption, a Curve25519 key made with the openpgp library), timed right after
+//    each plain full run, and reported as a ratio to it.
 // 3. Times the "raw engine" baseline (scripts/bench/raw.js): the same selection as the
 //    shortest DuckDB SQL, in its own process, measured the same way, and prints audex's
 //    time as a ratio to it.
@@ -44,6 +47,7 @@ const USAGE = `usage: npm run bench -- [options]
   --workers N          generator worker threads (default: cores, at most 4)
   --repeat N           time every run N times and report the fastest (default 1)
   --runs LIST          comma list of full,incremental,raw (default all)
+  --encrypt            also time the full run with OpenPGP encryption of every file (needs full in --runs)
   --audiences N        audiences mapped in the dataflows, 1..19 (default 5)
   --generate-only      build the snapshots and stop
   --keep               keep the work folder (configs, exports, state)
@@ -65,7 +69,7 @@ export function parseArgs(argv) {
   const o = {
     profiles: 1_000_000, format: 'csv', input: 'ndjson', memoryLimit: null, json: false,
     cache: path.join(ROOT, '.bench-cache'), seed: 42, partSize: 250_000, workers: Math.max(1, Math.min(4, os.cpus().length)),
-    repeat: 1, runs: ['full', 'incremental', 'raw'], audiences: 5, generateOnly: false, keep: false, help: false, audexBin: BIN, save: null, render: null, waitIdle: 0,
+    repeat: 1, runs: ['full', 'incremental', 'raw'], audiences: 5, encrypt: false, generateOnly: false, keep: false, help: false, audexBin: BIN, save: null, render: null, waitIdle: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -88,6 +92,7 @@ export function parseArgs(argv) {
       case '--repeat': o.repeat = parseCount(value(), flag); break;
       case '--runs': o.runs = value().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--audiences': o.audiences = parseCount(value(), flag); break;
+      case '--encrypt': o.encrypt = true; break;
       case '--generate-only': o.generateOnly = true; break;
       case '--keep': o.keep = true; break;
       case '--audex-bin': o.audexBin = path.resolve(value()); break;
@@ -102,6 +107,7 @@ export function parseArgs(argv) {
   if (!['ndjson', 'parquet'].includes(o.input)) throw new Error(`--input: ndjson or parquet, not ${o.input}`);
   if (o.memoryLimit !== null && !/^[0-9.]+\s*[KMGT]i?B$/i.test(o.memoryLimit)) throw new Error(`--memory-limit: a size like 1GB or 512MB, not ${o.memoryLimit}`);
   for (const r of o.runs) if (!['full', 'incremental', 'raw'].includes(r)) throw new Error(`--runs: full, incremental, raw; not ${r}`);
+  if (o.encrypt && !o.runs.includes('full')) throw new Error('--encrypt times the full run encrypted against the plain one: keep full in --runs');
   if (o.audiences > 19) throw new Error('--audiences: at most 19 (aud-19 is a prospect audience)');
   return o;
 }
@@ -129,13 +135,13 @@ export function pickAudiences(n) {
 const SLOT_1 = '2026-11-20T06:00:00Z'; // after snapshot 1 (05:00), before snapshot 2
 const SLOT_2 = '2026-11-21T06:00:00Z'; // after snapshot 2
 
-function dataflowConfig({ id, mode, snapshots, destination, format, audiences }) {
+function dataflowConfig({ id, mode, snapshots, destination, format, audiences, encryption }) {
   return {
     name: `Bench ${mode}`,
     id,
     source: { snapshots },
     destination: { path: destination },
-    format: { type: format, compression: 'gzip', manifest: true, emptyExport: 'write' },
+    format: { type: format, compression: 'gzip', manifest: true, emptyExport: 'write', ...(encryption ? { encryption } : {}) },
     folderPath: '%SEGMENT_ID%',
     fileName: '%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME%',
     mapping: [
@@ -475,17 +481,18 @@ async function main() {
   }
 
   const dest = (name) => path.join(work, name);
-  const writeConfig = (name, mode) => {
+  const writeConfig = (name, mode, encryption) => {
     const file = path.join(work, `${name}.json`);
-    writeFileSync(file, JSON.stringify(dataflowConfig({ id: `bench-${name}`, mode, snapshots: dataset.root, destination: dest(name), format: o.format, audiences }), null, 2));
+    writeFileSync(file, JSON.stringify(dataflowConfig({ id: `bench-${name}`, mode, snapshots: dataset.root, destination: dest(name), format: o.format, audiences, encryption }), null, 2));
     return file;
   };
 
   // Attempts are interleaved (full, backfill, incremental, raw × 3, then again), so audex
   // and the raw baseline see the same machine when other sessions share its cores.
-  const attempts = { full: [], backfill: [], incremental: [], rawFull: [], rawIncremental: [], rawBoth: [] };
+  const attempts = { full: [], fullEncrypted: [], backfill: [], incremental: [], rawFull: [], rawIncremental: [], rawBoth: [] };
   try {
     const fullCfg = o.runs.includes('full') ? writeConfig('full', 'full') : null;
+    const encCfg = o.encrypt ? writeConfig('full-encrypted', 'full', { type: 'pgp', publicKey: { file: await writeBenchKey(work) } }) : null;
     const incCfg = o.runs.includes('incremental') ? writeConfig('incremental', 'incremental') : null;
     for (let r = 0; r < o.repeat; r++) {
       if (o.repeat > 1) log(`round ${r + 1}/${o.repeat}`);
@@ -494,6 +501,14 @@ async function main() {
           await attempt('audex full', () => {
             rmSync(dest('full'), { recursive: true, force: true });
             return audexRun(fullCfg, SLOT_2);
+          }),
+        );
+      }
+      if (encCfg) {
+        attempts.fullEncrypted.push(
+          await attempt('audex full, encrypted', () => {
+            rmSync(dest('full-encrypted'), { recursive: true, force: true });
+            return audexRun(encCfg, SLOT_2);
           }),
         );
       }
@@ -518,6 +533,7 @@ async function main() {
   }
   const plan = [
     ['audex full', 'audex', snap2.profiles, attempts.full],
+    ['audex full, encrypted', 'audex', snap2.profiles, attempts.fullEncrypted],
     ['audex backfill (not in ratio)', 'audex', snap1.profiles, attempts.backfill],
     ['audex incremental', 'audex', snap2.profiles, attempts.incremental],
     ['raw full', 'raw', snap2.profiles, attempts.rawFull],
@@ -529,6 +545,7 @@ async function main() {
   const byName = (n) => results.find((r) => r.name === n && r.ok);
   const ratio = (a, b) => (a && b ? a.wallSeconds / b.wallSeconds : null);
   const full = byName('audex full');
+  const fullEncrypted = byName('audex full, encrypted');
   const inc = byName('audex incremental');
   const rawFull = byName('raw full');
   const rawInc = byName('raw incremental');
@@ -540,6 +557,8 @@ async function main() {
     total: full && inc && rawBoth ? (full.wallSeconds + inc.wallSeconds) / rawBoth.wallSeconds : null,
     cpuFull: cpuRatio(full, rawFull),
     cpuIncremental: cpuRatio(inc, rawInc),
+    encryption: ratio(fullEncrypted, full),
+    cpuEncryption: cpuRatio(fullEncrypted, full),
     cpuTotal: full?.cpuSeconds && inc?.cpuSeconds && rawBoth?.cpuSeconds ? (full.cpuSeconds + inc.cpuSeconds) / rawBoth.cpuSeconds : null,
   };
   for (const r of results) {
@@ -572,6 +591,15 @@ async function main() {
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
+/** A throwaway Curve25519 recipient key (public part only) for the encrypted run. */
+async function writeBenchKey(work) {
+  const openpgp = await import('openpgp');
+  const { publicKey } = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'audex bench', email: 'bench@example.com' }], date: new Date('2026-01-01T00:00:00Z'), format: 'armored' });
+  const file = path.join(work, 'recipient.asc');
+  writeFileSync(file, publicKey);
+  return file;
+}
+
 function renderReport(report) {
   const { params, machine, dataset, runs, ratios } = report;
   const out = [];
@@ -601,6 +629,14 @@ function renderReport(report) {
   out.push('');
   if (ratios.total != null) out.push(`audex full + incremental vs raw full+incremental (one process, both snapshots): ${ratios.total.toFixed(2)}× (issue target ≤ 1.2×)`);
   if (ratios.full != null) out.push(`audex full vs raw full: ${ratios.full.toFixed(2)}×;  audex incremental vs raw incremental: ${ratios.incremental?.toFixed(2) ?? '—'}×`);
+  if (ratios.encryption != null) {
+    const encrypted = runs.find((r) => r.name === 'audex full, encrypted');
+    const plain = runs.find((r) => r.name === 'audex full');
+    out.push(
+      `audex full, encrypted vs audex full: ${ratios.encryption.toFixed(2)}× wall, ${ratios.cpuEncryption?.toFixed(2) ?? '—'}× CPU (issue target ≤ 1.3×); ` +
+        `${int(encrypted.bytes)} bytes encrypted vs ${int(plain.bytes)} plain`,
+    );
+  }
   if (ratios.cpuFull != null) out.push(`by CPU seconds: full ${ratios.cpuFull.toFixed(2)}×, incremental ${ratios.cpuIncremental?.toFixed(2) ?? '—'}×, full + incremental ${ratios.cpuTotal?.toFixed(2) ?? '—'}×`);
   if (runs.some((r) => r.allWallSeconds.length > 1)) for (const r of runs) out.push(`attempts, ${r.name}: ${r.allWallSeconds.map((w, i) => `${fmt(w)} s (others ${fmt(r.allOthersCpuSeconds[i], 1)})`).join(', ')}`);
   out.push(`peak RSS: ${runs[0]?.rssMethod ?? ''}; profiles/s = snapshot-2 profiles / wall s (backfill: snapshot 1);`);

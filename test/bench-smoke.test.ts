@@ -72,4 +72,17 @@ describe('bench smoke', () => {
     expect(again.stderr).toMatch(/reusing/);
     expect(readdirSync(cache)).toHaveLength(1);
   });
+
+  it('--encrypt times the full run with OpenPGP encryption beside the plain one', async () => {
+    const result = await bench(['--profiles', '2000', '--part-size', '1000', '--cache', cache, '--runs', 'full', '--encrypt', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as { runs: (BenchRun & { bytes: number })[]; ratios: { encryption: number | null } };
+    expect(report.runs.map((r) => r.name)).toEqual(['audex full', 'audex full, encrypted']);
+    const [plain, encrypted] = report.runs;
+    for (const run of report.runs) expect(run.ok, `${run.name}: ${run.error}`).toBe(true);
+    expect(encrypted!.rows).toBe(plain!.rows);
+    // Each OpenPGP file carries a session-key packet and framing on top of the gzip bytes.
+    expect(encrypted!.bytes).toBeGreaterThan(plain!.bytes);
+    expect(report.ratios.encryption).toBeGreaterThan(0);
+  });
 });

@@ -63,7 +63,7 @@ export async function loadEncryptionKey(config: LoadedConfig, at: Date, env: Nod
   const when = at.toISOString();
   const created = key.getCreationTime();
   if (created > at) {
-    return fail(`key ${fingerprint} was created at ${created.toISOString()}, after the time it is checked at (${when}: the run's --at, else now); run without an --at before the key existed, or use the key that was valid then`);
+    return fail(`key ${fingerprint} was created at ${created.toISOString()}, after the time it is checked at (${when}: the run's --at, else now); a run dated before the key existed cannot use it: replay with the key that was valid then, or without --at`);
   }
   try {
     await key.verifyPrimaryKey(at);

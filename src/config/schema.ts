@@ -237,7 +237,6 @@ export const dataflowSchema = dataflowObject;
 export type ScheduleConfig = AudienceConfig['schedule'];
 export type FormatConfig = Dataflow['format'];
 export type CsvOptions = FormatConfig['csv'];
-export type EncryptionConfig = NonNullable<FormatConfig['encryption']>;
 export type MappingConfig = Dataflow['mapping'][number];
 export type S3Options = z.output<typeof s3Options>;
 

@@ -110,8 +110,9 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
   const written = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, encryption ? plainPath : (n) => destination.stage(keyOf(n)));
   const parts: WrittenPart[] = [];
   for (const part of written) {
-    const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(keyOf(part.partNumber))) : part;
-    await destination.publish(staged.path, keyOf(part.partNumber));
+    const key = keyOf(part.partNumber);
+    const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key)) : part;
+    await destination.publish(staged.path, key);
     parts.push(staged);
     crashPoint('after-part');
   }

@@ -27,9 +27,10 @@ export interface PartEncryption {
 /**
  * Encrypts the file at `plainPath` into `encryptedPath` (created or replaced) and returns
  * the encrypted file's size and sha256, computed while it is written. The plain file is
- * left in place: the caller removes it.
+ * left in place: the caller removes it. `name` is how the file is shown in messages (its
+ * destination key; default the plain path).
  */
-export async function encryptPart(encryption: PartEncryption, plainPath: string, encryptedPath: string): Promise<{ bytes: number; sha256: string }> {
+export async function encryptPart(encryption: PartEncryption, plainPath: string, encryptedPath: string, name = plainPath): Promise<{ bytes: number; sha256: string }> {
   const openpgp = await import('openpgp');
   const hash = createHash('sha256');
   let bytes = 0;
@@ -47,7 +48,7 @@ export async function encryptPart(encryption: PartEncryption, plainPath: string,
     await pipeline(Readable.fromWeb(encrypted as unknown as NodeReadableStream<Uint8Array>), measure, createWriteStream(encryptedPath));
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`cannot encrypt ${plainPath} for OpenPGP key ${encryption.fingerprint} (${encryption.source}): ${reason}`, { cause: error });
+    throw new Error(`cannot encrypt ${name} for OpenPGP key ${encryption.fingerprint} (${encryption.source}): ${reason}`, { cause: error });
   }
   return { bytes, sha256: hash.digest('hex') };
 }
@@ -55,10 +56,10 @@ export async function encryptPart(encryption: PartEncryption, plainPath: string,
 /**
  * A written (plain, staged) part encrypted into `encryptedPath`: the part as it will be
  * published, with the plain file's row count and the encrypted file's path, size and
- * sha256. The plain file is removed.
+ * sha256. The plain file is removed. `name`: as in encryptPart.
  */
-export async function encryptWrittenPart(encryption: PartEncryption, part: WrittenPart, encryptedPath: string): Promise<WrittenPart> {
-  const described = await encryptPart(encryption, part.path, encryptedPath);
+export async function encryptWrittenPart(encryption: PartEncryption, part: WrittenPart, encryptedPath: string, name?: string): Promise<WrittenPart> {
+  const described = await encryptPart(encryption, part.path, encryptedPath, name);
   await rm(part.path, { force: true });
   return { ...part, path: encryptedPath, ...described };
 }

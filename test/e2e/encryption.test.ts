@@ -207,14 +207,18 @@ describe('a killed encrypted run, run again', () => {
     const ws = workspace();
     gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
     const config = ws.config(flow(format, { file: 'recipient.asc' }));
-    const killed = await ws.audex(['run', '--config', config, '--at', AT, '--json'], { AUDEX_CRASH_AT: point });
+    const tmp = path.join(ws.dir, 'tmp');
+    mkdirSync(tmp);
+    const killed = await ws.audex(['run', '--config', config, '--at', AT, '--json'], { AUDEX_CRASH_AT: point, TMPDIR: tmp });
     expect(killed.code, killed.stderr).toBe(null);
     const before = published(ws);
     expect(Object.keys(before).filter((f) => f.endsWith('.gpg')).length).toBe(point === 'after-part:2' ? 2 : 3);
+    expect(Object.keys(before).filter((f) => !f.endsWith('.gpg') && !isManifest(f)), 'plain data never reaches the destination').toEqual([]);
 
-    const rerun = await runOk(ws, config);
+    const rerun = await runOk(ws, config, { TMPDIR: tmp });
     expectEncryptedCopyOf(reference, ws, rerun);
     expect(listFiles(ws.out).filter(isStagedName), 'no staged file is left').toEqual([]);
+    expect(listFiles(tmp), "the killed run's plain parts are swept with its scratch folder").toEqual([]);
     // The retry encrypted again (OpenPGP is randomised): the manifest describes the new bytes.
     const after = published(ws);
     for (const name of Object.keys(before).filter((f) => f.endsWith('.gpg'))) expect(after[name]).not.toBe(before[name]);
