@@ -96,10 +96,10 @@ function expectNoKeyMaterial(ws: Workspace, key: TestKey, ...outputs: CliResult[
 }
 
 describe('encrypted exports decrypt with gpg to the unencrypted run, byte for byte', () => {
-  const cases: { name: string; format: Format; key: 'rsa' | 'ecc'; source: 'file' | 'env' }[] = [
+  const cases: { name: string; format: Format; key: 'rsa' | 'ecc'; source: 'file' | 'binary file' | 'env' }[] = [
     { name: 'CSV gzip, RSA key from a file', format: { type: 'csv', compression: 'gzip' }, key: 'rsa', source: 'file' },
     { name: 'JSON, ECC (Curve25519) key from an environment variable', format: { type: 'json', compression: 'none' }, key: 'ecc', source: 'env' },
-    { name: 'Parquet gzip, ECC key', format: { type: 'parquet', compression: 'gzip' }, key: 'ecc', source: 'file' },
+    { name: 'Parquet gzip, ECC key from a binary (not armored) file', format: { type: 'parquet', compression: 'gzip' }, key: 'ecc', source: 'binary file' },
     { name: 'CSV gzip in three parts (maxRowsPerFile 3), RSA key', format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 3 }, key: 'rsa', source: 'file' },
   ];
   it.each(cases)('$name', async ({ format, key, source }) => {
@@ -107,7 +107,7 @@ describe('encrypted exports decrypt with gpg to the unencrypted run, byte for by
     const ws = workspace();
     const recipient = gpg[key];
     const env: Record<string, string> = source === 'env' ? { [KEY_ENV]: recipient.publicKey } : {};
-    if (source === 'file') gpg.writeKey(ws.dir, 'recipient.asc', recipient.publicKey);
+    if (source !== 'env') gpg.writeKey(ws.dir, 'recipient.asc', source === 'file' ? recipient.publicKey : recipient.publicKeyBinary);
     const result = await runOk(ws, ws.config(flow(format, source === 'env' ? { env: KEY_ENV } : { file: 'recipient.asc' })), env);
     expectEncryptedCopyOf(plain, ws, result);
     if (format['maxRowsPerFile'] === 3) expect(dataFiles(ws).map((f) => path.basename(f))).toEqual([

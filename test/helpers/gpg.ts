@@ -13,6 +13,8 @@ import path from 'node:path';
 export interface TestKey {
   /** Armored public key (what a customer gives). */
   publicKey: string;
+  /** The same public key, binary (`gpg --export` without --armor). */
+  publicKeyBinary: Buffer;
   /** Armored private key (must be refused). */
   privateKey: string;
   fingerprint: string;
@@ -27,7 +29,7 @@ export interface Gpg {
   /** `gpg --decrypt` of a file: the plaintext bytes (throws when gpg fails). */
   decrypt(file: string): Buffer;
   /** Writes an armored key into `dir` and returns its path. */
-  writeKey(dir: string, name: string, armored: string): string;
+  writeKey(dir: string, name: string, key: string | Buffer): string;
   stop(): void;
 }
 
@@ -36,10 +38,12 @@ const CREATED = '20260101T000000';
 
 export function startGpg(): Gpg {
   const home = mkdtempSync(path.join(tmpdir(), 'audex-gpg-'));
-  const gpg = (args: string[]) => execFileSync('gpg', ['--homedir', home, ...BASE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString('utf8');
+  const gpgBytes = (args: string[]) => execFileSync('gpg', ['--homedir', home, ...BASE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const gpg = (args: string[]) => gpgBytes(args).toString('utf8');
   const fingerprintOf = (uid: string) => /^fpr:+([0-9A-F]{40}):/m.exec(gpg(['--with-colons', '--list-keys', uid]))![1]!;
   const exported = (uid: string): TestKey => ({
     publicKey: gpg(['--armor', '--export', uid]),
+    publicKeyBinary: gpgBytes(['--export', uid]),
     privateKey: gpg(['--armor', '--export-secret-keys', uid]),
     fingerprint: fingerprintOf(uid),
   });
@@ -63,9 +67,9 @@ export function startGpg(): Gpg {
       if (result.status !== 0) throw new Error(`gpg --decrypt ${file} failed (${result.status}): ${result.stderr.toString()}`);
       return result.stdout;
     },
-    writeKey(dir, name, armored) {
+    writeKey(dir, name, key) {
       const file = path.join(dir, name);
-      writeFileSync(file, armored);
+      writeFileSync(file, key);
       return file;
     },
     stop() {
