@@ -137,7 +137,10 @@ describe('a key audex cannot use is exit 2, naming the key source, before anythi
     },
     {
       name: 'a file that is not an OpenPGP key',
-      key: (ws) => (writeFileSync(path.join(ws.dir, 'notes.asc'), 'please encrypt for me\n'), { file: 'notes.asc' }),
+      key: (ws) => {
+        writeFileSync(path.join(ws.dir, 'notes.asc'), 'please encrypt for me\n');
+        return { file: 'notes.asc' };
+      },
       message: (ws) => new RegExp(`publicKey\\.file: ${ws.dir}/notes\\.asc: not an OpenPGP public key .*gpg --armor --export`),
     },
     {
