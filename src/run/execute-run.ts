@@ -20,6 +20,7 @@ import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
 import { stateKeys } from '../state/keys.js';
+import type { Lease } from '../state/lock.js';
 import type { StateStore } from '../state/state-store.js';
 import type { PendingRun, RunCounts, RunFile, RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
@@ -34,6 +35,8 @@ export interface RunContext {
   destination: StorageBackend;
   stateStorage: StorageBackend;
   state: StateStore;
+  /** The dataflow lock: checked right before every write that commits. */
+  lease: Lease;
   scratchDir: string;
   snapshots: Map<string, LoadedSnapshot>;
   progress: (message: string) => void;
@@ -86,6 +89,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
     logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
   };
+  ctx.lease.assertHeld();
   await state.writePending(pending);
   crashPoint('after-pending');
   await destination.removeStaged(folder, [baseName, names.manifestName]);
@@ -155,7 +159,9 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
       crashPoint('after-baseline');
     }
     record.durationMs = Math.round(performance.now() - started);
+    ctx.lease.assertHeld();
     await state.writePending({ ...pending, outcome: record });
+    ctx.lease.assertHeld();
     await state.writeCursor({
       audienceId: run.audienceId, lastSlot: run.logicalTime.toISOString(), runId: run.runId,
       snapshotId: run.snapshot.snapshotId, mode: run.mode,

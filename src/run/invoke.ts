@@ -9,6 +9,7 @@ import { buildShape } from '../engine/shape.js';
 import { openEngine } from '../engine/session.js';
 import { exitCodeOf, messageOf, EXIT } from '../errors.js';
 import { deriveRunId, type PlannedRun } from '../plan/plan-runs.js';
+import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
@@ -45,11 +46,11 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
   if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   // The run owns one scratch folder (downloads, staged uploads, DuckDB spill) and removes it.
   const scratchDir = await createScratchDir('run');
-  let release = async (): Promise<void> => undefined;
+  let lease: Lease = NO_LOCK;
   try {
     const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(locations.state);
-    if (options.lock !== false) release = await state.acquireLock(dataflow.id, new Date());
+    if (options.lock !== false) lease = await acquireLock(locations.state, dataflow.id, new Date());
     const { plan } = await prepare(options.config, options, locations);
     await finishCommitted(state, plan.committedPending, options.progress);
     const records: RunRecord[] = plan.problems.map((p) => ({
@@ -64,7 +65,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir);
         crashPoint('after-read');
         const ctx: RunContext = {
-          dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, scratchDir, snapshots: loaded,
+          dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, lease, scratchDir, snapshots: loaded,
           progress: options.progress, ...(encryption ? { encryption } : {}),
         };
         // Audiences are independent: two at a time, each on its own DuckDB connection, so
@@ -107,7 +108,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
     for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
   } finally {
-    await release();
+    await lease.release();
     await rm(scratchDir, { recursive: true, force: true });
   }
 }

@@ -8,7 +8,7 @@ import type { Shape } from '../engine/shape.js';
 import { BadInputError, ConfigError } from '../errors.js';
 import { planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
 import { listParts, listSnapshots, type SnapshotInfo } from '../snapshots/list-snapshots.js';
-import type { StorageBackend } from '../storage/backend.js';
+import type { LockableStorage, StorageBackend } from '../storage/backend.js';
 import { defaultStateLocation, mergeS3Options, openLocation } from '../storage/open-location.js';
 import type { Cursor, PendingRun } from '../state/records.js';
 import { StateStore } from '../state/state-store.js';
@@ -16,7 +16,8 @@ import { StateStore } from '../state/state-store.js';
 export interface Locations {
   source: StorageBackend;
   destination: StorageBackend;
-  state: StorageBackend;
+  /** Also holds the dataflow lock. */
+  state: LockableStorage;
 }
 
 /**

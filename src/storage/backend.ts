@@ -12,26 +12,11 @@ export interface Versioned {
 export interface StorageBackend {
   /** How the root is shown to users (an absolute folder or s3://bucket/prefix). */
   readonly root: string;
-  /**
-   * How the dataflow lock is kept here (state/state-store.ts): `process` is an
-   * exclusive-create file taken over when its process is gone (one machine's disk);
-   * `lease` is an expiring lease object renewed with conditional writes (shared stores).
-   */
-  readonly lockStyle: 'process' | 'lease';
   /** How one key is shown in messages. */
   describe(key: string): string;
   readText(key: string): Promise<string | null>;
   /** Replaces the object at `key` atomically. */
   writeText(key: string, text: string): Promise<void>;
-  /** Creates `key` only if it does not exist; false when it does. */
-  createExclusive(key: string, text: string): Promise<boolean>;
-  /** The text of `key` and its version, or null when it does not exist. */
-  readVersioned(key: string): Promise<Versioned | null>;
-  /**
-   * Replaces `key` only while its version is still `version`; the new version, or null
-   * when the object changed or is gone (someone else wrote it).
-   */
-  replaceIfVersion(key: string, text: string, version: string): Promise<string | null>;
   delete(key: string): Promise<void>;
   /** Every key under `prefix` (recursive), sorted. */
   list(prefix: string): Promise<string[]>;
@@ -50,6 +35,32 @@ export interface StorageBackend {
   /** A local path with the content of `key` (in place when local; downloaded into scratchDir otherwise). */
   fetch(key: string, scratchDir: string): Promise<string>;
 }
+
+/**
+ * What the dataflow lock (state/lock.ts) needs from the store that holds the state, and
+ * nothing else does: an atomic create, a versioned read and a compare-and-swap. Every
+ * backend has them (the contract suite covers them).
+ */
+export interface ConditionalWrites {
+  /**
+   * false: one machine's disk, so the process that holds a lock can be checked (and a
+   * lock whose process is gone taken over); true: several hosts reach the store, so a
+   * lock must be a lease that expires.
+   */
+  readonly sharedAcrossHosts: boolean;
+  /** Creates `key` only if it does not exist; false when it does. */
+  createExclusive(key: string, text: string): Promise<boolean>;
+  /** The text of `key` and its version, or null when it does not exist. */
+  readVersioned(key: string): Promise<Versioned | null>;
+  /**
+   * Replaces `key` only while its version is still `version`; the new version, or null
+   * when the object changed or is gone (someone else wrote it).
+   */
+  replaceIfVersion(key: string, text: string, version: string): Promise<string | null>;
+}
+
+/** A backend that can also hold the dataflow lock: every backend audex opens. */
+export type LockableStorage = StorageBackend & ConditionalWrites;
 
 export function joinKey(...parts: string[]): string {
   return parts.filter((p) => p !== '').join('/').replace(/\/+/g, '/');

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from '../errors.js';
-import type { StorageBackend, Versioned } from './backend.js';
+import type { LockableStorage, Versioned } from './backend.js';
 
 const STAGED_SUFFIX = '.audex-tmp';
 
@@ -22,9 +22,9 @@ function storageError(action: string, where: string, error: unknown): StorageErr
   return new StorageError(`cannot ${action} ${where}: ${(error as Error).message}; ${hint}`, { cause: error });
 }
 
-export class LocalStorage implements StorageBackend {
+export class LocalStorage implements LockableStorage {
   readonly root: string;
-  readonly lockStyle = 'process' as const;
+  readonly sharedAcrossHosts = false;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -83,7 +83,7 @@ export class LocalStorage implements StorageBackend {
   }
 
   // Versions are content hashes. The compare-and-replace is not atomic across processes;
-  // locally the lock is the exclusive-create file (lockStyle 'process'), not a lease.
+  // locally the lock is the exclusive-create file (sharedAcrossHosts false), not a lease.
   async readVersioned(key: string): Promise<Versioned | null> {
     const text = await this.readText(key);
     return text === null ? null : { text, version: contentVersion(text) };

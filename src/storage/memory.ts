@@ -4,7 +4,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from '../errors.js';
-import type { StorageBackend, Versioned } from './backend.js';
+import type { LockableStorage, Versioned } from './backend.js';
 import { stagedPath, stagingFolder } from './staging.js';
 
 interface Entry {
@@ -12,8 +12,8 @@ interface Entry {
   version: number;
 }
 
-export class MemoryStorage implements StorageBackend {
-  readonly lockStyle = 'lease' as const;
+export class MemoryStorage implements LockableStorage {
+  readonly sharedAcrossHosts = true;
   private readonly objects = new Map<string, Entry>();
   /** Staged local path → final key, until published or removed. */
   private readonly staged = new Map<string, string>();

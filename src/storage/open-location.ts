@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { S3Options } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import type { StorageBackend } from './backend.js';
+import type { LockableStorage } from './backend.js';
 import { LocalStorage } from './local.js';
 import { parseS3Uri, S3Storage } from './s3.js';
 
@@ -18,7 +18,7 @@ export interface OpenLocationOptions {
 }
 
 /** Opens a location; relative local paths resolve against `baseDir` (the config file's folder). */
-export function openLocation(location: string, baseDir: string, configPath: string, options: OpenLocationOptions = {}): StorageBackend {
+export function openLocation(location: string, baseDir: string, configPath: string, options: OpenLocationOptions = {}): LockableStorage {
   if (isS3Uri(location)) {
     const parsed = parseS3Uri(location);
     if (typeof parsed === 'string') throw new ConfigError(`${configPath}: ${location}: ${parsed}`);

@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import type { GetObjectCommandOutput, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import type { S3Options } from '../config/schema.js';
 import { StorageError } from '../errors.js';
-import type { StorageBackend, Versioned } from './backend.js';
+import type { LockableStorage, Versioned } from './backend.js';
 import { loadS3Sdk, loadUpload, s3ClientFor, type S3ClientTuning } from './s3-client.js';
 import { classifyS3Error, isNotFound, isNotImplemented, isPreconditionFailed, s3ErrorCode, type S3Action } from './s3-errors.js';
 import { stagedPath, stagingFolder } from './staging.js';
@@ -59,9 +59,9 @@ export interface S3StorageOptions {
   queueSize?: number;
 }
 
-export class S3Storage implements StorageBackend {
+export class S3Storage implements LockableStorage {
   readonly root: string;
-  readonly lockStyle = 'lease' as const;
+  readonly sharedAcrossHosts = true;
   private clientPromise: Promise<S3Client> | undefined;
   private readonly bucket: string;
   private readonly prefix: string;

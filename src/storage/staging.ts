@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
+import { isAlive } from '../process-liveness.js';
 
 const PREFIX = 'audex-';
 const SCRATCH_NAME = /^audex-[a-z]+-(\d+)-/;
@@ -81,14 +82,5 @@ async function readOwner(file: string): Promise<{ pid?: number; host?: string } 
     return JSON.parse(await readFile(file, 'utf8')) as { pid?: number; host?: string };
   } catch {
     return null;
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

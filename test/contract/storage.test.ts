@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { StorageBackend } from '../../src/storage/backend.js';
+import type { LockableStorage } from '../../src/storage/backend.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { S3Storage } from '../../src/storage/s3.js';
@@ -33,7 +33,7 @@ afterAll(async () => {
   rmSync(temp, { recursive: true, force: true });
 });
 
-const backends: [string, () => StorageBackend][] = [
+const backends: [string, () => LockableStorage][] = [
   ['local', () => new LocalStorage(path.join(temp, `local-${++counter}`))],
   ['memory', () => new MemoryStorage(`memory://contract-${++counter}`, path.join(temp, `staging-${counter}`))],
   // A small page size makes every listing below page through continuation tokens.

@@ -11,7 +11,7 @@ import { RunFailedError, StorageError } from '../../src/errors.js';
 import type { S3Options } from '../../src/config/schema.js';
 import { S3Storage, type S3StorageOptions } from '../../src/storage/s3.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
-import { StateStore } from '../../src/state/state-store.js';
+import { acquireLock, type Lease } from '../../src/state/lock.js';
 import { startS3, type S3Test } from '../helpers/s3-server.js';
 
 let s3: S3Test;
@@ -195,20 +195,20 @@ describe('the run lease on S3', () => {
 
   it('is exclusive while held, renewed while the run lives, and released at the end', async () => {
     const st = store();
-    const release = await new StateStore(st, timing).acquireLock('flow', new Date());
+    const release = await acquireLock(st, 'flow', new Date(), timing);
     const first = await st.readVersioned('lock.json');
-    await expect(new StateStore(st, timing).acquireLock('flow', new Date())).rejects.toThrow(/locked by another audex run \(pid \d+ on .*expires at/);
+    await expect(acquireLock(st, 'flow', new Date(), timing)).rejects.toThrow(/locked by another audex run \(pid \d+ on .*expires at/);
     await new Promise((r) => setTimeout(r, 2_000));
     // Past the first expiry, but renewed: still held.
     const renewed = await st.readVersioned('lock.json');
     expect(renewed!.version).not.toBe(first!.version);
     expect(JSON.parse(renewed!.text).token).toBe(JSON.parse(first!.text).token);
-    await expect(new StateStore(st, timing).acquireLock('flow', new Date())).rejects.toBeInstanceOf(RunFailedError);
-    await release();
+    await expect(acquireLock(st, 'flow', new Date(), timing)).rejects.toBeInstanceOf(RunFailedError);
+    await release.release();
     expect(await st.readText('lock.json')).toBeNull();
     expect(await st.list('')).toEqual([]);
-    const again = await new StateStore(st, timing).acquireLock('flow', new Date());
-    await again();
+    const again = await acquireLock(st, 'flow', new Date(), timing);
+    await again.release();
   });
 
   it('takes over an expired lease; of two contenders exactly one wins', async () => {
@@ -217,31 +217,31 @@ describe('the run lease on S3', () => {
     await st.writeText('lock.json', JSON.stringify(expired));
     // A long lease here: with the short one, a contender slowed down by a loaded machine
     // could find the winner's fresh lease already expired and rightly take it over.
-    const results = await Promise.allSettled([0, 1].map(() => new StateStore(st, { leaseMs: 30_000, renewMs: 10_000, recheckMs: 100 }).acquireLock('flow', new Date())));
+    const results = await Promise.allSettled([0, 1].map(() => acquireLock(st, 'flow', new Date(), { leaseMs: 30_000, renewMs: 10_000, recheckMs: 100 })));
     const won = results.filter((r) => r.status === 'fulfilled');
     expect(won).toHaveLength(1);
     expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/locked by another audex run/);
     expect(JSON.parse((await st.readText('lock.json'))!).token).not.toBe('old');
-    await (won[0] as PromiseFulfilledResult<() => Promise<void>>).value();
+    await (won[0] as PromiseFulfilledResult<Lease>).value.release();
     expect(await st.readText('lock.json')).toBeNull();
   });
 
   it('stops before the commit point once the lease is lost', async () => {
     const st = store();
-    const state = new StateStore(st, timing);
-    const release = await state.acquireLock('flow', new Date());
+    const lease = await acquireLock(st, 'flow', new Date(), timing);
+    lease.assertHeld();
     // Another run takes the lease (as it would after an expiry).
     await st.writeText('lock.json', JSON.stringify({ token: 'thief', holder: 'elsewhere', expiresAt: new Date(Date.now() + 60_000).toISOString() }));
     await new Promise((r) => setTimeout(r, 600));
-    await expect(state.writeCursor({ audienceId: 'a', lastSlot: '2026-11-20T00:00:00Z', runId: 'r', snapshotId: 's', mode: 'full' })).rejects.toThrow(/lease .* was lost.*nothing was committed/);
-    await release();
+    expect(() => lease.assertHeld()).toThrow(/lease .* was lost.*nothing was committed/);
+    await lease.release();
     expect(JSON.parse((await st.readText('lock.json'))!).token).toBe('thief');
     expect(await st.readText('cursors/a.json')).toBeNull();
   });
 
   it('refuses to lock on a store that ignores conditional writes (exit 3, suggesting --no-lock)', async () => {
     const bare = store({ client: client(s3.bareEndpoint) });
-    const error = await new StateStore(bare, timing).acquireLock('flow', new Date()).catch((e: unknown) => e);
+    const error = await acquireLock(bare, 'flow', new Date(), timing).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageError);
     expect((error as Error).message).toMatch(/ignores conditional writes.*If-None-Match.*--no-lock/s);
     expect(await bare.list('')).toEqual([]);
@@ -262,27 +262,27 @@ describe('the run lease on S3', () => {
       }
     }
     const mem = new TornOnce('memory://torn', path.join(temp, 'torn-staging'));
-    const release = await new StateStore(mem, timing).acquireLock('flow', new Date());
+    const lease = await acquireLock(mem, 'flow', new Date(), timing);
     const holder = JSON.parse((await mem.readText('lock.json'))!).token as string;
     mem.tearNext = true;
-    await expect(new StateStore(mem, timing).acquireLock('flow', new Date())).rejects.toThrow(/locked by another audex run \(pid \d+ on /);
+    await expect(acquireLock(mem, 'flow', new Date(), timing)).rejects.toThrow(/locked by another audex run \(pid \d+ on /);
     expect(mem.torn).toBe(1);
     expect(JSON.parse((await mem.readText('lock.json'))!).token).toBe(holder);
-    await release();
+    await lease.release();
 
     // Still unreadable when read again: damaged, so it counts as expired and is taken over.
     await mem.writeText('lock.json', '{"token": "damag');
-    const taken = await new StateStore(mem, timing).acquireLock('flow', new Date());
+    const taken = await acquireLock(mem, 'flow', new Date(), timing);
     expect(JSON.parse((await mem.readText('lock.json'))!).token).toMatch(/^[0-9a-f-]{36}$/);
-    await taken();
+    await taken.release();
     expect(await mem.list('')).toEqual([]);
   });
 
   it('works the same on the in-memory backend', async () => {
     const mem = new MemoryStorage('memory://lease', path.join(temp, 'mem-staging'));
-    const release = await new StateStore(mem, timing).acquireLock('flow', new Date());
-    await expect(new StateStore(mem, timing).acquireLock('flow', new Date())).rejects.toBeInstanceOf(RunFailedError);
-    await release();
+    const release = await acquireLock(mem, 'flow', new Date(), timing);
+    await expect(acquireLock(mem, 'flow', new Date(), timing)).rejects.toBeInstanceOf(RunFailedError);
+    await release.release();
     expect(await mem.list('')).toEqual([]);
   });
 });
