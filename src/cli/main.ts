@@ -18,6 +18,8 @@ async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): 
       return (await import('./commands/status.js')).statusCommand(f, reporter);
     case 'runs':
       return (await import('./commands/runs.js')).runsCommand(f, reporter);
+    case 'report':
+      return (await import('./commands/report.js')).reportCommand(f, reporter);
     case 'validate':
       return (await import('./commands/validate.js')).validateCommand(f, reporter);
     case 'init':

@@ -2,7 +2,7 @@
 // main.ts runs the command. Kept apart so the argv → options mapping is testable.
 import { Command, Option } from 'commander';
 
-export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema';
+export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema' | 'report';
 
 export interface ParsedCommand {
   command: CommandName;
@@ -68,6 +68,16 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .option(...JSON_FLAG)
     .addHelpText('after', examples('audex runs -c dataflow.yaml', 'audex runs -c dataflow.yaml -a aud-vip --since 2026-11-01 --json'))
     .action(done('runs'));
+
+  program
+    .command('report')
+    .description('write one self-contained HTML page of the run history: charts per audience, failures, current status')
+    .requiredOption('-c, --config <file...>', 'dataflow config (YAML or JSON); repeat for several dataflows')
+    .option('--since <time>', 'only runs whose logical time is at or after this ISO 8601 time')
+    .option('-o, --out <file>', 'where to write the page', 'report.html')
+    .option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .addHelpText('after', examples('audex report -c dataflow.yaml', 'audex report -c crm.yaml -c lake.yaml --since 2026-11-01 --out out/report.html'))
+    .action(done('report'));
 
   engineOptions(program.command('validate').description('check the config (and, with --snapshot, that the snapshot reads and has the mapped audiences)'))
     .requiredOption(...CONFIG).option(...JSON_FLAG).option(...QUIET)

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { RunFailedError, StorageError } from '../errors.js';
 import { isAlive } from '../process-liveness.js';
-import type { LockableStorage } from '../storage/backend.js';
+import type { LockableStorage, StorageBackend } from '../storage/backend.js';
 import { stateKeys } from './keys.js';
 import { readStateJson } from './read-state-json.js';
 
@@ -263,4 +263,27 @@ function parseLease(text: string): LeaseRecord | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Who holds the dataflow's lock, in words, or null when it is free (for `status` and
+ * `report`; reading never takes or changes the lock). A lease expires in real time, so
+ * `wallClock` is the clock, not a logical --at.
+ */
+export async function readLockHolder(storage: StorageBackend, wallClock: Date): Promise<string | null> {
+  const text = await storage.readText(stateKeys.lock);
+  if (text === null) return null;
+  let lock: { pid?: number; host?: string; holder?: string; acquiredAt?: string; expiresAt?: string };
+  try {
+    lock = JSON.parse(text) as typeof lock;
+  } catch {
+    return `an unreadable lock object ${storage.describe(stateKeys.lock)}`;
+  }
+  const since = lock.acquiredAt ? `, since ${lock.acquiredAt}` : '';
+  if (lock.expiresAt !== undefined) {
+    const expired = Date.parse(lock.expiresAt) <= wallClock.getTime();
+    return `${lock.holder ?? 'unknown holder'}${since} (lease ${expired ? 'expired' : 'expires'} at ${lock.expiresAt}${expired ? '; the next run takes it over' : ''})`;
+  }
+  const gone = lock.host === hostname() && lock.pid !== undefined && !isAlive(lock.pid);
+  return `pid ${lock.pid ?? '?'} on ${lock.host ?? 'unknown host'}${since}${gone ? ' (that process is gone; the next run takes the lock over)' : ''}`;
 }

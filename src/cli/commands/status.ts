@@ -1,8 +1,9 @@
 // `audex status`: per audience, the last successful run, the next slot, the baseline size
 // and the last error since that success. Reads state only.
-import { loadConfig } from '../../config/load.js';
+import { loadConfig, type LoadedConfig } from '../../config/load.js';
 import { describeSchedule, latestSlotAtOrBefore, nextSlotAfter } from '../../schedule/slots.js';
 import { openLocations, readCursors } from '../../run/prepare.js';
+import { readLockHolder } from '../../state/lock.js';
 import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
@@ -34,12 +35,21 @@ function nextSlotOf(schedule: Parameters<typeof nextSlotAfter>[0], timezone: str
 
 export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
-  const { dataflow, ...config } = await loadConfig(flags.config);
-  const state = new StateStore(openLocations({ dataflow, ...config }).state);
+  const config = await loadConfig(flags.config);
+  const state = new StateStore(openLocations(config).state);
+  const audiences = await readAudienceStatuses(config, state, await state.readHistory(), now);
+  const lockHolder = await readLockHolder(state.storage, new Date());
+  const dataflowId = config.dataflow.id;
+  reporter.out(flags.json ? JSON.stringify({ dataflowId, at: now.toISOString(), lockHolder, audiences }, null, 2) : formatStatus(dataflowId, now, audiences, lockHolder));
+  return 0;
+}
+
+/** Per configured audience, what `audex status` (and `audex report`) shows; `history` is the dataflow's. */
+export async function readAudienceStatuses(config: LoadedConfig, state: StateStore, history: RunRecord[], now: Date): Promise<AudienceStatus[]> {
+  const { dataflow } = config;
   const cursors = await readCursors(state, dataflow.audiences.map((a) => a.id));
-  const history = await state.readHistory();
   const pending = await state.listPending();
-  const audiences: AudienceStatus[] = dataflow.audiences.map((a) => {
+  return dataflow.audiences.map((a) => {
     const mine = history.filter((r) => r.audienceId === a.id);
     const success = mine.find((r) => r.status === 'success');
     const failed = mine.find((r: RunRecord) => r.status === 'failed' && (!success || r.logicalTime >= success.logicalTime));
@@ -58,12 +68,11 @@ export async function statusCommand(flags: StatusFlags, reporter: Reporter): Pro
       lastError: failed ? { runId: failed.runId, logicalTime: failed.logicalTime, error: failed.error ?? '' } : null,
     };
   });
-  reporter.out(flags.json ? JSON.stringify({ dataflowId: dataflow.id, at: now.toISOString(), audiences }, null, 2) : formatStatus(dataflow.id, now, audiences));
-  return 0;
 }
 
-function formatStatus(dataflowId: string, now: Date, audiences: AudienceStatus[]): string {
+function formatStatus(dataflowId: string, now: Date, audiences: AudienceStatus[], lockHolder: string | null): string {
   const lines = [`dataflow ${dataflowId} at ${now.toISOString()}`];
+  if (lockHolder) lines.push(`  locked by ${lockHolder}`);
   for (const a of audiences) {
     lines.push(`  ${a.audienceId} (${a.mode}, ${a.schedule})`);
     lines.push(

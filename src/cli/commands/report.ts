@@ -1,0 +1,85 @@
+// `audex report` (SPEC §14): reads each dataflow's run history and status, renders one
+// self-contained HTML page (src/report/) and writes it under a temp name, then renames it,
+// so a failed report never leaves a partial file under the final name.
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { loadConfig } from '../../config/load.js';
+import { ConfigError, StorageError } from '../../errors.js';
+import { renderReport, type ReportDataflow } from '../../report/render-report.js';
+import { openLocations } from '../../run/prepare.js';
+import { readLockHolder } from '../../state/lock.js';
+import { StateStore } from '../../state/state-store.js';
+import type { Reporter } from '../reporter.js';
+import { parseAt } from '../parse-options.js';
+import { readAudienceStatuses } from './status.js';
+
+export interface ReportFlags {
+  config: string[];
+  since?: string;
+  out: string;
+  at?: string;
+  json?: boolean;
+}
+
+/** uPlot's minified script and stylesheet, inlined into the page (no network needed to view it). */
+async function readChartLibrary(): Promise<{ script: string; style: string }> {
+  const require = createRequire(import.meta.url);
+  try {
+    const [script, style] = await Promise.all([
+      readFile(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8'),
+      readFile(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'),
+    ]);
+    return { script, style };
+  } catch (error) {
+    throw new StorageError(`cannot read the chart library uPlot that the report inlines (${(error as Error).message}); reinstall audex (npm install)`);
+  }
+}
+
+export async function reportCommand(flags: ReportFlags, reporter: Reporter): Promise<number> {
+  const now = parseAt(flags.at, () => new Date());
+  let since: Date | null = null;
+  try {
+    since = flags.since === undefined ? null : parseAt(flags.since, () => new Date(0));
+  } catch {
+    throw new ConfigError(`--since ${flags.since}: not an ISO 8601 time; use e.g. 2026-11-01 or 2026-11-20T05:00:00Z`);
+  }
+  const configs = [];
+  for (const file of flags.config) configs.push(await loadConfig(file));
+  const dataflows: ReportDataflow[] = [];
+  for (const config of configs) {
+    const { dataflow } = config;
+    reporter.progress(`${dataflow.id}: reading run history and status`);
+    const state = new StateStore(openLocations(config).state);
+    const history = await state.readHistory();
+    dataflows.push({
+      id: dataflow.id,
+      name: dataflow.name,
+      lockHolder: await readLockHolder(state.storage, new Date()),
+      audiences: await readAudienceStatuses(config, state, history, now),
+      history,
+    });
+  }
+  const html = renderReport({ generatedAt: now, since, dataflows, chartLibrary: await readChartLibrary() });
+  const out = path.resolve(flags.out);
+  const temp = `${out}.${process.pid}.tmp`;
+  try {
+    await mkdir(path.dirname(out), { recursive: true });
+    await writeFile(temp, html);
+    await rename(temp, out);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw new StorageError(`cannot write the report to ${out}: ${(error as Error).message}; check that the folder is writable, or choose another --out`);
+  }
+  const bytes = Buffer.byteLength(html);
+  const runs = dataflows.map((df) => ({
+    dataflowId: df.id,
+    runs: df.history.filter((r) => since === null || Date.parse(r.logicalTime) >= since.getTime()).length,
+  }));
+  reporter.out(
+    flags.json
+      ? JSON.stringify({ at: now.toISOString(), out, bytes, dataflows: runs }, null, 2)
+      : `wrote ${out} (${runs.map((r) => `${r.dataflowId}: ${r.runs} run(s)`).join(', ')}; ${Math.ceil(bytes / 1024)} KiB)`,
+  );
+  return 0;
+}

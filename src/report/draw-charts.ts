@@ -1,0 +1,104 @@
+// The page's own script: turns the report's embedded data into uPlot charts. It runs in
+// the browser, inlined into the page as this function's source (so it must not use
+// anything from outside its body); uPlot does every bit of drawing.
+import type uPlotNs from 'uplot';
+
+export interface TimelineData {
+  /** Epoch seconds, ascending. */
+  x: number[];
+  series: Record<string, (number | null)[]>;
+  /** Point index → the error of a failed run (or the failures of an aggregated day). */
+  failed: Record<number, string>;
+  /** Point index → why the slot was skipped. */
+  skipped: Record<number, string>;
+}
+
+export interface ChartSpec {
+  /** Id of the element the chart goes into. */
+  el: string;
+  timeline: number;
+  title: string;
+  unit: string;
+  lines: { key: string; label: string }[];
+}
+
+export interface ChartData {
+  timelines: TimelineData[];
+  charts: ChartSpec[];
+}
+
+export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
+  // Okabe–Ito: told apart with any common colour-vision deficiency; dashes tell lines apart in print.
+  const palette = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#000000', '#F0E442'];
+  const dashes = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [1, 2]];
+  const failedColour = '#D55E00';
+  const skippedColour = '#6B6B6B';
+  const printWidth = 680;
+  const charts: { plot: uPlotNs; el: HTMLElement }[] = [];
+  const widthOf = (el: HTMLElement) => Math.max(320, Math.floor(el.clientWidth));
+
+  for (const spec of data.charts) {
+    const el = document.getElementById(spec.el);
+    const t = data.timelines[spec.timeline];
+    if (!el || !t) continue;
+    const marks = (notes: Record<number, string>) => t.x.map((_, i) => (notes[i] === undefined ? null : 0));
+    const markerSeries = (label: string, notes: Record<number, string>, stroke: string, fill: string): uPlotNs.Series => ({
+      label,
+      stroke,
+      fill,
+      paths: () => null,
+      points: { show: true, size: 11, width: 2, stroke, fill },
+      value: (_u, v, _s, i) => (v === null || i === null ? '' : (notes[i] ?? '')),
+    });
+    const series: uPlotNs.Series[] = [
+      { label: 'time (UTC)', value: '{YYYY}-{MM}-{DD} {HH}:{mm}' },
+      ...spec.lines.map((line, i): uPlotNs.Series => ({
+        label: line.label,
+        stroke: palette[i % palette.length]!,
+        width: 2,
+        dash: dashes[i % dashes.length]!,
+        spanGaps: true,
+        points: { size: 6 },
+      })),
+    ];
+    const values: (number | null)[][] = [t.x, ...spec.lines.map((line) => t.series[line.key] ?? t.x.map(() => null))];
+    if (Object.keys(t.failed).length) {
+      series.push(markerSeries('failed run', t.failed, failedColour, failedColour));
+      values.push(marks(t.failed));
+    }
+    if (Object.keys(t.skipped).length) {
+      series.push(markerSeries('skipped slot', t.skipped, skippedColour, '#FFFFFF'));
+      values.push(marks(t.skipped));
+    }
+    const plot = new uPlot(
+      {
+        title: spec.title,
+        width: widthOf(el),
+        height: 220,
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+        scales: {
+          // One run alone still gets a day's width of axis; counts are drawn from zero, where the markers sit.
+          x: { time: true, range: (_u, min, max) => (min === max ? [min - 43_200, max + 43_200] : [min, max]) },
+          y: { range: (_u, min, max) => uPlot.rangeNum(Math.min(0, min), Math.max(max, 1), 0.1, true) },
+        },
+        axes: [{}, { label: spec.unit, size: 70 }],
+        legend: { live: true },
+        series,
+      },
+      values as uPlotNs.AlignedData,
+      el,
+    );
+    charts.push({ plot, el });
+  }
+
+  const fit = (print: boolean) => {
+    for (const { plot, el } of charts) plot.setSize({ width: print ? printWidth : widthOf(el), height: 220 });
+  };
+  let pending = 0;
+  window.addEventListener('resize', () => {
+    clearTimeout(pending);
+    pending = window.setTimeout(() => fit(false), 100);
+  });
+  window.addEventListener('beforeprint', () => fit(true));
+  window.addEventListener('afterprint', () => fit(false));
+}
