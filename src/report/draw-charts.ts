@@ -34,6 +34,16 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
   const failedColour = '#D55E00';
   const skippedColour = '#6B6B6B';
   const printWidth = 680;
+  // uPlot's tick-label table (tick spacing in seconds, then the label templates): 24-hour,
+  // year-month-day labels instead of the US-style defaults.
+  const timeTicks: (string | number | null)[][] = [
+    [3600 * 24 * 365, '{YYYY}', null, null, null, null, null, null, 1],
+    [3600 * 24 * 28, '{MMM}', '\n{YYYY}', null, null, null, null, null, 1],
+    [3600 * 24, '{MM}-{DD}', '\n{YYYY}', null, null, null, null, null, 1],
+    [3600, '{HH}:{mm}', '\n{YYYY}-{MM}-{DD}', null, '\n{MM}-{DD}', null, null, null, 1],
+    [60, '{HH}:{mm}', '\n{YYYY}-{MM}-{DD}', null, '\n{MM}-{DD}', null, null, null, 1],
+    [1, ':{ss}', '\n{YYYY}-{MM}-{DD} {HH}:{mm}', null, '\n{MM}-{DD} {HH}:{mm}', null, '\n{HH}:{mm}', null, 1],
+  ];
   const charts: { plot: uPlotNs; el: HTMLElement }[] = [];
   const widthOf = (el: HTMLElement) => Math.max(320, Math.floor(el.clientWidth));
 
@@ -41,6 +51,7 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
     const el = document.getElementById(spec.el);
     const t = data.timelines[spec.timeline];
     if (!el || !t) continue;
+    const single = t.x.length > 0 && t.x[0] === t.x[t.x.length - 1];
     const marks = (notes: Record<number, string>) => t.x.map((_, i) => (notes[i] === undefined ? null : 0));
     const markerSeries = (label: string, notes: Record<number, string>, stroke: string, fill: string): uPlotNs.Series => ({
       label,
@@ -62,13 +73,13 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
       })),
     ];
     const values: (number | null)[][] = [t.x, ...spec.lines.map((line) => t.series[line.key] ?? t.x.map(() => null))];
-    if (Object.keys(t.failed).length) {
-      series.push(markerSeries('failed run', t.failed, failedColour, failedColour));
-      values.push(marks(t.failed));
-    }
     if (Object.keys(t.skipped).length) {
       series.push(markerSeries('skipped slot', t.skipped, skippedColour, '#FFFFFF'));
       values.push(marks(t.skipped));
+    }
+    if (Object.keys(t.failed).length) {
+      series.push(markerSeries('failed run', t.failed, failedColour, failedColour));
+      values.push(marks(t.failed));
     }
     const plot = new uPlot(
       {
@@ -78,10 +89,10 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         scales: {
           // One run alone still gets a day's width of axis; counts are drawn from zero, where the markers sit.
-          x: { time: true, range: (_u, min, max) => (min === max ? [min - 43_200, max + 43_200] : [min, max]) },
+          x: { time: true, range: (_u, min, max) => (single ? [t.x[0]! - 43_200, t.x[0]! + 43_200] : [min, max]) },
           y: { range: (_u, min, max) => uPlot.rangeNum(Math.min(0, min), Math.max(max, 1), 0.1, true) },
         },
-        axes: [{}, { label: spec.unit, size: 70 }],
+        axes: [{ values: timeTicks }, { label: spec.unit, size: 70 }],
         legend: { live: true },
         series,
       },

@@ -58,7 +58,7 @@ export function formatTime(time: string | number | Date): string {
 }
 
 function formatDuration(ms: number | undefined): string {
-  return ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`;
+  return ms === undefined ? '–' : `${(ms / 1000).toFixed(ms < 1000 ? 2 : 1)} s`;
 }
 
 function formatNumber(value: number): string {
