@@ -513,7 +513,7 @@ describe.concurrent('operator commands', () => {
       expect(ok(text).stdout).toMatch(/aud-vip[\s\S]*last success: never/);
       expect(text.stdout).toMatch(/baseline:\s+none/);
       const status = json<StatusJson>(ok(asJson));
-      expect(sorted(Object.keys(status))).toEqual(['at', 'audiences', 'dataflowId']);
+      expect(sorted(Object.keys(status))).toEqual(['at', 'audiences', 'dataflowId', 'lockHolder']);
       expect(status).toMatchObject({ dataflowId: 'acme-crm', at: '2026-10-31T12:00:00.000Z' });
       expect(status.audiences.map((a) => a.audienceId)).toEqual(['aud-vip', 'aud-churn', 'aud-promo']);
       for (const a of status.audiences) {

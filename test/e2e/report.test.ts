@@ -3,7 +3,8 @@
 // the next run finishes, and skipped slots), then opened in headless Chromium: no console
 // errors, no network, charts drawn, and the numbers on the page equal the history records.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
@@ -123,6 +124,27 @@ describe('audex report (SPEC §14)', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('nope.yaml');
     expect(existsSync(path.join(w.dir, 'x.html'))).toBe(false);
+  });
+
+  it('names the holder of a lock, in the report and in `audex status`, and says when its process is gone', async () => {
+    const lockFile = path.join(w.out, '_audex', 'acme-crm', 'lock.json');
+    const lockOut = path.join(w.dir, 'locked.html');
+    const holder = async (pid: number) => {
+      writeFileSync(lockFile, JSON.stringify({ token: 't', pid, host: hostname(), acquiredAt: '2026-11-24T06:59:00.000Z', dataflowId: 'acme-crm' }));
+      ok(await w.audex(['report', '-c', crmFile, '--at', AT, '--out', lockOut, '-q']));
+      const status = JSON.parse(ok(await w.audex(['status', '-c', crmFile, '--at', AT, '--json'])).stdout) as { lockHolder: string | null };
+      const shown = /<p class="lock" data-field="lock">(.*?)<\/p>/.exec(readFileSync(lockOut, 'utf8'))![1];
+      return { shown, status: status.lockHolder };
+    };
+    try {
+      const live = await holder(process.pid);
+      expect(live.status).toBe(`pid ${process.pid} on ${hostname()}, since 2026-11-24T06:59:00.000Z`);
+      expect(live.shown).toBe(`Lock: <span class="flag warn">locked</span> by ${live.status}`);
+      const gone = await holder(2 ** 22 + 17); // above Linux's largest pid
+      expect(gone.status).toMatch(/\(that process is gone; the next run takes the lock over\)$/);
+    } finally {
+      rmSync(lockFile, { force: true });
+    }
   });
 
   describe.runIf(browserTestsRun())('in headless Chromium', () => {
