@@ -61,10 +61,6 @@ function formatDuration(ms: number | undefined): string {
   return ms === undefined ? '–' : `${(ms / 1000).toFixed(ms < 1000 ? 2 : 1)} s`;
 }
 
-function formatNumber(value: number): string {
-  return String(value);
-}
-
 function cut(text: string): string {
   return text.length > NOTE_CHARS ? `${text.slice(0, NOTE_CHARS - 1)}…` : text;
 }
@@ -141,7 +137,7 @@ function latestTable(t: AudienceTimeline, records: RunRecord[]): string {
     const cells = t.counters
       .map((c) => {
         const v = counts.get(c.key);
-        return `<td class="num" data-counter="${escapeHtml(c.key)}">${r.status === 'success' && v !== undefined ? formatNumber(v) : '–'}</td>`;
+        return `<td class="num" data-counter="${escapeHtml(c.key)}">${r.status === 'success' && v !== undefined ? String(v) : '–'}</td>`;
       })
       .join('');
     return `<tr data-run-id="${escapeHtml(r.runId)}" data-status="${r.status}"><td>${escapeHtml(formatTime(r.logicalTime))}</td><td>${r.status}</td>` +
@@ -190,7 +186,8 @@ export function renderReport(input: ReportInput): string {
       const specs = timeline.points.length ? chartSpecs(timeline, data.timelines.length, `chart-${d}-${a}`) : [];
       if (timeline.points.length) data.timelines.push(timelineData(timeline));
       data.charts.push(...specs);
-      return audienceSection(timeline, records, specs, configured.includes(audienceId));
+      // A dataflow without configured audiences (datasets, say) has no status rows to miss.
+      return audienceSection(timeline, records, specs, configured.length === 0 || configured.includes(audienceId));
     });
     sections.push(`<section class="dataflow" data-dataflow="${escapeHtml(df.id)}">
 <h2>${escapeHtml(df.name)} <span class="sub">${escapeHtml(df.id)}</span></h2>

@@ -11,7 +11,7 @@ import type { Browser, Page } from 'puppeteer-core';
 import { crmConfig, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
 import { renderReport } from '../../src/report/render-report.js';
 import { syntheticHistory } from '../helpers/synthetic-history.js';
-import { browserTestsRun, canvasPixels, launchChromium, openFile, type OpenedPage } from '../helpers/browser.js';
+import { browserTestsRun, canvasPixels, findChromium, INSTALL_CHROMIUM, launchChromium, openFile, type OpenedPage } from '../helpers/browser.js';
 
 const workspace = trackWorkspaces();
 
@@ -151,8 +151,13 @@ describe('audex report (SPEC §14)', () => {
     let browser: Browser;
     let opened: OpenedPage;
     beforeAll(async () => {
+      if (!findChromium()) return; // under CI=true: every test below fails, the first says why
       browser = await launchChromium();
       opened = await openFile(browser, outFile);
+    });
+
+    it('has a browser (Debian chromium) to render in', () => {
+      expect(findChromium(), `no chromium found; install it with \`${INSTALL_CHROMIUM}\``).not.toBeNull();
     });
     afterAll(async () => {
       await browser?.close();

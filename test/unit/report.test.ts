@@ -134,6 +134,16 @@ describe('renderReport', () => {
     expect(chartData(html).timelines[0]!.failed).toEqual({ 0: evil });
   });
 
+  it('shows configured audiences without runs, and audiences of the history that left the config, marked so', () => {
+    const status = { audienceId: 'aud-new', mode: 'full', schedule: 'daily at 06:00 UTC', lastSuccess: null, nextSlot: '2026-11-25T06:00:00.000Z', baselineSize: null, pendingRun: null, lastError: null };
+    const html = renderReport(input([record({ logicalTime: '2026-11-20T00:00:00Z', audienceId: 'aud-old' })], {
+      dataflows: [{ id: 'acme', name: 'Acme', lockHolder: null, audiences: [status], history: [record({ logicalTime: '2026-11-20T00:00:00Z', audienceId: 'aud-old' })] }],
+    }));
+    expect(html).toContain('<section class="audience" data-audience="aud-new"><h3>aud-new</h3><p class="none">No runs recorded in this range.</p></section>');
+    expect(html).toContain('<h3>aud-old <span class="sub">(no longer in the config)</span></h3>');
+    expect(html).toMatch(/<tr data-audience="aud-new">.*<td data-field="lastSuccess">never<\/td><td data-field="nextSlot">2026-11-25 06:00 UTC<\/td>/);
+  });
+
   it('10,000 runs render into a page under 2 MB in under 2 s, the same bytes every time', () => {
     const history = syntheticHistory(10_000);
     const started = performance.now();
