@@ -53,8 +53,10 @@ export function sortRuns(records: RunRecord[]): RunRecord[] {
   );
 }
 
-function firstLine(text: string | undefined): string {
-  return (text ?? '').split('\n')[0]!.trim();
+/** A multi-line error as one line for a chart legend: its lines joined with "; " (after a colon, a space). */
+function oneLine(text: string | undefined): string {
+  const lines = (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.reduce((out, line) => (out === '' ? line : `${out}${out.endsWith(':') ? ' ' : '; '}${line}`), '');
 }
 
 function runPoint(record: RunRecord, counters: CounterInfo[]): TimelinePoint {
@@ -71,8 +73,8 @@ function runPoint(record: RunRecord, counters: CounterInfo[]): TimelinePoint {
     skipped: record.status === 'skipped' ? 1 : 0,
     values,
     durationSeconds: ok && record.durationMs !== undefined ? record.durationMs / 1000 : null,
-    failure: record.status === 'failed' ? firstLine(record.error) || 'failed' : null,
-    skip: record.status === 'skipped' ? firstLine(record.note) || 'skipped' : null,
+    failure: record.status === 'failed' ? oneLine(record.error) || 'failed' : null,
+    skip: record.status === 'skipped' ? oneLine(record.note) || 'skipped' : null,
   };
 }
 
@@ -106,7 +108,7 @@ function dayPoint(day: number, records: RunRecord[], counters: CounterInfo[]): T
     skipped: skipped.length,
     values,
     durationSeconds: mean(ok.flatMap((r) => (r.durationMs === undefined ? [] : [r.durationMs / 1000]))),
-    failure: latestFailure ? `${failed.length} failed run(s) that day; the latest: ${firstLine(latestFailure.error) || 'failed'}` : null,
+    failure: latestFailure ? `${failed.length} failed run(s) that day; the latest: ${oneLine(latestFailure.error) || 'failed'}` : null,
     skip: skipped.length ? `${skipped.length} skipped slot(s) that day` : null,
   };
 }

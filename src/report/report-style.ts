@@ -33,6 +33,8 @@ figure.chart { margin: 0; min-width: 0; }
 @media print {
   @page { margin: 14mm 12mm; }
   body { font-size: 11px; }
+  table { font-size: 10.5px; }
+  figure.chart { margin-bottom: 10px; }
   header { background: none; border-bottom-width: 2px; padding: 0 0 6px; }
   main { padding: 0; max-width: none; }
   .charts { display: block; }

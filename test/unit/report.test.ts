@@ -88,7 +88,7 @@ describe('timeline', () => {
     expect(t.aggregatedBefore).toBeNull();
     expect(t.points.map((p) => [new Date(p.time).toISOString(), p.kind, p.values['rowsWritten'], p.durationSeconds, p.failure, p.skip])).toEqual([
       ['2026-11-20T05:30:00.000Z', 'run', null, null, null, 'coalesced'],
-      ['2026-11-21T05:30:00.000Z', 'run', null, null, 'tier: not an int64', null],
+      ['2026-11-21T05:30:00.000Z', 'run', null, null, 'tier: not an int64; more', null],
       ['2026-11-21T05:30:00.000Z', 'run', 9, 2.5, null, null],
     ]);
     expect(t.totals).toEqual({ runs: 3, success: 1, failed: 1, skipped: 1 });
