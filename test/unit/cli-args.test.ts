@@ -76,6 +76,13 @@ const cases: { argv: string[]; command: ParsedCommand['command']; flags: Record<
     command: 'validate',
     flags: { config: 'df.yaml', snapshot: 'snap-20261120', json: true, quiet: true, maxBadRecords: '2', memoryLimit: '64MB' },
   },
+  // report: --config repeatable, --out default report.html
+  { argv: ['report', '-c', 'a.yaml'], command: 'report', flags: { config: ['a.yaml'], out: 'report.html' } },
+  {
+    argv: ['report', '-c', 'a.yaml', '--config', 'b.yaml', '--since', '2026-11-01', '-o', 'out/r.html', '--at', '2026-11-24T07:00:00Z', '--json', '-q'],
+    command: 'report',
+    flags: { config: ['a.yaml', 'b.yaml'], since: '2026-11-01', out: 'out/r.html', at: '2026-11-24T07:00:00Z', json: true, quiet: true },
+  },
   // init (--dir, default '.') and schema (no flags)
   { argv: ['init'], command: 'init', flags: { dir: '.' } },
   { argv: ['init', '--dir', 'my-dataflow'], command: 'init', flags: { dir: 'my-dataflow' } },
@@ -132,7 +139,7 @@ describe('argv that commander rejects', () => {
 });
 
 describe('--help', () => {
-  const commands = ['run', 'export-now', 'plan', 'status', 'runs', 'validate', 'init', 'schema'];
+  const commands = ['run', 'export-now', 'plan', 'status', 'runs', 'validate', 'init', 'schema', 'report'];
 
   it.each(commands)('audex %s --help is a CommanderError with exit code 0 and examples', async (command) => {
     let help = '';
