@@ -124,6 +124,9 @@ describe('audex report (SPEC §14)', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('nope.yaml');
     expect(existsSync(path.join(w.dir, 'x.html'))).toBe(false);
+    const asJson = await w.audex(['report', '-c', path.join(w.dir, 'nope.yaml'), '--out', path.join(w.dir, 'x.html'), '--json']);
+    expect(asJson.code).toBe(2);
+    expect(JSON.parse(asJson.stdout)).toEqual({ error: { exitCode: 2, message: expect.stringContaining('nope.yaml') } });
   });
 
   it('names the holder of a lock, in the report and in `audex status`, and says when its process is gone', async () => {

@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
-import { ConfigError, StorageError } from '../../errors.js';
+import { ConfigError, StorageError, exitCodeOf, messageOf } from '../../errors.js';
 import { renderReport, type ReportDataflow } from '../../report/render-report.js';
 import { openLocations } from '../../run/prepare.js';
 import { readLockHolder } from '../../state/lock.js';
@@ -37,6 +37,16 @@ async function readChartLibrary(): Promise<{ script: string; style: string }> {
 }
 
 export async function reportCommand(flags: ReportFlags, reporter: Reporter): Promise<number> {
+  try {
+    return await writeReport(flags, reporter);
+  } catch (error) {
+    // --json prints one object on every outcome; main.ts still reports the error and sets the exit code.
+    if (flags.json) reporter.out(JSON.stringify({ error: { exitCode: exitCodeOf(error), message: messageOf(error) } }, null, 2));
+    throw error;
+  }
+}
+
+async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   let since: Date | null = null;
   try {
