@@ -12,13 +12,19 @@ export interface CounterInfo {
   group: ChartGroup;
 }
 
-/** Chart titles, in page order. */
-export const CHART_TITLES: Record<ChartGroup, string> = {
-  volume: 'Profiles received, rows, messages and batches',
+const CHART_TITLES: Record<ChartGroup, string> = {
+  volume: 'Volume',
   exclusions: 'Excluded, exits and bad records',
   delivery: 'Delivery: retries and dead letters',
   other: 'Other counters',
 };
+
+/** A chart's title: the volume chart is named after what it shows ("Profiles received and rows written"). */
+export function chartTitle(group: ChartGroup, labels: string[]): string {
+  if (group !== 'volume' || labels.length === 0 || labels.length > 3) return CHART_TITLES[group];
+  const text = labels.length === 1 ? labels[0]! : `${labels.slice(0, -1).join(', ')} and ${labels.at(-1)!}`;
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
 
 /** Known counters in the order they are listed: files (SPEC §9), HTTP (§11), datasets (§12). */
 const KNOWN: CounterInfo[] = [

@@ -3,7 +3,7 @@
 // the chart library (uPlot's minified script and stylesheet), and writes the page.
 import type { RunRecord } from '../state/records.js';
 import { buildTimeline, DETAIL_RUNS, sortRuns, type AudienceTimeline } from './build-timeline.js';
-import { CHART_TITLES, numericCounts, type ChartGroup } from './counters.js';
+import { chartTitle, numericCounts, type ChartGroup } from './counters.js';
 import { drawCharts, type ChartData, type ChartSpec, type TimelineData } from './draw-charts.js';
 import { REPORT_STYLE } from './report-style.js';
 
@@ -82,7 +82,7 @@ function chartSpecs(t: AudienceTimeline, timeline: number, elPrefix: string): Ch
   const specs: ChartSpec[] = [];
   for (const group of GROUPS) {
     const lines = t.counters.filter((c) => c.group === group).map((c) => ({ key: c.key, label: c.label }));
-    if (lines.length) specs.push({ el: `${elPrefix}-${group}`, timeline, title: CHART_TITLES[group], unit: 'count', lines });
+    if (lines.length) specs.push({ el: `${elPrefix}-${group}`, timeline, title: chartTitle(group, lines.map((l) => l.label)), unit: 'count', lines });
   }
   if (t.points.some((p) => p.durationSeconds !== null)) {
     specs.push({ el: `${elPrefix}-duration`, timeline, title: 'Run duration', unit: 'seconds', lines: [{ key: 'durationSeconds', label: 'duration (s)' }] });

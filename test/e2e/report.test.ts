@@ -181,7 +181,7 @@ describe('audex report (SPEC §14)', () => {
     it('every chart drew, and failed runs and skipped slots are marked on the time axis', async () => {
       const { page } = opened;
       const figures = await page.$$eval('[data-dataflow=acme-crm] [data-audience=aud-vip] figure.chart', (els) => els.map((e) => e.getAttribute('data-chart')));
-      expect(figures).toEqual(['Profiles received, rows, messages and batches', 'Excluded, exits and bad records', 'Run duration']);
+      expect(figures).toEqual(['Profiles received and rows written', 'Excluded, exits and bad records', 'Run duration']);
       const pixels = await canvasPixels(page, 'figure.chart canvas', [OKABE_VERMILLION, SKIPPED_GREY]);
       expect(pixels.length).toBe(await page.$$eval('figure.chart', (els) => els.length));
       expect(pixels.length).toBe(3 + 3 + 3); // vip and churn of acme-crm, vip of acme-lake
@@ -272,7 +272,7 @@ describe('audex report (SPEC §14)', () => {
         expect(long.errors).toEqual([]);
         expect(long.loadMs).toBeLessThan(10_000);
         const titles = await long.page.$$eval('[data-audience=aud-b] figure.chart', (els) => els.map((e) => e.getAttribute('data-chart')));
-        expect(titles).toEqual(['Profiles received, rows, messages and batches', 'Excluded, exits and bad records', 'Delivery: retries and dead letters', 'Other counters', 'Run duration']);
+        expect(titles).toEqual(['Volume', 'Excluded, exits and bad records', 'Delivery: retries and dead letters', 'Other counters', 'Run duration']);
         const pixels = await canvasPixels(long.page, 'figure.chart canvas');
         expect(pixels).toHaveLength(3 + 5);
         for (const p of pixels) expect(p.drawn).toBeGreaterThan(2000);

@@ -69,7 +69,7 @@ describe('counters', () => {
     ];
     const data = chartData(renderReport(input(history)));
     expect(data.charts.map((c) => [c.title, c.lines.map((l) => l.label)])).toEqual([
-      ['Profiles received, rows, messages and batches', ['messages', 'requests']],
+      ['Messages and requests', ['messages', 'requests']],
       ['Delivery: retries and dead letters', ['retries', 'dead letters']],
       ['Other counters', ['fresh']],
       ['Run duration', ['duration (s)']],
