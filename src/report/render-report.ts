@@ -172,6 +172,7 @@ export function renderReport(input: ReportInput): string {
   const since = input.since?.getTime() ?? null;
   const data: ChartData = { timelines: [], charts: [] };
   const sections: string[] = [];
+  const overview: string[] = [];
   let first: number | null = null;
   let last: number | null = null;
   for (const [d, df] of input.dataflows.entries()) {
@@ -189,7 +190,9 @@ export function renderReport(input: ReportInput): string {
       // A dataflow without configured audiences (datasets, say) has no status rows to miss.
       return audienceSection(timeline, records, specs, configured.length === 0 || configured.includes(audienceId));
     });
-    sections.push(`<section class="dataflow" data-dataflow="${escapeHtml(df.id)}">
+    const count = (status: string) => history.filter((r) => r.status === status).length;
+    overview.push(`<li><a href="#dataflow-${d}">${escapeHtml(df.name)}</a>: ${history.length} run(s), ${count('success')} succeeded, ${count('failed')} failed, ${count('skipped')} skipped</li>`);
+    sections.push(`<section class="dataflow" id="dataflow-${d}" data-dataflow="${escapeHtml(df.id)}">
 <h2>${escapeHtml(df.name)} <span class="sub">${escapeHtml(df.id)}</span></h2>
 ${statusTable(df, input.generatedAt)}
 ${audienceHtml.join('\n')}
@@ -213,6 +216,7 @@ ${audienceHtml.join('\n')}
 <header>
 <h1>Run report: ${names}</h1>
 <p class="range" data-field="range">${range}${sinceText}</p>
+<ul class="overview" data-field="overview">${overview.join('')}</ul>
 <p class="made" data-field="generatedAt">Made at ${escapeHtml(formatTime(input.generatedAt))} by <code>audex report</code>. Times are UTC.</p>
 </header>
 <main>

@@ -7,6 +7,8 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { padding: 18px 28px 12px; border-bottom: 3px solid var(--accent); background: var(--band); }
 h1 { margin: 0 0 4px; font-size: 22px; }
 header p { margin: 2px 0; color: var(--muted); }
+.overview { margin: 4px 0; padding-left: 18px; }
+.overview a { color: var(--accent); font-weight: 600; }
 main { padding: 8px 28px 40px; max-width: 1280px; }
 h2 { margin: 28px 0 6px; font-size: 19px; border-bottom: 1px solid var(--rule); padding-bottom: 4px; }
 h3 { margin: 26px 0 4px; font-size: 16px; }

@@ -176,6 +176,10 @@ describe('audex report (SPEC §14)', () => {
       expect(await page.$eval('h1', (e) => e.textContent)).toBe('Run report: Acme CRM, Acme Lake');
       expect(await page.$eval('[data-field=range]', (e) => e.textContent)).toBe('Runs from 2026-11-20 05:00 UTC to 2026-11-24 06:00 UTC');
       expect(await page.$eval('[data-field=generatedAt]', (e) => e.textContent)).toMatch(/^Made at 2026-11-24 07:00 UTC/);
+      expect(await cellText(page, '[data-field=overview] li')).toEqual([
+        'Acme CRM: 9 run(s), 5 succeeded, 2 failed, 2 skipped',
+        'Acme Lake: 1 run(s), 1 succeeded, 0 failed, 0 skipped',
+      ]);
     });
 
     it('every chart drew, and failed runs and skipped slots are marked on the time axis', async () => {
