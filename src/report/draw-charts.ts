@@ -11,6 +11,8 @@ export interface TimelineData {
   failed: Record<number, string>;
   /** Point index → why the slot was skipped. */
   skipped: Record<number, string>;
+  /** Point index → how many runs a per-day point stands for (older history, see build-timeline.ts). */
+  days: Record<number, number>;
 }
 
 export interface ChartSpec {
@@ -44,6 +46,9 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
     [60, '{HH}:{mm}', '\n{YYYY}-{MM}-{DD}', null, '\n{MM}-{DD}', null, null, null, 1],
     [1, ':{ss}', '\n{YYYY}-{MM}-{DD} {HH}:{mm}', null, '\n{MM}-{DD} {HH}:{mm}', null, '\n{HH}:{mm}', null, 1],
   ];
+  const utc = (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC');
+  const runTime = uPlot.fmtDate('{YYYY}-{MM}-{DD} {HH}:{mm}');
+  const dayTime = uPlot.fmtDate('{YYYY}-{MM}-{DD}');
   const charts: { plot: uPlotNs; el: HTMLElement }[] = [];
   const widthOf = (el: HTMLElement) => Math.max(320, Math.floor(el.clientWidth));
 
@@ -62,7 +67,14 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
       value: (_u, v, _s, i) => (v === null || i === null ? '' : (notes[i] ?? '')),
     });
     const series: uPlotNs.Series[] = [
-      { label: 'time (UTC)', value: '{YYYY}-{MM}-{DD} {HH}:{mm}' },
+      {
+        label: 'time (UTC)',
+        value: (_u, v, _s, i) => {
+          if (v === null) return '--';
+          const runs = i === null ? undefined : t.days[i];
+          return runs === undefined ? runTime(utc(v)) : `${dayTime(utc(v))}, mean of ${runs} run(s)`;
+        },
+      },
       ...spec.lines.map((line, i): uPlotNs.Series => ({
         label: line.label,
         stroke: palette[i % palette.length]!,
@@ -86,7 +98,7 @@ export function drawCharts(uPlot: typeof uPlotNs, data: ChartData): void {
         title: spec.title,
         width: widthOf(el),
         height: 220,
-        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+        tzDate: utc,
         scales: {
           // One run alone still gets a day's width of axis; counts are drawn from zero, where the markers sit.
           x: { time: true, range: (_u, min, max) => (single ? [t.x[0]! - 43_200, t.x[0]! + 43_200] : [min, max]) },

@@ -71,11 +71,13 @@ function timelineData(t: AudienceTimeline): TimelineData {
   series['durationSeconds'] = t.points.map((p) => p.durationSeconds);
   const failed: Record<number, string> = {};
   const skipped: Record<number, string> = {};
+  const days: Record<number, number> = {};
   t.points.forEach((p, i) => {
+    if (p.kind === 'day') days[i] = p.runs;
     if (p.failure !== null) failed[i] = cut(p.failure);
     if (p.skip !== null) skipped[i] = cut(p.skip);
   });
-  return { x: t.points.map((p) => p.time / 1000), series, failed, skipped };
+  return { x: t.points.map((p) => p.time / 1000), series, failed, skipped, days };
 }
 
 function chartSpecs(t: AudienceTimeline, timeline: number, elPrefix: string): ChartSpec[] {

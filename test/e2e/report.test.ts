@@ -281,6 +281,15 @@ describe('audex report (SPEC §14)', () => {
         expect(pixels).toHaveLength(3 + 5);
         for (const p of pixels) expect(p.drawn).toBeGreaterThan(2000);
         expect(await long.page.$eval('[data-field=lock]', (e) => e.textContent)).toBe('Lock: locked by pid 7 on host-a, since 2026-11-24T06:59:00Z');
+        // Older history is one point per day, and the legend says so; the newest runs are one by one.
+        const chart = '[data-audience=aud-a] figure.chart:first-child';
+        const box = (await (await long.page.$(`${chart} .u-over`))!.boundingBox())!;
+        const legendTime = async (fraction: number) => {
+          await long.page.mouse.move(box.x + box.width * fraction, box.y + box.height / 2);
+          return (await cellText(long.page, `${chart} .u-legend .u-series .u-value`))[0];
+        };
+        expect(await legendTime(0.2)).toMatch(/^2025-\d\d-\d\d, mean of \d run\(s\)$/);
+        expect(await legendTime(0.999)).toBe('2026-09-17 21:00');
       } finally {
         await long.page.close();
       }
