@@ -5,7 +5,7 @@
 // and which is marked when any run of that day failed or was skipped. So a page stays
 // small for years of runs while no day of history is dropped.
 import type { RunRecord } from '../state/records.js';
-import { listCounters, numericCounts, type CounterInfo } from './counters.js';
+import { listCounters, numericCounts, type CounterInfo } from './list-counters.js';
 
 export const DETAIL_RUNS = 500;
 

@@ -3,7 +3,7 @@
 // the chart library (uPlot's minified script and stylesheet), and writes the page.
 import type { RunRecord } from '../state/records.js';
 import { buildTimeline, DETAIL_RUNS, sortRuns, type AudienceTimeline } from './build-timeline.js';
-import { chartTitle, numericCounts, type ChartGroup } from './counters.js';
+import { chartTitle, numericCounts, type ChartGroup } from './list-counters.js';
 import { drawCharts, type ChartData, type ChartSpec, type TimelineData } from './draw-charts.js';
 import { REPORT_STYLE } from './report-style.js';
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { buildTimeline, DETAIL_RUNS } from '../../src/report/build-timeline.js';
-import { listCounters } from '../../src/report/counters.js';
+import { listCounters } from '../../src/report/list-counters.js';
 import type { ChartData } from '../../src/report/draw-charts.js';
 import { renderReport, type ReportInput } from '../../src/report/render-report.js';
 import type { RunRecord } from '../../src/state/records.js';
