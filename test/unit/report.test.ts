@@ -144,6 +144,20 @@ describe('renderReport', () => {
     expect(html).toMatch(/<tr data-audience="aud-new">.*<td data-field="lastSuccess">never<\/td><td data-field="nextSlot">2026-11-25 06:00 UTC<\/td>/);
   });
 
+  it('the status table shows a pending run, the last error (first line), a slot due now and the baseline size', () => {
+    const status = {
+      audienceId: 'aud-vip', mode: 'incremental', schedule: 'daily at 05:30 UTC', nextSlot: '2026-11-24T05:30:00.000Z', baselineSize: 6, pendingRun: 'r-2',
+      lastSuccess: { runId: 'r-1', logicalTime: '2026-11-20T05:30:00.000Z', rowsWritten: 6, files: 1 },
+      lastError: { runId: 'r-2', logicalTime: '2026-11-21T05:30:00.000Z', error: 'tier is not int64\nThe run was not committed' },
+    };
+    const html = renderReport(input([], { dataflows: [{ id: 'acme', name: 'Acme', lockHolder: null, audiences: [status], history: [] }] }));
+    const row = /<tr data-audience="aud-vip">(.*?)<\/tr>/.exec(html)![1]!.replace(/<[^>]+>/g, '|').replace(/\|+/g, '|');
+    expect(row).toBe(
+      '|aud-vip|incremental, daily at 05:30 UTC|2026-11-20 05:30 UTC|6 rows in 1 file(s)|2026-11-24 05:30 UTC |(due now)|6 profiles|pending| run |r-2| is finished by the next |audex run|failed| 2026-11-21 05:30 UTC: tier is not int64|',
+    );
+    expect(html).toContain('No runs recorded');
+  });
+
   it('10,000 runs render into a page under 2 MB in under 2 s, the same bytes every time', () => {
     const history = syntheticHistory(10_000);
     const started = performance.now();
