@@ -88,7 +88,8 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .command('init')
     .description('write a commented starter config and a tiny sample snapshot')
     .option('-d, --dir <folder>', 'where to write them', '.')
-    .addHelpText('after', examples('audex init', 'audex init --dir my-dataflow'))
+    .option('--datasets', 'a dataset export starter (SPEC §12) and a sample dataset batch instead')
+    .addHelpText('after', examples('audex init', 'audex init --dir my-dataflow', 'audex init --datasets --dir my-datasets'))
     .action(done('init'));
 
   program

@@ -5,15 +5,28 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { validateDataflow, type Dataflow } from './schema.js';
+import { isDatasetConfig, validateDatasetDataflow, type DatasetDataflow } from './dataset-schema.js';
 
 export interface LoadedConfig {
+  /** Audience dataflows (absent means audiences too, for callers that build one by hand). */
+  kind?: 'audiences';
   dataflow: Dataflow;
   /** Absolute path of the config file; relative local paths in it resolve against its folder. */
   file: string;
   dir: string;
 }
 
-export async function loadConfig(file: string): Promise<LoadedConfig> {
+/** A dataflow with `datasets:` (SPEC §12): dataset batches copied to files. */
+export interface LoadedDatasetConfig {
+  kind: 'datasets';
+  dataflow: DatasetDataflow;
+  file: string;
+  dir: string;
+}
+
+export type AnyLoadedConfig = LoadedConfig | LoadedDatasetConfig;
+
+export async function loadConfig(file: string): Promise<AnyLoadedConfig> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -22,10 +35,18 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(`cannot read config ${abs}: ${code === 'ENOENT' ? 'no such file' : String(error)}; pass the dataflow file with --config FILE`);
   }
-  return { dataflow: parseConfigText(text, abs), file: abs, dir: path.dirname(abs) };
+  const parsed = parseAnyConfigText(text, abs);
+  return { ...parsed, file: abs, dir: path.dirname(abs) } as AnyLoadedConfig;
 }
 
 export function parseConfigText(text: string, file: string): Dataflow {
+  const parsed = parseAnyConfigText(text, file);
+  if (parsed.kind !== 'audiences') throw new ConfigError([`${file}: this is a dataset dataflow (it has datasets:); expected audiences`], file);
+  return parsed.dataflow;
+}
+
+/** Parses and validates either kind of dataflow: `datasets:` makes it a dataset dataflow. */
+export function parseAnyConfigText(text: string, file: string): { kind: 'audiences'; dataflow: Dataflow } | { kind: 'datasets'; dataflow: DatasetDataflow } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -41,8 +62,9 @@ export function parseConfigText(text: string, file: string): Dataflow {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([`${file}: the config must be a mapping of keys (name, id, source, destination, format, mapping, audiences)`], file);
   }
-  const result = validateDataflow(raw);
-  if (result.ok) return result.dataflow;
+  const datasets = isDatasetConfig(raw);
+  const result = datasets ? validateDatasetDataflow(raw) : validateDataflow(raw);
+  if (result.ok) return datasets ? { kind: 'datasets', dataflow: result.dataflow as DatasetDataflow } : { kind: 'audiences', dataflow: result.dataflow as Dataflow };
   throw new ConfigError(
     result.issues.map((issue) => {
       const line = lineOf(doc, lines, issue.path);

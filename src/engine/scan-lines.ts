@@ -4,6 +4,7 @@
 // something, because JSON.parse per line is several times slower than DuckDB.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { checkRecord, MAX_RECORD_BYTES, type RecordRules } from './record-rules.js';
 
@@ -34,6 +35,42 @@ function stampEntryErrors(record: Record<string, unknown>, line: number, errors:
 }
 
 /**
+ * Calls `handle` with every line of `input` (NDJSON, gzip when it ends in `.gz`), without
+ * its `\n`, in order. A line longer than MAX_RECORD_BYTES comes with its length only (the
+ * bytes given are cut), so one huge line cannot exhaust memory.
+ */
+export async function forEachLine(input: string, handle: (bytes: Buffer, length: number) => Promise<void> | void): Promise<void> {
+  const source = createReadStream(input, { highWaterMark: 1 << 20 });
+  const gunzip = input.endsWith('.gz') ? createGunzip() : null;
+  // A read error of the file ends the gunzip stream with that error, so the loop sees it.
+  const piped = gunzip ? pipeline(source, gunzip) : null;
+  piped?.catch(() => undefined);
+  const stream = gunzip ?? source;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, i);
+      const length = pendingBytes + piece.length;
+      const line = pending.length && length <= MAX_RECORD_BYTES ? Buffer.concat([...pending, piece]) : piece;
+      pending = [];
+      pendingBytes = 0;
+      await handle(line, length);
+      start = i + 1;
+    }
+    if (start < chunk.length) {
+      // Past the limit only the length matters: stop keeping the bytes of an over-long line.
+      const rest = chunk.subarray(start);
+      if (pendingBytes + rest.length <= MAX_RECORD_BYTES) pending.push(rest);
+      pendingBytes += rest.length;
+    }
+  }
+  if (pendingBytes > 0) await handle(Buffer.concat(pending), pendingBytes);
+  await piped;
+}
+
+/**
  * Scans `input` (NDJSON, optionally gzip) and returns the records bad as a whole; writes
  * the others to `cleanOutput`, each stamped with its line (and bad entries, if any).
  */
@@ -45,11 +82,7 @@ export async function scanNdjson(
   seenKeys: Map<string, string>,
 ): Promise<BadRecord[]> {
   const bad: BadRecord[] = [];
-  const source = createReadStream(input, { highWaterMark: 1 << 20 });
-  const stream = input.endsWith('.gz') ? source.pipe(createGunzip()) : source;
   const out = createWriteStream(cleanOutput);
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
   let lineNo = 0;
   let batch: string[] = [];
 
@@ -98,25 +131,7 @@ export async function scanNdjson(
     if (batch.length >= 2048) await flush();
   };
 
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    let start = 0;
-    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, start)) {
-      const piece = chunk.subarray(start, i);
-      const length = pendingBytes + piece.length;
-      const line = pending.length && length <= MAX_RECORD_BYTES ? Buffer.concat([...pending, piece]) : piece;
-      pending = [];
-      pendingBytes = 0;
-      await handle(line, length);
-      start = i + 1;
-    }
-    if (start < chunk.length) {
-      // Past the limit only the length matters: stop keeping the bytes of an over-long line.
-      const rest = chunk.subarray(start);
-      if (pendingBytes + rest.length <= MAX_RECORD_BYTES) pending.push(rest);
-      pendingBytes += rest.length;
-    }
-  }
-  if (pendingBytes > 0) await handle(Buffer.concat(pending), pendingBytes);
+  await forEachLine(input, handle);
   await flush();
   out.end();
   await once(out, 'close');

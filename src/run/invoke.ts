@@ -134,7 +134,7 @@ async function forEachConcurrently<T>(items: T[], limit: number, work: (item: T)
  * before their history record and cleanup: writes the record kept in the pending record,
  * then removes it.
  */
-async function finishCommitted(state: StateStore, committed: PendingRun[], progress: (message: string) => void): Promise<void> {
+export async function finishCommitted(state: StateStore, committed: PendingRun[], progress: (message: string) => void): Promise<void> {
   for (const pending of committed) {
     if (pending.outcome) await state.appendHistory(pending.outcome);
     await state.deletePending(pending.runId);
@@ -165,23 +165,31 @@ async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: stri
   try {
     return { record: await executeRun(ctx, run), code: EXIT.ok };
   } catch (error) {
-    if (error instanceof CommittedRunError) {
-      const note =
-        `the run was committed (its files are delivered and its cursor advanced), but then ${messageOf(error.cause)}. ` +
-        'The next `audex run` writes its history record and removes its pending record; it does not export again.';
-      warn(`${run.audienceId}: ${note}`);
-      return { record: { ...error.record, note }, code: exitCodeOf(error.cause) };
-    }
+    if (error instanceof CommittedRunError) return committedOutcome(error, run.audienceId, warn);
     const outOfMemory = /Out of Memory Error/.test(messageOf(error));
-    const hint = outOfMemory ? '\nThe engine ran out of memory: raise --memory-limit (default 1GB).' : '';
     const record: RunRecord = {
       runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
       snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
       durationMs: Math.round(performance.now() - started),
-      error: `${messageOf(error)}${hint}\nThe run was not committed; the next \`audex run\` finishes it.`,
+      error: uncommittedError(error),
     };
     return { record, code: exitCodeOf(error), outOfMemory };
   }
+}
+
+/** A run that failed after its commit point: its record, with a note that nothing is exported again. */
+export function committedOutcome(error: CommittedRunError, id: string, warn: (message: string) => void): { record: RunRecord; code: number } {
+  const note =
+    `the run was committed (its files are delivered and its cursor advanced), but then ${messageOf(error.cause)}. ` +
+    'The next `audex run` writes its history record and removes its pending record; it does not export again.';
+  warn(`${id}: ${note}`);
+  return { record: { ...error.record, note }, code: exitCodeOf(error.cause) };
+}
+
+/** The error of a run that failed before its commit point. */
+export function uncommittedError(error: unknown): string {
+  const hint = /Out of Memory Error/.test(messageOf(error)) ? '\nThe engine ran out of memory: raise --memory-limit (default 1GB).' : '';
+  return `${messageOf(error)}${hint}\nThe run was not committed; the next \`audex run\` finishes it.`;
 }
 
 /** Missed slots coalesced into `run`, recorded so the history shows every slot. */

@@ -1,7 +1,7 @@
 // The read-only steps every command shares: open the locations, list snapshots, read the
 // state, plan, and load the snapshots a plan needs. Nothing here writes.
 import path from 'node:path';
-import type { LoadedConfig } from '../config/load.js';
+import type { AnyLoadedConfig, LoadedConfig } from '../config/load.js';
 import { badRecordsFor, describeBadInput, loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
@@ -27,13 +27,14 @@ export interface Locations {
  * destination's. `stagingDir`, when given, is a folder the caller owns and removes, used
  * for outputs staged before upload (default: a per-process temp folder).
  */
-export function openLocations(config: LoadedConfig, stagingDir?: string): Locations {
+export function openLocations(config: AnyLoadedConfig, stagingDir?: string): Locations {
   const { dataflow, dir } = config;
   const top = dataflow.s3;
   const staging = (name: string) => (stagingDir === undefined ? {} : { stagingDir: path.join(stagingDir, name) });
   const statePath = dataflow.state?.path;
+  const [sourcePath, sourceKey] = config.kind === 'datasets' ? [config.dataflow.source.datasets, 'source.datasets'] : [config.dataflow.source.snapshots, 'source.snapshots'];
   return {
-    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots', { s3: mergeS3Options(top, dataflow.source.s3), ...staging('source') }),
+    source: openLocation(sourcePath, dir, sourceKey, { s3: mergeS3Options(top, dataflow.source.s3), ...staging('source') }),
     destination: openLocation(dataflow.destination.path, dir, 'destination.path', { s3: mergeS3Options(top, dataflow.destination.s3), ...staging('destination') }),
     state: openLocation(statePath ?? defaultStateLocation(dataflow.destination.path, dataflow.id), dir, statePath ? 'state.path' : 'destination.path', {
       s3: mergeS3Options(top, statePath ? undefined : dataflow.destination.s3, dataflow.state?.s3),

@@ -68,7 +68,7 @@ async function writeParquet(engine: Engine, shape: Shape, table: string, format:
 }
 
 /** One open part file: an optional gzip stage in front of the file. */
-class TextPart {
+export class TextPart {
   readonly done: Promise<void>;
   private readonly head: Writable;
   rows = 0;
@@ -86,7 +86,7 @@ class TextPart {
     this.done.catch(() => undefined);
   }
 
-  async write(text: string): Promise<void> {
+  async write(text: string | Buffer): Promise<void> {
     if (!this.head.write(text)) await once(this.head, 'drain');
   }
 

@@ -4,9 +4,11 @@ import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../errors.js';
 import type { Reporter } from '../reporter.js';
+import { initDatasets } from './init-datasets.js';
 
 export interface InitFlags {
   dir: string;
+  datasets?: boolean;
 }
 
 const CONFIG_NAME = 'audex.yaml';
@@ -63,6 +65,7 @@ async function exists(file: string): Promise<boolean> {
 }
 
 export async function initCommand(flags: InitFlags, reporter: Reporter): Promise<number> {
+  if (flags.datasets) return initDatasets(flags.dir, reporter);
   const dir = path.resolve(flags.dir);
   const configFile = path.join(dir, CONFIG_NAME);
   const snapshotDir = path.join(dir, 'snapshots', SNAPSHOT_ID);

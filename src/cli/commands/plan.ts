@@ -5,6 +5,7 @@ import { dryRun, type PlanReport } from '../../run/dry-run.js';
 import type { Reporter } from '../reporter.js';
 import { parseAt, parseCount } from '../parse-options.js';
 import { formatCounts } from './run.js';
+import { planDatasets } from './datasets.js';
 
 export interface PlanFlags {
   config: string;
@@ -19,6 +20,7 @@ export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const config = await loadConfig(flags.config);
+  if (config.kind === 'datasets') return planDatasets(config, { now, maxBadRecords, memoryLimit: flags.memoryLimit, json: flags.json }, reporter);
   await loadEncryptionKey(config, now);
   const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit: flags.memoryLimit, progress: (m) => reporter.progress(m) });
   reporter.out(flags.json ? JSON.stringify(report, null, 2) : formatPlan(report));

@@ -3,6 +3,8 @@ import { loadConfig } from '../../config/load.js';
 import { invoke, type InvocationResult } from '../../run/invoke.js';
 import type { Reporter } from '../reporter.js';
 import { parseAt, parseCount } from '../parse-options.js';
+import { runDatasets } from './datasets.js';
+import { ConfigError } from '../../errors.js';
 
 export interface RunFlags {
   config: string;
@@ -19,6 +21,10 @@ export async function runCommand(command: 'run' | 'export-now', flags: RunFlags,
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const config = await loadConfig(flags.config);
+  if (config.kind === 'datasets') {
+    if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
+    return runDatasets(config, { now, maxBadRecords, memoryLimit: flags.memoryLimit, lock: flags.lock !== false, json: flags.json }, reporter);
+  }
   const result = await invoke({
     config, command, now, maxBadRecords, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot,
     memoryLimit: flags.memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),

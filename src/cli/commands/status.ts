@@ -8,6 +8,7 @@ import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
 import { parseAt } from '../parse-options.js';
+import { statusDatasets } from './datasets.js';
 
 export interface StatusFlags {
   config: string;
@@ -36,6 +37,7 @@ function nextSlotOf(schedule: Parameters<typeof nextSlotAfter>[0], timezone: str
 export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const config = await loadConfig(flags.config);
+  if (config.kind === 'datasets') return statusDatasets(config, { now, json: flags.json }, reporter);
   const state = new StateStore(openLocations(config).state);
   const audiences = await readAudienceStatuses(config, state, await state.readHistory(), now);
   const lockHolder = await readLockHolder(state.storage, new Date());

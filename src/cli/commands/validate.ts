@@ -2,7 +2,7 @@
 // the snapshot reads within --max-bad-records and has every mapped audience (exit 4).
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig } from '../../config/load.js';
+import { loadConfig, type LoadedConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import type { Dataflow } from '../../config/schema.js';
 import { badRecordsFor, loadSnapshot, type PartFile } from '../../engine/load-snapshot.js';
@@ -16,6 +16,7 @@ import { listParts, listSnapshots, pickSnapshot } from '../../snapshots/list-sna
 import type { Reporter } from '../reporter.js';
 import { parseCount } from '../parse-options.js';
 import { createScratchDir } from '../../storage/staging.js';
+import { validateDatasets } from './datasets.js';
 
 export interface ValidateFlags {
   config: string;
@@ -50,7 +51,12 @@ export function configWarnings(dataflow: Dataflow): string[] {
 
 export async function validateCommand(flags: ValidateFlags, reporter: Reporter): Promise<number> {
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
-  const config = await loadConfig(flags.config);
+  const loaded = await loadConfig(flags.config);
+  if (loaded.kind === 'datasets') {
+    if (flags.snapshot !== undefined) throw new ConfigError(`dataflow ${loaded.dataflow.id} exports datasets, which have no snapshots; run \`audex validate\` without --snapshot (it lists the complete batches), or \`audex plan\` to read them`);
+    return validateDatasets(loaded, { json: flags.json }, reporter);
+  }
+  const config = loaded;
   await loadEncryptionKey(config, new Date());
   const { dataflow } = config;
   const warnings = configWarnings(dataflow);
@@ -77,7 +83,7 @@ export async function validateCommand(flags: ValidateFlags, reporter: Reporter):
 }
 
 async function checkSnapshot(
-  config: Awaited<ReturnType<typeof loadConfig>>,
+  config: LoadedConfig,
   id: string,
   maxBadRecords: number,
   memoryLimit: string | undefined,
