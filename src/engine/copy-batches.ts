@@ -199,7 +199,9 @@ async function copyToJson(engine: Engine, files: ScannedBatchFile[], format: Cop
     for (const file of files) {
       if (file.records === 0) continue;
       if (file.kind === 'parquet') {
-        await engine.streamStrings(`SELECT to_json(t)::VARCHAR FROM read_parquet(${literal(file.path)}) AS t`, async (lines) => {
+        // A struct built from the part's own column list: a row alias could collide with a column name.
+        const row = `{${(file.columns ?? []).map((c) => `${literal(c.name)}: ${ident(c.name)}`).join(', ')}}`;
+        await engine.streamStrings(`SELECT to_json(${row})::VARCHAR FROM read_parquet(${literal(file.path)})`, async (lines) => {
           for (const l of lines) await sink.add(l);
         });
         continue;
