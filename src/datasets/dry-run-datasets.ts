@@ -42,16 +42,16 @@ export async function dryRunDatasets(options: { config: LoadedDatasetConfig; now
   const scratchDir = await createScratchDir('plan');
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
   try {
-    const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir);
+    const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir, dataflow.format, 'count');
     for (const run of plan.runs) {
       const input = inputs.get(run)!;
-      const records = input.files.reduce((n, f) => n + f.records, 0);
+      const { records } = input;
       const names = resolveDatasetRunNames(dataflow, run.datasetId, run.runId, run.logicalTime);
       const parts = Math.ceil(records / dataflow.format.maxRowsPerFile);
       report.runs.push({
         runId: run.runId, datasetId: run.datasetId, logicalTime: run.logicalTime.toISOString(), folder: locations.destination.describe(names.folder),
         batches: run.batches.map((b) => b.batchId), reason: run.reason, resumed: run.resumed, skippedSlots: run.skippedSlots.map((d) => d.toISOString()),
-        records, badRecords: input.badRecords,
+        records, badRecords: input.bad.length,
         files: [
           ...Array.from({ length: parts }, (_, i) => locations.destination.describe(names.partKey(i))),
           ...(dataflow.format.manifest ? [locations.destination.describe(names.manifestKey)] : []),

@@ -9,7 +9,7 @@
 // killed before it is finished by the next invocation with the same batches, folder and
 // names, so its files repeat byte for byte.
 import type { DatasetDataflow } from '../config/dataset-schema.js';
-import { copyBatchFiles, type ScannedBatchFile } from '../engine/copy-batches.js';
+import { copyBatchFiles, type ReadBatches } from '../engine/copy-batches.js';
 import type { Engine } from '../engine/session.js';
 import { crashPoint } from '../run/crash-points.js';
 import { CommittedRunError } from '../run/execute-run.js';
@@ -29,13 +29,7 @@ export interface DatasetRunContext {
   progress: (message: string) => void;
 }
 
-/** What the pre-pass found for one run: its inputs, scanned, and the bad records it skips. */
-export interface DatasetRunInput {
-  files: ScannedBatchFile[];
-  badRecords: number;
-}
-
-export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlannedRun, input: DatasetRunInput): Promise<DatasetRunRecord> {
+export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlannedRun, input: ReadBatches): Promise<DatasetRunRecord> {
   const started = performance.now();
   const { dataflow, destination, state } = ctx;
   const names = resolveDatasetRunNames(dataflow, run.datasetId, run.runId, run.logicalTime);
@@ -49,12 +43,12 @@ export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlan
   await destination.removeStaged(names.folder, ['part-', names.manifestName]);
 
   ctx.progress(`${run.datasetId}: exporting ${batchIds.length} batch(es) to ${names.folder}`);
-  const parts = await copyBatchFiles(ctx.engine, input.files, dataflow.format, (n) => destination.stage(names.partKey(n - 1)), ctx.scratchDir);
+  const parts = await copyBatchFiles(ctx.engine, input, dataflow.format, (n) => destination.stage(names.partKey(n - 1)), ctx.scratchDir);
   await publishParts(destination, parts, names);
   await removeExtraParts(destination, names, parts.length);
   crashPoint('after-data');
   const rows = parts.reduce((n, p) => n + p.rows, 0);
-  const counts = { ...zeroCounts(), profilesReceived: rows, rowsWritten: rows, badRecords: input.badRecords };
+  const counts = { ...zeroCounts(), profilesReceived: rows, rowsWritten: rows, badRecords: input.bad.length };
   const files: RunFile[] = parts.map((p) => ({ path: destination.describe(names.partKey(p.partNumber - 1)), rows: p.rows, bytes: p.bytes, sha256: p.sha256 }));
   ctx.progress(`${run.datasetId}: wrote ${rows} records in ${parts.length} file(s)`);
 

@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedDatasetConfig } from '../config/load.js';
-import { findSchemaConflicts, scanBatchFile, type ScannedBatchFile } from '../engine/copy-batches.js';
+import { findSchemaConflicts, readBatchFiles, type BatchFile, type CopyFormat, type ReadBatches } from '../engine/copy-batches.js';
 import type { BadRecord } from '../engine/scan-lines.js';
 import { openEngine, type Engine } from '../engine/session.js';
 import { BadInputError, EXIT, exitCodeOf } from '../errors.js';
@@ -17,7 +17,7 @@ import { createScratchDir } from '../storage/staging.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunRecord } from '../state/records.js';
 import { crashPoint } from '../run/crash-points.js';
-import { executeDatasetRun, type DatasetRunInput } from './execute-dataset-run.js';
+import { executeDatasetRun } from './execute-dataset-run.js';
 import { listBatches, type BatchInfo } from './list-batches.js';
 import {
   DATASET_MODE, DATASET_TRIGGER, deriveDatasetRunId, planDatasetRuns,
@@ -76,21 +76,21 @@ export async function readRunInputs(
   runs: DatasetPlannedRun[],
   options: { maxBadRecords: number; progress: (message: string) => void },
   scratchDir: string,
-): Promise<Map<DatasetPlannedRun, DatasetRunInput>> {
-  const inputs = new Map<DatasetPlannedRun, DatasetRunInput>();
+  format: CopyFormat,
+  /** `run` converts to Parquet while reading; `plan` only counts. */
+  mode: 'convert' | 'count',
+): Promise<Map<DatasetPlannedRun, ReadBatches>> {
+  const inputs = new Map<DatasetPlannedRun, ReadBatches>();
   const problems: string[] = [];
-  for (const run of runs) {
-    const files: ScannedBatchFile[] = [];
-    const bad: BadRecord[] = [];
+  for (const [i, run] of runs.entries()) {
+    const local: BatchFile[] = [];
     for (const batch of run.batches) {
-      for (const part of batch.parts) {
-        const local = await source.fetch(part.key, scratchDir);
-        const { scanned, bad: found } = await scanBatchFile(engine, { path: local, name: source.describe(part.key), kind: part.kind, batchId: batch.batchId });
-        files.push(scanned);
-        bad.push(...found);
-      }
+      for (const part of batch.parts) local.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind, batchId: batch.batchId });
     }
-    options.progress(`${run.datasetId}: read ${run.batches.length} batch(es), ${files.reduce((n, f) => n + f.records, 0)} records`);
+    const out = path.join(scratchDir, `prepared-${i}${format.compression === 'gzip' ? '.gz' : ''}.parquet`);
+    const input = await readBatchFiles(engine, local, format, mode, out);
+    const { files, bad } = input;
+    options.progress(`${run.datasetId}: read ${run.batches.length} batch(es), ${input.records} records`);
     const conflicts = findSchemaConflicts(files);
     if (conflicts.length > 0) {
       problems.push(`dataset ${run.datasetId}: Parquet parts with conflicting schemas:\n${conflicts.map((c) => `  ${c}`).join('\n')}\nRewrite those parts with one type per column.`);
@@ -100,7 +100,7 @@ export async function readRunInputs(
       options.progress(`${run.datasetId}: skipping ${bad.length} bad record(s) (--max-bad-records ${options.maxBadRecords})`);
       for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
     }
-    inputs.set(run, { files, badRecords: bad.length });
+    inputs.set(run, input);
   }
   if (problems.length > 0) throw new BadInputError(`${problems.join('\n')}\nNothing was written.`);
   return inputs;
@@ -121,7 +121,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
     if (plan.runs.length > 0) {
       const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
       try {
-        const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir);
+        const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir, dataflow.format, 'convert');
         crashPoint('after-read');
         const ctx = { dataflow, engine, destination: locations.destination, state, scratchDir, progress: options.progress };
         const failed = new Map<string, string>();

@@ -13,10 +13,13 @@
 // Parts split at maxRowsPerFile, in input order; gzip output carries no timestamp.
 import path from 'node:path';
 import { createWriteStream } from 'node:fs';
+import { copyFile, rename, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { BadInputError } from '../errors.js';
 import { describeFile, TextPart, type WrittenPart } from '../writers/write-parts.js';
-import { MAX_RECORD_BYTES } from './record-rules.js';
+import { isBlankLine, scanRecordLines, type RecordScan } from './scan-records.js';
 import { forEachLine, type BadRecord } from './scan-lines.js';
 import type { Engine } from './session.js';
 import { ident, literal, literalList } from './sql.js';
@@ -32,7 +35,8 @@ export interface BatchFile {
 }
 
 export interface ScannedBatchFile extends BatchFile {
-  records: number;
+  /** Its records; null when the engine read the run's files as a whole (readBatchFiles). */
+  records: number | null;
   /** 1-based line numbers of bad records (NDJSON). */
   badLines: Set<number>;
   /** Parquet: the part's columns and their types. */
@@ -45,19 +49,7 @@ export interface CopyFormat {
   maxRowsPerFile: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 const CR = 0x0d;
-
-/** A line that carries no record: empty, or only white space. */
-function isBlank(bytes: Buffer, length: number): boolean {
-  if (length === 0) return true;
-  if (length > 64) return false;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
-    if (b !== 0x20 && b !== 0x09 && b !== CR) return false;
-  }
-  return true;
-}
 
 /** Reads one input once: its record count, and its bad lines (NDJSON) or its schema (Parquet). */
 export async function scanBatchFile(engine: Engine, file: BatchFile): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }> {
@@ -70,38 +62,83 @@ export async function scanBatchFile(engine: Engine, file: BatchFile): Promise<{ 
       throw new BadInputError(`cannot read the Parquet part ${file.name}: ${firstLine(error)}. Check that the producer wrote a complete Parquet file. Nothing was written.`);
     }
   }
-  const bad: BadRecord[] = [];
-  const badLines = new Set<number>();
-  let line = 0;
-  let records = 0;
-  const fail = (reason: string) => {
-    bad.push({ file: file.name, line, reason });
-    badLines.add(line);
-  };
   try {
-    await forEachLine(file.path, (bytes, length) => {
-      line += 1;
-      if (isBlank(bytes, length)) return;
-      if (length > MAX_RECORD_BYTES) return fail(`the record is longer than ${MAX_RECORD_BYTES / 1024 / 1024} MiB`);
-      let text: string;
-      try {
-        text = utf8.decode(bytes);
-      } catch {
-        return fail('the line is not valid UTF-8');
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        return fail(`not valid JSON (${(error as Error).message})`);
-      }
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail('the line is not a JSON object');
-      records += 1;
-    });
+    const { records, bad } = await scanRecordLines(file.path, file.name);
+    return { scanned: { ...file, records, badLines: new Set(bad.map((b) => b.line)) }, bad };
   } catch (error) {
-    throw new BadInputError(`cannot read ${file.name}: ${firstLine(error)}. Check that the part is complete (and valid gzip when it ends in .gz). Nothing was written.`);
+    throw unreadableNdjson(file, error);
   }
-  return { scanned: { ...file, records, badLines }, bad };
+}
+
+const unreadableNdjson = (file: BatchFile, error: unknown) =>
+  new BadInputError(`cannot read ${file.name}: ${firstLine(error)}. Check that the part is complete (and valid gzip when it ends in .gz). Nothing was written.`);
+
+/** Files this big in all are scanned on worker threads, one file per thread at a time. */
+const PARALLEL_SCAN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * scanBatchFile for every file, in order. NDJSON scanning is JSON.parse bound, so larger
+ * inputs are spread over worker threads (one per core, at most 4).
+ */
+export async function scanBatchFiles(engine: Engine, files: BatchFile[]): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }[]> {
+  const ndjson = files.filter((f) => f.kind === 'ndjson');
+  const bytes = (await Promise.all(ndjson.map((f) => stat(f.path).then((s) => s.size)))).reduce((a, b) => a + b, 0);
+  const threads = Math.min(4, availableParallelism(), ndjson.length);
+  if (threads < 2 || bytes < PARALLEL_SCAN_BYTES) {
+    const out = [];
+    for (const file of files) out.push(await scanBatchFile(engine, file));
+    return out;
+  }
+  const scans = await scanInWorkers(ndjson, threads);
+  const out = [];
+  for (const file of files) {
+    if (file.kind === 'parquet') {
+      out.push(await scanBatchFile(engine, file));
+      continue;
+    }
+    const scan = scans.get(file)!;
+    if ('error' in scan) throw unreadableNdjson(file, new Error(scan.error));
+    out.push({ scanned: { ...file, records: scan.records, badLines: new Set(scan.bad.map((b) => b.line)) }, bad: scan.bad });
+  }
+  return out;
+}
+
+async function scanInWorkers(files: BatchFile[], threads: number): Promise<Map<BatchFile, RecordScan | { error: string }>> {
+  const results = new Map<BatchFile, RecordScan | { error: string }>();
+  let next = 0;
+  const url = new URL('./scan-records-worker.js', import.meta.url);
+  const work = async () => {
+    const worker = new Worker(url);
+    try {
+      while (next < files.length) {
+        const file = files[next++]!;
+        results.set(
+          file,
+          await new Promise<RecordScan | { error: string }>((resolve, reject) => {
+            const done = () => {
+              worker.off('message', onMessage);
+              worker.off('error', onError);
+            };
+            const onMessage = (m: { result?: RecordScan; error?: string }) => {
+              done();
+              resolve(m.result ?? { error: m.error ?? 'the scan worker gave no result' });
+            };
+            const onError = (error: Error) => {
+              done();
+              reject(error);
+            };
+            worker.on('message', onMessage);
+            worker.on('error', onError);
+            worker.postMessage({ id: 0, file: file.path, name: file.name });
+          }),
+        );
+      }
+    } finally {
+      await worker.terminate();
+    }
+  };
+  await Promise.all(Array.from({ length: threads }, work));
+  return results;
 }
 
 /** Columns that two Parquet parts give different types, naming the parts. */
@@ -125,10 +162,22 @@ export type PartPathOf = (partNumber: number) => Promise<string>;
  * records, in input order; no records, no part. Files go to local paths the caller
  * chooses (staged names); publishing them is the storage layer's job.
  */
-export async function copyBatchFiles(engine: Engine, files: ScannedBatchFile[], format: CopyFormat, partPath: PartPathOf, scratchDir: string): Promise<WrittenPart[]> {
-  const total = files.reduce((n, f) => n + f.records, 0);
+export async function copyBatchFiles(
+  engine: Engine,
+  input: ReadBatches,
+  format: CopyFormat,
+  partPath: PartPathOf,
+  scratchDir: string,
+): Promise<WrittenPart[]> {
+  const { files, prepared } = input;
+  const total = prepared?.rows ?? files.reduce((n, f) => n + (f.records ?? 0), 0);
   if (total === 0) return [];
-  const written = format.type === 'json' ? await copyToJson(engine, files, format, partPath) : await copyToParquet(engine, files, format, total, partPath, scratchDir);
+  const usable = prepared && total <= format.maxRowsPerFile;
+  const written = usable
+    ? [{ partNumber: 1, path: await moveFile(prepared.path, await partPath(1)), rows: total }]
+    : format.type === 'json'
+      ? await copyToJson(engine, files, format, partPath)
+      : await copyToParquet(engine, files, format, total, partPath, scratchDir);
   const sum = written.reduce((n, p) => n + p.rows, 0);
   if (sum !== total) throw new Error(`internal: wrote ${sum} records, expected ${total}`);
   return Promise.all(written.map(async (p) => ({ ...p, ...(await describeFile(p.path)) })));
@@ -209,7 +258,7 @@ async function copyToJson(engine: Engine, files: ScannedBatchFile[], format: Cop
       let line = 0;
       await forEachLine(file.path, async (bytes, length) => {
         line += 1;
-        if (file.badLines.has(line) || isBlank(bytes, length)) return;
+        if (file.badLines.has(line) || isBlankLine(bytes, length)) return;
         // Only the line ending is dropped; the record's bytes are kept as they are.
         await sink.add(bytes[bytes.length - 1] === CR ? bytes.subarray(0, bytes.length - 1) : bytes);
       });
@@ -224,7 +273,7 @@ async function copyToJson(engine: Engine, files: ScannedBatchFile[], format: Cop
 let tableCounter = 0;
 
 async function copyToParquet(engine: Engine, files: ScannedBatchFile[], format: CopyFormat, total: number, partPath: PartPathOf, scratchDir: string): Promise<Counted[]> {
-  const source = await parquetSource(engine, files.filter((f) => f.records > 0), scratchDir);
+  const source = await parquetSource(engine, files.filter((f) => f.records !== 0), scratchDir);
   const codec = format.compression === 'gzip' ? 'gzip' : 'snappy';
   const copy = async (select: string, n: number) => {
     const file = await partPath(n);
@@ -252,6 +301,59 @@ async function copyToParquet(engine: Engine, files: ScannedBatchFile[], format: 
       `cannot convert the batch files (${files.map((f) => f.name).join(', ')}) to Parquet: ${firstLine(error)}. Check that the records of one dataset keep compatible field types. Nothing was committed.`,
     );
   }
+}
+
+/** A whole export written ahead as its one Parquet part (see readBatchFiles). */
+export interface PreparedPart {
+  path: string;
+  rows: number;
+}
+
+/** A run's inputs, read: what copyBatchFiles copies. */
+export interface ReadBatches {
+  files: ScannedBatchFile[];
+  /** Bad records, skipped. */
+  bad: BadRecord[];
+  records: number;
+  /** The export's one Parquet part, converted while reading (mode "convert"). */
+  prepared: PreparedPart | null;
+}
+
+/**
+ * Reads a run's inputs before anything is written. JSON output: every NDJSON line is
+ * checked as strict JSON (scanBatchFiles), as the lines are then copied as they are.
+ * Parquet output from NDJSON: DuckDB's reader is the check, and in mode "convert" it
+ * writes the export's Parquet part right away to `out` (the conversion is the costly part
+ * of the export; copyBatchFiles then only moves it into place when it fits one part), in
+ * mode "count" it only counts. Only when DuckDB refuses the input are the lines scanned,
+ * to name each bad one by file:line; the export then converts the other lines.
+ */
+export async function readBatchFiles(engine: Engine, files: BatchFile[], format: CopyFormat, mode: 'convert' | 'count', out: string): Promise<ReadBatches> {
+  if (format.type === 'parquet' && files.length > 0 && files.every((f) => f.kind === 'ndjson')) {
+    const source = `read_json([${literalList(files.map((f) => f.path))}], ${NDJSON_READ})`;
+    const codec = format.compression === 'gzip' ? 'gzip' : 'snappy';
+    try {
+      const sql = mode === 'convert' ? `COPY (SELECT * FROM ${source}) TO ${literal(out)} (FORMAT parquet, COMPRESSION ${codec})` : `SELECT count(*) AS Count FROM ${source}`;
+      const [row] = await engine.all<{ Count: string | number }>(sql);
+      const records = Number(row?.Count ?? 0);
+      return { files: files.map((f) => ({ ...f, records: null, badLines: new Set<number>() })), bad: [], records, prepared: mode === 'convert' ? { path: out, rows: records } : null };
+    } catch {
+      // Refused: the scan below names the bad lines.
+    }
+  }
+  const scans = await scanBatchFiles(engine, files);
+  return { files: scans.map((s) => s.scanned), bad: scans.flatMap((s) => s.bad), records: scans.reduce((n, s) => n + (s.scanned.records ?? 0), 0), prepared: null };
+}
+
+async function moveFile(from: string, to: string): Promise<string> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    await copyFile(from, to);
+    await rm(from, { force: true });
+  }
+  return to;
 }
 
 const NDJSON_READ = "format = 'newline_delimited', records = true, union_by_name = true, maximum_object_size = 67108864";

@@ -57,7 +57,7 @@ async function writeParquetFile(file: string, sql: string): Promise<void> {
   }
 }
 
-describe('incremental dataset exports', () => {
+describe.concurrent('incremental dataset exports', () => {
   it('the first run is a backfill of every complete batch; a folder without _batch.json is ignored', async () => {
     const { ws, root, config } = setup();
     addBatch(root, DS, 'b-001', '2026-11-19T10:00:00Z', { 'part-00000.ndjson': batchLines('b1', 2) });
@@ -137,7 +137,7 @@ describe('incremental dataset exports', () => {
   });
 });
 
-describe('files and names', () => {
+describe.concurrent('files and names', () => {
   it('maxRowsPerFile splits into parts named part-<nnnnn>-<hash>-c000, identical across a retried run', async () => {
     const { ws, root, config } = setup({ format: { type: 'json', compression: 'gzip', maxRowsPerFile: 2, manifest: true } });
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 3) });
@@ -236,7 +236,7 @@ describe('files and names', () => {
   });
 });
 
-describe('bad input', () => {
+describe.concurrent('bad input', () => {
   it('Parquet parts with conflicting schemas exit 4 naming the parts, and write nothing', async () => {
     const { ws, root, config } = setup({ format: { type: 'parquet' } });
     for (const [batch, type] of [['b-001', 'BIGINT'], ['b-002', 'VARCHAR']] as const) {
@@ -277,7 +277,7 @@ describe('bad input', () => {
   });
 });
 
-describe('config and commands', () => {
+describe.concurrent('config and commands', () => {
   it('config errors are all reported at once with exit 2', async () => {
     const ws = workspace();
     const config = ws.config(
