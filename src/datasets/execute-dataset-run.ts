@@ -9,11 +9,13 @@
 // killed before it is finished by the next invocation with the same batches, folder and
 // names, so its files repeat byte for byte.
 import type { DatasetDataflow } from '../config/dataset-schema.js';
-import { copyBatchFiles, type ReadBatches } from '../engine/copy-batches.js';
+import type { ReadBatches } from '../engine/copy-batches.js';
+import { writeDatasetParts } from '../writers/write-dataset-parts.js';
 import type { Engine } from '../engine/session.js';
 import { crashPoint } from '../run/crash-points.js';
 import { CommittedRunError } from '../run/execute-run.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
+import type { Lease } from '../state/lock.js';
 import type { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunFile } from '../state/records.js';
 import type { WrittenPart } from '../writers/write-parts.js';
@@ -25,6 +27,8 @@ export interface DatasetRunContext {
   engine: Engine;
   destination: StorageBackend;
   state: StateStore;
+  /** The dataflow lock: checked right before every write that commits. */
+  lease: Lease;
   scratchDir: string;
   progress: (message: string) => void;
 }
@@ -38,12 +42,13 @@ export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlan
     runId: run.runId, audienceId: run.datasetId, datasetId: run.datasetId, mode: DATASET_MODE, trigger: DATASET_TRIGGER,
     logicalTime: run.logicalTime.toISOString(), snapshotId: '', folders: [names.folder], batchIds,
   };
+  ctx.lease.assertHeld();
   await state.writePending(pending);
   crashPoint('after-pending');
   await destination.removeStaged(names.folder, ['part-', names.manifestName]);
 
   ctx.progress(`${run.datasetId}: exporting ${batchIds.length} batch(es) to ${names.folder}`);
-  const parts = await copyBatchFiles(ctx.engine, input, dataflow.format, (n) => destination.stage(names.partKey(n - 1)), ctx.scratchDir);
+  const parts = await writeDatasetParts(ctx.engine, input, dataflow.format, (n) => destination.stage(names.partKey(n - 1)), ctx.scratchDir);
   await publishParts(destination, parts, names);
   await removeExtraParts(destination, names, parts.length);
   crashPoint('after-data');
@@ -74,7 +79,9 @@ export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlan
     logicalTime: run.logicalTime.toISOString(), snapshotId: null, batchIds, status: 'success', counts, files,
     ...(manifest ? { manifest } : {}), durationMs: Math.round(performance.now() - started),
   };
+  ctx.lease.assertHeld();
   await state.writePending({ ...pending, outcome: record });
+  ctx.lease.assertHeld();
   const cursor: DatasetCursor = {
     audienceId: run.datasetId, datasetId: run.datasetId, lastSlot: run.logicalTime.toISOString(), runId: run.runId,
     snapshotId: '', mode: DATASET_MODE, exportedBatches: [...new Set([...run.exportedBefore, ...batchIds])].sort(),

@@ -14,6 +14,7 @@ import { committedOutcome, finishCommitted, uncommittedError, type InvocationRes
 import { openLocations, type Locations } from '../run/prepare.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { createScratchDir } from '../storage/staging.js';
+import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunRecord } from '../state/records.js';
 import { crashPoint } from '../run/crash-points.js';
@@ -109,11 +110,11 @@ export async function readRunInputs(
 export async function invokeDatasets(options: DatasetInvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
   const scratchDir = await createScratchDir('run');
-  let release = async (): Promise<void> => undefined;
+  let lease: Lease = NO_LOCK;
   try {
     const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(locations.state);
-    if (options.lock !== false) release = await state.acquireLock(dataflow.id, new Date());
+    if (options.lock !== false) lease = await acquireLock(locations.state, dataflow.id, new Date());
     const { plan } = await prepareDatasets(options.config, options.now, locations);
     await finishCommitted(state, plan.committedPending, options.progress);
     const records: RunRecord[] = plan.problems.map((p) => failedRecord(dataflow.id, p.datasetId, p.logicalTime ?? options.now, [], p.error));
@@ -123,7 +124,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
       try {
         const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir, dataflow.format, 'convert');
         crashPoint('after-read');
-        const ctx = { dataflow, engine, destination: locations.destination, state, scratchDir, progress: options.progress };
+        const ctx = { dataflow, engine, destination: locations.destination, state, lease, scratchDir, progress: options.progress };
         const failed = new Map<string, string>();
         for (const run of plan.runs) {
           records.push(...skippedRecords(run));
@@ -154,7 +155,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
     for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
   } finally {
-    await release();
+    await lease.release();
     await rm(scratchDir, { recursive: true, force: true });
   }
 }

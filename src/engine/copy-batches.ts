@@ -1,25 +1,18 @@
-// Copies dataset batch files into export parts (SPEC §12).
+// Reads dataset batch files for an export (SPEC §12), and the SQL that copies them
+// (writers/write-dataset-parts.ts writes the parts).
 //
-//   NDJSON → JSON      the lines are copied as they are, byte for byte, one record a line
-//                      (streamed, never re-serialised: DuckDB would reorder and retype);
-//                      blank lines and bad lines are left out, `\r\n` becomes `\n`.
-//   Parquet → JSON     DuckDB's to_json of each row, with the Parquet types.
-//   any → Parquet      DuckDB reads the inputs with their own types (read_json's detection
-//                      over every file, or the Parquet schema) and COPYs them out.
-//
-// Before anything is written every input is scanned (scanBatchFile): NDJSON lines that
-// are not a JSON object are bad records (file:line), and Parquet parts whose schemas
-// conflict are found (findSchemaConflicts), so a run stops before its first write.
-// Parts split at maxRowsPerFile, in input order; gzip output carries no timestamp.
+// Before anything is written every input is read once (readBatchFiles): NDJSON lines
+// that are not a JSON object are bad records (file:line), Parquet parts whose schemas
+// conflict are found (findSchemaConflicts), so a run stops before its first write. For
+// Parquet output DuckDB's reader is the check and converts the records as it reads.
 import path from 'node:path';
 import { createWriteStream } from 'node:fs';
-import { copyFile, rename, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { BadInputError } from '../errors.js';
-import { describeFile, TextPart, type WrittenPart } from '../writers/write-parts.js';
-import { isBlankLine, scanRecordLines, type RecordScan } from './scan-records.js';
+import { scanRecordLines, type RecordScan } from './scan-records.js';
 import { forEachLine, type BadRecord } from './scan-lines.js';
 import type { Engine } from './session.js';
 import { ident, literal, literalList } from './sql.js';
@@ -48,8 +41,6 @@ export interface CopyFormat {
   compression: 'none' | 'gzip';
   maxRowsPerFile: number;
 }
-
-const CR = 0x0d;
 
 /** Reads one input once: its record count, and its bad lines (NDJSON) or its schema (Parquet). */
 export async function scanBatchFile(engine: Engine, file: BatchFile): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }> {
@@ -155,154 +146,6 @@ export function findSchemaConflicts(files: ScannedBatchFile[]): string[] {
   return conflicts;
 }
 
-export type PartPathOf = (partNumber: number) => Promise<string>;
-
-/**
- * Writes the records of `files` (already scanned) into parts of at most maxRowsPerFile
- * records, in input order; no records, no part. Files go to local paths the caller
- * chooses (staged names); publishing them is the storage layer's job.
- */
-export async function copyBatchFiles(
-  engine: Engine,
-  input: ReadBatches,
-  format: CopyFormat,
-  partPath: PartPathOf,
-  scratchDir: string,
-): Promise<WrittenPart[]> {
-  const { files, prepared } = input;
-  const total = prepared?.rows ?? files.reduce((n, f) => n + (f.records ?? 0), 0);
-  if (total === 0) return [];
-  const usable = prepared && total <= format.maxRowsPerFile;
-  const written = usable
-    ? [{ partNumber: 1, path: await moveFile(prepared.path, await partPath(1)), rows: total }]
-    : format.type === 'json'
-      ? await copyToJson(engine, files, format, partPath)
-      : await copyToParquet(engine, files, format, total, partPath, scratchDir);
-  const sum = written.reduce((n, p) => n + p.rows, 0);
-  if (sum !== total) throw new Error(`internal: wrote ${sum} records, expected ${total}`);
-  return Promise.all(written.map(async (p) => ({ ...p, ...(await describeFile(p.path)) })));
-}
-
-type Counted = Pick<WrittenPart, 'partNumber' | 'path' | 'rows'>;
-
-/** Lines into parts: a new part every maxRowsPerFile lines, writes batched into ≥ 64 KiB. */
-class PartSink {
-  private current: TextPart | null = null;
-  private buffered: (Buffer | string)[] = [];
-  private bufferedBytes = 0;
-  private bufferedRows = 0;
-  readonly parts: Counted[] = [];
-
-  constructor(
-    private readonly format: CopyFormat,
-    private readonly partPath: PartPathOf,
-  ) {}
-
-  async add(line: Buffer | string): Promise<void> {
-    if (!this.current || this.current.rows + this.bufferedRows >= this.format.maxRowsPerFile) await this.rotate();
-    this.buffered.push(line, '\n');
-    this.bufferedBytes += line.length + 1;
-    this.bufferedRows += 1;
-    if (this.bufferedBytes >= 1 << 16) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    if (!this.current || this.buffered.length === 0) return;
-    const chunk = Buffer.concat(this.buffered.map((b) => (typeof b === 'string' ? Buffer.from(b) : b)));
-    this.current.rows += this.bufferedRows;
-    this.buffered = [];
-    this.bufferedBytes = 0;
-    this.bufferedRows = 0;
-    await this.current.write(chunk);
-  }
-
-  private async rotate(): Promise<void> {
-    await this.closeCurrent();
-    const n = this.parts.length + 1;
-    this.current = new TextPart(n, await this.partPath(n), this.format.compression === 'gzip');
-  }
-
-  private async closeCurrent(): Promise<void> {
-    const part = this.current;
-    if (!part) return;
-    await this.flush();
-    this.current = null;
-    await part.close();
-    this.parts.push({ partNumber: part.partNumber, path: part.path, rows: part.rows });
-  }
-
-  async finish(): Promise<Counted[]> {
-    await this.closeCurrent();
-    return this.parts;
-  }
-
-  async abort(): Promise<void> {
-    await this.current?.close().catch(() => undefined);
-    this.current = null;
-  }
-}
-
-async function copyToJson(engine: Engine, files: ScannedBatchFile[], format: CopyFormat, partPath: PartPathOf): Promise<Counted[]> {
-  const sink = new PartSink(format, partPath);
-  try {
-    for (const file of files) {
-      if (file.records === 0) continue;
-      if (file.kind === 'parquet') {
-        // A struct built from the part's own column list: a row alias could collide with a column name.
-        const row = `{${(file.columns ?? []).map((c) => `${literal(c.name)}: ${ident(c.name)}`).join(', ')}}`;
-        await engine.streamStrings(`SELECT to_json(${row})::VARCHAR FROM read_parquet(${literal(file.path)})`, async (lines) => {
-          for (const l of lines) await sink.add(l);
-        });
-        continue;
-      }
-      let line = 0;
-      await forEachLine(file.path, async (bytes, length) => {
-        line += 1;
-        if (file.badLines.has(line) || isBlankLine(bytes, length)) return;
-        // Only the line ending is dropped; the record's bytes are kept as they are.
-        await sink.add(bytes[bytes.length - 1] === CR ? bytes.subarray(0, bytes.length - 1) : bytes);
-      });
-    }
-    return await sink.finish();
-  } catch (error) {
-    await sink.abort();
-    throw error;
-  }
-}
-
-let tableCounter = 0;
-
-async function copyToParquet(engine: Engine, files: ScannedBatchFile[], format: CopyFormat, total: number, partPath: PartPathOf, scratchDir: string): Promise<Counted[]> {
-  const source = await parquetSource(engine, files.filter((f) => f.records !== 0), scratchDir);
-  const codec = format.compression === 'gzip' ? 'gzip' : 'snappy';
-  const copy = async (select: string, n: number) => {
-    const file = await partPath(n);
-    const [row] = await engine.all<{ Count: string | number }>(`COPY (${select}) TO ${literal(file)} (FORMAT parquet, COMPRESSION ${codec})`);
-    return { partNumber: n, path: file, rows: Number(row?.Count ?? 0) };
-  };
-  try {
-    if (total <= format.maxRowsPerFile) return [await copy(`SELECT * FROM ${source}`, 1)];
-    // Parts take row ranges of one table, so every part has the same columns and types.
-    const table = `dataset_rows_${++tableCounter}`;
-    await engine.run(`CREATE OR REPLACE TABLE ${ident(table)} AS SELECT * FROM ${source}`);
-    try {
-      const parts: Counted[] = [];
-      const size = format.maxRowsPerFile;
-      for (let n = 1; (n - 1) * size < total; n++) {
-        parts.push(await copy(`SELECT * FROM ${ident(table)} WHERE rowid BETWEEN ${(n - 1) * size} AND ${Math.min(n * size, total) - 1}`, n));
-      }
-      return parts;
-    } finally {
-      await engine.run(`DROP TABLE IF EXISTS ${ident(table)}`);
-    }
-  } catch (error) {
-    if (error instanceof BadInputError) throw error;
-    throw new BadInputError(
-      `cannot convert the batch files (${files.map((f) => f.name).join(', ')}) to Parquet: ${firstLine(error)}. Check that the records of one dataset keep compatible field types. Nothing was committed.`,
-    );
-  }
-}
-
 /** A whole export written ahead as its one Parquet part (see readBatchFiles). */
 export interface PreparedPart {
   path: string;
@@ -345,17 +188,6 @@ export async function readBatchFiles(engine: Engine, files: BatchFile[], format:
   return { files: scans.map((s) => s.scanned), bad: scans.flatMap((s) => s.bad), records: scans.reduce((n, s) => n + (s.scanned.records ?? 0), 0), prepared: null };
 }
 
-async function moveFile(from: string, to: string): Promise<string> {
-  try {
-    await rename(from, to);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-    await copyFile(from, to);
-    await rm(from, { force: true });
-  }
-  return to;
-}
-
 const NDJSON_READ = "format = 'newline_delimited', records = true, union_by_name = true, maximum_object_size = 67108864";
 
 /**
@@ -364,7 +196,7 @@ const NDJSON_READ = "format = 'newline_delimited', records = true, union_by_name
  * files are first converted to a Parquet file of their own, then everything is read with
  * read_parquet (union by name: a column one part lacks is null there).
  */
-async function parquetSource(engine: Engine, files: ScannedBatchFile[], scratchDir: string): Promise<string> {
+export async function parquetSource(engine: Engine, files: ScannedBatchFile[], scratchDir: string): Promise<string> {
   const readable: string[] = [];
   for (const [i, file] of files.entries()) readable.push(file.badLines.size ? await writeCleanCopy(file, path.join(scratchDir, `clean-${i}.ndjson`)) : file.path);
   if (files.every((f) => f.kind === 'ndjson')) return `read_json([${literalList(readable)}], ${NDJSON_READ})`;
@@ -404,6 +236,32 @@ async function writeCleanCopy(file: ScannedBatchFile, out: string): Promise<stri
   return out;
 }
 
-function firstLine(error: unknown): string {
+export function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
+
+/** One Parquet part: `select` copied to `file`, gzip or snappy. The COPY answers { Count }. */
+export function parquetPartSql(select: string, file: string, gzip: boolean): string {
+  return `COPY (${select}) TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
+}
+
+/** Each row of a Parquet part as one JSON line, by its own column list (a row alias could collide with a column name). */
+export function parquetJsonLinesSql(file: ScannedBatchFile): string {
+  const row = `{${(file.columns ?? []).map((c) => `${literal(c.name)}: ${ident(c.name)}`).join(', ')}}`;
+  return `SELECT to_json(${row})::VARCHAR FROM read_parquet(${literal(file.path)})`;
+}
+
+/** The rows of `source` as a table, so parts can take row ranges of one relation (the same columns and types in every part). */
+export function rowsTableSql(table: string, source: string): string {
+  return `CREATE OR REPLACE TABLE ${ident(table)} AS SELECT * FROM ${source}`;
+}
+
+export function dropTableSql(table: string): string {
+  return `DROP TABLE IF EXISTS ${ident(table)}`;
+}
+
+/** Rows first..last (0-based, inclusive) of a table made by rowsTableSql, in order. */
+export function rowRangeSql(table: string, first: number, last: number): string {
+  return `SELECT * FROM ${ident(table)} WHERE rowid BETWEEN ${first} AND ${last}`;
+}
+
