@@ -42,6 +42,7 @@ const datasetFormat = z
     compression: z.enum(['none', 'gzip']).default('none'),
     maxRowsPerFile: z.number().int().min(1).max(10_000_000).default(5_000_000),
     manifest: z.boolean().default(true),
+    encryption: shared.format.shape.encryption,
   })
   .strict();
 

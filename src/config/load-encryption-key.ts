@@ -10,6 +10,9 @@ import { ConfigError } from '../errors.js';
 import type { PartEncryption } from '../writers/encrypt-part.js';
 import type { LoadedConfig } from './load.js';
 
+/** What the key check reads of a loaded config (audience and dataset dataflows alike). */
+export type EncryptingConfig = Pick<LoadedConfig, 'file' | 'dir'> & { dataflow: { format: Pick<LoadedConfig['dataflow']['format'], 'encryption'> } };
+
 const EXPORT_HINT = 'export the recipient\'s public key with `gpg --armor --export KEY-ID`';
 
 /**
@@ -17,7 +20,7 @@ const EXPORT_HINT = 'export the recipient\'s public key with `gpg --armor --expo
  * key must be valid at: the invocation's `--at`, else now (the same date every encrypted
  * file of the invocation carries).
  */
-export async function loadEncryptionKey(config: LoadedConfig, at: Date, env: NodeJS.ProcessEnv = process.env): Promise<PartEncryption | undefined> {
+export async function loadEncryptionKey(config: EncryptingConfig, at: Date, env: NodeJS.ProcessEnv = process.env): Promise<PartEncryption | undefined> {
   const publicKey = config.dataflow.format.encryption?.publicKey;
   if (!publicKey) return undefined;
   let source = 'format.encryption.publicKey';

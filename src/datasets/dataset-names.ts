@@ -7,7 +7,7 @@
 // retry of the run, so a rerun overwrites exactly the files of its first attempt.
 import { createHash } from 'node:crypto';
 import type { DatasetDataflow } from '../config/dataset-schema.js';
-import { fileExtension, formatDateTimePattern, resolveRelativeDir, sanitizeSegment } from '../naming/names.js';
+import { ENCRYPTED_SUFFIX, fileExtension, formatDateTimePattern, resolveRelativeDir, sanitizeSegment } from '../naming/names.js';
 import { manifestName } from '../run/run-names.js';
 import { joinKey } from '../storage/backend.js';
 
@@ -38,7 +38,7 @@ export function resolveDatasetRunNames(dataflow: DatasetDataflow, datasetId: str
     exportMode: 'incremental', customText: dataflow.customText ?? '', logicalTime, timezone: 'UTC',
   });
   const folder = joinKey(base, sanitizeSegment(datasetId), `exportTime=${exportTime}`);
-  const ext = fileExtension(dataflow.format.type, dataflow.format.compression);
+  const ext = fileExtension(dataflow.format.type, dataflow.format.compression) + (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
   const partName = (index: number) => `part-${String(index).padStart(5, '0')}-${datasetPartHash(dataflow.id, datasetId, exportTime, index)}-c000${ext}`;
   const manifest = manifestName(dataflow.id, runId);
   return {

@@ -8,6 +8,7 @@
 // ids in one atomic write, so a batch is in no export folder or in exactly one. A run
 // killed before it is finished by the next invocation with the same batches, folder and
 // names, so its files repeat byte for byte.
+import path from 'node:path';
 import type { DatasetDataflow } from '../config/dataset-schema.js';
 import type { ReadBatches } from '../engine/copy-batches.js';
 import { writeDatasetParts } from '../writers/write-dataset-parts.js';
@@ -19,6 +20,7 @@ import type { Lease } from '../state/lock.js';
 import type { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunFile } from '../state/records.js';
 import type { WrittenPart } from '../writers/write-parts.js';
+import { encryptWrittenPart, type PartEncryption } from '../writers/encrypt-part.js';
 import { exportTimeOf, resolveDatasetRunNames, type DatasetRunNames } from './dataset-names.js';
 import { DATASET_MODE, DATASET_TRIGGER, type DatasetCursor, type DatasetPending, type DatasetPlannedRun, type DatasetRunRecord } from './plan-datasets.js';
 
@@ -31,6 +33,8 @@ export interface DatasetRunContext {
   lease: Lease;
   scratchDir: string;
   progress: (message: string) => void;
+  /** Set when the dataflow encrypts its files (format.encryption): the checked recipient key. */
+  encryption?: PartEncryption;
 }
 
 export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlannedRun, input: ReadBatches): Promise<DatasetRunRecord> {
@@ -48,8 +52,11 @@ export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlan
   await destination.removeStaged(names.folder, ['part-', names.manifestName]);
 
   ctx.progress(`${run.datasetId}: exporting ${batchIds.length} batch(es) to ${names.folder}`);
-  const parts = await writeDatasetParts(ctx.engine, input, dataflow.format, (n) => destination.stage(names.partKey(n - 1)), ctx.scratchDir);
-  await publishParts(destination, parts, names);
+  // Encrypted: the plain parts are written into the run's scratch folder (never to the
+  // destination), and each is encrypted into the destination's staging as it is published.
+  const partPath = ctx.encryption ? async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`) : (n: number) => destination.stage(names.partKey(n - 1));
+  const written = await writeDatasetParts(ctx.engine, input, dataflow.format, partPath, ctx.scratchDir);
+  const parts = await publishParts(destination, written, names, ctx.encryption);
   await removeExtraParts(destination, names, parts.length);
   crashPoint('after-data');
   const rows = parts.reduce((n, p) => n + p.rows, 0);
@@ -98,15 +105,20 @@ export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlan
 }
 
 /**
- * Makes the run's staged parts visible under their final names, one after the other.
- * Every data file of a dataset export goes through here (the place to wrap a part, e.g.
- * to encrypt it, before it is published).
+ * Makes the run's parts visible under their final names, one after the other, and returns
+ * them as published. Every data file of a dataset export goes through here; with
+ * encryption each plain part is encrypted into the destination's staging first (SPEC §13).
  */
-export async function publishParts(destination: StorageBackend, parts: WrittenPart[], names: DatasetRunNames): Promise<void> {
+export async function publishParts(destination: StorageBackend, parts: WrittenPart[], names: DatasetRunNames, encryption?: PartEncryption): Promise<WrittenPart[]> {
+  const published: WrittenPart[] = [];
   for (const part of parts) {
-    await destination.publish(part.path, names.partKey(part.partNumber - 1));
+    const key = names.partKey(part.partNumber - 1);
+    const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key)) : part;
+    await destination.publish(staged.path, key);
+    published.push(staged);
     crashPoint('after-part');
   }
+  return published;
 }
 
 /** A retried run with fewer parts than its first attempt (the config changed) must not leave the extra parts behind. */

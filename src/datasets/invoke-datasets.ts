@@ -5,6 +5,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedDatasetConfig } from '../config/load.js';
+import { loadEncryptionKey } from '../config/load-encryption-key.js';
 import { findSchemaConflicts, readBatchFiles, type BatchFile, type CopyFormat, type ReadBatches } from '../engine/copy-batches.js';
 import type { BadRecord } from '../engine/scan-lines.js';
 import { openEngine, type Engine } from '../engine/session.js';
@@ -109,6 +110,9 @@ export async function readRunInputs(
 
 export async function invokeDatasets(options: DatasetInvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
+  // The recipient key is checked before anything is read or written (SPEC §13).
+  const encryption = await loadEncryptionKey(options.config, options.now);
+  if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   const scratchDir = await createScratchDir('run');
   let lease: Lease = NO_LOCK;
   try {
@@ -124,7 +128,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
       try {
         const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir, dataflow.format, 'convert');
         crashPoint('after-read');
-        const ctx = { dataflow, engine, destination: locations.destination, state, lease, scratchDir, progress: options.progress };
+        const ctx = { dataflow, engine, destination: locations.destination, state, lease, scratchDir, progress: options.progress, ...(encryption ? { encryption } : {}) };
         const failed = new Map<string, string>();
         for (const run of plan.runs) {
           records.push(...skippedRecords(run));

@@ -3,13 +3,14 @@
 // <destination>/<folderPath>/<datasetId>/exportTime=<YYYYMMDDHHmm>/part-<nnnnn>-<hash>-c000<ext>.
 // Every file is produced by the real CLI and read back with independent readers
 // (zlib, JSON.parse, hyparquet).
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { readParquet, readText, trackWorkspaces, type CliResult, type JsonSummary, type Workspace } from '../helpers/harness.js';
 import { addBatch, batchLines, datasetConfig, expectedPartName, orderLine, DATAFLOW_ID } from '../helpers/datasets.js';
+import { startGpg, type Gpg } from '../helpers/gpg.js';
 
 const workspace = trackWorkspaces();
 type Run = JsonSummary['runs'][number] & { datasetId?: string; batchIds?: string[]; note?: string };
@@ -354,5 +355,35 @@ describe.concurrent('config and commands', () => {
     const result = await ws.audex(['run', '--config', config, '--at', '2026-01-01T07:00:00Z', '--json', '--quiet']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.json().runs.map((r) => [r.status, r.counts['rowsWritten']])).toEqual([['success', 2]]);
+  });
+});
+
+describe('encrypted dataset exports (SPEC §13)', () => {
+  let gpg: Gpg;
+  beforeAll(() => {
+    gpg = startGpg();
+  });
+  afterAll(() => gpg?.stop());
+
+  it('every part is <name>.gpg and gpg --decrypt gives back the unencrypted export byte for byte; the manifest lists the encrypted bytes', async () => {
+    const ws = workspace();
+    const root = path.join(ws.dir, 'datasets');
+    addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 3) });
+    gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
+    const format = { type: 'json', compression: 'gzip', maxRowsPerFile: 2 };
+    const plain = ws.config(datasetConfig({ id: 'acme-plain', folderPath: 'plain', format }), 'plain.yaml');
+    const sealed = ws.config(datasetConfig({ id: 'acme-sealed', folderPath: 'sealed', format: { ...format, encryption: { type: 'pgp', publicKey: { file: 'recipient.asc' } } } }), 'sealed.yaml');
+    await runOk(ws, plain, T1);
+    const [run] = await runOk(ws, sealed, T1);
+    const names = [0, 1].map((i) => expectedPartName(DS, '202611200600', i, '.json.gz.gpg', 'acme-sealed'));
+    const folder = `sealed/${DS}/exportTime=202611200600`;
+    expect(ws.files().filter((f) => f.startsWith(`${folder}/part-`))).toEqual(names.map((n) => `${folder}/${n}`));
+    names.forEach((n, i) => {
+      const decrypted = gpg.decrypt(path.join(ws.out, folder, n));
+      expect(decrypted.equals(readFileSync(path.join(ws.out, 'plain', DS, 'exportTime=202611200600', expectedPartName(DS, '202611200600', i, '.json.gz', 'acme-plain'))))).toBe(true);
+    });
+    const manifest = JSON.parse(readFileSync(path.join(ws.out, ws.files().find((f) => f.startsWith(`${folder}/manifest-`))!), 'utf8')) as { exportResults: { name: string; size: number }[] };
+    expect(manifest.exportResults.map((r) => [r.name, r.size])).toEqual(names.map((n) => [n, readFileSync(path.join(ws.out, folder, n)).length]));
+    expect(run!.files.map((f) => path.basename(f.path))).toEqual(names);
   });
 });

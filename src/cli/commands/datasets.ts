@@ -1,6 +1,7 @@
 // The dataset dataflow side (SPEC §12) of `audex run`, `plan`, `status` and `validate`:
 // each command loads the config and hands a dataset dataflow to the function here.
 import type { LoadedDatasetConfig } from '../../config/load.js';
+import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import { dryRunDatasets, type DatasetPlanReport } from '../../datasets/dry-run-datasets.js';
 import { invokeDatasets } from '../../datasets/invoke-datasets.js';
 import { listBatches } from '../../datasets/list-batches.js';
@@ -43,6 +44,7 @@ function formatRunSummary(result: InvocationResult): string {
 }
 
 export async function planDatasets(config: LoadedDatasetConfig, options: { now: Date; maxBadRecords: number; memoryLimit?: string; json?: boolean }, reporter: Reporter): Promise<number> {
+  await loadEncryptionKey(config, options.now);
   const report = await dryRunDatasets({ config, ...options, progress: (m) => reporter.progress(m) });
   reporter.out(options.json ? JSON.stringify(report, null, 2) : formatPlan(report));
   return 0;
@@ -114,6 +116,7 @@ export async function statusDatasets(config: LoadedDatasetConfig, options: { now
  */
 export async function validateDatasets(config: LoadedDatasetConfig, options: { json?: boolean }, reporter: Reporter): Promise<number> {
   const { dataflow } = config;
+  await loadEncryptionKey(config, new Date());
   const { source } = openLocations(config);
   const datasets = [];
   for (const ds of dataflow.datasets) {
