@@ -150,7 +150,7 @@ function measure(args, rssFile) {
   const useTime = existsSync(TIME);
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = useTime ? spawn(TIME, ['-f', '%M', '-o', rssFile, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = useTime ? spawn(TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
@@ -159,11 +159,16 @@ function measure(args, rssFile) {
     child.on('close', (code) => {
       const wallMs = performance.now() - started;
       let peakKb = null;
+      let cpuSeconds = null;
       if (useTime) {
-        const m = /(\d+)\s*$/.exec(readFileSync(rssFile, 'utf8').trim());
-        peakKb = m ? Number(m[1]) : null;
+        // The last line (time writes "Command exited with non-zero status N" first on failure).
+        const m = /(\d+) ([\d.]+) ([\d.]+)\s*$/.exec(readFileSync(rssFile, 'utf8').trim());
+        if (m) {
+          peakKb = Number(m[1]);
+          cpuSeconds = Number(m[2]) + Number(m[3]);
+        }
       }
-      resolve({ code, wallMs, peakKb, stdout, stderr });
+      resolve({ code, wallMs, peakKb, cpuSeconds, stdout, stderr });
     });
   });
 }
@@ -267,6 +272,8 @@ export async function benchDatasets(argv) {
   for (const r of results.filter((x) => x.kind === 'audex')) {
     const raw = results.find((x) => x.kind === 'raw' && x.name === r.name && x.format === r.format);
     r.vsRaw = raw && raw.ok && r.ok ? Math.round((r.wallSeconds / raw.wallSeconds) * 100) / 100 : null;
+    // CPU time (user + sys) is steadier than wall time on a machine shared with other work.
+    r.cpuVsRaw = raw && raw.ok && r.ok && raw.cpuSeconds && r.cpuSeconds !== null ? Math.round((r.cpuSeconds / raw.cpuSeconds) * 100) / 100 : null;
   }
   const report = { records: data.records, batches: o.batches, incrementRecords: data.incrementRecords, cores: os.cpus().length, node: process.version, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), runs: results };
   if (o.save) writeFileSync(o.save, `${JSON.stringify(report, null, 2)}\n`);
@@ -280,6 +287,7 @@ function summarize(m, records) {
     ...(m.error ? { error: m.error } : {}),
     wallSeconds: Math.round(m.wallMs) / 1000,
     recordsPerSecond: Math.round(records / (m.wallMs / 1000)),
+    cpuSeconds: m.cpuSeconds === null ? null : Math.round(m.cpuSeconds * 100) / 100,
     peakRssMB: m.peakKb === null ? null : Math.round(m.peakKb / 1024),
     rows: m.rows,
   };
@@ -293,9 +301,11 @@ function render(report) {
     r.ok ? r.wallSeconds.toFixed(2) : 'FAILED',
     r.ok ? String(r.recordsPerSecond) : '-',
     r.peakRssMB === null ? '-' : String(r.peakRssMB),
+    r.cpuSeconds === null ? '-' : r.cpuSeconds.toFixed(2),
     r.vsRaw === undefined ? '' : r.vsRaw === null ? '-' : `${r.vsRaw.toFixed(2)}×`,
+    r.cpuVsRaw === undefined ? '' : r.cpuVsRaw === null ? '-' : `${r.cpuVsRaw.toFixed(2)}×`,
   ]);
-  const header = ['run', 'engine', 'records', 'wall s', 'records/s', 'peak MB', 'vs raw'];
+  const header = ['run', 'engine', 'records', 'wall s', 'records/s', 'peak MB', 'cpu s', 'wall vs raw', 'cpu vs raw'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const lines = [
     `dataset export: ${report.records} records in ${report.batches} batches (increment ${report.incrementRecords}); ${report.cores} cores, node ${report.node}, load ${report.loadAverage.join(' ')}`,

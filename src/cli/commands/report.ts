@@ -66,7 +66,8 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
       id: dataflow.id,
       name: dataflow.name,
       lockHolder: await readLockHolder(state.storage, new Date()),
-      audiences: await readAudienceStatuses(config, state, history, now),
+      // Dataset dataflows (SPEC §12): their runs are in the history; the status section is per audience.
+      audiences: config.kind === 'datasets' ? [] : await readAudienceStatuses(config, state, history, now),
       history,
     });
   }
