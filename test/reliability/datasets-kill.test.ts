@@ -50,14 +50,14 @@ function writeSources(): { A: string; B: string; C: string } {
   return { A, B, C };
 }
 
-function flow(source: string, destination: string, state: string, s3?: Record<string, unknown>): Record<string, unknown> {
+function flow(source: string, destination: string, state: string, s3?: Record<string, unknown>, type = 'json'): Record<string, unknown> {
   return datasetConfig({
     id: 'rel-ds',
     source: { datasets: source },
     destination: { path: destination },
     state: { path: state },
     ...(s3 ? { s3 } : {}),
-    format: { type: 'json', compression: 'gzip', maxRowsPerFile: 2, manifest: true },
+    format: { type, compression: 'gzip', maxRowsPerFile: type === 'json' ? 2 : 1_000, manifest: true },
     datasets: DATASETS.map((id) => ({ id, schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-20' } })),
   });
 }
@@ -87,7 +87,7 @@ interface Site {
   expireLease?(): Promise<void>;
 }
 
-function localSite(fromT1: boolean): Site {
+function localSite(fromT1: boolean, type = 'json'): Site {
   const dir = path.join(work, `s-${++made}`);
   mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   if (fromT1) {
@@ -97,7 +97,7 @@ function localSite(fromT1: boolean): Site {
   return {
     dir,
     audex(at, source, env = {}) {
-      writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow(source, './out', './state')));
+      writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow(source, './out', './state', undefined, type)));
       return audexProc(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp'), ...env } });
     },
     out: async () => hashTree(path.join(dir, 'out')),
@@ -237,5 +237,18 @@ describe('kill -9 during a dataset export, then run again', () => {
     const late = Object.keys(out).filter((k) => k.startsWith('aep/ds-orders/exportTime=202611201800/part-'));
     expect(late.map((k) => gunzipSync(readFileSync(path.join(site.dir, 'out', k))).toString())).toEqual([batchLines('b4', 1)]);
     expect((await batchesByManifest(site)).sort()).toEqual(['b-001', 'b-002', 'b-003', 'b-004', 'b-late', 'w-001', 'w-002']);
+  }, TIMEOUT);
+
+  it.concurrent('gz.parquet (converted while reading): killed after its part is published, the rerun gives the clean run\'s bytes', async () => {
+    const clean = localSite(false, 'parquet');
+    const ref = await refOf(clean, await clean.audex(T1, sources.A));
+    expect(ref.runs.map((r) => r.files.length)).toEqual([1, 1]);
+    const site = localSite(false, 'parquet');
+    const crashed = await site.audex(T1, sources.A, { AUDEX_CRASH_AT: 'after-part' });
+    expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
+    const seen = await site.out();
+    expect(Object.keys(seen).filter((k) => !isStagedName(k) && seen[k] !== ref.out[k])).toEqual([]);
+    expect((await site.audex(T1, sources.A)).code).toBe(0);
+    await expectLikeClean(site, ref, 'after the rerun of the Parquet backfill');
   }, TIMEOUT);
 });
