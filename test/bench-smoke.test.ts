@@ -85,4 +85,24 @@ describe('bench smoke', () => {
     expect(encrypted!.bytes).toBeGreaterThan(plain!.bytes);
     expect(report.ratios.encryption).toBeGreaterThan(0);
   });
+
+  it('--datasets times dataset exports (backfill and increment) against the raw COPY', async () => {
+    const dsCache = mkdtempSync(path.join(tmpdir(), 'audex-bench-smoke-ds-'));
+    try {
+      // json.gz only, to keep this quick; --formats parquet runs the same steps.
+      const result = await bench(['--datasets', '--records', '3000', '--batches', '3', '--formats', 'json', '--cache', dsCache, '--json']);
+      expect(result.code, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as { records: number; incrementRecords: number; runs: { name: string; kind: string; format: string; ok: boolean; rows: number; wallSeconds: number; vsRaw?: number | null }[] };
+      expect(report.runs.map((r) => `${r.kind} ${r.name} ${r.format}`)).toEqual([
+        'audex backfill json', 'raw backfill json', 'audex increment json', 'raw increment json',
+      ]);
+      for (const run of report.runs) {
+        expect(run.ok, `${run.kind} ${run.name} ${run.format}`).toBe(true);
+        expect(run.rows).toBe(run.name === 'backfill' ? 3000 : report.incrementRecords);
+        if (run.kind === 'audex') expect(run.vsRaw).toBeGreaterThan(0);
+      }
+    } finally {
+      rmSync(dsCache, { recursive: true, force: true });
+    }
+  });
 });
