@@ -251,4 +251,15 @@ describe('kill -9 during a dataset export, then run again', () => {
     expect((await site.audex(T1, sources.A)).code).toBe(0);
     await expectLikeClean(site, ref, 'after the rerun of the Parquet backfill');
   }, TIMEOUT);
+
+  it.concurrent('batches read from S3 export the same files as from local disk', async () => {
+    await s3.putTree(sources.A, 'exports', 'ds-source');
+    const dir = path.join(work, `s-${++made}`);
+    mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    const s3Block = { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' };
+    writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow('s3://exports/ds-source', './out', './state', s3Block)));
+    const p = await audexProc(['run', '--config', 'flow.json', '--at', T1, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp') } });
+    expect(p.code, describeProc(p)).toBe(0);
+    expect(treeDiff(hashTree(path.join(dir, 'out')), afterT1.out)).toEqual([]);
+  }, TIMEOUT);
 });
