@@ -25,7 +25,7 @@ async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): 
     case 'init':
       return (await import('./commands/init.js')).initCommand(f, reporter);
     case 'schema':
-      return (await import('./commands/schema.js')).schemaCommand(reporter);
+      return (await import('./commands/schema.js')).schemaCommand(reporter, f);
   }
 }
 

@@ -95,7 +95,8 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
   program
     .command('schema')
     .description('print the JSON Schema of the config, for editor completion')
-    .addHelpText('after', examples('audex schema > audex.schema.json'))
+    .option('--datasets', 'the schema of a dataset dataflow (SPEC §12) instead')
+    .addHelpText('after', examples('audex schema > audex.schema.json', 'audex schema --datasets > audex-datasets.schema.json'))
     .action(done('schema'));
 
   return program;

@@ -146,3 +146,8 @@ export function validateDatasetDataflow(raw: unknown): { ok: true; dataflow: Dat
   }
   return parsed.success && issues.length === 0 ? { ok: true, dataflow: parsed.data } : { ok: false, issues };
 }
+
+/** The JSON Schema of a dataset dataflow, for editor completion (`audex schema --datasets`). */
+export function datasetConfigJsonSchema(): unknown {
+  return z.toJSONSchema(datasetDataflowObject, { io: 'input' });
+}

@@ -352,6 +352,16 @@ describe.concurrent('config and commands', () => {
     expect(exportNow.stderr).toContain('exports datasets; export-now is for audiences');
   });
 
+  it('schema --datasets prints the JSON Schema of a dataset dataflow', async () => {
+    const ws = workspace();
+    const result = await ws.audex(['schema', '--datasets']);
+    expect(result.code).toBe(0);
+    const schema = JSON.parse(result.stdout) as { properties: Record<string, { properties?: Record<string, unknown> }> };
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['source', 'destination', 'format', 'folderPath', 'datasets']));
+    expect(Object.keys(schema.properties)).not.toContain('mapping');
+    expect(Object.keys(schema.properties['format']!.properties ?? {})).toEqual(['type', 'compression', 'maxRowsPerFile', 'manifest', 'encryption']);
+  });
+
   it('init --datasets writes a starter that validates and runs', async () => {
     const ws = workspace();
     const init = await ws.audex(['init', '--datasets', '--dir', 'starter']);
