@@ -274,6 +274,24 @@ describe.concurrent('bad input', () => {
     expect(rows.map((r) => r['orderId'])).toEqual(['b1-1', 'b1-2']);
   });
 
+  it('a dataset whose export fails does not stop the next one; the failed one is exported by a later run once fixed', async () => {
+    const { ws, root, config } = setup({
+      format: { type: 'parquet' },
+      datasets: ['ds-a', 'ds-b'].map((id) => ({ id, schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-20' } })),
+    });
+    // Valid JSON, but a key twice: DuckDB's reader cannot convert it to a Parquet row.
+    addBatch(root, 'ds-a', 'a-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': '{"k":1,"k":2}\n' });
+    addBatch(root, 'ds-b', 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b', 2) });
+    const { result, runs } = await run(ws, config, T1);
+    expect(result.code).toBe(4);
+    expect(runs.map((r) => [r.audienceId, r.status])).toEqual([['ds-a', 'failed'], ['ds-b', 'success']]);
+    expect(runs[0]!.error).toContain(path.join(root, 'ds-a', 'a-001', 'part-00000.ndjson'));
+    expect(ws.files().filter((f) => f.includes('/part-'))).toEqual([`aep/ds-b/exportTime=202611200600/${expectedPartName('ds-b', '202611200600', 0, '.parquet')}`]);
+    writeFileSync(path.join(root, 'ds-a', 'a-001', 'part-00000.ndjson'), '{"k":2}\n');
+    const retried = await runOk(ws, config, T1);
+    expect(retried.map((r) => [r.audienceId, r.status, r.batchIds])).toEqual([['ds-a', 'success', ['a-001']]]);
+  });
+
   it('an invalid _batch.json exits 4 naming it', async () => {
     const { ws, root, config } = setup();
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 1) }, false);
