@@ -147,15 +147,11 @@ async function batchesByManifest(site: Site): Promise<string[]> {
   return (await site.manifests()).flatMap((text) => (JSON.parse(text) as { datasetId: string; batches: string[] }).batches);
 }
 
-async function rerunAfterKill(site: Site, at: string, source: string, crashed: Proc): Promise<Proc> {
-  let rerun = await site.audex(at, source);
-  if (site.expireLease && crashed.signal === 'SIGKILL' && rerun.code === 1) {
-    // On S3 the killed run's lease is live for up to a minute: the rerun says so and exports nothing.
-    expect(rerun.stderr).toMatch(/locked by another audex run .*nothing was exported/s);
-    await site.expireLease();
-    rerun = await site.audex(at, source);
-  }
-  return rerun;
+async function rerunAfterKill(site: Site, at: string, source: string): Promise<Proc> {
+  // On S3 the killed run's lease stays live for up to a minute (test/reliability/kill.test.ts
+  // checks that the rerun then refuses with a clear message); here it expires at once.
+  await site.expireLease?.();
+  return site.audex(at, source);
 }
 
 async function expectLikeClean(site: Site, ref: Ref, when: string): Promise<void> {
@@ -205,7 +201,7 @@ describe('kill -9 during a dataset export, then run again', () => {
     if (point === 'after-part:3') expect(added).toHaveLength(3);
     if (point === 'after-cursor') expect(added.filter((k) => k.includes('/ds-orders/'))).toHaveLength(4);
 
-    const rerun = await rerunAfterKill(site, T2, sources.B, crashed);
+    const rerun = await rerunAfterKill(site, T2, sources.B);
     expect(rerun.code, describeProc(rerun)).toBe(0);
     await expectLikeClean(site, afterT2, `after the rerun (${point})`);
     const batches = await batchesByManifest(site);
