@@ -42,6 +42,9 @@ const PART_KINDS: [string, BatchPartKind][] = [
 
 /** The complete batches of one dataset, oldest committedAt first (then by batch id). */
 export async function listBatches(source: StorageBackend, datasetId: string): Promise<BatchInfo[]> {
+  // A dataset folder the producer has not created yet holds no batch (on S3 there are no
+  // folders, only keys); a missing datasets root is still an error of the config (exit 3).
+  if (!(await source.listFolders('')).includes(datasetId)) return [];
   const found: BatchInfo[] = [];
   const byId = new Map<string, string>();
   for (const folder of await source.listFolders(datasetId)) {

@@ -4,7 +4,7 @@
 // Every file is produced by the real CLI and read back with independent readers
 // (zlib, JSON.parse, hyparquet).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -290,6 +290,17 @@ describe.concurrent('bad input', () => {
     writeFileSync(path.join(root, 'ds-a', 'a-001', 'part-00000.ndjson'), '{"k":2}\n');
     const retried = await runOk(ws, config, T1);
     expect(retried.map((r) => [r.audienceId, r.status, r.batchIds])).toEqual([['ds-a', 'success', ['a-001']]]);
+  });
+
+  it('a dataset folder not created yet is an empty export; a missing datasets root is exit 3 naming it', async () => {
+    const { ws, root, config } = setup();
+    mkdirSync(root, { recursive: true });
+    const runs = await runOk(ws, config, T1);
+    expect(runs.map((r) => [r.status, r.batchIds, r.files])).toEqual([['success', [], []]]);
+    rmSync(root, { recursive: true });
+    const missing = await ws.audex(['run', '--config', config, '--at', T2, '--quiet']);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain(`${root} does not exist; check the path in the config`);
   });
 
   it('an invalid _batch.json exits 4 naming it', async () => {
