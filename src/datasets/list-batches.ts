@@ -4,7 +4,7 @@
 // optionally gzip, or Parquet), in name order.
 import path from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from '../errors.js';
+import { BadInputError, StorageError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 
 const batchDescriptor = z.object({
@@ -42,12 +42,18 @@ const PART_KINDS: [string, BatchPartKind][] = [
 
 /** The complete batches of one dataset, oldest committedAt first (then by batch id). */
 export async function listBatches(source: StorageBackend, datasetId: string): Promise<BatchInfo[]> {
-  // A dataset folder the producer has not created yet holds no batch (on S3 there are no
-  // folders, only keys); a missing datasets root is still an error of the config (exit 3).
-  if (!(await source.listFolders('')).includes(datasetId)) return [];
+  let folders: string[];
+  try {
+    folders = await source.listFolders(datasetId);
+  } catch (error) {
+    // A dataset folder the producer has not created yet holds no batch, as on S3 (where
+    // there are no folders, only keys); a missing datasets root stays an error (exit 3).
+    if (error instanceof StorageError && !(await source.listFolders('')).includes(datasetId)) return [];
+    throw error;
+  }
   const found: BatchInfo[] = [];
   const byId = new Map<string, string>();
-  for (const folder of await source.listFolders(datasetId)) {
+  for (const folder of folders) {
     const key = `${datasetId}/${folder}/${BATCH_MARKER}`;
     const text = await source.readText(key);
     if (text === null) continue;
