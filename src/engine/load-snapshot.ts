@@ -214,6 +214,13 @@ function entryErrorSql(audience: string, i: number): string {
  */
 const FAST_PATH_OBJECT_SIZE = MAX_RECORD_BYTES / 2;
 
+/**
+ * A numeric key in its normalised form, as JSON.parse gives it: `7`, `7.0` and `"7"` are
+ * the same profile (whole doubles print as integers, as renderText does).
+ */
+const NORMALISED_KEY = `CASE WHEN k_type = 'DOUBLE' AND TRY_CAST(k AS DOUBLE) = trunc(TRY_CAST(k AS DOUBLE)) AND abs(TRY_CAST(k AS DOUBLE)) < 1e15
+    THEN TRY_CAST(k AS DOUBLE)::BIGINT::VARCHAR ELSE k END`;
+
 function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetRead: PathAccess | null, objectSize: number): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
@@ -240,7 +247,7 @@ function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet
   // Not TEMP: runs read the snapshot table from connections of their own.
   return `CREATE OR REPLACE TABLE ${ident(table)} AS
     WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
-    SELECT * EXCLUDE (k_type, _entry_errors${shape.namespace !== null ? ', idj' : ''}), ${ids}
+    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idj' : ''}), ${NORMALISED_KEY} AS k, ${ids}
       ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}
       ${badRecordSql(shape)} AS bad
     FROM src`;

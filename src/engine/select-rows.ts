@@ -15,7 +15,7 @@
 // - rows: one per id of the identity namespace; ordered by profile key, then id.
 import type { Engine } from './session.js';
 import type { Column, Shape } from './shape.js';
-import { ident, literalList } from './sql.js';
+import { ident, literal, literalList } from './sql.js';
 import { ACTIVE_STATUSES } from './record-rules.js';
 
 export type Selection =
@@ -44,15 +44,21 @@ export function renderText(json: string): string {
 
 const ACTIVE = `(${literalList(ACTIVE_STATUSES)})`;
 
+/** An RFC 3339 text as TIMESTAMPTZ; the engine's parser wants the `T` and `Z` upper-case. */
+export function qualificationTimeSql(text: string): string {
+  return `TRY_CAST(upper(${text}) AS TIMESTAMPTZ)`;
+}
+
 /**
  * A column's profile-level value as JSON (identity columns are filled in per row later);
  * `raw` skips the transform (mandatory checks look at the value before hashing).
  */
-function columnValue(column: Column, row: string, raw = false): string {
+function columnValue(shape: Shape, column: Column, row: string, raw = false): string {
   let value: string;
   switch (column.ref.kind) {
     case 'attribute':
-      value = `${row}.a${column.attribute}`;
+      // The key path always has a value (a vanished member has no attributes left, but its key).
+      value = isKeyPath(shape, column) ? `coalesce(${row}.a${column.attribute}, to_json(${row}.k))` : `${row}.a${column.attribute}`;
       break;
     case 'status':
       value = `to_json(${row}.status)`;
@@ -65,7 +71,24 @@ function columnValue(column: Column, row: string, raw = false): string {
       break;
   }
   if (!column.sha256 || raw) return value;
-  return `to_json(sha256(lower(trim(${renderText(value)}))))`;
+  return `to_json(sha256(${jsLowerTrim(renderText(value))}))`;
+}
+
+function isKeyPath(shape: Shape, column: Column): boolean {
+  return column.ref.kind === 'attribute' && column.ref.path.join('.') === shape.keyPath.join('.');
+}
+
+/**
+ * The whitespace String.prototype.trim removes (WhiteSpace and LineTerminator), as an RE2
+ * class, and the two places where toLowerCase differs from the engine's simple lower():
+ * U+0130 (to i + combining dot above) and a final capital sigma (to ς).
+ */
+const JS_TRIM_CLASS = '[\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}]';
+function jsLowerTrim(text: string): string {
+  const trimmed = `regexp_replace(${text}, ${literal(`^${JS_TRIM_CLASS}+|${JS_TRIM_CLASS}+$`)}, '', 'g')`;
+  const dotted = `replace(${trimmed}, 'İ', 'i̇')`;
+  const sigma = `regexp_replace(${dotted}, '(\\pL\\pM*)Σ(\\PL|$)', '\\1ς\\2', 'g')`;
+  return `lower(${sigma})`;
 }
 
 /**
@@ -78,10 +101,9 @@ function columnValue(column: Column, row: string, raw = false): string {
  *   'unread'   diff only: in the baseline, with an unreadable entry this time — neither
  *              entering nor exiting; it stays in the baseline as it was.
  * A diff is one pass: the snapshot joined once with the baseline. Rows that are not
- * written carry attributes only when dedup ranks them. Exit and unread rows take the
- * baseline's ids where the snapshot has none (so the consumer can still remove them);
- * a retained row holds the snapshot's ids, and `prev_ids` keeps the baseline's for the
- * next baseline where the snapshot has none.
+ * written carry attributes only when dedup ranks them. Exit, unread and retained rows
+ * hold the baseline's ids: the ids the destination was sent (identity-only changes are
+ * never exported), which the next baseline keeps and an exit row removes.
  */
 function candidatesSql(shape: Shape, snapshot: string, audience: number, selection: Selection): string {
   const snap = ident(snapshot);
@@ -89,7 +111,7 @@ function candidatesSql(shape: Shape, snapshot: string, audience: number, selecti
   const active = `s.s${audience} IN ${ACTIVE} AND s.e${audience} IS NULL`;
   const snapAttrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
   if (selection.kind === 'full') {
-    return `SELECT s.k, 'member' AS kind, s.s${audience} AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids, NULL::VARCHAR[] AS prev_ids${snapAttrs}
+    return `SELECT s.k, 'member' AS kind, s.s${audience} AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids${snapAttrs}
       FROM ${snap} s WHERE ${active}`;
   }
   const kind = `CASE WHEN b.k IS NULL THEN 'member'
@@ -107,8 +129,7 @@ function candidatesSql(shape: Shape, snapshot: string, audience: number, selecti
   return `SELECT j.k, j.kind,
       CASE j.kind WHEN 'exit' THEN 'exited' WHEN 'unread' THEN j.b_status ELSE j.s_status END AS status,
       CASE j.kind WHEN 'unread' THEN j.b_qtime ELSE j.s_qtime END AS qtime,
-      CASE WHEN j.kind IN ('exit', 'unread') AND len(j.s_ids) = 0 THEN j.b_ids ELSE j.s_ids END AS ids,
-      CASE WHEN j.kind = 'retained' AND len(j.s_ids) = 0 THEN j.b_ids END AS prev_ids${attrs}
+      CASE WHEN j.kind = 'member' THEN j.s_ids ELSE coalesce(j.b_ids, ${NO_IDS}) END AS ids${attrs}
     FROM (${joined}) j`;
 }
 
@@ -121,7 +142,7 @@ function missingSql(shape: Shape, column: Column): string {
     case 'status':
       return 'FALSE';
     default: {
-      const text = renderText(columnValue(column, 'c', true));
+      const text = renderText(columnValue(shape, column, 'c', true));
       return `coalesce(${text}, '') = ''`;
     }
   }
@@ -143,9 +164,9 @@ export async function selectRows(
   const cols = shape.columns;
   const valued = ident(`${output}_valued`);
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
-  const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(c, 'c')} AS j${i}`));
+  const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(shape, c, 'c')} AS j${i}`));
   await engine.run(`CREATE OR REPLACE TABLE ${valued} AS
-    SELECT c.k, c.kind, c.status, c.qtime, c.ids, c.prev_ids,
+    SELECT c.k, c.kind, c.status, c.qtime, c.ids,
       ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
       ${profileValues.join(', ')}
     FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`);
@@ -158,19 +179,20 @@ export async function selectRows(
   let keyValue = '';
   if (dedup?.kind === 'identity') keyValue = 'unnest(v.ids)::VARCHAR';
   if (dedup?.kind === 'attributes') keyValue = `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
-  // Only key values held by more than one profile need the (costly) ranking.
+  // Only key values held by more than one profile need the (costly) ranking. A retained
+  // member keeps what it holds: the destination already has it under that value.
   const losers = dedup
     ? `SELECT DISTINCT k FROM (
-         SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY TRY_CAST(qtime AS TIMESTAMPTZ) DESC NULLS LAST${
+         SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY kind = 'retained' DESC, ${qualificationTimeSql('qtime')} DESC NULLS LAST${
            tieBreak.length ? `, ${tieBreak.join(', ')}` : ''
          }, k ASC) AS r
          FROM keyed v SEMI JOIN (SELECT key_value FROM keyed GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
        WHERE r > 1`
     : `SELECT NULL::VARCHAR AS k WHERE FALSE`;
-  const keyed = dedup ? `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE v.kind IN ('member', 'retained') AND v.ok),` : '';
+  const keyed = dedup ? `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'),` : '';
   const exitsWritten = shape.statusMapped ? 'TRUE' : 'FALSE';
   const idColumn = cols.findIndex((c) => c.ref.kind === 'identity');
-  const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(c, 'x')} AS j${i}` : `x.j${i}`));
+  const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(shape, c, 'x')} AS j${i}` : `x.j${i}`));
   await engine.run(`CREATE OR REPLACE TABLE ${ident(output)} AS
     WITH ${keyed} losers AS (${losers}),
     kept AS (
@@ -217,7 +239,7 @@ export async function selectRows(
  */
 export function baselineSql(output: string): string {
   const valued = ident(`${output}_valued`);
-  return `SELECT k, status, qtime, coalesce(prev_ids, ids) AS ids FROM ${valued}
+  return `SELECT k, status, qtime, ids FROM ${valued}
     WHERE kind IN ('retained', 'unread') OR (kind = 'member' AND k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member'))
     ORDER BY k`;
 }

@@ -533,7 +533,7 @@ describe('mandatory and dedup on custom snapshots', () => {
     expect(run.counts.rowsWritten).toBe(0);
   });
 
-  it('exit rows are not subject to mandatory or dedup; missing ids fall back to the baseline', async () => {
+  it('exit rows are not subject to mandatory or dedup; they carry the ids the baseline kept', async () => {
     const root = path.join(ws.dir, 'exits');
     const vip = (status: string, q: string) => ({ ups: { 'aud-vip': { status, lastQualificationTime: q } } });
     addSnapshot(root, 'e1', '2026-11-20T05:00:00Z', [
@@ -542,7 +542,8 @@ describe('mandatory and dedup on custom snapshots', () => {
       { profileId: 'e-3', identityMap: { email: [{ id: 'e3@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
     ]);
     addSnapshot(root, 'e2', '2026-11-21T05:00:00Z', [
-      // e-1 exits and lost its (mandatory) tier; e-2 exits and now shares e-1's email.
+      // e-1 exits and lost its (mandatory) tier; e-2 exits and now shares e-1's email (its
+      // exit row removes the email it was exported with).
       { profileId: 'e-1', identityMap: { email: [{ id: 'e1@example.com' }] }, loyalty: {}, segmentMembership: vip('exited', '2026-11-21T01:00:00Z') },
       { profileId: 'e-2', identityMap: { email: [{ id: 'e1@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-21T02:00:00Z') },
       // e-3 exits with no email left: the baseline's email is used.
@@ -557,7 +558,7 @@ describe('mandatory and dedup on custom snapshots', () => {
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--json'])));
     expect(readJsonLines(run.files[0]!.path)).toEqual([
       { email: 'e1@example.com', tier: null, status: 'exited' },
-      { email: 'e1@example.com', tier: 'gold', status: 'exited' },
+      { email: 'e2@example.com', tier: 'gold', status: 'exited' },
       { email: 'e3@example.com', tier: 'silver', status: 'exited' },
     ]);
     expect(run.counts).toEqual({

@@ -1,0 +1,122 @@
+// Defects found by using audex end to end as a demanding data engineer would (issue
+// "Exact data at the destination"), each pinned through the real CLI on tiny snapshots.
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  addSnapshot,
+  crmConfig,
+  prof,
+  readCsv,
+  readJsonLines,
+  readParquet,
+  trackWorkspaces,
+  vip,
+  type CliResult,
+  type JsonSummary,
+  type Workspace,
+} from '../helpers/harness.js';
+
+const workspace = trackWorkspaces();
+
+/** A workspace without the fixture snapshots: each test writes its own. */
+function emptyWorkspace(): Workspace {
+  const ws = workspace();
+  rmSync(ws.snapshots, { recursive: true, force: true });
+  mkdirSync(ws.snapshots, { recursive: true });
+  return ws;
+}
+
+const DAY = (d: number) => `2026-11-${String(d).padStart(2, '0')}`;
+const EVAL = (d: number) => `${DAY(d)}T00:00:00Z`;
+const AT = (d: number) => `${DAY(d)}T06:00:00Z`;
+const snap = (ws: Workspace, d: number, lines: (string | object)[], partName?: string) =>
+  addSnapshot(ws.snapshots, `snap-${d}`, EVAL(d), lines, undefined, partName);
+
+function ok(result: CliResult): JsonSummary {
+  expect(result.code, `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
+  return result.json();
+}
+
+function theRun(summary: JsonSummary, audienceId = 'aud-vip'): JsonSummary['runs'][number] {
+  const runs = summary.runs.filter((r) => r.audienceId === audienceId && r.status !== 'skipped');
+  expect(runs, JSON.stringify(summary, null, 2)).toHaveLength(1);
+  return runs[0]!;
+}
+
+/** Rows of a run's only CSV file, header dropped. */
+function rowsOf(summary: JsonSummary, audienceId?: string): string[][] {
+  const run = theRun(summary, audienceId);
+  expect(run.files).toHaveLength(1);
+  return readCsv(run.files[0]!.path).slice(1);
+}
+
+const email = (id: string) => ({ identityMap: { email: [{ id }] } });
+const KEYED = [
+  { source: 'profileId', target: 'profileId' },
+  { source: 'identityMap.email', target: 'email' },
+  { source: 'segmentMembership.status', target: 'status' },
+];
+
+// ---------------------------------------------------------------------------------------
+describe('data at the destination (items 1–3)', () => {
+  it('1: an exit row identifies the member: the key column carries the key in CSV, JSON and Parquet; 7 and 7.0 are one profile', async () => {
+    const ws = emptyWorkspace();
+    snap(ws, 20, [prof('p-1'), prof('x', { profileId: 7, ...email('seven@x') })]);
+    const formats = ['csv', 'json', 'parquet'] as const;
+    const configs = formats.map((type) =>
+      ws.config(crmConfig({ id: `f-${type}`, destination: { path: `./out/${type}` }, format: { type, compression: 'none' }, mapping: KEYED, mandatory: [] }), `${type}.yaml`),
+    );
+    for (const config of configs) ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json']));
+    // p-1 vanished; 7 is written 7.0 now and is still the same member.
+    snap(ws, 21, [JSON.stringify(prof('x', email('seven@x'))).replace('"profileId":"x"', '"profileId":7.0')]);
+    const results = await Promise.all(configs.map((config) => ws.audex(['run', '--config', config, '--at', AT(21), '--json'])));
+    const [csv, json, parquet] = results.map((r) => theRun(ok(r)));
+    for (const run of [csv!, json!, parquet!]) expect(run.counts).toMatchObject({ profilesReceived: 1, rowsWritten: 1 });
+    expect(readCsv(csv!.files[0]!.path)).toEqual([['profileId', 'email', 'status'], ['p-1', 'p-1@example.com', 'exited']]);
+    expect(readJsonLines(json!.files[0]!.path)).toEqual([{ profileId: 'p-1', email: 'p-1@example.com', status: 'exited' }]);
+    expect((await readParquet(parquet!.files[0]!.path)).rows).toEqual([{ profileId: 'p-1', email: 'p-1@example.com', status: 'exited' }]);
+  });
+
+  it('2: exit rows carry the ids the destination was sent, not ids changed since (identity-only changes are never exported)', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    const two = { identityMap: { email: [{ id: 'a@x' }, { id: 'b@x' }] } };
+    snap(ws, 20, [prof('p-1', email('old@x')), prof('p-2', two)]);
+    expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])))).toEqual([
+      ['p-1', 'old@x', 'realized'],
+      ['p-2', 'a@x', 'realized'],
+      ['p-2', 'b@x', 'realized'],
+    ]);
+    // Identity-only changes: not exported.
+    snap(ws, 21, [prof('p-1', email('new@x')), prof('p-2', email('a@x'))]);
+    expect(theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json']))).counts.rowsWritten).toBe(0);
+    // p-1 vanishes, p-2 exits: the destination must remove old@x, a@x and b@x.
+    snap(ws, 22, [prof('p-2', { ...email('a@x'), ...vip({ status: 'exited', lastQualificationTime: '2026-11-22T00:00:00Z' }) })]);
+    expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(22), '--json'])))).toEqual([
+      ['p-1', 'old@x', 'exited'],
+      ['p-2', 'a@x', 'exited'],
+      ['p-2', 'b@x', 'exited'],
+    ]);
+  });
+
+  it('3: a newcomer cannot take a dedup key a retained member holds; it is exported once the holder leaves (full exports: latest qualification wins)', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    const later = vip({ status: 'realized', lastQualificationTime: '2026-11-21T11:00:00Z' });
+    snap(ws, 20, [prof('p-1', email('shared@x'))]);
+    ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json']));
+    snap(ws, 21, [prof('p-1', email('shared@x')), prof('p-2', { ...email('shared@x'), ...later })]);
+    const second = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])));
+    expect(second.counts).toMatchObject({ profilesReceived: 1, rowsWritten: 0, excludedDuplicate: 1 });
+    // A full export of the same snapshot keeps the latest-qualification rule: p-2.
+    expect(rowsOf(ok(await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', AT(21), '--json'])))).toEqual([
+      ['p-2', 'shared@x', 'realized'],
+    ]);
+    // The holder leaves: the newcomer is exported now.
+    snap(ws, 22, [prof('p-1', { ...email('shared@x'), ...vip({ status: 'exited' }) }), prof('p-2', { ...email('shared@x'), ...later })]);
+    const third = ok(await ws.audex(['run', '--config', config, '--at', AT(22), '--json']));
+    expect(rowsOf(third)).toEqual([['p-2', 'shared@x', 'realized']]);
+  });
+});
