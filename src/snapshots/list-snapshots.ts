@@ -68,11 +68,24 @@ const PART_KINDS: [string, PartFile['kind']][] = [
   ['.parquet', 'parquet'],
 ];
 
-/** The profile part keys of a snapshot, with their kind. */
+/**
+ * The profile part keys of a snapshot, with their kind. A snapshot without one readable
+ * part is not an empty snapshot (that has at least one empty part file) but a producer
+ * mistake: reading it as empty would make every incremental member exit.
+ */
 export async function listParts(source: StorageBackend, snapshot: SnapshotInfo): Promise<{ key: string; kind: PartFile['kind'] }[]> {
-  const keys = await source.list(`${snapshot.folder}/profiles`);
-  return keys.flatMap((key) => {
+  const folder = `${snapshot.folder}/profiles`;
+  const keys = await source.list(folder);
+  const parts = keys.flatMap((key) => {
     const kind = PART_KINDS.find(([ext]) => key.endsWith(ext))?.[1];
     return kind ? [{ key, kind }] : [];
   });
+  if (parts.length === 0) {
+    const found = keys.map((k) => k.slice(k.lastIndexOf('/') + 1));
+    throw new BadInputError(
+      `snapshot ${snapshot.snapshotId} has no readable part file in ${source.describe(folder)} (${found.length ? `found: ${found.join(', ')}` : 'the folder is empty or missing'}). ` +
+        `Parts are named *${PART_KINDS.map(([ext]) => ext).join(', *')} (lower case); an empty snapshot has at least one empty part file. Nothing was written.`,
+    );
+  }
+  return parts;
 }

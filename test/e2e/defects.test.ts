@@ -120,3 +120,28 @@ describe('data at the destination (items 1–3)', () => {
     expect(rowsOf(third)).toEqual([['p-2', 'shared@x', 'realized']]);
   });
 });
+
+describe('4: a snapshot with no readable part file', () => {
+  it('is exit 4 naming the folder and the files found, nothing written; an empty part file is an empty snapshot', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    snap(ws, 20, [prof('p-1')]);
+    ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json']));
+    const before = ws.files('out', true);
+    const folder = path.join(ws.snapshots, 'snap-21');
+    mkdirSync(folder);
+    writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: 'snap-21', evaluatedAt: EVAL(21), audiences: [{ id: 'aud-vip', name: 'VIP' }] }));
+    const missing = await ws.audex(['run', '--config', config, '--at', AT(21)]);
+    expect(missing.code, missing.stderr).toBe(4);
+    expect(missing.stderr).toContain(`snapshot snap-21 has no readable part file in ${path.join(folder, 'profiles')} (the folder is empty or missing)`);
+    mkdirSync(path.join(folder, 'profiles'));
+    writeFileSync(path.join(folder, 'profiles', 'part-0.json'), `${JSON.stringify(prof('p-1'))}\n`);
+    writeFileSync(path.join(folder, 'profiles', 'part-1.NDJSON'), `${JSON.stringify(prof('p-1'))}\n`);
+    const unrecognised = await ws.audex(['run', '--config', config, '--at', AT(21)]);
+    expect(unrecognised.code, unrecognised.stderr).toBe(4);
+    expect(unrecognised.stderr).toContain('(found: part-0.json, part-1.NDJSON)');
+    expect(ws.files('out', true).filter((f) => !f.includes('/history/'))).toEqual(before.filter((f) => !f.includes('/history/')));
+    writeFileSync(path.join(folder, 'profiles', 'part-00000.ndjson'), '');
+    expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])))).toEqual([['p-1', 'p-1@example.com', 'exited']]);
+  });
+});

@@ -432,7 +432,6 @@ describe('empty snapshots', () => {
     ['an empty part', { 'part-00000.ndjson': '' }],
     ['a part holding only a blank line', { 'part-00000.ndjson': '\n' }],
     ['an empty gzip part', { 'part-00000.ndjson.gz': gzipSync(Buffer.alloc(0)) }],
-    ['no part at all', {}],
   ] as [string, Record<string, string | Buffer>][])('%s with emptyExport write gives a header-only file', async (_name, parts) => {
     ws = createWorkspace();
     writeSnapshot(SNAP, EVALUATED, parts);
