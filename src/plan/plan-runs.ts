@@ -30,6 +30,8 @@ export interface PlannedRun {
   /** Scheduled runs move the cursor (and baseline); export-now runs never do. */
   advancesCursor: boolean;
   resumed: boolean;
+  /** A resumed run whose earlier attempt may have published data parts. */
+  partsPublished?: boolean;
   skippedSlots: Date[];
   reason: string;
 }
@@ -123,7 +125,7 @@ export function planScheduledRuns(input: ScheduledPlanInput): Plan {
       plan.runs.push({
         runId: pending.runId, dataflowId: dataflow.id, audienceId: audience.id, audienceName: snapshot.audiences.find((a) => a.id === audience.id)?.name ?? audience.id,
         mode, trigger: pending.trigger, logicalTime, snapshot, selection: selectionFor(mode, cursor),
-        advancesCursor, resumed: true, skippedSlots: [], reason: `finishing interrupted run ${pending.runId}`,
+        advancesCursor, resumed: true, ...(pending.published ? { partsPublished: true } : {}), skippedSlots: [], reason: `finishing interrupted run ${pending.runId}`,
       });
       if (!advancesCursor) continue;
       cursor = {

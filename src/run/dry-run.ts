@@ -16,6 +16,8 @@ import type { RunCounts } from '../state/records.js';
 import { loadSnapshots, prepare } from './prepare.js';
 import { resolveRunNames } from './run-names.js';
 import { createScratchDir } from '../storage/staging.js';
+import { checkParquetTypes } from '../writers/write-parts.js';
+import { BadInputError, messageOf } from '../errors.js';
 
 export interface DryRunOptions {
   config: LoadedConfig;
@@ -69,7 +71,12 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
   try {
     const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir);
     const baselines = new Map<string, string>();
+    const failed = new Set<string>();
     for (const [i, run] of plan.runs.entries()) {
+      if (failed.has(run.audienceId)) {
+        report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} would not run: an earlier run of this audience would fail` });
+        continue;
+      }
       const snapshot = loaded.get(run.snapshot.snapshotId)!;
       const audience = shape.audiences.indexOf(run.audienceId);
       let selection: Selection = { kind: 'full' };
@@ -84,6 +91,15 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
       }
       const output = `plan_out_${i}`;
       const selected = await selectRows(engine, shape, snapshot.table, audience, selection, output);
+      // The check the run makes before writing: a run doomed by its values is shown as failing.
+      const doomed = dataflow.format.type === 'parquet' ? await checkParquetTypes(engine, shape, output).then(() => null, (e: unknown) => e) : null;
+      if (doomed) {
+        if (!(doomed instanceof BadInputError)) throw doomed;
+        await engine.run(`DROP TABLE ${ident(output)}; DROP TABLE ${ident(`${output}_valued`)}`);
+        report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} (${run.reason}) would fail with exit 4: ${messageOf(doomed)}` });
+        failed.add(run.audienceId);
+        continue;
+      }
       if (run.mode === 'incremental' && run.advancesCursor) {
         const next = `plan_next_${i}`;
         await engine.run(`CREATE TABLE ${ident(next)} AS ${baselineSql(output)}`);

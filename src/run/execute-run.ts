@@ -8,6 +8,9 @@
 // time, so the files repeat byte for byte and no membership change is lost or doubled.
 // A run killed after it gets its history record (from the pending record's outcome) and
 // its cleanup from the next invocation; a store failure there is a CommittedRunError.
+// A run that fails on its input (BadInputError: the same snapshot would fail again) is
+// abandoned instead: its pending record and any data parts it published without a
+// manifest are removed, so the next invocation plans afresh.
 import path from 'node:path';
 import type { Dataflow } from '../config/schema.js';
 import type { Engine } from '../engine/session.js';
@@ -15,7 +18,7 @@ import type { Shape } from '../engine/shape.js';
 import { badRecordsFor, type LoadedSnapshot } from '../engine/load-snapshot.js';
 import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
 import { ident, literal } from '../engine/sql.js';
-import { messageOf } from '../errors.js';
+import { BadInputError, messageOf } from '../errors.js';
 import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
@@ -60,8 +63,12 @@ export class CommittedRunError extends Error {
 
 export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunRecord> {
   const output = workTable(ctx.shape, run);
+  const attempt = { published: run.partsPublished === true };
   try {
-    return await runSteps(ctx, run, output);
+    return await runSteps(ctx, run, output, attempt);
+  } catch (error) {
+    if (error instanceof BadInputError) await abandonRun(ctx, run, attempt.published);
+    throw error;
   } finally {
     // Also after a failure: a run tried again in this invocation needs the memory back.
     await ctx.engine.run(['', '_valued', '_base'].map((suffix) => `DROP TABLE IF EXISTS ${ident(output + suffix)};`).join(' '));
@@ -77,7 +84,7 @@ function workTable(shape: Shape, run: PlannedRun): string {
   return `out_${shape.audiences.indexOf(run.audienceId)}`;
 }
 
-async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promise<RunRecord> {
+async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attempt: { published: boolean }): Promise<RunRecord> {
   const started = performance.now();
   const { dataflow, shape, engine, destination, state } = ctx;
   const loaded = ctx.snapshots.get(run.snapshot.snapshotId);
@@ -88,6 +95,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
   const pending: PendingRun = {
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
     logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
+    ...(attempt.published ? { published: true } : {}),
   };
   ctx.lease.assertHeld();
   await state.writePending(pending);
@@ -113,6 +121,11 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
   const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
   const written = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, encryption ? plainPath : (n) => destination.stage(keyOf(n)));
   const parts: WrittenPart[] = [];
+  if (written.length > 0 && !attempt.published) {
+    attempt.published = pending.published = true;
+    ctx.lease.assertHeld();
+    await state.writePending(pending);
+  }
   for (const part of written) {
     const key = keyOf(part.partNumber);
     const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key)) : part;
@@ -179,6 +192,21 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string): Promi
     throw run.advancesCursor ? new CommittedRunError(record, error) : error;
   }
   return record;
+}
+
+/**
+ * A run that failed on its input is not retried (its snapshot would fail the same way):
+ * its staged files go, so do the parts an attempt published under final names unless its
+ * manifest says the run is whole, and then its pending record.
+ */
+async function abandonRun(ctx: RunContext, run: PlannedRun, published: boolean): Promise<void> {
+  const names = resolveRunNames(ctx.dataflow, run);
+  await ctx.destination.removeStaged(names.folder, [names.baseName, names.manifestName]);
+  if (published) {
+    const keys = new Set(await ctx.destination.list(names.folder));
+    if (!keys.has(names.manifestKey)) for (let n = 1; keys.has(names.partKey(n)); n++) await ctx.destination.delete(names.partKey(n));
+  }
+  await ctx.state.deletePending(run.runId);
 }
 
 /** A retried run with fewer parts than its first attempt must not leave the extra parts behind. */

@@ -7,7 +7,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { loadEncryptionKey } from '../config/load-encryption-key.js';
 import { buildShape } from '../engine/shape.js';
 import { openEngine } from '../engine/session.js';
-import { exitCodeOf, messageOf, EXIT } from '../errors.js';
+import { BadInputError, exitCodeOf, messageOf, EXIT } from '../errors.js';
 import { deriveRunId, type PlannedRun } from '../plan/plan-runs.js';
 import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
@@ -79,9 +79,10 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
           for (const [i, run] of group.entries()) {
             const outcome = await executeOne(own, run, options.warn);
             outcomes.set(run, outcome);
-            if (outcome.code === EXIT.ok) continue;
+            // An export-now run moves no cursor: its failure holds back no later run.
+            if (outcome.code === EXIT.ok || !run.advancesCursor) continue;
             if (outcome.outOfMemory && !alone) return group.slice(i);
-            for (const later of group.slice(i + 1)) outcomes.set(later, notRun(later, run));
+            for (const later of group.slice(i + 1)) outcomes.set(later, notRun(later, run, outcome.code === EXIT.badInput));
             break;
           }
           return [];
@@ -114,6 +115,10 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
 }
 
 const AUDIENCES_AT_ONCE = 2;
+
+const RESUMED = 'The run was not committed; the next `audex run` finishes it.';
+const ABANDONED =
+  'The run failed on its input, so it is not retried against the same snapshot: it is recorded failed, and the next `audex run` plans afresh (with the newest snapshot).';
 
 function groupByAudience(runs: PlannedRun[]): PlannedRun[][] {
   const groups = new Map<string, PlannedRun[]>();
@@ -149,12 +154,12 @@ interface Outcome {
 }
 
 /** A later run of an audience whose earlier run in this invocation failed. */
-function notRun(run: PlannedRun, failed: PlannedRun): Outcome {
+function notRun(run: PlannedRun, failed: PlannedRun, abandoned: boolean): Outcome {
   return {
     record: {
       runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
       snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
-      error: `not run: run ${failed.runId} of this audience failed before it; the next \`audex run\` runs both in order`,
+      error: `not run: run ${failed.runId} of this audience failed before it; ${abandoned ? 'the next `audex run` plans afresh' : 'the next `audex run` runs both in order'}`,
     },
     code: EXIT.runFailed,
   };
@@ -171,7 +176,7 @@ async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: stri
       runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
       snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
       durationMs: Math.round(performance.now() - started),
-      error: uncommittedError(error),
+      error: uncommittedError(error, error instanceof BadInputError ? ABANDONED : RESUMED),
     };
     return { record, code: exitCodeOf(error), outOfMemory };
   }
@@ -187,9 +192,10 @@ export function committedOutcome(error: CommittedRunError, id: string, warn: (me
 }
 
 /** The error of a run that failed before its commit point. */
-export function uncommittedError(error: unknown): string {
+/** A failed run's error for its record: the cause, a memory hint, and what happens next. */
+export function uncommittedError(error: unknown, next: string = RESUMED): string {
   const hint = /Out of Memory Error/.test(messageOf(error)) ? '\nThe engine ran out of memory: raise --memory-limit (default 1GB).' : '';
-  return `${messageOf(error)}${hint}\nThe run was not committed; the next \`audex run\` finishes it.`;
+  return `${messageOf(error)}${hint}\n${next}`;
 }
 
 /** Missed slots coalesced into `run`, recorded so the history shows every slot. */

@@ -66,6 +66,11 @@ export interface PendingRun {
    * record, from here, at the next invocation.
    */
   outcome?: RunRecord;
+  /**
+   * Set before the first data part is published under its final name: a run abandoned
+   * later (it failed on its input) removes those parts, unless its manifest was written.
+   */
+  published?: boolean;
 }
 
 export function zeroCounts(): RunCounts {

@@ -43,7 +43,8 @@ export async function writeParts(
 
 type Counted = Pick<WrittenPart, 'partNumber' | 'path' | 'rows'>;
 
-async function writeParquet(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath): Promise<Counted[]> {
+/** Fails (exit 4, naming profiles and fields) when mapped values do not fit their Parquet column type. */
+export async function checkParquetTypes(engine: Engine, shape: Shape, table: string): Promise<void> {
   const check = parquetTypeErrorsSql(shape, table);
   if (check) {
     const errors = await engine.all<{ k: string; source: string; type: string; value: string }>(check);
@@ -54,6 +55,10 @@ async function writeParquet(engine: Engine, shape: Shape, table: string, format:
       );
     }
   }
+}
+
+async function writeParquet(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath): Promise<Counted[]> {
+  await checkParquetTypes(engine, shape, table);
   const parts: Counted[] = [];
   const size = format.maxRowsPerFile;
   const count = Math.max(1, Math.ceil(total / size));

@@ -145,3 +145,59 @@ describe('4: a snapshot with no readable part file', () => {
     expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])))).toEqual([['p-1', 'p-1@example.com', 'exited']]);
   });
 });
+
+describe('5: a run that fails on its input does not block its audience', () => {
+  const parquet = (extra: Record<string, unknown> = {}) =>
+    crmConfig({
+      format: { type: 'parquet', compression: 'none', ...extra },
+      mapping: [...KEYED, { source: 'loyalty.points', target: 'points', type: 'int64' }],
+      mandatory: [],
+    });
+  const badPoints = prof('p-2', { loyalty: { tier: 'gold', points: 'abc' } });
+  const addFixed = (ws: Workspace) =>
+    addSnapshot(ws.snapshots, 'snap-20b', '2026-11-20T01:00:00Z', [prof('p-1'), prof('p-2')]);
+
+  it('is recorded failed, leaves nothing pending, and the next run plans afresh with the newest snapshot; plan says it would fail', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(parquet());
+    snap(ws, 20, [prof('p-1'), badPoints]);
+    const failed = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
+    expect(failed.code, failed.stderr).toBe(4);
+    expect(theRun(failed.json())).toMatchObject({ status: 'failed', snapshotId: 'snap-20' });
+    expect(theRun(failed.json()).error).toContain('the next `audex run` plans afresh');
+    const status = JSON.parse((await ws.audex(['status', '--config', config, '--at', AT(20), '--json'])).stdout) as { audiences: { pendingRun: string | null }[] };
+    expect(status.audiences[0]!.pendingRun).toBeNull();
+    const plan = await ws.audex(['plan', '--config', config, '--at', AT(20)]);
+    expect(plan.stdout).toContain('would fail');
+    expect(plan.stdout).not.toContain('would write');
+    addFixed(ws);
+    const fixed = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])));
+    expect(fixed).toMatchObject({ status: 'success', snapshotId: 'snap-20b' });
+    expect(fixed.counts.rowsWritten).toBe(2);
+  });
+
+  it('a failed export-now never blocks the scheduled runs', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(parquet());
+    snap(ws, 20, [prof('p-1'), badPoints]);
+    expect((await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', AT(20)])).code).toBe(4);
+    addFixed(ws);
+    const summary = ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json']));
+    expect(summary.runs.map((r) => [r.trigger, r.status])).toEqual([['schedule', 'success']]);
+  });
+
+  it('files an abandoned run left under final names without a manifest are removed', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(parquet({ maxRowsPerFile: 1 }));
+    snap(ws, 20, [prof('p-1'), prof('p-2')]);
+    const killed = await ws.audex(['run', '--config', config, '--at', AT(20)], { AUDEX_CRASH_AT: 'after-part' });
+    expect(killed.code).toBeNull();
+    expect(ws.files().filter((f) => !f.endsWith('.audex-tmp'))).toEqual(['crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.parquet']);
+    // The same run now fails on its input (a producer rewrote the part in place).
+    snap(ws, 20, [prof('p-1'), badPoints]);
+    const failed = await ws.audex(['run', '--config', config, '--at', AT(20)]);
+    expect(failed.code, failed.stderr).toBe(4);
+    expect(ws.files()).toEqual([]);
+    expect(ws.files('out', true).filter((f) => f.includes('pending/'))).toEqual([]);
+  });
+});
