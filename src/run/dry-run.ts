@@ -69,12 +69,19 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
   const shape = buildShape(dataflow);
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
   try {
-    const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir);
+    const refused = new Map<PlannedRun, string>();
+    const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir, (run, message) => refused.set(run, message));
     const baselines = new Map<string, string>();
     const failed = new Set<string>();
     for (const [i, run] of plan.runs.entries()) {
       if (failed.has(run.audienceId)) {
         report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} would not run: an earlier run of this audience would fail` });
+        continue;
+      }
+      const refusal = refused.get(run);
+      if (refusal !== undefined) {
+        report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} would fail with exit 4: ${refusal}` });
+        failed.add(run.audienceId);
         continue;
       }
       const snapshot = loaded.get(run.snapshot.snapshotId)!;

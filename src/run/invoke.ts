@@ -62,7 +62,8 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
       const shape = buildShape(dataflow);
       const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
       try {
-        const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir);
+        const refused = new Map<PlannedRun, string>();
+        const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir, (run, message) => refused.set(run, message));
         crashPoint('after-read');
         const ctx: RunContext = {
           dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, lease, scratchDir, snapshots: loaded,
@@ -77,7 +78,8 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         const outcomes = new Map<PlannedRun, Outcome>();
         const runGroup = async (group: PlannedRun[], own: RunContext, alone: boolean): Promise<PlannedRun[]> => {
           for (const [i, run] of group.entries()) {
-            const outcome = await executeOne(own, run, options.warn);
+            const reason = refused.get(run);
+            const outcome = reason === undefined ? await executeOne(own, run, options.warn) : failedOutcome(run, reason, EXIT.badInput);
             outcomes.set(run, outcome);
             // An export-now run moves no cursor: its failure holds back no later run.
             if (outcome.code === EXIT.ok || !run.advancesCursor) continue;
@@ -153,16 +155,21 @@ interface Outcome {
   outOfMemory?: boolean;
 }
 
-/** A later run of an audience whose earlier run in this invocation failed. */
-function notRun(run: PlannedRun, failed: PlannedRun, abandoned: boolean): Outcome {
+/** The outcome of a failed run (or of one that did not start: bad entries beyond the limit). */
+function failedOutcome(run: PlannedRun, error: string, code: number): Outcome {
   return {
     record: {
       runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
-      snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
-      error: `not run: run ${failed.runId} of this audience failed before it; ${abandoned ? 'the next `audex run` plans afresh' : 'the next `audex run` runs both in order'}`,
+      snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [], error,
     },
-    code: EXIT.runFailed,
+    code,
   };
+}
+
+/** A later run of an audience whose earlier run in this invocation failed. */
+function notRun(run: PlannedRun, failed: PlannedRun, abandoned: boolean): Outcome {
+  const next = abandoned ? 'the next `audex run` plans afresh' : 'the next `audex run` runs both in order';
+  return failedOutcome(run, `not run: run ${failed.runId} of this audience failed before it; ${next}`, EXIT.runFailed);
 }
 
 async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: string) => void): Promise<Outcome> {
@@ -172,13 +179,8 @@ async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: stri
   } catch (error) {
     if (error instanceof CommittedRunError) return committedOutcome(error, run.audienceId, warn);
     const outOfMemory = /Out of Memory Error/.test(messageOf(error));
-    const record: RunRecord = {
-      runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
-      snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [],
-      durationMs: Math.round(performance.now() - started),
-      error: uncommittedError(error, error instanceof BadInputError ? ABANDONED : RESUMED),
-    };
-    return { record, code: exitCodeOf(error), outOfMemory };
+    const failed = failedOutcome(run, uncommittedError(error, error instanceof BadInputError ? ABANDONED : RESUMED), exitCodeOf(error));
+    return { ...failed, record: { ...failed.record, durationMs: Math.round(performance.now() - started) }, outOfMemory };
   }
 }
 

@@ -92,7 +92,13 @@ function planInvocation(config: LoadedConfig, options: PlanRequest, snapshots: S
   };
 }
 
-/** Loads each needed snapshot once; any run beyond --max-bad-records stops everything before a write. */
+/**
+ * Loads each needed snapshot once. Records bad as a whole concern every audience: beyond
+ * --max-bad-records they stop everything before a write. A run beyond the limit only
+ * because of its own audience's bad entries is refused alone through `onRefused` (the
+ * other audiences run: adding an audience changes nothing for them); without
+ * `onRefused` it stops everything too.
+ */
 export async function loadSnapshots(
   engine: Engine,
   shape: Shape,
@@ -100,6 +106,7 @@ export async function loadSnapshots(
   runs: PlannedRun[],
   options: { maxBadRecords: number; progress: (message: string) => void },
   scratchDir: string,
+  onRefused?: (run: PlannedRun, message: string) => void,
 ): Promise<Map<string, LoadedSnapshot>> {
   const loaded = new Map<string, LoadedSnapshot>();
   for (const run of runs) {
@@ -116,11 +123,16 @@ export async function loadSnapshots(
   }
   const tooMany: string[] = [];
   for (const run of runs) {
-    const bad = badRecordsFor(loaded.get(run.snapshot.snapshotId)!, run.audienceId);
-    if (bad.length > options.maxBadRecords) tooMany.push(describeBadInput(run.snapshot.snapshotId, run.audienceId, bad, options.maxBadRecords));
-    else if (bad.length > 0) {
+    const snapshot = loaded.get(run.snapshot.snapshotId)!;
+    const bad = badRecordsFor(snapshot, run.audienceId);
+    const message = () => describeBadInput(run.snapshot.snapshotId, run.audienceId, bad, options.maxBadRecords);
+    if (bad.length > options.maxBadRecords) {
+      if (onRefused && snapshot.badRecords.length <= options.maxBadRecords) onRefused(run, `${message()}\nNothing was written for this audience.`);
+      else tooMany.push(message());
+    } else if (bad.length > 0) {
       options.progress(`${run.audienceId}: skipping ${bad.length} bad record(s) of snapshot ${run.snapshot.snapshotId} (--max-bad-records ${options.maxBadRecords})`);
       for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
+      if (bad.length > 10) options.progress(`  … and ${bad.length - 10} more`);
     }
   }
   if (tooMany.length > 0) throw new BadInputError(`${[...new Set(tooMany)].join('\n')}\nNothing was written.`);

@@ -201,3 +201,30 @@ describe('5: a run that fails on its input does not block its audience', () => {
     expect(ws.files('out', true).filter((f) => f.includes('pending/'))).toEqual([]);
   });
 });
+
+describe('8: bad membership entries of one audience fail only that audience', () => {
+  it('the other audiences run; the invocation exits 4; a record bad as a whole still stops every audience', async () => {
+    const ws = emptyWorkspace();
+    const audiences = [{ id: 'aud-vip', name: 'VIP' }, { id: 'aud-new', name: 'New' }];
+    const daily = { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' };
+    const config = ws.config(crmConfig({
+      mapping: KEYED, mandatory: [],
+      audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: daily }, { id: 'aud-new', mode: 'full', schedule: daily }],
+    }));
+    const badNew = prof('p-2', { segmentMembership: { ups: { 'aud-vip': { status: 'realized' }, 'aud-new': { status: 'weird' } } } });
+    addSnapshot(ws.snapshots, 'snap-20', EVAL(20), [prof('p-1'), badNew], audiences);
+    const result = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
+    expect(result.code, result.stderr).toBe(4);
+    const summary = result.json();
+    expect(theRun(summary, 'aud-vip')).toMatchObject({ status: 'success', counts: { rowsWritten: 2 } });
+    expect(theRun(summary, 'aud-new').status).toBe('failed');
+    expect(theRun(summary, 'aud-new').error).toContain('segmentMembership.ups.aud-new.status is "weird"');
+    expect(rowsOf(summary, 'aud-vip')).toEqual([['p-1', 'p-1@example.com', 'realized'], ['p-2', 'p-2@example.com', 'realized']]);
+
+    addSnapshot(ws.snapshots, 'snap-21', EVAL(21), [prof('p-1'), 'not json'], audiences);
+    const whole = await ws.audex(['run', '--config', config, '--at', AT(21), '--json']);
+    expect(whole.code).toBe(4);
+    expect(whole.stderr).toContain('part-00000.ndjson:2: not valid JSON');
+    expect(ws.files().filter((f) => f.includes('20261121'))).toEqual([]);
+  });
+});
