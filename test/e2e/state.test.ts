@@ -143,7 +143,7 @@ describe('failed runs', () => {
       ],
     });
 
-  it('leave no cursor and no final-name file; the next run finishes them with the same run id', async () => {
+  it('leave no cursor, no final-name file and no pending record (they failed on their input); the next run plans afresh: same slot, same run id', async () => {
     const w = workspace();
     const state = stateDir(w);
     const cursorFile = path.join(state, 'cursors', 'aud-vip.json');
@@ -158,11 +158,11 @@ describe('failed runs', () => {
     expect(existsSync(cursorFile)).toBe(false);
     expect(finalNames(w)).toEqual([]);
     expect(existsSync(path.join(state, 'lock.json'))).toBe(false);
-    const pending = readJson(path.join(state, 'pending', `${failed1.runId}.json`));
-    expect(pending).toMatchObject({ runId: failed1.runId, audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', logicalTime: SLOT1, snapshotId: 'snap-20261120' });
+    // Not kept pending: the same snapshot would fail the same way.
+    expect(existsSync(path.join(state, 'pending', `${failed1.runId}.json`))).toBe(false);
     expect(readJson(path.join(state, 'history', `${failed1.runId}.failed.json`))).toMatchObject({ status: 'failed', runId: failed1.runId });
 
-    // Fixed config, same --at: the pending run is finished, with the same id, slot and snapshot.
+    // Fixed config, same --at: planned afresh, the same slot gives the same id and snapshot.
     const fixed1 = await run(w, DAY1, parquetConfig('string'));
     expect(fixed1.code, fixed1.stderr).toBe(0);
     const runs1 = fixed1.json().runs;
@@ -184,7 +184,7 @@ describe('failed runs', () => {
     expect(readFileSync(cursorFile, 'utf8')).toBe(cursorBefore);
     expect(finalNames(w)).toEqual(filesBefore);
 
-    // ...and the fixed run finishes it as the same run: the day-2 diff (4 changes).
+    // ...and the fixed run is the same run again: the day-2 diff (4 changes).
     const fixed2 = await run(w, DAY2, parquetConfig('string'));
     expect(fixed2.code, fixed2.stderr).toBe(0);
     const runs2 = fixed2.json().runs;
