@@ -125,7 +125,9 @@ const NULL_JSON = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN 
 function jsonModeColumns(shape: Shape, access: PathAccess): string[] {
   const cols = [`${access.text(shape.keyPath)} AS k`, `json_type(${access.json(shape.keyPath)}) AS k_type`];
   if (shape.namespace !== null) {
-    cols.push(`json_extract(${access.json(['identityMap', shape.namespace])}, '$[*].id')::JSON[] AS idj`);
+    const entries = `json_extract(${access.json(['identityMap', shape.namespace])}, '$[*]')::JSON[]`;
+    cols.push(`[json_extract(e, '$.id') FOR e IN ${entries}] AS idj`);
+    cols.push(`len(list_filter(${entries}, lambda e: json_type(e) <> 'NULL' AND coalesce(json_type(e, '$.id'), 'NULL') = 'NULL')) > 0 AS id_missing`);
   }
   shape.audiences.forEach((a, i) => {
     const entry = membershipPaths(a);
@@ -157,7 +159,11 @@ function typedModeColumns(shape: Shape): string[] {
     `json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k`,
     `json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type`,
   ];
-  if (shape.namespace !== null) cols.push(`[e.id FOR e IN ${fieldChain('identityMap', [shape.namespace])}] AS idj`);
+  if (shape.namespace !== null) {
+    const entries = fieldChain('identityMap', [shape.namespace]);
+    cols.push(`[e.id FOR e IN ${entries}] AS idj`);
+    cols.push(`len(list_filter(${entries}, lambda e: e IS NOT NULL AND coalesce(json_type(e.id), 'NULL') = 'NULL')) > 0 AS id_missing`);
+  }
   shape.audiences.forEach((a, i) => {
     cols.push(`${fieldChain('segmentMembership', ['ups', a])} IS NOT NULL AS m${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'status'])} AS s${i}`);
@@ -187,7 +193,7 @@ function badRecordSql(shape: Shape): string {
   ];
   if (shape.namespace !== null) {
     checks.push(
-      `WHEN len(list_filter(idj, x -> x IS NOT NULL AND json_type(x) NOT IN (${literalList([...SCALAR_JSON_TYPES, 'NULL'])}))) > 0
+      `WHEN id_missing OR len(list_filter(idj, x -> x IS NOT NULL AND json_type(x) NOT IN (${literalList([...SCALAR_JSON_TYPES, 'NULL'])}))) > 0
          THEN ${literal(`identityMap.${shape.namespace} holds an entry without a scalar "id"`)}`,
     );
   }
@@ -247,7 +253,7 @@ function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet
   // Not TEMP: runs read the snapshot table from connections of their own.
   return `CREATE OR REPLACE TABLE ${ident(table)} AS
     WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
-    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idj' : ''}), ${NORMALISED_KEY} AS k, ${ids}
+    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idj, id_missing' : ''}), ${NORMALISED_KEY} AS k, ${ids}
       ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}
       ${badRecordSql(shape)} AS bad
     FROM src`;

@@ -55,7 +55,7 @@ export function checkRecord(record: unknown, rules: RecordRules): Verdict {
       if (!Array.isArray(ids)) return { bad: `identityMap.${rules.namespace} is not an array` };
       for (const entry of ids) {
         if (entry === null) continue;
-        if (!isObject(entry) || (entry['id'] != null && !isScalarText(entry['id']))) {
+        if (!isObject(entry) || !isScalarText(entry['id'])) {
           return { bad: `identityMap.${rules.namespace} holds an entry without a scalar "id"` };
         }
       }

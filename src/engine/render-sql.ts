@@ -7,7 +7,7 @@
 import type { CsvOptions } from '../config/schema.js';
 import type { Shape } from './shape.js';
 import { ident, literal } from './sql.js';
-import { renderText } from './select-rows.js';
+import { normalizeJson, qualificationTimeSql, renderText } from './select-rows.js';
 
 function special(option: '' | '""' | 'null'): string {
   return literal(option);
@@ -49,25 +49,33 @@ export function csvLinesSql(shape: Shape, table: string, csv: CsvOptions): strin
 }
 
 export function jsonLinesSql(shape: Shape, table: string): string {
-  const pairs = shape.columns.map((c, i) => `${literal(c.target)}, j${i}`);
+  const pairs = shape.columns.map((c, i) => `${literal(c.target)}, ${normalizeJson(`j${i}`)}`);
   return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)}`;
 }
 
 const PARQUET_TYPES = { string: 'VARCHAR', int64: 'BIGINT', double: 'DOUBLE', boolean: 'BOOLEAN', timestamp: 'TIMESTAMPTZ' } as const;
 
-/** The typed Parquet value, or NULL when the text does not convert exactly (no rounding). */
+/**
+ * The typed Parquet value, or NULL when the value does not convert exactly: int64 takes
+ * whole JSON numbers in range (never a string, never rounded), boolean JSON true/false,
+ * double finite JSON numbers, timestamp an RFC 3339 text (any case) with a 4-digit year.
+ */
 function typedValue(shape: Shape, i: number): string {
   const column = shape.columns[i]!;
-  const text = renderText(`j${i}`);
+  const json = `j${i}`;
+  const text = renderText(json);
+  const numeric = `json_type(${json}) IN ('BIGINT', 'UBIGINT', 'DOUBLE')`;
   switch (column.type) {
     case 'string':
       return text;
     case 'int64':
-      return `CASE WHEN regexp_full_match(${text}, '-?[0-9]+') THEN TRY_CAST(${text} AS BIGINT) END`;
+      return `CASE WHEN ${numeric} AND regexp_full_match(${text}, '-?[0-9]+') THEN TRY_CAST(${text} AS BIGINT) END`;
     case 'boolean':
-      return `CASE lower(${text}) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END`;
-    default:
-      return `TRY_CAST(${text} AS ${PARQUET_TYPES[column.type]})`;
+      return `CASE WHEN json_type(${json}) = 'BOOLEAN' THEN ${text} = 'true' END`;
+    case 'double':
+      return `CASE WHEN ${numeric} AND isfinite(TRY_CAST(${text} AS DOUBLE)) THEN TRY_CAST(${text} AS DOUBLE) END`;
+    case 'timestamp':
+      return `CASE WHEN json_type(${json}) = 'VARCHAR' AND regexp_matches(${text}, '^[0-9]{4}-') THEN ${qualificationTimeSql(text)} END`;
   }
 }
 

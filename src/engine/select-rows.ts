@@ -32,14 +32,38 @@ export interface SelectionCounts {
 
 /**
  * The string form of a JSON value: strings as is, everything else as JSON text. Whole
- * doubles print as integers (1e3 and 1.0 read back as 1000 and 1, as JSON.stringify does).
+ * doubles print as integers (1e3 and 1.0 read back as 1000 and 1, as JSON.stringify does),
+ * also inside arrays and objects.
  */
 export function renderText(json: string): string {
   return `CASE WHEN ${json} IS NULL THEN NULL
     WHEN json_type(${json}) = 'VARCHAR' THEN json_extract_string(${json}, '$')
-    WHEN json_type(${json}) = 'DOUBLE' AND TRY_CAST(${json} AS DOUBLE) = trunc(TRY_CAST(${json} AS DOUBLE)) AND abs(TRY_CAST(${json} AS DOUBLE)) < 1e15
-      THEN TRY_CAST(${json} AS DOUBLE)::BIGINT::VARCHAR
+    WHEN ${isWholeDouble(json)} THEN TRY_CAST(${json} AS DOUBLE)::BIGINT::VARCHAR
+    WHEN json_type(${json}) IN ('OBJECT', 'ARRAY') THEN ${wholeNumbersInText(`${json}::VARCHAR`)}
     ELSE ${json}::VARCHAR END`;
+}
+
+/** The same JSON value with whole doubles as integers, at any depth (JSON-lines output). */
+export function normalizeJson(json: string): string {
+  return `CASE WHEN ${isWholeDouble(json)} THEN to_json(TRY_CAST(${json} AS DOUBLE)::BIGINT)
+    WHEN json_type(${json}) IN ('OBJECT', 'ARRAY') THEN ${wholeNumbersInText(`${json}::VARCHAR`)}::JSON
+    ELSE ${json} END`;
+}
+
+function isWholeDouble(json: string): string {
+  return `(json_type(${json}) = 'DOUBLE' AND TRY_CAST(${json} AS DOUBLE) = trunc(TRY_CAST(${json} AS DOUBLE)) AND abs(TRY_CAST(${json} AS DOUBLE)) < 1e15)`;
+}
+
+/**
+ * Nested JSON as the engine prints it writes every double with a fraction (1e3 → 1000.0).
+ * Strings are matched whole (and kept), so only a number's `.0` is dropped; whole numbers
+ * of up to 15 digits, the exact range of the scalar rule. A number is matched with the
+ * delimiters around it (the engine's regexes have no lookaround), so two neighbours share
+ * one: a second pass takes those the first skipped (they are never next to each other).
+ */
+function wholeNumbersInText(text: string): string {
+  const pass = (t: string) => `regexp_replace(${t}, ${literal('("(?:[^"\\\\]|\\\\.)*")|([:,[]-?[0-9]{1,15})\\.0([,\\]}])')}, '\\1\\2\\3', 'g')`;
+  return pass(pass(text));
 }
 
 const ACTIVE = `(${literalList(ACTIVE_STATUSES)})`;

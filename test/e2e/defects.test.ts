@@ -228,3 +228,91 @@ describe('8: bad membership entries of one audience fail only that audience', ()
     expect(ws.files().filter((f) => f.includes('20261121'))).toEqual([]);
   });
 });
+
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+
+describe('values (items 6, 7, 15, 17)', () => {
+  it('6: lower-case t/z RFC 3339 is a time for dedup and timestamp columns; a 5-digit year is refused', async () => {
+    const ws = emptyWorkspace();
+    const mapping = [...KEYED, { source: 'segmentMembership.lastQualificationTime', target: 'qualified', type: 'timestamp' }];
+    const config = ws.config(crmConfig({ mapping, mandatory: [], format: { type: 'parquet', compression: 'none' } }));
+    snap(ws, 20, [
+      prof('p-1', { ...email('shared@x'), ...vip({ status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' }) }),
+      prof('p-2', { ...email('shared@x'), ...vip({ status: 'realized', lastQualificationTime: '2026-11-19t11:00:00z' }) }),
+    ]);
+    const run = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])));
+    const rows = (await readParquet(run.files[0]!.path)).rows.map((r) => ({ ...r, qualified: (r['qualified'] as Date).toISOString() }));
+    expect(rows).toEqual([{ profileId: 'p-2', email: 'shared@x', status: 'realized', qualified: '2026-11-19T11:00:00.000Z' }]);
+
+    const far = ws.config(crmConfig({
+      id: 'far', mandatory: [], format: { type: 'parquet', compression: 'none' },
+      mapping: [...KEYED, { source: 'since', target: 'since', type: 'timestamp' }],
+    }), 'far.yaml');
+    snap(ws, 21, [prof('p-1', { since: '10000-01-01T00:00:00Z' })]);
+    const refused = await ws.audex(['run', '--config', far, '--at', AT(21), '--json']);
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(theRun(refused.json()).error).toContain('since = "10000-01-01T00:00:00Z" is not timestamp');
+  });
+
+  it('7: sha256 trims what String.prototype.trim trims and lowercases as toLowerCase does', async () => {
+    const ws = emptyWorkspace();
+    const values = ['\tTab@x\n', '\u00a0Nbsp@X\u3000\r', 'İSTANBUL@X', 'ΟΔΟΣ@X', 'plain@x'];
+    const config = ws.config(crmConfig({
+      mandatory: [], format: { type: 'csv', compression: 'none' },
+      mapping: [{ source: 'profileId', target: 'id' }, { source: 'personalEmail.address', target: 'hash', transform: 'sha256' }],
+      audiences: [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }],
+    }));
+    snap(ws, 20, values.map((address, i) => prof(`p-${i}`, { personalEmail: { address } })));
+    expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])))).toEqual(
+      values.map((v, i) => [`p-${i}`, sha(v.trim().toLowerCase())]),
+    );
+  });
+
+  it('15: whole numbers are written without a fraction in JSON lines, CSV and Parquet strings, also nested', async () => {
+    const ws = emptyWorkspace();
+    const mapping = [{ source: 'profileId', target: 'id' }, { source: 'loyalty.points', target: 'points' }, { source: 'loyalty.balance', target: 'balance' }, { source: 'nums', target: 'nums' }];
+    const full = [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }];
+    const configs = (['json', 'csv', 'parquet'] as const).map((type) =>
+      ws.config(crmConfig({ id: `n-${type}`, destination: { path: `./out/${type}` }, mapping, mandatory: [], audiences: full, format: { type, compression: 'none' } }), `${type}.yaml`),
+    );
+    snap(ws, 20, ['{"profileId":"p-1","loyalty":{"points":1e3,"balance":1.0},"nums":[1.0,2.0,3.0,{"a":4.0,"b":"5.0"},2.5],"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}']);
+    const [json, csv, parquet] = (await Promise.all(configs.map((c) => ws.audex(['run', '--config', c, '--at', AT(20), '--json'])))).map((r) => theRun(ok(r)));
+    expect(readFileSync(json!.files[0]!.path, 'utf8')).toBe('{"id":"p-1","points":1000,"balance":1,"nums":[1,2,3,{"a":4,"b":"5.0"},2.5]}\n');
+    expect(readCsv(csv!.files[0]!.path)[1]).toEqual(['p-1', '1000', '1', '[1,2,3,{"a":4,"b":"5.0"},2.5]']);
+    expect((await readParquet(parquet!.files[0]!.path)).rows).toEqual([{ id: 'p-1', points: '1000', balance: '1', nums: '[1,2,3,{"a":4,"b":"5.0"},2.5]' }]);
+  });
+
+  it('17: typed Parquet columns refuse strings for numbers and booleans, and numbers that overflow a double', async () => {
+    const ws = emptyWorkspace();
+    const mapping = [
+      { source: 'profileId', target: 'id' },
+      { source: 'loyalty.points', target: 'points', type: 'int64' },
+      { source: 'optIn', target: 'optIn', type: 'boolean' },
+      { source: 'loyalty.balance', target: 'balance', type: 'double' },
+    ];
+    const config = ws.config(crmConfig({ mapping, mandatory: [], format: { type: 'parquet', compression: 'none' } }));
+    snap(ws, 20, [
+      '{"profileId":"p-1","loyalty":{"points":"12","balance":1},"optIn":true,"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}',
+      '{"profileId":"p-2","loyalty":{"points":12,"balance":1e400},"optIn":"true","segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}',
+      '{"profileId":"p-3","loyalty":{"points":12.0,"balance":2},"optIn":false,"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}',
+    ]);
+    const result = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
+    expect(result.code, result.stderr).toBe(4);
+    const error = theRun(result.json()).error!;
+    expect(error).toContain('profile "p-1": loyalty.points = "12" is not int64');
+    expect(error).toContain('profile "p-2": optIn = "true" is not boolean');
+    expect(error).toContain('profile "p-2": loyalty.balance = "1e400" is not double');
+    expect(error).not.toContain('p-3');
+  });
+
+  it('17: an identity entry without an id is a bad record, like one with a non-scalar id', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    snap(ws, 20, [prof('p-1'), prof('p-2', { identityMap: { email: [{ foo: 1 }] } }), prof('p-3', { identityMap: { email: [{ id: 'p3@x' }, { id: null }] } })]);
+    const result = await ws.audex(['run', '--config', config, '--at', AT(20), '--max-bad-records', '2', '--json']);
+    const run = theRun(ok(result));
+    expect(run.counts).toMatchObject({ badRecords: 2, rowsWritten: 1 });
+    expect(result.stderr).toContain('part-00000.ndjson:2: identityMap.email holds an entry without a scalar "id"');
+    expect(result.stderr).toContain('part-00000.ndjson:3: identityMap.email holds an entry without a scalar "id"');
+  });
+});

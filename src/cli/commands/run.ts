@@ -29,6 +29,8 @@ export async function runCommand(command: 'run' | 'export-now', flags: RunFlags,
     config, command, now, maxBadRecords, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot,
     memoryLimit: flags.memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
   });
+  // A failed run's error also goes to stderr: cron mails stderr, CI logs show it.
+  for (const run of result.runs) if (run.status === 'failed' && run.error) reporter.warn(`${run.audienceId}: run ${run.runId} failed:\n${run.error}`);
   reporter.out(flags.json ? JSON.stringify({ dataflowId: result.dataflowId, at: result.at, runs: result.runs }, null, 2) : formatSummary(result));
   return result.exitCode;
 }
