@@ -10,7 +10,7 @@
 // A record bad as a whole is removed and reported. A bad membership entry (e<i>) concerns
 // only its audience: that run neither exports nor exits the profile, and counts it.
 import path from 'node:path';
-import { BadInputError } from '../errors.js';
+import { BadInputError, messageOf } from '../errors.js';
 import type { Engine } from './session.js';
 import type { Shape } from './shape.js';
 import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';
@@ -76,7 +76,7 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
   if (needScan) {
     const clean: PartFile[] = [];
     const seen = new Map<string, string>();
-    const rules: RecordRules = { keyPath: shape.keyPath, namespace: shape.namespace, audiences: shape.audiences };
+    const rules: RecordRules = { keyPath: shape.keyPath, namespace: shape.namespace, audiences: shape.audiences, readRoots: readRoots(shape) };
     for (const [i, part] of ndjson.entries()) {
       const out = path.join(options.scratchDir, `clean-${options.table}-${i}.ndjson`);
       scanned.push(...(await scanNdjson(part.path, part.name, out, rules, seen)));
@@ -86,7 +86,9 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     try {
       await create(clean, MAX_RECORD_BYTES);
     } catch (error) {
-      throw unreadable(error, parts);
+      // Name the user's parts, not the scanner's copies (whose lines are the records kept).
+      const named = clean.reduce((text, c) => text.replaceAll(c.path, `${c.name} (its records kept by the scanner)`), messageOf(error));
+      throw unreadable(new Error(named), parts);
     }
   }
   const flagged = await collectSqlProblems(engine, shape, options.table, readable);
@@ -171,6 +173,11 @@ function typedModeColumns(shape: Shape): string[] {
   });
   shape.attributes.forEach((p, j) => cols.push(`${NULL_JSON(`json_extract(${ident(p[0]!)}, ${jsonPath(p.slice(1))})`)} AS a${j}`));
   return cols;
+}
+
+/** The top-level fields the typed NDJSON read declares (besides the scanner's own). */
+function readRoots(shape: Shape): string[] {
+  return [shape.keyPath[0]!, ...shape.attributes.map((p) => p[0]!), ...(shape.namespace !== null ? ['identityMap'] : []), 'segmentMembership'];
 }
 
 function ndjsonColumnTypes(shape: Shape): string {

@@ -27,6 +27,8 @@ export interface RecordRules {
   keyPath: string[];
   namespace: string | null;
   audiences: string[];
+  /** Top-level fields the typed reader declares (for the scanner's repeated-key check). */
+  readRoots?: string[];
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);

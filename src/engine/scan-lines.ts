@@ -6,6 +6,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { BadInputError } from '../errors.js';
+import { findUnreadable, structKeys } from './find-unreadable.js';
 import { checkRecord, MAX_RECORD_BYTES, type RecordRules } from './record-rules.js';
 
 export interface BadRecord {
@@ -37,9 +39,25 @@ function stampEntryErrors(record: Record<string, unknown>, line: number, errors:
 /**
  * Calls `handle` with every line of `input` (NDJSON, gzip when it ends in `.gz`), without
  * its `\n`, in order. A line longer than MAX_RECORD_BYTES comes with its length only (the
- * bytes given are cut), so one huge line cannot exhaust memory.
+ * bytes given are cut), so one huge line cannot exhaust memory. A broken gzip part is
+ * bad input naming `displayName`.
  */
-export async function forEachLine(input: string, handle: (bytes: Buffer, length: number) => Promise<void> | void): Promise<void> {
+export async function forEachLine(
+  input: string,
+  handle: (bytes: Buffer, length: number) => Promise<void> | void,
+  displayName: string = input,
+): Promise<void> {
+  try {
+    await readLines(input, handle);
+  } catch (error) {
+    if (!String((error as NodeJS.ErrnoException).code ?? '').startsWith('Z_')) throw error;
+    throw new BadInputError(
+      `${displayName} is not a complete gzip file (${(error as Error).message}); the producer must write whole .gz parts (or name plain NDJSON .ndjson). Nothing was written.`,
+    );
+  }
+}
+
+async function readLines(input: string, handle: (bytes: Buffer, length: number) => Promise<void> | void): Promise<void> {
   const source = createReadStream(input, { highWaterMark: 1 << 20 });
   const gunzip = input.endsWith('.gz') ? createGunzip() : null;
   // A read error of the file ends the gunzip stream with that error, so the loop sees it.
@@ -82,6 +100,7 @@ export async function scanNdjson(
   seenKeys: Map<string, string>,
 ): Promise<BadRecord[]> {
   const bad: BadRecord[] = [];
+  const structs = structKeys(rules, [...(rules.readRoots ?? []), LINE_FIELD, ENTRY_ERRORS_FIELD]);
   const out = createWriteStream(cleanOutput);
   let lineNo = 0;
   let batch: string[] = [];
@@ -119,6 +138,11 @@ export async function scanNdjson(
       bad.push({ file: displayName, line: lineNo, reason: verdict.bad });
       return;
     }
+    const unreadable = findUnreadable(text, structs);
+    if (unreadable) {
+      bad.push({ file: displayName, line: lineNo, reason: unreadable });
+      return;
+    }
     const first = seenKeys.get(verdict.key);
     if (first !== undefined) {
       bad.push({ file: displayName, line: lineNo, reason: `duplicate profile key "${verdict.key}" (first at ${first})` });
@@ -131,7 +155,12 @@ export async function scanNdjson(
     if (batch.length >= 2048) await flush();
   };
 
-  await forEachLine(input, handle);
+  try {
+    await forEachLine(input, handle, displayName);
+  } catch (error) {
+    out.destroy();
+    throw error;
+  }
   await flush();
   out.end();
   await once(out, 'close');

@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import {
   addSnapshot,
@@ -314,5 +315,48 @@ describe('values (items 6, 7, 15, 17)', () => {
     expect(run.counts).toMatchObject({ badRecords: 2, rowsWritten: 1 });
     expect(result.stderr).toContain('part-00000.ndjson:2: identityMap.email holds an entry without a scalar "id"');
     expect(result.stderr).toContain('part-00000.ndjson:3: identityMap.email holds an entry without a scalar "id"');
+  });
+});
+
+describe('clear errors for unreadable input (items 9, 10)', () => {
+  it('9: a truncated or non-gzip .ndjson.gz part is exit 4 naming the part and "not a complete gzip file"', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    const whole = gzipSync(Buffer.from(`${JSON.stringify(prof('p-1'))}\n${JSON.stringify(prof('p-2'))}\n`));
+    snap(ws, 20, [prof('p-0')]);
+    const part = path.join(ws.snapshots, 'snap-20', 'profiles', 'part-00001.ndjson.gz');
+    for (const bytes of [whole.subarray(0, whole.length - 12), Buffer.from(`${JSON.stringify(prof('p-1'))}\n`)]) {
+      writeFileSync(part, bytes);
+      const result = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
+      expect(result.code, result.stderr).toBe(4);
+      expect(result.stderr).toContain(`${part} is not a complete gzip file`);
+      expect(result.stderr).not.toContain('bug');
+      expect(ws.files()).toEqual([]);
+    }
+  });
+
+  it('10: a repeated key or a lone surrogate escape is a bad record at its real file:line, skippable', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: [...KEYED, { source: 'person.name.firstName', target: 'first' }], mandatory: [] }));
+    const line = (id: string, inner: string) =>
+      `{"profileId":"${id}",${inner}"identityMap":{"email":[{"id":"${id}@x"}]},"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}`;
+    snap(ws, 20, [
+      line('p-1', ''),
+      line('p-2', '"profileId":"p-2b",'),
+      line('p-3', '"person":{"name":{"firstName":"\\ud800"}},'),
+      // A repeated key the reader does not turn into a struct is read (the first value).
+      line('p-4', '"person":{"name":{"firstName":"A","firstName":"B"}},'),
+      '{"profileId":"p-5","segmentMembership":{"ups":{"aud-vip":{"status":"realized","status":"exited"}}},"identityMap":{"email":[{"id":"p-5@x"}]}}',
+    ]);
+    const part = path.join(ws.snapshots, 'snap-20', 'profiles', 'part-00000.ndjson');
+    const stopped = await ws.audex(['run', '--config', config, '--at', AT(20)]);
+    expect(stopped.code, stopped.stderr).toBe(4);
+    expect(stopped.stderr).toContain(`${part}:2: the record has the key "profileId" twice`);
+    expect(stopped.stderr).toContain(`${part}:3: person.name.firstName holds a lone UTF-16 surrogate escape`);
+    expect(stopped.stderr).toContain(`${part}:5: segmentMembership.ups.aud-vip has the key "status" twice`);
+    expect(stopped.stderr).not.toContain('clean-');
+    const skipped = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--max-bad-records', '3', '--json'])));
+    expect(skipped.counts.badRecords).toBe(3);
+    expect(readCsv(skipped.files[0]!.path).slice(1)).toEqual([['p-1', 'p-1@x', 'realized', ''], ['p-4', 'p-4@x', 'realized', 'A']]);
   });
 });
