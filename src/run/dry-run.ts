@@ -26,6 +26,7 @@ export interface DryRunOptions {
   maxBadRecords: number;
   memoryLimit?: string;
   progress: (message: string) => void;
+  warn?: (message: string) => void;
 }
 
 export interface PlannedRunReport {
@@ -54,7 +55,7 @@ export interface PlanReport {
 
 export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
   const { dataflow } = options.config;
-  const prepared = await prepare(options.config, { command: 'run', now: options.now, pinnedSnapshot: options.pinnedSnapshot });
+  const prepared = await prepare(options.config, { command: 'run', now: options.now, pinnedSnapshot: options.pinnedSnapshot, warn: options.warn });
   const { plan, locations } = prepared;
   const report: PlanReport = {
     dataflowId: dataflow.id,

@@ -7,7 +7,7 @@ import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
 import { BadInputError, ConfigError } from '../errors.js';
 import { planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
-import { listParts, listSnapshots, type SnapshotInfo } from '../snapshots/list-snapshots.js';
+import { listParts, listSnapshots, pickSnapshot, type BrokenSnapshot, type SnapshotInfo } from '../snapshots/list-snapshots.js';
 import type { LockableStorage, StorageBackend } from '../storage/backend.js';
 import { defaultStateLocation, mergeS3Options, openLocation } from '../storage/open-location.js';
 import type { Cursor, PendingRun } from '../state/records.js';
@@ -57,6 +57,8 @@ export interface PlanRequest {
   now: Date;
   audienceIds?: string[];
   pinnedSnapshot?: string;
+  /** Problems worth telling (a broken snapshot descriptor no run uses). */
+  warn?: (message: string) => void;
 }
 
 export interface Prepared {
@@ -71,10 +73,27 @@ export interface Prepared {
 /** Lists snapshots, reads the state and plans; export-now refusals are usage errors. */
 export async function prepare(config: LoadedConfig, request: PlanRequest, locations = openLocations(config)): Promise<Prepared> {
   const state = new StateStore(locations.state);
-  const snapshots = await listSnapshots(locations.source);
+  const broken: BrokenSnapshot[] = [];
+  const snapshots = await listSnapshots(locations.source, (b) => broken.push(b));
+  checkBrokenSnapshots(broken, snapshots, request);
   const pending = await state.listPending();
   const cursors = await readCursors(state, config.dataflow.audiences.map((a) => a.id));
   return { locations, state, snapshots, pending, cursors, plan: planInvocation(config, request, snapshots, pending, cursors) };
+}
+
+/**
+ * A broken `_snapshot.json` stops the invocation only when a run would use that snapshot:
+ * it is pinned, or its evaluatedAt (when readable) makes it the latest at or before now.
+ * Otherwise it is a warning: an old or future folder must not stop every run.
+ */
+function checkBrokenSnapshots(broken: BrokenSnapshot[], snapshots: SnapshotInfo[], request: PlanRequest): void {
+  const latest = pickSnapshot(snapshots, request.now);
+  for (const b of broken) {
+    const pinned = request.pinnedSnapshot !== undefined && (request.pinnedSnapshot === b.folder || request.pinnedSnapshot === b.snapshotId);
+    const wouldBeLatest = b.evaluatedAt !== undefined && b.evaluatedAt.getTime() <= request.now.getTime() && (!latest || b.evaluatedAt.getTime() >= latest.evaluatedAt.getTime());
+    if (pinned || (request.pinnedSnapshot === undefined && wouldBeLatest)) throw new BadInputError(`${b.message}. Nothing was written.`);
+    request.warn?.(`snapshot folder ${b.folder} is skipped: ${b.message}`);
+  }
 }
 
 function planInvocation(config: LoadedConfig, options: PlanRequest, snapshots: SnapshotInfo[], pending: PendingRun[], cursors: Map<string, Cursor>): Plan {

@@ -31,9 +31,26 @@ export interface SnapshotInfo {
 
 export const SNAPSHOT_MARKER = '_snapshot.json';
 
-export async function listSnapshots(source: StorageBackend): Promise<SnapshotInfo[]> {
+/** A folder whose `_snapshot.json` cannot be used, with what can still be read of it. */
+export interface BrokenSnapshot {
+  folder: string;
+  message: string;
+  snapshotId?: string;
+  evaluatedAt?: Date;
+}
+
+/**
+ * The usable snapshots, oldest first. A folder with a broken `_snapshot.json` (not JSON,
+ * not a descriptor, or a `snapshotId` that differs from its folder name) is left out and
+ * reported to `broken`; without it, the first one found is an error (exit 4).
+ */
+export async function listSnapshots(source: StorageBackend, broken?: (snapshot: BrokenSnapshot) => void): Promise<SnapshotInfo[]> {
   const folders = await source.listFolders('');
   const found: SnapshotInfo[] = [];
+  const report = (snapshot: BrokenSnapshot) => {
+    if (!broken) throw new BadInputError(snapshot.message);
+    broken(snapshot);
+  };
   for (const folder of folders) {
     const key = `${folder}/${SNAPSHOT_MARKER}`;
     const text = await source.readText(key);
@@ -42,12 +59,21 @@ export async function listSnapshots(source: StorageBackend): Promise<SnapshotInf
     try {
       raw = JSON.parse(text);
     } catch (error) {
-      throw new BadInputError(`${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _snapshot.json`);
+      report({ folder, message: `${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _snapshot.json` });
+      continue;
     }
+    const readable = (raw ?? {}) as { snapshotId?: unknown; evaluatedAt?: unknown };
+    const evaluatedAt = typeof readable.evaluatedAt === 'string' && !Number.isNaN(Date.parse(readable.evaluatedAt)) ? new Date(readable.evaluatedAt) : undefined;
+    const seen = { folder, ...(typeof readable.snapshotId === 'string' ? { snapshotId: readable.snapshotId } : {}), ...(evaluatedAt ? { evaluatedAt } : {}) };
     const parsed = snapshotDescriptor.safeParse(raw);
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-      throw new BadInputError(`${source.describe(key)} is not a valid snapshot descriptor: ${problems}`);
+      report({ ...seen, message: `${source.describe(key)} is not a valid snapshot descriptor: ${problems}` });
+      continue;
+    }
+    if (parsed.data.snapshotId !== folder) {
+      report({ ...seen, message: `${source.describe(key)} says snapshotId ${JSON.stringify(parsed.data.snapshotId)}, which differs from its folder name ${JSON.stringify(folder)}; the producer must name the folder after the snapshot` });
+      continue;
     }
     found.push({ folder, snapshotId: parsed.data.snapshotId, evaluatedAt: new Date(parsed.data.evaluatedAt), audiences: parsed.data.audiences });
   }

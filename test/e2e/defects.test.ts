@@ -360,3 +360,22 @@ describe('clear errors for unreadable input (items 9, 10)', () => {
     expect(readCsv(skipped.files[0]!.path).slice(1)).toEqual([['p-1', 'p-1@x', 'realized', ''], ['p-4', 'p-4@x', 'realized', 'A']]);
   });
 });
+
+describe('11: broken snapshot descriptors', () => {
+  it('one in a folder no run uses is a warning; a snapshotId that differs from its folder fails the run that would use it', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    snap(ws, 20, [prof('p-1')]);
+    mkdirSync(path.join(ws.snapshots, 'old-broken'));
+    writeFileSync(path.join(ws.snapshots, 'old-broken', '_snapshot.json'), '{"snapshotId":');
+    const warned = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
+    expect(theRun(ok(warned)).status).toBe('success');
+    expect(warned.stderr).toContain(`warning: snapshot folder old-broken is skipped: ${path.join(ws.snapshots, 'old-broken', '_snapshot.json')} is not valid JSON`);
+    addSnapshot(ws.snapshots, 'snap-21', EVAL(21), [prof('p-1')]);
+    writeFileSync(path.join(ws.snapshots, 'snap-21', '_snapshot.json'), JSON.stringify({ snapshotId: 'snap-21x', evaluatedAt: EVAL(21), audiences: [{ id: 'aud-vip', name: 'VIP' }] }));
+    const mismatch = await ws.audex(['run', '--config', config, '--at', AT(21)]);
+    expect(mismatch.code, mismatch.stderr).toBe(4);
+    expect(mismatch.stderr).toContain('says snapshotId "snap-21x", which differs from its folder name "snap-21"');
+    expect(ws.files().filter((f) => f.includes('20261121'))).toEqual([]);
+  });
+});

@@ -22,7 +22,7 @@ export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise
   const config = await loadConfig(flags.config);
   if (config.kind === 'datasets') return planDatasets(config, { now, maxBadRecords, memoryLimit: flags.memoryLimit, json: flags.json }, reporter);
   await loadEncryptionKey(config, now);
-  const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit: flags.memoryLimit, progress: (m) => reporter.progress(m) });
+  const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit: flags.memoryLimit, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m) });
   reporter.out(flags.json ? JSON.stringify(report, null, 2) : formatPlan(report));
   return 0;
 }
