@@ -29,12 +29,26 @@ async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): 
   }
 }
 
+/** The fields a failed command's --json object always has (SPEC §9: `runs` holds what ran). */
+const JSON_FIELDS: Record<string, Record<string, unknown>> = {
+  run: { runs: [] }, 'export-now': { runs: [] }, plan: { runs: [] }, runs: { runs: [] }, status: { audiences: [] }, validate: { valid: false },
+};
+
+/** --json prints exactly one object on stdout, on every outcome: a failure gets `error`. */
+function jsonFailure(fields: Record<string, unknown>, code: number, message: string): string {
+  return JSON.stringify({ ...fields, error: { exitCode: code, message } }, null, 2);
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed: ParsedCommand | null;
   try {
     parsed = await parseCommandLine(argv);
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return EXIT.ok;
+      if (argv.includes('--json')) process.stdout.write(`${jsonFailure({}, EXIT.usage, error.message)}\n`);
+      return EXIT.usage;
+    }
     throw error;
   }
   if (!parsed) return EXIT.ok;
@@ -47,6 +61,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`audex: ${messageOf(error)}\n`);
     if (!(error instanceof Error && 'exitCode' in error)) {
       process.stderr.write('audex: this looks like a bug in audex; please report it with the command you ran.\n');
+    }
+    if (parsed.flags['json'] && !reporter.printed) {
+      reporter.out(jsonFailure({ ...reporter.context, ...JSON_FIELDS[parsed.command] }, code, messageOf(error)));
     }
     return code;
   } finally {

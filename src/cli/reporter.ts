@@ -7,6 +7,13 @@ export interface Reporter {
   progress(message: string): void;
   warn(message: string): void;
   out(text: string): void;
+  /** Whether anything was printed on stdout (so --json printed its one object). */
+  readonly printed: boolean;
+  /**
+   * What the command knows of its invocation so far (dataflowId, at): the fields of the
+   * one --json object main.ts prints when the command fails before printing its own.
+   */
+  context: Record<string, unknown>;
   /** Ends the spinner, if any: the step in progress is ticked off, or marked failed. */
   close(failed?: boolean): void;
 }
@@ -31,6 +38,7 @@ export function createReporter(options: ReporterOptions): Reporter {
   const stderr = options.stderr ?? process.stderr;
   const stdout = options.stdout ?? process.stdout;
   let spinner: Ora | null = null;
+  let printed = false;
   const env = options.env ?? process.env;
   const settle = () => {
     if (spinner?.isSpinning) spinner.succeed();
@@ -53,8 +61,13 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
     out(text) {
       settle();
+      printed = true;
       stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     },
+    get printed() {
+      return printed;
+    },
+    context: {},
     close(failed = false) {
       if (failed && spinner?.isSpinning) spinner.fail();
       else settle();

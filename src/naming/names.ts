@@ -367,3 +367,36 @@ export function findTemplateProblems(
 
   return { errors, warnings };
 }
+
+export type TimeLevel = 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second';
+export const TIME_LEVELS: readonly TimeLevel[] = ['year', 'month', 'day', 'hour', 'minute', 'second'];
+const LEVEL_OF_FIELD: Record<string, TimeLevel> = { YYYY: 'year', yyyy: 'year', MM: 'month', dd: 'day', DD: 'day', HH: 'hour', mm: 'minute', ss: 'second' };
+
+/**
+ * How finely the names of two runs differ by time: the date/time levels the templates'
+ * `%DATETIME(...)%` patterns write (`%TIMESTAMP%` writes every level), or 'unique' when
+ * `%RUN_ID%` makes every run's name its own. Also the patterns that hold no date letter
+ * at all (written literally, so they tell runs apart by nothing).
+ */
+export function findTimeResolution(...templates: string[]): { levels: Set<TimeLevel> | 'unique'; literalPatterns: string[] } {
+  const levels = new Set<TimeLevel>();
+  const literalPatterns: string[] = [];
+  let unique = false;
+  for (const template of templates) {
+    for (const m of template.matchAll(createTokenPattern())) {
+      if (m[1] === 'RUN_ID') unique = true;
+      if (m[1] === 'TIMESTAMP') TIME_LEVELS.forEach((l) => levels.add(l));
+      if (m[1] !== 'DATETIME') continue;
+      const pattern = m[2] ?? DEFAULT_DATETIME_PATTERN;
+      const found = new Set<TimeLevel>();
+      for (let i = 0; i < pattern.length; ) {
+        const field = DATETIME_FIELDS.find(([f]) => pattern.startsWith(f, i))?.[0];
+        if (field) found.add(LEVEL_OF_FIELD[field]!);
+        i += field ? field.length : 1;
+      }
+      if (found.size === 0) literalPatterns.push(m[0]);
+      found.forEach((l) => levels.add(l));
+    }
+  }
+  return { levels: unique ? 'unique' : levels, literalPatterns };
+}

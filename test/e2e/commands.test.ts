@@ -202,7 +202,8 @@ describe.concurrent('operator commands', () => {
       expect(vip['lastSuccess']).toBeNull();
       expect(vip['lastError']).toMatchObject({ runId: failed.runId, logicalTime: '2026-11-20T05:30:00.000Z' });
       expect(vip['lastError'].error).toMatch(/int64/);
-      expect(vip['pendingRun']).toBe(failed.runId);
+      // It failed on its input: not kept pending, the next run plans afresh.
+      expect(vip['pendingRun']).toBeNull();
       expect(ok(text).stdout).toMatch(new RegExp(`last error:\\s+2026-11-20T05:30:00\\.000Z run ${failed.runId}: `));
       expect(text.stdout).toMatch(/last success: never/);
 

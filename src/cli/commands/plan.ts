@@ -3,7 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import { dryRun, type PlanReport } from '../../run/dry-run.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt, parseCount } from '../parse-options.js';
+import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
 import { formatCounts } from './run.js';
 import { planDatasets } from './datasets.js';
 
@@ -19,10 +19,12 @@ export interface PlanFlags {
 export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
+  const memoryLimit = parseMemoryLimit(flags.memoryLimit);
   const config = await loadConfig(flags.config);
-  if (config.kind === 'datasets') return planDatasets(config, { now, maxBadRecords, memoryLimit: flags.memoryLimit, json: flags.json }, reporter);
+  Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
+  if (config.kind === 'datasets') return planDatasets(config, { now, maxBadRecords, memoryLimit, json: flags.json }, reporter);
   await loadEncryptionKey(config, now);
-  const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit: flags.memoryLimit, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m) });
+  const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m) });
   reporter.out(flags.json ? JSON.stringify(report, null, 2) : formatPlan(report));
   return 0;
 }

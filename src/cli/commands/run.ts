@@ -2,7 +2,7 @@
 import { loadConfig } from '../../config/load.js';
 import { invoke, type InvocationResult } from '../../run/invoke.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt, parseCount } from '../parse-options.js';
+import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
 import { runDatasets } from './datasets.js';
 import { ConfigError } from '../../errors.js';
 
@@ -20,14 +20,16 @@ export interface RunFlags {
 export async function runCommand(command: 'run' | 'export-now', flags: RunFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
+  const memoryLimit = parseMemoryLimit(flags.memoryLimit);
   const config = await loadConfig(flags.config);
+  Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'datasets') {
     if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
-    return runDatasets(config, { now, maxBadRecords, memoryLimit: flags.memoryLimit, lock: flags.lock !== false, json: flags.json }, reporter);
+    return runDatasets(config, { now, maxBadRecords, memoryLimit, lock: flags.lock !== false, json: flags.json }, reporter);
   }
   const result = await invoke({
     config, command, now, maxBadRecords, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot,
-    memoryLimit: flags.memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
+    memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
   });
   // A failed run's error also goes to stderr: cron mails stderr, CI logs show it.
   for (const run of result.runs) if (run.status === 'failed' && run.error) reporter.warn(`${run.audienceId}: run ${run.runId} failed:\n${run.error}`);

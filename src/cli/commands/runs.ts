@@ -19,12 +19,13 @@ export interface RunsFlags {
 const STATUSES = ['success', 'failed', 'skipped'];
 
 export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise<number> {
-  const limit = parseCount('--limit', flags.limit);
-  const since = flags.since === undefined ? null : parseAt(flags.since, () => new Date(0));
+  const limit = parseCount('--limit', flags.limit, 1);
+  const since = flags.since === undefined ? null : parseAt(flags.since, () => new Date(0), '--since');
   if (flags.status !== undefined && !STATUSES.includes(flags.status)) {
     throw new ConfigError(`--status ${flags.status}: expected one of ${STATUSES.join(', ')}`);
   }
   const config = await loadConfig(flags.config);
+  reporter.context['dataflowId'] = config.dataflow.id;
   const history = await new StateStore(openLocations(config).state).readHistory();
   const runs = history
     .filter((r) => !flags.audience || flags.audience.includes(r.audienceId))

@@ -37,6 +37,7 @@ function nextSlotOf(schedule: Parameters<typeof nextSlotAfter>[0], timezone: str
 export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const config = await loadConfig(flags.config);
+  Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'datasets') return statusDatasets(config, { now, json: flags.json }, reporter);
   const state = new StateStore(openLocations(config).state);
   const audiences = await readAudienceStatuses(config, state, await state.readHistory(), now);
