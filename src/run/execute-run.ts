@@ -147,7 +147,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
       audienceId: run.audienceId,
       exportMode: run.mode,
       snapshotId: run.snapshot.snapshotId,
-      exportResults: parts.map((p) => ({ sinkPath: `/${folder}`, name: partFileName(baseName, ext, p.partNumber), size: p.bytes, rows: p.rows, sha256: p.sha256 })),
+      exportResults: parts.map((p) => ({ sinkPath: folder, name: partFileName(baseName, ext, p.partNumber), size: p.bytes, rows: p.rows, sha256: p.sha256 })),
       counts,
     };
     await destination.writeText(key, `${JSON.stringify(body, null, 2)}\n`);

@@ -102,9 +102,11 @@ function planInvocation(config: LoadedConfig, options: PlanRequest, snapshots: S
   if (options.command === 'run') return scheduled;
   const adHoc = planExportNow({ dataflow, snapshots, audienceIds: options.audienceIds ?? [], now: options.now, pinnedSnapshot: options.pinnedSnapshot });
   if (adHoc.refusals.length > 0) throw new ConfigError(adHoc.refusals);
-  // Export now never runs scheduled slots, but it does finish this dataflow's interrupted runs first.
+  // Export now never runs scheduled slots, but it does finish this dataflow's interrupted runs
+  // first; a request that repeats an interrupted export-now (same audience and time) is that run.
+  const resumed = scheduled.runs.filter((r) => r.resumed);
   return {
-    runs: [...scheduled.runs.filter((r) => r.resumed), ...adHoc.runs],
+    runs: [...resumed, ...adHoc.runs.filter((r) => !resumed.some((p) => p.runId === r.runId))],
     problems: adHoc.problems,
     idle: [],
     committedPending: scheduled.committedPending,

@@ -379,3 +379,114 @@ describe('11: broken snapshot descriptors', () => {
     expect(ws.files().filter((f) => f.includes('20261121'))).toEqual([]);
   });
 });
+
+describe('usage and --json (items 13, 14)', () => {
+  it('13: --memory-limit lots, runs --since notatime and runs --limit 0 are bad usage (exit 2) naming the flag, even when nothing is due', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig());
+    snap(ws, 20, [prof('p-1')]);
+    const memory = await ws.audex(['run', '--config', config, '--at', '2026-10-01T00:00:00Z', '--memory-limit', 'lots']);
+    expect(memory.code, memory.stderr).toBe(2);
+    expect(memory.stderr).toContain('--memory-limit lots: expected a size such as 512MB');
+    const since = await ws.audex(['runs', '--config', config, '--since', 'notatime']);
+    expect(since.code).toBe(2);
+    expect(since.stderr).toContain('--since notatime: not an ISO 8601 time');
+    const limit = await ws.audex(['runs', '--config', config, '--limit', '0']);
+    expect(limit.code).toBe(2);
+    expect(limit.stderr).toContain('--limit 0: expected a whole number, 1 or more');
+  });
+
+  it('14: --json prints exactly one object on every outcome: bad input, an invalid config, a bad option, validate errors', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig());
+    snap(ws, 20, [prof('p-1'), 'not json']);
+    const bad = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
+    expect(bad.code).toBe(4);
+    expect(JSON.parse(bad.stdout)).toEqual({
+      dataflowId: 'acme-crm', at: '2026-11-20T06:00:00.000Z', runs: [], error: { exitCode: 4, message: expect.stringContaining('not valid JSON') },
+    });
+    const invalid = ws.config({ ...crmConfig(), colour: 'red' }, 'invalid.yaml');
+    const commands = ['run', 'plan', 'status', 'runs', 'validate'];
+    const results = await Promise.all(commands.map((command) => ws.audex([command, '--config', invalid, '--json'])));
+    results.forEach((result, i) => {
+      expect(result.code, `${commands[i]}: ${result.stderr}`).toBe(2);
+      expect(JSON.parse(result.stdout), commands[i]).toMatchObject({ error: { exitCode: 2, message: expect.stringContaining('colour') } });
+    });
+    const option = await ws.audex(['run', '--config', config, '--json', '--bogus']);
+    expect(option.code).toBe(2);
+    expect(JSON.parse(option.stdout)).toMatchObject({ error: { exitCode: 2 } });
+    const validate = await ws.audex(['validate', '--config', config, '--snapshot', 'snap-20', '--json']);
+    expect(validate.code).toBe(4);
+    expect(JSON.parse(validate.stdout)).toMatchObject({ valid: false, dataflowId: 'acme-crm', error: { exitCode: 4, message: expect.stringContaining('1 bad record(s)') } });
+  });
+});
+
+describe('validate (items 18, 19, 21)', () => {
+  const every6 = { frequency: 'every6Hours', startTime: '02:00', startDate: '2026-11-01' };
+  it('18: warns when names are coarser than a schedule, when export-now can take a run\'s name, and of a pattern with no date letter', async () => {
+    const ws = emptyWorkspace();
+    snap(ws, 20, [prof('p-1')]);
+    const config = ws.config(crmConfig({
+      fileName: '%SEGMENT_ID%_%DATETIME(YYYYMMdd)%_%DATETIME(foo)%',
+      audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: every6 }],
+    }));
+    const result = await ws.audex(['validate', '--config', config, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const warnings = (JSON.parse(result.stdout) as { warnings: string[] }).warnings;
+    expect(warnings).toEqual(expect.arrayContaining([
+      expect.stringContaining('do not write the hour of the run time, but audiences[0] (aud-vip) runs every6Hours: each such run overwrites the file of an earlier run'),
+      expect.stringContaining('do not write the hour, minute, second of the run time, so an export-now run can get the name of a scheduled run'),
+      expect.stringContaining('%DATETIME(foo)% holds no date/time letter'),
+    ]));
+    const fine = await ws.audex(['validate', '--config', ws.config(crmConfig({ audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: every6 }] }), 'fine.yaml'), '--json']);
+    expect((JSON.parse(fine.stdout) as { warnings: string[] }).warnings).toEqual([]);
+  });
+
+  it('19: without --snapshot it reads the latest snapshot\'s metadata: an incremental prospect audience and an audience it does not define are config errors', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({
+      audiences: [
+        { id: 'aud-vip', mode: 'incremental', schedule: every6 },
+        { id: 'aud-gone', mode: 'full', schedule: every6 },
+      ],
+    }));
+    const none = await ws.audex(['validate', '--config', config]);
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toContain('no complete snapshot under');
+    addSnapshot(ws.snapshots, 'snap-20', EVAL(20), [prof('p-1')], [{ id: 'aud-vip', name: 'VIP', profileType: 'prospect' }]);
+    const result = await ws.audex(['validate', '--config', config]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('audiences[0].mode: aud-vip is a prospect audience');
+    expect(result.stderr).toContain('audiences[1].id: aud-gone is not in snapshot snap-20');
+  });
+
+  it('21: validate --snapshot and --max-bad-records progress end a long list of bad records with "… and N more"', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig());
+    snap(ws, 20, [prof('p-1'), ...Array.from({ length: 12 }, () => 'not json')]);
+    const validate = await ws.audex(['validate', '--config', config, '--snapshot', 'snap-20']);
+    expect(validate.code).toBe(4);
+    expect(validate.stdout).toContain('… and 2 more');
+    const run = await ws.audex(['run', '--config', config, '--at', AT(20), '--max-bad-records', '12']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('skipping 12 bad record(s)');
+    expect(run.stderr).toContain('… and 2 more');
+  });
+});
+
+describe('21: small ones', () => {
+  it('manifest sinkPath is relative to the destination; an export-now repeating an interrupted one is one run', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig());
+    snap(ws, 20, [prof('p-1')]);
+    const at = '2026-11-20T08:00:00Z';
+    const killed = await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', at], { AUDEX_CRASH_AT: 'after-pending' });
+    expect(killed.code).toBeNull();
+    const again = ok(await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', at, '--json']));
+    expect(again.runs.map((r) => [r.trigger, r.status])).toEqual([['exportNow', 'success']]);
+    const folder = path.join(ws.out, 'crm', 'VIP Customers');
+    const manifest = readdirSync(folder).find((f) => f.startsWith('manifest-'))!;
+    const body = JSON.parse(readFileSync(path.join(folder, manifest), 'utf8')) as { exportResults: { sinkPath: string }[] };
+    expect(body.exportResults.map((r) => r.sinkPath)).toEqual(['crm/VIP Customers']);
+  });
+});

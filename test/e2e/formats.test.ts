@@ -529,7 +529,7 @@ function manifestOf(ws: Workspace, run: Run, folder: string, dataflowId: string)
 function expectManifestMatches(manifest: Manifest, folder: string, files: string[], rows: number[]): void {
   expect(manifest.exportResults.map((r) => r.name)).toEqual(files.map((f) => path.basename(f)));
   manifest.exportResults.forEach((r, i) => {
-    expect(r.sinkPath).toBe(`/${folder}`);
+    expect(r.sinkPath).toBe(folder);
     expect(r.size).toBe(readFileSync(files[i]!).length);
     expect(r.sha256).toBe(sha256(files[i]!));
     expect(r.rows).toBe(rows[i]);

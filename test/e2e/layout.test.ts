@@ -83,7 +83,7 @@ describe('tokens and placement', () => {
       // The manifest sits next to the run's files.
       const manifest = `${folder}/manifest-acme-crm-eu-${run.runId}.json`;
       const body = JSON.parse(readFileSync(path.join(ws.out, manifest), 'utf8')) as { exportResults: { sinkPath: string; name: string }[] };
-      expect(body.exportResults).toEqual([expect.objectContaining({ sinkPath: `/${folder}`, name: file })]);
+      expect(body.exportResults).toEqual([expect.objectContaining({ sinkPath: folder, name: file })]);
       expected.push(`${folder}/${file}`, manifest);
     }
     expect(ws.files()).toEqual(expected.sort());
