@@ -137,6 +137,10 @@ function checkCrossFields(raw: unknown): Issue[] {
     issues.push({ path: ['profileKey'], message: typeof key === 'string' ? key : 'the profile key must be an attribute path' });
   }
   const targets = new Map<string, number>();
+  // Parquet column names are matched without case by most readers (and the engine would
+  // rename the second one): targets differing only in case are one column there.
+  const parquet = field(field(raw, 'format'), 'type') === 'parquet';
+  const folded = new Map<string, number>();
   const namespaces: string[] = [];
   asArray(field(raw, 'mapping')).forEach((m, i) => {
     const source = asString(field(m, 'source'));
@@ -150,8 +154,12 @@ function checkCrossFields(raw: unknown): Issue[] {
     if (ref.kind === 'identity' && !namespaces.includes(ref.namespace)) namespaces.push(ref.namespace);
     const target = asString(field(m, 'target')) ?? defaultTargetName(source);
     const seen = targets.get(target);
+    const sameButCase = folded.get(target.toLowerCase());
     if (seen !== undefined) issues.push({ path: ['mapping', i, 'target'], message: `duplicate target name "${target}" (also mapping[${seen}])` });
-    else targets.set(target, i);
+    else if (parquet && sameButCase !== undefined) {
+      issues.push({ path: ['mapping', i, 'target'], message: `target "${target}" differs from mapping[${sameButCase}]'s only in case; Parquet column names must differ in more than case` });
+    } else targets.set(target, i);
+    folded.set(target.toLowerCase(), folded.get(target.toLowerCase()) ?? i);
   });
   if (namespaces.length > 1) {
     issues.push({ path: ['mapping'], message: `at most one identity namespace per dataflow; found ${namespaces.map((n) => `identityMap.${n}`).join(', ')}` });

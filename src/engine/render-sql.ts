@@ -22,7 +22,10 @@ export function csvCellSql(value: string, csv: CsvOptions): string {
     const quoted = `'"' || replace(replace(${value}, ${literal(esc)}, ${literal(esc + esc)}), '"', ${literal(`${esc}"`)}) || '"'`;
     if (csv.quoteAll) body = quoted;
     else {
-      const needs = [delim, '"', esc, '\n', '\r'].map((ch) => `contains(${value}, ${literal(ch)})`).join(' OR ');
+      // A real string equal to the text written for null or empty (`null`) is quoted, so a
+      // reader that tells quoted from unquoted fields can tell them apart.
+      const lookalikes = [csv.nullValue, csv.emptyValue].filter((s) => s === 'null').map((s) => `${value} = ${literal(s)}`);
+      const needs = [...[delim, '"', esc, '\n', '\r'].map((ch) => `contains(${value}, ${literal(ch)})`), ...lookalikes].join(' OR ');
       body = `CASE WHEN ${needs} THEN ${quoted} ELSE ${value} END`;
     }
   } else {

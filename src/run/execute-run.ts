@@ -27,6 +27,7 @@ import type { Lease } from '../state/lock.js';
 import type { StateStore } from '../state/state-store.js';
 import type { PendingRun, RunCounts, RunFile, RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
+import { fileSystemErrorOf } from '../storage/local.js';
 import { resolveRunNames } from './run-names.js';
 import { writeParts, type WrittenPart } from '../writers/write-parts.js';
 import { encryptWrittenPart, type PartEncryption } from '../writers/encrypt-part.js';
@@ -68,7 +69,7 @@ export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunR
     return await runSteps(ctx, run, output, attempt);
   } catch (error) {
     if (error instanceof BadInputError) await abandonRun(ctx, run, attempt.published);
-    throw error;
+    throw fileSystemErrorOf(error, ctx.destination.describe(resolveRunNames(ctx.dataflow, run).folder));
   } finally {
     // Also after a failure: a run tried again in this invocation needs the memory back.
     await ctx.engine.run(['', '_valued', '_base'].map((suffix) => `DROP TABLE IF EXISTS ${ident(output + suffix)};`).join(' '));

@@ -108,7 +108,16 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
       }
     }
     // Successful runs wrote their own history record right after their commit point.
-    for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
+    for (const record of records) {
+      if (record.status === 'success') continue;
+      try {
+        await state.appendHistory(record);
+      } catch (error) {
+        // The summary must still say why the run failed (a full disk fails both).
+        options.warn(`could not record run ${record.runId} in the history: ${messageOf(error)}`);
+        exitCode = Math.max(exitCode, exitCodeOf(error));
+      }
+    }
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
   } finally {
     await lease.release();

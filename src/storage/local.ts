@@ -2,6 +2,7 @@
 // system) under a dot-prefixed temp name, then renamed, so readers never see a partial
 // file under a final name.
 import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from '../errors.js';
@@ -10,16 +11,48 @@ import type { LockableStorage, Versioned } from './backend.js';
 const STAGED_SUFFIX = '.audex-tmp';
 
 function storageError(action: string, where: string, error: unknown): StorageError {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
+  let code = (error as NodeJS.ErrnoException).code ?? '';
+  let message = (error as Error).message;
+  // Creating folders on a read-only file system reports ENOENT (recursive mkdir): say what it is.
+  if (code === 'ENOENT' && action !== 'read' && isReadOnly(where)) {
+    code = 'EROFS';
+    message = `EROFS: read-only file system (${message})`;
+  }
   const hint =
     code === 'EACCES' || code === 'EPERM'
       ? 'check the permissions of that folder'
-      : code === 'ENOSPC'
-        ? 'free some disk space'
-        : code === 'ENOTDIR' || code === 'EEXIST'
-          ? 'a file stands where a folder is needed; move it away'
-          : 'check the path in the config';
-  return new StorageError(`cannot ${action} ${where}: ${(error as Error).message}; ${hint}`, { cause: error });
+      : code === 'ENOSPC' || code === 'EDQUOT'
+        ? 'free some disk space there (or raise the quota)'
+        : code === 'EROFS'
+          ? 'the location is on a read-only file system: mount it read-write or point the config at a writable location'
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? 'a file stands where a folder is needed; move it away'
+            : 'check the path in the config';
+  return new StorageError(`cannot ${action} ${where}: ${message}; ${hint}`, { cause: error });
+}
+
+/** Whether the nearest existing folder above `where` is on a read-only file system. */
+function isReadOnly(where: string): boolean {
+  let dir = path.dirname(path.resolve(where));
+  while (!existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EROFS';
+  }
+}
+
+const FULL_DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO']);
+
+/**
+ * A file-system error raised while a run writes its files (a full disk, a read-only or
+ * forbidden folder) as a StorageError (exit 3) naming the location; others unchanged.
+ */
+export function fileSystemErrorOf(error: unknown, where: string): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code ?? '';
+  if (error instanceof StorageError || !FULL_DISK_CODES.has(code)) return error;
+  return storageError('write', where, error);
 }
 
 export class LocalStorage implements LockableStorage {

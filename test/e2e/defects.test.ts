@@ -1,12 +1,14 @@
 // Defects found by using audex end to end as a demanding data engineer would (issue
 // "Exact data at the destination"), each pinned through the real CLI on tiny snapshots.
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import {
   addSnapshot,
+  BIN,
   crmConfig,
   prof,
   readCsv,
@@ -488,5 +490,73 @@ describe('21: small ones', () => {
     const manifest = readdirSync(folder).find((f) => f.startsWith('manifest-'))!;
     const body = JSON.parse(readFileSync(path.join(folder, manifest), 'utf8')) as { exportResults: { sinkPath: string }[] };
     expect(body.exportResults.map((r) => r.sinkPath)).toEqual(['crm/VIP Customers']);
+  });
+});
+
+describe('formats (items 16, 20)', () => {
+  it('16: Parquet targets that differ only in case are a config error (exit 2), before anything is written', async () => {
+    const ws = emptyWorkspace();
+    snap(ws, 20, [prof('p-1')]);
+    const config = ws.config(crmConfig({
+      mandatory: [], format: { type: 'parquet', compression: 'none' },
+      mapping: [{ source: 'loyalty.tier', target: 'id key' }, { source: 'loyalty.points', target: 'ID KEY' }],
+    }));
+    const result = await ws.audex(['run', '--config', config, '--at', AT(20)]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`target "ID KEY" differs from mapping[0]'s only in case`);
+    expect(ws.files('out', true)).toEqual([]);
+  });
+
+  it('20: with nullValue null, a real string "null" is quoted and a missing value is not', async () => {
+    const ws = emptyWorkspace();
+    snap(ws, 20, [prof('p-1', { person: { name: { firstName: 'null' } } }), prof('p-2', { person: {} })]);
+    const config = ws.config(crmConfig({
+      mandatory: [], format: { type: 'csv', compression: 'none', csv: { nullValue: 'null' } },
+      mapping: [{ source: 'profileId', target: 'id' }, { source: 'person.name.firstName', target: 'first' }],
+    }));
+    const run = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])));
+    expect(readFileSync(run.files[0]!.path, 'utf8')).toBe('id,first\np-1,"null"\np-2,null\n');
+  });
+});
+
+// Full and read-only disks need a file system of their own: a private mount namespace
+// (unshare -m, as root) mounts a tiny or read-only tmpfs for the audex process only.
+const canMount = (() => {
+  const probe = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=16k tmpfs /mnt'], { stdio: 'ignore' });
+  return probe.status === 0;
+})();
+
+function audexOnMount(ws: Workspace, mountPoint: string, options: string, args: string[]): Promise<CliResult> {
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const script = `mount -t tmpfs -o ${options} tmpfs ${quote(mountPoint)} && exec ${[process.execPath, BIN, ...args].map(quote).join(' ')}`;
+  return new Promise((resolve) => {
+    const child = spawn('unshare', ['-m', 'sh', '-c', script], { cwd: ws.dir });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) as JsonSummary }));
+  });
+}
+
+describe.skipIf(!canMount)('12: storage errors name the location and say what is wrong', () => {
+  it('a full disk is exit 3 naming the destination folder; a read-only one says read-only (EROFS), not ENOENT', async () => {
+    const ws = emptyWorkspace();
+    const mountPoint = path.join(ws.dir, 'mnt');
+    mkdirSync(mountPoint);
+    snap(ws, 20, [prof('p-1', { person: { name: { firstName: 'x'.repeat(100_000) } } })]);
+    const config = ws.config(crmConfig({
+      destination: { path: './mnt/out' }, state: { path: './state' }, mandatory: [],
+      mapping: [...KEYED, { source: 'person.name.firstName', target: 'first' }],
+    }));
+    const full = await audexOnMount(ws, mountPoint, 'size=64k', ['run', '--config', config, '--at', AT(20), '--json']);
+    expect(full.code, full.stderr).toBe(3);
+    const error = theRun(full.json()).error!;
+    expect(error).toContain(`cannot write ${path.join(mountPoint, 'out', 'crm', 'VIP Customers')}: ENOSPC`);
+    expect(error).toContain('free some disk space there');
+    const readOnly = await audexOnMount(ws, mountPoint, 'ro,size=64k', ['run', '--config', config, '--at', AT(20)]);
+    expect(readOnly.code, readOnly.stderr).toBe(3);
+    expect(readOnly.stderr).toContain('EROFS: read-only file system');
+    expect(readOnly.stderr).toContain('mount it read-write or point the config at a writable location');
   });
 });
