@@ -82,15 +82,20 @@ export async function prepare(config: LoadedConfig, request: PlanRequest, locati
 }
 
 /**
- * A broken `_snapshot.json` stops the invocation only when a run would use that snapshot:
- * it is pinned, or its evaluatedAt (when readable) makes it the latest at or before now.
- * Otherwise it is a warning: an old or future folder must not stop every run.
+ * A broken `_snapshot.json` stops the invocation only when a run would (or may) use that
+ * snapshot: it is pinned, or its evaluatedAt makes it the latest at or before now; when
+ * its evaluatedAt cannot be read, when its folder sorts after the latest usable one's
+ * (folders are usually named by time: it may be the newest). Otherwise it is a warning:
+ * an old or future folder must not stop every run.
  */
 function checkBrokenSnapshots(broken: BrokenSnapshot[], snapshots: SnapshotInfo[], request: PlanRequest): void {
   const latest = pickSnapshot(snapshots, request.now);
   for (const b of broken) {
     const pinned = request.pinnedSnapshot !== undefined && (request.pinnedSnapshot === b.folder || request.pinnedSnapshot === b.snapshotId);
-    const wouldBeLatest = b.evaluatedAt !== undefined && b.evaluatedAt.getTime() <= request.now.getTime() && (!latest || b.evaluatedAt.getTime() >= latest.evaluatedAt.getTime());
+    const wouldBeLatest =
+      b.evaluatedAt === undefined
+        ? !latest || b.folder > latest.folder
+        : b.evaluatedAt.getTime() <= request.now.getTime() && (!latest || b.evaluatedAt.getTime() >= latest.evaluatedAt.getTime());
     if (pinned || (request.pinnedSnapshot === undefined && wouldBeLatest)) throw new BadInputError(`${b.message}. Nothing was written.`);
     request.warn?.(`snapshot folder ${b.folder} is skipped: ${b.message}`);
   }
