@@ -17,6 +17,7 @@ import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';
 import { MAX_RECORD_BYTES, QUALIFICATION_TIME_PATTERN, SCALAR_JSON_TYPES, VALID_STATUSES, type RecordRules } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
+import { describeTypeConflict } from './describe-type-conflict.js';
 
 export interface PartFile {
   /** Local path DuckDB reads. */
@@ -70,7 +71,7 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     await create(ndjson, FAST_PATH_OBJECT_SIZE);
     needScan = ndjson.length > 0 && (await countNdjsonProblems(engine, shape, options.table)) > 0;
   } catch (error) {
-    if (ndjson.length === 0) throw unreadable(error, parquet);
+    if (ndjson.length === 0) throw await unreadableParquet(engine, error, parquet, `${options.table}_parquet_schema`);
     needScan = true;
   }
   if (needScan) {
@@ -103,6 +104,13 @@ function unreadable(error: unknown, parts: PartFile[]): BadInputError {
   );
 }
 
+/** Parts that disagree on a field's type say so in plain words; other failures as unreadable(). */
+async function unreadableParquet(engine: Engine, error: unknown, parts: PartFile[], probe: string): Promise<BadInputError> {
+  const conflict = await describeTypeConflict(engine, parts, probe).catch(() => null);
+  await engine.run(`DROP TABLE IF EXISTS ${ident(probe)}`);
+  return conflict ? new BadInputError(`cannot read snapshot parts: ${conflict}. Nothing was written.`) : unreadable(error, parts);
+}
+
 /** Typed access to the paths the dataflow reads, resolved against the parts' unified schema. */
 async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], table: string): Promise<PathAccess> {
   const probe = `${table}_parquet_schema`;
@@ -111,7 +119,7 @@ async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], ta
     const rows = await engine.all<{ column_name: string }>(`DESCRIBE ${ident(probe)}`);
     return await parquetAccess(engine, probe, new Set(rows.map((r) => r.column_name)), readPaths(shape));
   } catch (error) {
-    throw unreadable(error, parts);
+    throw await unreadableParquet(engine, error, parts, probe);
   } finally {
     await engine.run(`DROP TABLE IF EXISTS ${ident(probe)}`);
   }

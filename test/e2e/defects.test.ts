@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { DuckDBInstance } from '@duckdb/node-api';
 import path from 'node:path';
 import {
   addSnapshot,
@@ -558,5 +559,27 @@ describe.skipIf(!canMount)('12: storage errors name the location and say what is
     expect(readOnly.code, readOnly.stderr).toBe(3);
     expect(readOnly.stderr).toContain('EROFS: read-only file system');
     expect(readOnly.stderr).toContain('mount it read-write or point the config at a writable location');
+  });
+});
+
+describe('17: Parquet parts that disagree on a field type', () => {
+  it('say which field, which parts and what each holds (a struct, a map), exit 4', async () => {
+    const ws = emptyWorkspace();
+    const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
+    snap(ws, 20, [prof('p-0')]);
+    const dir = path.join(ws.snapshots, 'snap-20', 'profiles');
+    rmSync(path.join(dir, 'part-00000.ndjson'));
+    const db = await DuckDBInstance.create(':memory:');
+    const c = await db.connect();
+    const entry = `{'aud-vip': {'status': 'realized'}}`;
+    await c.run(`COPY (SELECT 'p-1' AS profileId, {'email': [{'id': 'a@x'}]} AS identityMap, {'ups': ${entry}} AS segmentMembership) TO '${path.join(dir, 'part-0.parquet')}' (FORMAT parquet)`);
+    await c.run(`COPY (SELECT 'p-2' AS profileId, {'email': [{'id': 'b@x'}]} AS identityMap, {'ups': MAP ${entry}} AS segmentMembership) TO '${path.join(dir, 'part-1.parquet')}' (FORMAT parquet)`);
+    c.closeSync();
+    db.closeSync();
+    const result = await ws.audex(['run', '--config', config, '--at', AT(20)]);
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr).toContain(`the Parquet parts disagree on the type of segmentMembership.ups: it is a struct`);
+    expect(result.stderr).toContain(`in ${path.join(dir, 'part-0.parquet')} but a map`);
+    expect(result.stderr).not.toContain('Binder Error');
   });
 });
