@@ -103,16 +103,40 @@ function isKeyPath(shape: Shape, column: Column): boolean {
 }
 
 /**
- * The whitespace String.prototype.trim removes (WhiteSpace and LineTerminator), as an RE2
- * class, and the two places where toLowerCase differs from the engine's simple lower():
- * U+0130 (to i + combining dot above) and a final capital sigma (to ς).
+ * sha256's normalisation, exactly JavaScript's `text.trim().toLowerCase()`. ASCII text (the
+ * common case) takes the fast path: ASCII whitespace trimmed, lower(). Other text is
+ * trimmed of every character trim() removes (WhiteSpace and LineTerminator, as an RE2
+ * class) and lower-cased where the engine's lower() differs from toLowerCase: a final
+ * capital sigma (ς at the end of a word), U+0130 (i + combining dot above), and the
+ * letters of recent Unicode versions the engine's tables lack, mapped with the JS
+ * engine's own data (test/unit/sha256-normalise.test.ts compares every cased character).
  */
+const ASCII_SPACE = ' \t\n\x0b\f\r';
 const JS_TRIM_CLASS = '[\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}]';
-function jsLowerTrim(text: string): string {
+/** Code points whose lower case the engine's lower() does not know (Unicode 16 additions). */
+const LOWER_GAPS: [number, number][] = [[0x1c89, 0x1c89], [0xa7c0, 0xa7ff], [0x10d50, 0x10d65], [0x16ea0, 0x16eb8]];
+function lowerGapTable(): { from: string; to: string } {
+  let from = '';
+  let to = '';
+  for (const [first, last] of LOWER_GAPS) {
+    for (let cp = first; cp <= last; cp++) {
+      const ch = String.fromCodePoint(cp);
+      const lower = ch.toLowerCase();
+      if (lower !== ch && [...lower].length === 1) {
+        from += ch;
+        to += lower;
+      }
+    }
+  }
+  return { from, to };
+}
+export function jsLowerTrim(text: string): string {
   const trimmed = `regexp_replace(${text}, ${literal(`^${JS_TRIM_CLASS}+|${JS_TRIM_CLASS}+$`)}, '', 'g')`;
-  const dotted = `replace(${trimmed}, 'İ', 'i̇')`;
-  const sigma = `regexp_replace(${dotted}, '(\\pL\\pM*)Σ(\\PL|$)', '\\1ς\\2', 'g')`;
-  return `lower(${sigma})`;
+  const sigma = `regexp_replace(${trimmed}, '(\\pL\\pM*)Σ(\\PL|$)', '\\1ς\\2', 'g')`;
+  const { from, to } = lowerGapTable();
+  const other = `translate(lower(replace(${sigma}, 'İ', 'i̇')), ${literal(from)}, ${literal(to)})`;
+  // A text is ASCII when it has as many bytes as characters.
+  return `CASE WHEN strlen(${text}) = length(${text}) THEN lower(trim(${text}, ${literal(ASCII_SPACE)})) ELSE ${other} END`;
 }
 
 /**

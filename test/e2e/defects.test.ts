@@ -260,7 +260,7 @@ describe('values (items 6, 7, 15, 17)', () => {
 
   it('7: sha256 trims what String.prototype.trim trims and lowercases as toLowerCase does', async () => {
     const ws = emptyWorkspace();
-    const values = ['\tTab@x\n', '\u00a0Nbsp@X\u3000\r', 'İSTANBUL@X', 'ΟΔΟΣ@X', 'plain@x'];
+    const values = ['\tTab@x\n', '\u00a0Nbsp@X\u3000\r', 'İSTANBUL@X', 'ΟΔΟΣ@X', 'ΣΑΣ Σ@X', '\u1c89\u{10d50}Ꟛ@X', 'plain@x'];
     const config = ws.config(crmConfig({
       mandatory: [], format: { type: 'csv', compression: 'none' },
       mapping: [{ source: 'profileId', target: 'id' }, { source: 'personalEmail.address', target: 'hash', transform: 'sha256' }],
