@@ -24,6 +24,8 @@ async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): 
       return (await import('./commands/validate.js')).validateCommand(f, reporter);
     case 'init':
       return (await import('./commands/init.js')).initCommand(f, reporter);
+    case 'redrive':
+      return (await import('./commands/redrive.js')).redriveCommandFor(f, reporter);
     case 'schema':
       return (await import('./commands/schema.js')).schemaCommand(reporter, f);
   }

@@ -2,7 +2,7 @@
 // main.ts runs the command. Kept apart so the argv → options mapping is testable.
 import { Command, Option } from 'commander';
 
-export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema' | 'report';
+export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema' | 'report' | 'redrive';
 
 export interface ParsedCommand {
   command: CommandName;
@@ -47,6 +47,7 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
 
   engineOptions(program.command('plan').description('show what is due now and why, with the rows each run would write; writes nothing'))
     .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .option('--show-messages <n>', 'HTTP API dataflows: print the first n message bodies (nothing is sent)')
     .addHelpText('after', examples('audex plan -c dataflow.yaml', 'audex plan -c dataflow.yaml --at 2026-11-23T06:00:00Z --json'))
     .action(done('plan'));
 
@@ -83,6 +84,14 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .requiredOption(...CONFIG).option(...JSON_FLAG).option(...QUIET)
     .addHelpText('after', examples('audex validate -c dataflow.yaml', 'audex validate -c dataflow.yaml --snapshot snap-20261120'))
     .action(done('validate'));
+
+  program
+    .command('redrive')
+    .description('HTTP API dataflows: send the dead-lettered requests again (same body, same Idempotency-Key)')
+    .requiredOption(...CONFIG).option(...JSON_FLAG).option(...QUIET)
+    .option('--no-lock', 'do not take the dataflow lock (see README)')
+    .addHelpText('after', examples('audex redrive -c webhook.yaml'))
+    .action(done('redrive'));
 
   program
     .command('init')

@@ -6,6 +6,7 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { validateDataflow, type Dataflow } from './schema.js';
 import { isDatasetConfig, validateDatasetDataflow, type DatasetDataflow } from './dataset-schema.js';
+import { validateHttpDataflow, type HttpDataflow } from './http-schema.js';
 
 export interface LoadedConfig {
   /** Audience dataflows (absent means audiences too, for callers that build one by hand). */
@@ -24,7 +25,15 @@ export interface LoadedDatasetConfig {
   dir: string;
 }
 
-export type AnyLoadedConfig = LoadedConfig | LoadedDatasetConfig;
+/** An HTTP API dataflow (SPEC §11): `destination.type: http`. */
+export interface LoadedHttpConfig {
+  kind: 'http';
+  dataflow: HttpDataflow;
+  file: string;
+  dir: string;
+}
+
+export type AnyLoadedConfig = LoadedConfig | LoadedDatasetConfig | LoadedHttpConfig;
 
 export async function loadConfig(file: string): Promise<AnyLoadedConfig> {
   const abs = path.resolve(file);
@@ -41,12 +50,19 @@ export async function loadConfig(file: string): Promise<AnyLoadedConfig> {
 
 export function parseConfigText(text: string, file: string): Dataflow {
   const parsed = parseAnyConfigText(text, file);
-  if (parsed.kind !== 'audiences') throw new ConfigError([`${file}: this is a dataset dataflow (it has datasets:); expected audiences`], file);
+  if (parsed.kind !== 'audiences') throw new ConfigError([`${file}: this is ${parsed.kind === 'http' ? 'an HTTP API dataflow (destination.type: http)' : 'a dataset dataflow (it has datasets:)'}; expected audiences`], file);
   return parsed.dataflow;
 }
 
-/** Parses and validates either kind of dataflow: `datasets:` makes it a dataset dataflow. */
-export function parseAnyConfigText(text: string, file: string): { kind: 'audiences'; dataflow: Dataflow } | { kind: 'datasets'; dataflow: DatasetDataflow } {
+type ParsedConfig = { kind: 'audiences'; dataflow: Dataflow } | { kind: 'datasets'; dataflow: DatasetDataflow } | { kind: 'http'; dataflow: HttpDataflow };
+
+function isHttp(raw: object): boolean {
+  const dest = (raw as Record<string, unknown>)['destination'];
+  return dest !== null && typeof dest === 'object' && (dest as Record<string, unknown>)['type'] === 'http';
+}
+
+/** Parses and validates any kind of dataflow: `datasets:` makes it a dataset dataflow, `destination.type: http` an HTTP one. */
+export function parseAnyConfigText(text: string, file: string): ParsedConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -62,9 +78,13 @@ export function parseAnyConfigText(text: string, file: string): { kind: 'audienc
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([`${file}: the config must be a mapping of keys (name, id, source, destination, format, mapping, audiences)`], file);
   }
-  const datasets = isDatasetConfig(raw);
-  const result = datasets ? validateDatasetDataflow(raw) : validateDataflow(raw);
-  if (result.ok) return datasets ? { kind: 'datasets', dataflow: result.dataflow as DatasetDataflow } : { kind: 'audiences', dataflow: result.dataflow as Dataflow };
+  const http = isHttp(raw);
+  const datasets = !http && isDatasetConfig(raw);
+  const result = http ? validateHttpDataflow(raw as Record<string, unknown>) : datasets ? validateDatasetDataflow(raw) : validateDataflow(raw);
+  if (result.ok) {
+    if (http) return { kind: 'http', dataflow: result.dataflow as HttpDataflow };
+    return datasets ? { kind: 'datasets', dataflow: result.dataflow as DatasetDataflow } : { kind: 'audiences', dataflow: result.dataflow as Dataflow };
+  }
   throw new ConfigError(
     result.issues.map((issue) => {
       const line = lineOf(doc, lines, issue.path);

@@ -12,6 +12,12 @@ export const CRASH_POINTS = [
   'after-manifest',
   'after-baseline',
   'after-cursor', // committed, pending record not yet removed
+  // HTTP API destination (run/invoke-http.ts):
+  'http-outbox-part', // the outbox half written (staged, not yet published)
+  'http-sealed', // outbox and new baseline written and sealed, nothing sent
+  'http-sent', // a request answered 2xx, its acknowledgement not yet recorded
+  'http-acked', // an acknowledgement recorded
+  'http-all-acked', // every request acknowledged, cursor not yet written
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

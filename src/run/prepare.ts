@@ -27,7 +27,7 @@ export interface Locations {
  * destination's. `stagingDir`, when given, is a folder the caller owns and removes, used
  * for outputs staged before upload (default: a per-process temp folder).
  */
-export function openLocations(config: AnyLoadedConfig, stagingDir?: string): Locations {
+export function openLocations(config: Exclude<AnyLoadedConfig, { kind: 'http' }>, stagingDir?: string): Locations {
   const { dataflow, dir } = config;
   const top = dataflow.s3;
   const staging = (name: string) => (stagingDir === undefined ? {} : { stagingDir: path.join(stagingDir, name) });

@@ -15,6 +15,9 @@ const snapshotDescriptor = z.object({
       name: z.string(),
       profileType: z.enum(['person', 'prospect']).default('person'),
       mergePolicyId: z.string().optional(),
+      // Audience metadata the HTTP destination can send (includeSegmentTimestamps): epoch ms or RFC 3339.
+      createdAt: z.union([z.number(), z.string()]).optional(),
+      updatedAt: z.union([z.number(), z.string()]).optional(),
     }),
   ),
 });
@@ -27,6 +30,8 @@ export interface SnapshotInfo {
   snapshotId: string;
   evaluatedAt: Date;
   audiences: SnapshotAudience[];
+  /** The snapshot's merge policy (audiences without their own share it). */
+  mergePolicyId?: string;
 }
 
 export const SNAPSHOT_MARKER = '_snapshot.json';
@@ -75,7 +80,7 @@ export async function listSnapshots(source: StorageBackend, broken?: (snapshot: 
       report({ ...seen, message: `${source.describe(key)} says snapshotId ${JSON.stringify(parsed.data.snapshotId)}, which differs from its folder name ${JSON.stringify(folder)}; the producer must name the folder after the snapshot` });
       continue;
     }
-    found.push({ folder, snapshotId: parsed.data.snapshotId, evaluatedAt: new Date(parsed.data.evaluatedAt), audiences: parsed.data.audiences });
+    found.push({ folder, snapshotId: parsed.data.snapshotId, evaluatedAt: new Date(parsed.data.evaluatedAt), audiences: parsed.data.audiences, ...(parsed.data.mergePolicyId ? { mergePolicyId: parsed.data.mergePolicyId } : {}) });
   }
   return found.sort((a, b) => a.evaluatedAt.getTime() - b.evaluatedAt.getTime() || a.snapshotId.localeCompare(b.snapshotId));
 }

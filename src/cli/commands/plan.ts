@@ -14,6 +14,7 @@ export interface PlanFlags {
   json?: boolean;
   maxBadRecords: string;
   memoryLimit?: string;
+  showMessages?: string;
 }
 
 export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise<number> {
@@ -23,6 +24,7 @@ export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise
   const config = await loadConfig(flags.config);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'datasets') return planDatasets(config, { now, maxBadRecords, memoryLimit, json: flags.json }, reporter);
+  if (config.kind === 'http') return (await import('./http.js')).httpPlanCommand(config, flags, reporter);
   await loadEncryptionKey(config, now);
   const report = await dryRun({ config, now, pinnedSnapshot: flags.snapshot, maxBadRecords, memoryLimit, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m) });
   reporter.out(flags.json ? JSON.stringify(report, null, 2) : formatPlan(report));

@@ -59,6 +59,7 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
   const dataflows: ReportDataflow[] = [];
   for (const config of configs) {
     const { dataflow } = config;
+    if (config.kind === 'http') throw new ConfigError(`${config.file}: audex report does not read HTTP API dataflows yet`);
     reporter.progress(`${dataflow.id}: reading run history and status`);
     const state = new StateStore(openLocations(config).state);
     const history = await state.readHistory();

@@ -23,6 +23,10 @@ export async function runCommand(command: 'run' | 'export-now', flags: RunFlags,
   const memoryLimit = parseMemoryLimit(flags.memoryLimit);
   const config = await loadConfig(flags.config);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
+  if (config.kind === 'http') {
+    const http = await import('./http.js');
+    return command === 'export-now' ? http.refuseExportNow(config) : http.httpRunCommand(config, flags, reporter);
+  }
   if (config.kind === 'datasets') {
     if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
     return runDatasets(config, { now, maxBadRecords, memoryLimit, lock: flags.lock !== false, json: flags.json }, reporter);

@@ -1,5 +1,6 @@
 // `audex runs`: the run history, newest first, filterable.
 import { loadConfig } from '../../config/load.js';
+import { openHttpLocations } from '../../run/http-build.js';
 import { ConfigError } from '../../errors.js';
 import { openLocations } from '../../run/prepare.js';
 import { StateStore } from '../../state/state-store.js';
@@ -26,7 +27,7 @@ export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise
   }
   const config = await loadConfig(flags.config);
   reporter.context['dataflowId'] = config.dataflow.id;
-  const history = await new StateStore(openLocations(config).state).readHistory();
+  const history = await new StateStore(config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state).readHistory();
   const runs = history
     .filter((r) => !flags.audience || flags.audience.includes(r.audienceId))
     .filter((r) => !since || new Date(r.logicalTime).getTime() >= since.getTime())

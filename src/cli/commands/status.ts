@@ -39,6 +39,7 @@ export async function statusCommand(flags: StatusFlags, reporter: Reporter): Pro
   const config = await loadConfig(flags.config);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'datasets') return statusDatasets(config, { now, json: flags.json }, reporter);
+  if (config.kind === 'http') return (await import('./http.js')).httpStatusCommand(config, flags, reporter);
   const state = new StateStore(openLocations(config).state);
   const audiences = await readAudienceStatuses(config, state, await state.readHistory(), now);
   const lockHolder = await readLockHolder(state.storage, new Date());

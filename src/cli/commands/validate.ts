@@ -96,6 +96,7 @@ export async function validateCommand(flags: ValidateFlags, reporter: Reporter):
     if (flags.snapshot !== undefined) throw new ConfigError(`dataflow ${loaded.dataflow.id} exports datasets, which have no snapshots; run \`audex validate\` without --snapshot (it lists the complete batches), or \`audex plan\` to read them`);
     return validateDatasets(loaded, { json: flags.json }, reporter);
   }
+  if (loaded.kind === 'http') return (await import('./http.js')).httpValidateCommand(loaded, flags, reporter);
   const config = loaded;
   await loadEncryptionKey(config, new Date());
   const { dataflow } = config;
