@@ -182,7 +182,7 @@ function checkCrossFields(raw: Record<string, unknown>): Issue[] {
     if (prev !== undefined) issues.push({ path: ['audiences', i, 'id'], message: `audience "${id}" is mapped twice (also audiences[${prev}])` });
     ids.set(id, i);
   });
-  if (!isObject(raw['state'])) issues.push({ path: ['state', 'path'], message: 'state.path is required for an HTTP dataflow (there is no file destination to hold the state); e.g. state: { path: ./state/<id> }' });
+  if (!isObject(raw['state'])) issues.push({ path: ['state'], message: 'state.path is required for an HTTP dataflow (there is no file destination to hold the state); e.g. state: { path: ./state/<id> }' });
   return issues;
 }
 
