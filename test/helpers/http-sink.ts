@@ -14,6 +14,8 @@ export interface RecordedRequest {
   key: string;
   /** What the sink answered (status, or 'reset' / 'stall'). */
   answer: number | 'reset' | 'stall';
+  /** When it arrived (performance.now() of the test process). */
+  at: number;
 }
 
 /** One scripted answer: a status (with optional headers and body), a reset, or a stall (never answered). */
@@ -28,6 +30,8 @@ export interface HttpSink {
   byKey: Map<string, Answer[]>;
   /** The default answer once the script is used up. */
   fallback: Answer;
+  /** When set, a request this refuses is answered 401 (before the script). */
+  authorize?: (authorization: string | undefined) => boolean;
   /** Called for each request after it is recorded (to kill audex at a chosen moment, for example). */
   onRequest?: (r: RecordedRequest) => void;
   /** Keys of the requests answered 2xx, in order (with repeats). */
@@ -60,6 +64,7 @@ export async function startHttpSink(): Promise<HttpSink> {
       sink.byKey.clear();
       sink.fallback = 200;
       sink.onRequest = undefined;
+      sink.authorize = undefined;
     },
     close: async () => {
       for (const r of stalled) r.destroy();
@@ -73,10 +78,11 @@ export async function startHttpSink(): Promise<HttpSink> {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       const key = String(req.headers['idempotency-key'] ?? '');
       const scripted = sink.byKey.get(key);
-      const answer: Answer = scripted?.length ? scripted.shift()! : sink.script.length ? sink.script.shift()! : sink.fallback;
+      const refused = sink.authorize !== undefined && !sink.authorize(req.headers.authorization);
+      const answer: Answer = refused ? 401 : scripted?.length ? scripted.shift()! : sink.script.length ? sink.script.shift()! : sink.fallback;
       const recorded: RecordedRequest = {
         method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers, body: Buffer.concat(chunks), key,
-        answer: typeof answer === 'object' ? answer.status : answer,
+        answer: typeof answer === 'object' ? answer.status : answer, at: performance.now(),
       };
       sink.requests.push(recorded);
       if (answer === 'reset') {
