@@ -19,7 +19,7 @@ export interface RecordedRequest {
 }
 
 /** One scripted answer: a status (with optional headers and body), a reset, or a stall (never answered). */
-export type Answer = number | { status: number; headers?: Record<string, string>; body?: string } | 'reset' | 'stall';
+export type Answer = number | { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'reset' | 'stall';
 
 export interface HttpSink {
   url: string;
@@ -94,9 +94,11 @@ export async function startHttpSink(): Promise<HttpSink> {
         return;
       }
       sink.onRequest?.(recorded);
-      const a = typeof answer === 'number' ? { status: answer } : answer;
-      res.writeHead(a.status, { 'Content-Type': 'application/json', ...(a.headers ?? {}) });
-      res.end(a.body ?? (a.status < 300 ? '{"ok":true}' : `{"error":"scripted ${a.status}"}`));
+      const a: Exclude<Answer, number | 'reset' | 'stall'> = typeof answer === 'number' ? { status: answer } : answer;
+      setTimeout(() => {
+        res.writeHead(a.status, { 'Content-Type': 'application/json', ...(a.headers ?? {}) });
+        res.end(a.body ?? (a.status < 300 ? '{"ok":true}' : `{"error":"scripted ${a.status}"}`));
+      }, a.delayMs ?? 0);
     });
   });
   server.keepAliveTimeout = 1000;
