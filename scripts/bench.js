@@ -55,7 +55,9 @@ const USAGE = `usage: npm run bench -- [options]     (dataset exports: npm run b
   --save FILE          also write the JSON report to FILE
   --wait-idle S        before each timed attempt, wait up to S seconds for the machine to be idle
                        (< 15% CPU busy over 1 s; other sessions share the cores) (default 0)
-  --render FILE        print the table of a saved JSON report and stop`;
+  --render FILE        print the table of a saved JSON report and stop
+  --http               the HTTP API destination's benchmark instead (scripts/bench/http.js:
+                       --profiles, --max-records N (default 1000), --memory-limit, --json, --keep)`;
 
 function parseCount(text, flag) {
   const m = /^([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)([kKmM]?)$/.exec(String(text ?? '').trim());
@@ -346,6 +348,8 @@ function duckdbVersion() {
 async function main() {
   // Dataset exports (SPEC §12) have a benchmark of their own.
   if (process.argv.includes('--datasets')) return (await import('./bench/datasets.js')).benchDatasets(process.argv.slice(2).filter((a) => a !== '--datasets'));
+  // The HTTP API destination's benchmark has its own runs and report (scripts/bench/http.js).
+  if (process.argv.includes('--http')) return (await import('./bench/http.js')).benchHttp(process.argv.slice(2).filter((a) => a !== '--http'));
   let o;
   try {
     o = parseArgs(process.argv.slice(2));

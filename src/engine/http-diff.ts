@@ -154,21 +154,45 @@ function fragment(node: Node): string {
   return `CASE WHEN ${inner} <> '' THEN ${key} || '{' || ${inner} || '}' END`;
 }
 
-function constMap(entries: [string, string | number][], valueType: 'VARCHAR' | 'BIGINT'): string {
-  if (entries.length === 0) return `NULL::MAP(VARCHAR, ${valueType})`;
-  return `MAP {${entries.map(([k, v]) => `${literal(k)}: ${typeof v === 'number' ? `${v}::BIGINT` : literal(v)}`).join(', ')}}`;
+/** `CASE <expr> WHEN 'id' THEN value ... END` over a fixed table of audience values (NULL elsewhere). */
+function caseOf(expr: string, entries: [string, string][]): string {
+  return entries.length ? `CASE ${expr} ${entries.map(([k, v]) => `WHEN ${literal(k)} THEN ${v}`).join(' ')} END` : 'NULL';
 }
 
-/** The segmentMembership.ups object as JSON text. */
+const idList = (ids: string[]) => `[${ids.map((a) => literal(a)).join(', ')}]::VARCHAR[]`;
+
+/**
+ * Under `segmentMembership: mergePolicy`, the audience ids whose entries a profile's message
+ * carries besides the mapped ones: those sharing the merge policy of a mapped audience it
+ * is in (or just left). Policies are fixed per snapshot, so this is a few list tests per
+ * row, not a lookup per entry.
+ */
+function mergePolicyAllowed(shape: HttpShape, o: MessageOptions): { allowed: string; unknownAllowed: string } {
+  const policyOf = (id: string) => o.audiences.find((a) => a.id === id)?.mergePolicyId ?? o.defaultMergePolicy ?? '';
+  const policies = [...new Set([...shape.audiences.map(policyOf)])];
+  const inAny = (ids: string[]) => `list_has_any(list_concat(act, exited), ${idList(ids)})`;
+  const parts = policies.map((p) => {
+    const mappedWith = shape.audiences.filter((a) => policyOf(a) === p);
+    const sharing = o.audiences.filter((a) => policyOf(a.id) === p).map((a) => a.id);
+    return `CASE WHEN ${inAny(mappedWith)} THEN ${idList(sharing)} ELSE []::VARCHAR[] END`;
+  });
+  // Audiences the snapshot does not describe have the snapshot's policy.
+  const defaultMapped = shape.audiences.filter((a) => policyOf(a) === (o.defaultMergePolicy ?? ''));
+  return {
+    allowed: parts.length ? `flatten([${parts.join(', ')}])` : '[]::VARCHAR[]',
+    unknownAllowed: defaultMapped.length ? inAny(defaultMapped) : 'FALSE',
+  };
+}
+
+/** The segmentMembership.ups object as JSON text (over the columns of messagesSql's `m`). */
 function upsJson(shape: HttpShape, o: MessageOptions): string {
-  const mapped = `[${shape.audiences.map((a) => literal(a)).join(', ')}]::VARCHAR[]`;
-  const policies = constMap(o.audiences.filter((a) => a.mergePolicyId ?? o.defaultMergePolicy).map((a) => [a.id, (a.mergePolicyId ?? o.defaultMergePolicy)!]), 'VARCHAR');
-  const policy = (aud: string) => `coalesce(${policies}[${aud}], ${literal(o.defaultMergePolicy ?? '')})`;
+  const mapped = idList(shape.audiences);
+  const known = idList(o.audiences.map((a) => a.id));
   const entries = 'coalesce(map_entries(ups), [])';
   let keep: string;
   if (o.segmentMembership === 'all') keep = 'TRUE';
   else if (o.segmentMembership === 'mapped') keep = `list_contains(${mapped}, e.key)`;
-  else keep = `list_contains(${mapped}, e.key) OR list_contains(list_transform(list_concat(act, exited), lambda a: ${policy('a')}), ${policy('e.key')})`;
+  else keep = `list_contains(${mapped}, e.key) OR list_contains(allowed, e.key) OR (unknown_allowed AND NOT list_contains(${known}, e.key))`;
   const synthesized = `list_transform(list_filter(exited, lambda a: NOT list_contains(coalesce(map_keys(ups), []::VARCHAR[]), a)),
       lambda a: {'key': a, 'value': {'status': 'exited', 'lastQualificationTime': ${literal(o.evaluatedAt)}}})`;
   // A mapped audience the profile just left is sent as exited, whatever the snapshot's entry says.
@@ -178,22 +202,20 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
     `CASE WHEN e.value.lastQualificationTime IS NOT NULL THEN '"lastQualificationTime":' || to_json(e.value.lastQualificationTime)::VARCHAR END`,
     `'"status":' || to_json(e.value.status)::VARCHAR`,
   ];
+  const field = (name: string, pick: (a: AudienceMeta) => number | string | null) =>
+    caseOf('e.key', o.audiences.flatMap((a) => {
+      const v = pick(a);
+      return v === null ? [] : [[a.id, literal(`"${name}":${JSON.stringify(v)}`)] as [string, string]];
+    }));
   if (o.includeSegmentTimestamps) {
-    const stamp = (name: string, pick: (a: AudienceMeta) => number | null) => {
-      const m = constMap(o.audiences.filter((a) => pick(a) !== null).map((a) => [a.id, pick(a)!]), 'BIGINT');
-      return `CASE WHEN ${m}[e.key] IS NOT NULL THEN '"${name}":' || ${m}[e.key]::VARCHAR END`;
-    };
     fields.push(
-      stamp('createdAt', (a) => a.createdAt),
-      stamp('updatedAt', (a) => a.updatedAt),
-      stamp('mappingCreatedAt', (a) => a.mappingCreatedAt),
-      stamp('mappingUpdatedAt', (a) => a.mappingUpdatedAt),
+      field('createdAt', (a) => a.createdAt),
+      field('updatedAt', (a) => a.updatedAt),
+      field('mappingCreatedAt', (a) => a.mappingCreatedAt),
+      field('mappingUpdatedAt', (a) => a.mappingUpdatedAt),
     );
   }
-  if (o.includeSegmentNames) {
-    const names = constMap(o.audiences.map((a) => [a.id, a.name]), 'VARCHAR');
-    fields.push(`CASE WHEN ${names}[e.key] IS NOT NULL THEN '"name":' || to_json(${names}[e.key])::VARCHAR END`);
-  }
+  if (o.includeSegmentNames) fields.push(field('name', (a) => a.name));
   return `'{' || array_to_string(list_transform(list_sort(list_concat(${fromSnapshot}, ${synthesized})),
       lambda e: to_json(e.key)::VARCHAR || ':{' || concat_ws(',', ${fields.join(', ')}) || '}'), ',') || '}'`;
 }
@@ -202,9 +224,11 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
 export function messagesSql(shape: HttpShape, prefix: string, options: MessageOptions): string {
   const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
   const identity = `CASE WHEN present THEN ${identityMapJson('idmap')} ELSE coalesce(bidj, '{}') END`;
+  const policy = mergePolicyAllowed(shape, options);
   return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || ${identity}) || '}' AS msg
-    FROM ${ident(`${prefix}_d`)}
-    WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)
+    FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${policy.allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
+          FROM ${ident(`${prefix}_d`)}
+          WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m
     ORDER BY pk`;
 }
 
