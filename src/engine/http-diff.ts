@@ -51,11 +51,11 @@ export interface DiffCounts {
 
 /** The baseline columns; an empty one for the first run. */
 export function emptyBaselineSql(table: string): string {
-  return `CREATE OR REPLACE TABLE ${ident(table)} (k VARCHAR, act VARCHAR[], idh VARCHAR, ah VARCHAR, idj VARCHAR)`;
+  return `CREATE OR REPLACE TABLE ${ident(table)} (k VARCHAR, act VARCHAR[], idr UBIGINT, ah UBIGINT, idj VARCHAR)`;
 }
 
 export function loadBaselineSql(table: string, parquetPath: string): string {
-  return `CREATE OR REPLACE TABLE ${ident(table)} AS SELECT k, act, idh, ah, idj FROM read_parquet(${literal(parquetPath)})`;
+  return `CREATE OR REPLACE TABLE ${ident(table)} AS SELECT k, act, idr, ah, idj FROM read_parquet(${literal(parquetPath)})`;
 }
 
 const ACTIVE = `(${literalList(ACTIVE_STATUSES)})`;
@@ -67,31 +67,47 @@ function normalised(json: string): string {
 
 const list = (items: string[]) => `[${items.join(', ')}]::VARCHAR[]`;
 
+/** The baseline's identityMap type, for comparing a stored identityMap as a set of pairs. */
+const IDMAP_TYPE = 'MAP(VARCHAR, STRUCT(id VARCHAR)[])';
+
+/** A hash of the identities as a set of namespace + id pairs (order and repeats ignored). */
+function pairsHash(map: string): string {
+  return `hash(coalesce(list_sort(list_distinct(flatten(list_transform(coalesce(map_entries(${map}), []),
+      lambda e: list_transform(list_filter(coalesce(e.value, []), lambda x: x.id IS NOT NULL), lambda x: e.key || chr(0) || x.id))))), []::VARCHAR[]))`;
+}
+
+/** The ids of `ids` for which `test(id)` holds, as a list (built per audience: no lambda per row). */
+function pick(ids: string[], test: (id: string) => string): string {
+  return ids.length ? `list_distinct(${list(ids.map((a) => `CASE WHEN ${test(literal(a))} THEN ${literal(a)} END`))})` : '[]::VARCHAR[]';
+}
+
 /**
  * Builds `<prefix>_d`: one row per profile that is active in a mapped audience now or was
  * in the baseline, with its triggers; skipped (unreadable) profiles keep their baseline.
+ * Identities are compared as their JSON text first (idr, cheap) and, only where that
+ * differs, as sets of pairs: a reordering alone is not a change.
  */
 export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: string, baseline: string, prefix: string): Promise<DiffCounts> {
-  const mapped = shape.audiences.map((a) => literal(a));
-  const act = `list_filter(${list(shape.audiences.map((a) => `CASE WHEN s.ups[${literal(a)}].status IN ${ACTIVE} THEN ${literal(a)} END`))}, lambda x: x IS NOT NULL)`;
-  const pairs = `list_sort(list_distinct(flatten(list_transform(coalesce(map_entries(s.idmap), []), lambda e: list_transform(list_filter(coalesce(e.value, []), lambda x: x.id IS NOT NULL), lambda x: e.key || chr(0) || x.id)))))`;
-  const attrs = shape.attributes.length ? `to_json(${list(shape.attributes.map((_, j) => normalised(`s.a${j}`)))})::VARCHAR` : `'[]'`;
+  const mapped = list(shape.audiences.map((a) => literal(a)));
+  const act = pick(shape.audiences, (a) => `s.ups[${a}].status IN ${ACTIVE}`);
+  const attrs = shape.attributes.length ? `hash(${list(shape.attributes.map((_, j) => normalised(`s.a${j}`)))})` : 'hash(0)';
   const d = ident(`${prefix}_d`);
   await engine.run(`CREATE OR REPLACE TABLE ${d} AS
     WITH cur AS (
-      SELECT s.*, ${act} AS act, md5(to_json(coalesce(${pairs}, []))::VARCHAR) AS idh, md5(${attrs}) AS ah
+      SELECT s.*, ${act} AS act, coalesce(to_json(s.idmap)::VARCHAR, '{}') AS idj, ${attrs} AS ah
       FROM ${ident(snapshot)} s
     ), joined AS (
-      SELECT coalesce(c.k, b.k) AS pk, c.k IS NOT NULL AS present, c.* EXCLUDE (k, act, idh, ah),
-        coalesce(c.act, []::VARCHAR[]) AS act, c.idh, c.ah,
-        list_filter(coalesce(b.act, []::VARCHAR[]), lambda x: list_contains([${mapped.join(', ')}]::VARCHAR[], x)) AS prev,
-        b.k IS NOT NULL AS known, b.idh AS bidh, b.ah AS bah, b.idj AS bidj, b.act AS bact
+      SELECT coalesce(c.k, b.k) AS pk, c.k IS NOT NULL AS present, c.* EXCLUDE (k, act, idj, ah),
+        coalesce(c.act, []::VARCHAR[]) AS act, c.idj, hash(c.idj) AS idr, c.ah,
+        list_intersect(coalesce(b.act, []::VARCHAR[]), ${mapped}) AS prev,
+        b.k IS NOT NULL AS known, b.idr AS bidr, b.ah AS bah, b.idj AS bidj, b.act AS bact
       FROM cur c FULL JOIN ${ident(baseline)} b ON c.k = b.k
       WHERE (len(c.act) > 0 OR b.k IS NOT NULL)
     )
-    SELECT *, list_filter(act, lambda x: NOT list_contains(prev, x)) AS entered,
-      list_filter(prev, lambda x: NOT list_contains(act, x)) AS exited,
-      len(act) > 0 AND len(prev) > 0 AND idh IS DISTINCT FROM bidh AS t_id,
+    SELECT *, ${pick(shape.audiences, (a) => `list_contains(act, ${a}) AND NOT list_contains(prev, ${a})`)} AS entered,
+      ${pick(shape.audiences, (a) => `list_contains(prev, ${a}) AND NOT list_contains(act, ${a})`)} AS exited,
+      CASE WHEN len(act) = 0 OR len(prev) = 0 OR idr = bidr THEN FALSE
+        ELSE ${pairsHash('idmap')} IS DISTINCT FROM ${pairsHash(`bidj::JSON::${IDMAP_TYPE}`)} END AS t_id,
       len(act) > 0 AND len(prev) > 0 AND ah IS DISTINCT FROM bah AS t_attr,
       pk IN (SELECT k FROM ${ident(`${snapshot}_skip`)}) AS skipped
     FROM joined`);
@@ -111,15 +127,9 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
 
 /** The next baseline: active profiles now, and unreadable ones as they were. */
 export function nextBaselineSql(prefix: string): string {
-  return `SELECT pk AS k, CASE WHEN skipped THEN bact ELSE act END AS act, CASE WHEN skipped THEN bidh ELSE idh END AS idh,
-      CASE WHEN skipped THEN bah ELSE ah END AS ah, CASE WHEN skipped THEN bidj ELSE ${identityMapJson('idmap')} END AS idj
+  return `SELECT pk AS k, CASE WHEN skipped THEN bact ELSE act END AS act, CASE WHEN skipped THEN bidr ELSE idr END AS idr,
+      CASE WHEN skipped THEN bah ELSE ah END AS ah, CASE WHEN skipped THEN bidj ELSE idj END AS idj
     FROM ${ident(`${prefix}_d`)} WHERE (skipped AND known) OR (NOT skipped AND len(act) > 0) ORDER BY pk`;
-}
-
-/** The whole identityMap as JSON text: every namespace, `{ "id" }` per entry. */
-function identityMapJson(column: string): string {
-  return `'{' || array_to_string(list_transform(coalesce(map_entries(${column}), []), lambda e: to_json(e.key)::VARCHAR || ':[' ||
-      array_to_string(list_transform(list_filter(coalesce(e.value, []), lambda x: x.id IS NOT NULL), lambda x: '{"id":' || to_json(x.id)::VARCHAR || '}'), ',') || ']'), ',') || '}'`;
 }
 
 interface Node {
@@ -189,44 +199,48 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
   const mapped = idList(shape.audiences);
   const known = idList(o.audiences.map((a) => a.id));
   const entries = 'coalesce(map_entries(ups), [])';
-  let keep: string;
-  if (o.segmentMembership === 'all') keep = 'TRUE';
-  else if (o.segmentMembership === 'mapped') keep = `list_contains(${mapped}, e.key)`;
-  else keep = `list_contains(${mapped}, e.key) OR list_contains(allowed, e.key) OR (unknown_allowed AND NOT list_contains(${known}, e.key))`;
-  const synthesized = `list_transform(list_filter(exited, lambda a: NOT list_contains(coalesce(map_keys(ups), []::VARCHAR[]), a)),
-      lambda a: {'key': a, 'value': {'status': 'exited', 'lastQualificationTime': ${literal(o.evaluatedAt)}}})`;
-  // A mapped audience the profile just left is sent as exited, whatever the snapshot's entry says.
-  const fromSnapshot = `list_transform(list_filter(${entries}, lambda e: ${keep}), lambda e: CASE WHEN list_contains(exited, e.key) AND e.value.status <> 'exited'
-      THEN {'key': e.key, 'value': {'status': 'exited', 'lastQualificationTime': ${literal(o.evaluatedAt)}}} ELSE {'key': e.key, 'value': {'status': e.value.status, 'lastQualificationTime': e.value.lastQualificationTime}} END)`;
-  const fields: string[] = [
-    `CASE WHEN e.value.lastQualificationTime IS NOT NULL THEN '"lastQualificationTime":' || to_json(e.value.lastQualificationTime)::VARCHAR END`,
-    `'"status":' || to_json(e.value.status)::VARCHAR`,
-  ];
-  const field = (name: string, pick: (a: AudienceMeta) => number | string | null) =>
-    caseOf('e.key', o.audiences.flatMap((a) => {
-      const v = pick(a);
-      return v === null ? [] : [[a.id, literal(`"${name}":${JSON.stringify(v)}`)] as [string, string]];
-    }));
+  let kept: string;
+  if (o.segmentMembership === 'all') kept = entries;
+  else if (o.segmentMembership === 'mapped') kept = `list_filter(${entries}, lambda e: list_contains(${mapped}, e.key))`;
+  else kept = `list_filter(${entries}, lambda e: list_contains(allowed, e.key) OR (unknown_allowed AND NOT list_contains(${known}, e.key)))`;
+  // A mapped audience left with no entry in the snapshot (dropped, or the profile vanished)
+  // is sent as exited at the snapshot's time. (An audience left with an entry has status exited.)
+  const exitEntry = (a: string) => `{'key': ${a}, 'value': {'lastQualificationTime': ${literal(o.evaluatedAt)}, 'status': 'exited'}}`;
+  const synthesized = shape.audiences.length
+    ? `CASE WHEN len(exited) = 0 THEN [] ELSE list_filter([${shape.audiences.map((a) => `CASE WHEN list_contains(exited, ${literal(a)}) AND ups[${literal(a)}] IS NULL THEN ${exitEntry(literal(a))} END`).join(', ')}], lambda x: x IS NOT NULL) END`
+    : '[]';
+  const all = `list_sort(list_concat(${kept}, ${synthesized}))`;
+  const extras: [string, (a: AudienceMeta) => number | string | null][] = [];
   if (o.includeSegmentTimestamps) {
-    fields.push(
-      field('createdAt', (a) => a.createdAt),
-      field('updatedAt', (a) => a.updatedAt),
-      field('mappingCreatedAt', (a) => a.mappingCreatedAt),
-      field('mappingUpdatedAt', (a) => a.mappingUpdatedAt),
-    );
+    extras.push(['createdAt', (a) => a.createdAt], ['updatedAt', (a) => a.updatedAt], ['mappingCreatedAt', (a) => a.mappingCreatedAt], ['mappingUpdatedAt', (a) => a.mappingUpdatedAt]);
   }
-  if (o.includeSegmentNames) fields.push(field('name', (a) => a.name));
-  return `'{' || array_to_string(list_transform(list_sort(list_concat(${fromSnapshot}, ${synthesized})),
-      lambda e: to_json(e.key)::VARCHAR || ':{' || concat_ws(',', ${fields.join(', ')}) || '}'), ',') || '}'`;
+  if (o.includeSegmentNames) extras.push(['name', (a) => a.name]);
+  let json: string;
+  if (extras.length === 0) json = `to_json(map_from_entries(${all}))::VARCHAR`;
+  else {
+    const values = extras.map(([name, value]) => {
+      const cases = o.audiences.flatMap((a) => {
+        const v = value(a);
+        return v === null ? [] : [[a.id, typeof v === 'number' ? `${v}::BIGINT` : literal(v)] as [string, string]];
+      });
+      const type = name === 'name' ? 'VARCHAR' : 'BIGINT';
+      return `${literal(name)}: ${cases.length ? `${caseOf('e.key', cases)}::${type}` : `NULL::${type}`}`;
+    });
+    json = `to_json(map_from_entries(list_transform(${all}, lambda e: {'key': e.key, 'value': {'lastQualificationTime': e.value.lastQualificationTime, 'status': e.value.status, ${values.join(', ')}}})))::VARCHAR`;
+    for (const [name] of extras) json = `replace(${json}, ${literal(`,"${name}":null`)}, '')`;
+  }
+  // A missing lastQualificationTime is left out rather than sent as null.
+  return `replace(${json}, '"lastQualificationTime":null,', '')`;
 }
 
 /** One message per changed profile, as JSON text, ordered by profile key (first column). */
 export function messagesSql(shape: HttpShape, prefix: string, options: MessageOptions): string {
   const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
-  const identity = `CASE WHEN present THEN ${identityMapJson('idmap')} ELSE coalesce(bidj, '{}') END`;
+  const identity = `CASE WHEN present THEN idj ELSE coalesce(bidj, '{}') END`;
   const policy = mergePolicyAllowed(shape, options);
+  const allowed = `list_concat(${idList(shape.audiences)}, ${policy.allowed})`;
   return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || ${identity}) || '}' AS msg
-    FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${policy.allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
+    FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
           FROM ${ident(`${prefix}_d`)}
           WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m
     ORDER BY pk`;

@@ -33,7 +33,8 @@ export interface LoadedHttpSnapshot {
 }
 
 const IDMAP_TYPE = 'MAP(VARCHAR, STRUCT(id VARCHAR)[])';
-const UPS_TYPE = 'MAP(VARCHAR, STRUCT(status VARCHAR, lastQualificationTime VARCHAR))';
+// lastQualificationTime first: messages carry entries in this field order (seed 003).
+const UPS_TYPE = 'MAP(VARCHAR, STRUCT(lastQualificationTime VARCHAR, status VARCHAR))';
 
 function ndjsonSelect(shape: HttpShape, files: string[]): string {
   const roots = new Map<string, string>();

@@ -41,7 +41,8 @@ const snapshot2 = () => [
   person('p03', { 'aud-vip': 'exited' }),
   person('p04', { 'aud-sf': 'exited' }), // unmapped audience changes: nothing
   // p05 vanished: an exit with the baseline's identityMap
-  person('p06', { 'aud-vip': 'existing' }), // realized → existing alone: nothing
+  // realized → existing, and the same identities in another order: nothing
+  person('p06', { 'aud-vip': 'existing' }, { identityMap: { ecid: [{ id: 'ecid-p06' }], email: [{ id: 'p06@example.com' }, { id: 'p06@example.com' }] } }),
   person('p07', { 'aud-vip': 'realized' }, { identityMap: { email: [{ id: 'p07@example.com' }], ecid: [{ id: 'ecid-p07' }, { id: 'ecid-new' }] } }),
   person('p08', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'Changed', lastName: 'L-p08' } } }),
   person('p09', { 'aud-vip': 'realized' }, { loyalty: { tier: 'platinum', points: 10 } }), // unmapped attribute: nothing
