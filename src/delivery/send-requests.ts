@@ -20,6 +20,8 @@ export interface SendOptions {
   auth: Authenticator;
   /** Base of the retry backoff (ms); the n-th retry waits about base·2ⁿ, jittered. */
   backoffMs?: number;
+  /** After the first failure, start no new request (in-flight ones finish): the run fails anyway. */
+  stopOnFailure?: boolean;
 }
 
 export interface Failure {
@@ -109,6 +111,7 @@ export async function sendRequests(requests: AsyncIterable<OutgoingRequest>, opt
   const pace = pacer(options.maxRequestsPerSecond);
   const backoff = options.backoffMs ?? 500;
   let fatal: Error | null = null;
+  let stopped = false;
   const inFlight = new Set<Promise<void>>();
 
   const sendOne = async ({ seq, key, body }: OutgoingRequest): Promise<void> => {
@@ -167,6 +170,7 @@ export async function sendRequests(requests: AsyncIterable<OutgoingRequest>, opt
         continue;
       }
       stats.failed += 1;
+      if (options.stopOnFailure) stopped = true;
       await callbacks.onFailure({
         seq, key, status, attempts, body,
         error: options.auth.scrub(status === null ? `network error: ${error}` : `HTTP ${status}${retryable ? ` after ${RETRIES} retries` : ' (permanent)'}`),
@@ -177,9 +181,9 @@ export async function sendRequests(requests: AsyncIterable<OutgoingRequest>, opt
   };
 
   for await (const request of requests) {
-    if (fatal) break;
+    if (fatal || stopped) break;
     while (inFlight.size >= options.concurrency) await Promise.race(inFlight);
-    if (fatal) break;
+    if (fatal || stopped) break;
     const task: Promise<void> = sendOne(request).then(
       () => {
         inFlight.delete(task);

@@ -110,7 +110,8 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
         ELSE ${pairsHash('idmap')} IS DISTINCT FROM ${pairsHash(`bidj::JSON::${IDMAP_TYPE}`)} END AS t_id,
       len(act) > 0 AND len(prev) > 0 AND ah IS DISTINCT FROM bah AS t_attr,
       pk IN (SELECT k FROM ${ident(`${snapshot}_skip`)}) AS skipped
-    FROM joined`);
+    FROM joined
+    ORDER BY pk`);
   const [c] = await engine.all<Record<string, string>>(`SELECT
       count(*) FILTER (WHERE NOT skipped AND len(entered) > 0)::VARCHAR AS entered,
       count(*) FILTER (WHERE NOT skipped AND len(exited) > 0)::VARCHAR AS exited,
@@ -129,7 +130,7 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
 export function nextBaselineSql(prefix: string): string {
   return `SELECT pk AS k, CASE WHEN skipped THEN bact ELSE act END AS act, CASE WHEN skipped THEN bidr ELSE idr END AS idr,
       CASE WHEN skipped THEN bah ELSE ah END AS ah, CASE WHEN skipped THEN bidj ELSE idj END AS idj
-    FROM ${ident(`${prefix}_d`)} WHERE (skipped AND known) OR (NOT skipped AND len(act) > 0) ORDER BY pk`;
+    FROM ${ident(`${prefix}_d`)} WHERE (skipped AND known) OR (NOT skipped AND len(act) > 0)`;
 }
 
 interface Node {
@@ -233,7 +234,11 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
   return `replace(${json}, '"lastQualificationTime":null,', '')`;
 }
 
-/** One message per changed profile, as JSON text, ordered by profile key (first column). */
+/**
+ * One message per changed profile, as JSON text, in profile key order: `<prefix>_d` is
+ * stored sorted by key and scanned in insertion order (the session preserves it), so the
+ * messages themselves are never sorted.
+ */
 export function messagesSql(shape: HttpShape, prefix: string, options: MessageOptions): string {
   const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
   const identity = `CASE WHEN present THEN idj ELSE coalesce(bidj, '{}') END`;
@@ -242,8 +247,7 @@ export function messagesSql(shape: HttpShape, prefix: string, options: MessageOp
   return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || ${identity}) || '}' AS msg
     FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
           FROM ${ident(`${prefix}_d`)}
-          WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m
-    ORDER BY pk`;
+          WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m`;
 }
 
 /** Drops the working tables of one diff (`<prefix>_snap`, `_snap_skip`, `_base`, `_d`). */
@@ -269,4 +273,14 @@ export async function loadBaseline(engine: Engine, table: string, parquetPath: s
 export async function firstMessages(engine: Engine, shape: HttpShape, prefix: string, options: MessageOptions, n: number): Promise<string[]> {
   const rows = await engine.all<{ msg: string }>(`${messagesSql(shape, prefix, options)} LIMIT ${Math.max(0, Math.floor(n))}`);
   return rows.map((r) => r.msg);
+}
+
+/**
+ * Writes the messages (messagesSql) to a local file, one JSON text a line, in order. The
+ * engine writes it in one pass (sorting and spilling as it needs), so Node never pulls
+ * messages one chunk at a time. JSON text holds no raw control character, so a single-column
+ * CSV with no quoting and a control-character delimiter is exactly one message a line.
+ */
+export async function writeMessages(engine: Engine, shape: HttpShape, prefix: string, options: MessageOptions, file: string): Promise<void> {
+  await engine.run(`COPY (${messagesSql(shape, prefix, options)}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`);
 }

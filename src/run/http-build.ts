@@ -2,10 +2,12 @@
 // which snapshots a run delivers (oldest first, each diffed against the one before), and
 // building one snapshot's diff and messages in the engine. Nothing here sends or commits.
 import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { readLines } from '../delivery/send-requests.js';
 import type { LoadedHttpConfig } from '../config/load.js';
 import { messagesPerRequest, type HttpDataflow } from '../config/http-schema.js';
-import { diffProfiles, dropDiff, loadBaseline, messagesSql, type AudienceMeta, type DiffCounts, type MessageOptions } from '../engine/http-diff.js';
+import { diffProfiles, dropDiff, loadBaseline, writeMessages, type AudienceMeta, type DiffCounts, type MessageOptions } from '../engine/http-diff.js';
 import { loadHttpSnapshot, type HttpShape } from '../engine/load-http-snapshot.js';
 import { describeBadInput, type PartFile } from '../engine/load-snapshot.js';
 import type { BadRecord } from '../engine/scan-lines.js';
@@ -154,7 +156,7 @@ export interface BuiltDiff {
   counts: DiffCounts;
   badRecords: BadRecord[];
   /** Streams the request bodies, in order (one line each, no newline). */
-  requests(onRequest: (body: string) => Promise<void> | void): Promise<{ requests: number; messages: number }>;
+  requests(onRequest: (body: Buffer) => Promise<void> | void): Promise<{ requests: number; messages: number }>;
 }
 
 /**
@@ -187,7 +189,7 @@ export async function buildDiff(
   }
   const counts = await diffProfiles(engine, shape, table, base, options.prefix);
   options.progress(`snapshot ${run.snapshot.snapshotId}: ${loaded.profiles} profiles, ${counts.messages} message(s) (entered ${counts.entered}, exited ${counts.exited}, identity ${counts.identity}, attribute ${counts.attribute})`);
-  const sql = messagesSql(shape, options.prefix, messageOptions(dataflow, run.snapshot, mappedAt));
+  const messagesFile = path.join(options.scratchDir, `${options.prefix}-messages.ndjson`);
   const perRequest = messagesPerRequest(dataflow.destination);
   const single = dataflow.destination.envelope === 'single';
   return {
@@ -195,27 +197,37 @@ export async function buildDiff(
     counts,
     badRecords: loaded.badRecords,
     async requests(onRequest) {
-      let batch: string[] = [];
+      // Bodies are put together as bytes: messages never become JS strings.
+      let batch: Buffer[] = [];
       let requests = 0;
       let messages = 0;
       const flush = async () => {
         if (!batch.length) return;
         requests += 1;
-        await onRequest(single ? batch[0]! : `[${batch.join(',')}]`);
+        await onRequest(single ? batch[0]! : Buffer.concat([OPEN, ...batch.flatMap((m, i) => (i ? [COMMA, m] : [m])), CLOSE]));
         batch = [];
       };
-      await engine.streamStrings(sql, async (values) => {
-        for (const v of values) {
-          batch.push(v);
+      await writeMessages(engine, shape, options.prefix, messageOptions(dataflow, run.snapshot, mappedAt), messagesFile);
+      options.progress(`snapshot ${run.snapshot.snapshotId}: messages built`);
+      try {
+        for await (const line of readLines(messagesFile)) {
+          if (line.length === 0) continue;
+          batch.push(line);
           messages += 1;
           if (batch.length >= perRequest) await flush();
         }
-      });
-      await flush();
+        await flush();
+      } finally {
+        await rm(messagesFile, { force: true });
+      }
       return { requests, messages };
     },
   };
 }
+
+const OPEN = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
 
 export async function dropBuilt(engine: Engine, prefix: string): Promise<void> {
   await dropDiff(engine, prefix);

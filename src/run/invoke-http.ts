@@ -230,7 +230,7 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
         outboxRequests(local, run.runId, done),
         {
           url: endpointUrl(d), headers: headerPairs(d), timeoutMs: d.timeoutSeconds * 1000, concurrency: d.concurrency, maxRequestsPerSecond: d.maxRequestsPerSecond,
-          auth: ctx.auth, backoffMs: Number(process.env['AUDEX_HTTP_BACKOFF_MS'] ?? 500),
+          auth: ctx.auth, backoffMs: Number(process.env['AUDEX_HTTP_BACKOFF_MS'] ?? 500), stopOnFailure: d.onExhausted === 'fail',
         },
         {
           onAck: (seq) => {
@@ -260,7 +260,7 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
   if (failures.length) {
     const shown = failures.slice(0, 5).map((f) => `  request ${run.runId}-${f.seq}: ${f.error}${f.response ? ` — ${f.response.slice(0, 200)}` : ''}`);
     throw new RunFailedError(
-      [`${failures.length} of ${seal.requests} request(s) to ${dataflow.destination.endpoint} could not be delivered (retries exhausted or refused):`, ...shown,
+      [`${failures.length} request(s) to ${dataflow.destination.endpoint} could not be delivered (retries exhausted or refused); ${counts.acknowledged} of ${seal.requests} are acknowledged, sending stopped:`, ...shown,
         'With onExhausted: fail the run is not committed; the next `audex run` sends the unacknowledged requests again (same bodies, same Idempotency-Key). Set onExhausted: deadLetter to set them aside and go on.'].join('\n'),
     );
   }
@@ -299,13 +299,14 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
     const crashAt = Math.max(1, Math.ceil(requestsEstimate(built.counts.messages, dataflow) / 2));
     let written = 0;
     const { requests, messages } = await built.requests(async (body) => {
-      const line = `${body}\n`;
-      bytes += Buffer.byteLength(line);
-      if (!out.write(line)) await once(out, 'drain');
+      bytes += body.length + 1;
+      out.write(body);
+      if (!out.write(NEWLINE)) await once(out, 'drain');
       if (++written === crashAt) crashPoint('http-outbox-part');
     });
     out.end();
     await once(out, 'close');
+    options.progress(`run ${run.runId}: outbox written (${requests} request(s), ${(bytes / 1e6).toFixed(1)} MB)`);
     await storage.publish(staged, httpKeys.outbox(run.runId));
     const baselineKey = httpKeys.baseline(run.runId);
     const stagedBase = await storage.stage(baselineKey);
@@ -324,6 +325,8 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
     await dropBuilt(engine, prefix);
   }
 }
+
+const NEWLINE = Buffer.from('\n');
 
 function requestsEstimate(messages: number, dataflow: HttpDataflow): number {
   const d = dataflow.destination;
