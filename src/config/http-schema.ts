@@ -4,19 +4,10 @@
 // ({ env } / { file }); a literal secret is refused, so none is ever kept in a config file.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { s3Options } from './schema.js';
 import { parseSourcePath } from './sources.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-const s3Options = z
-  .object({
-    region: z.string().min(1).optional(),
-    endpoint: z.string().url().optional(),
-    forcePathStyle: z.boolean().optional(),
-    sse: z.enum(['AES256', 'aws:kms']).optional(),
-    kmsKeyId: z.string().min(1).optional(),
-  })
-  .strict();
 
 /** A secret is read at run time from the environment or a file, never written in the config. */
 const secretRef = z.union([z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]);

@@ -15,7 +15,7 @@ const isoDate = z
   .regex(DATE, 'expected a date as YYYY-MM-DD')
   .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s), 'not a real calendar date');
 
-const s3Options = z
+export const s3Options = z
   .object({
     region: z.string().min(1).optional(),
     endpoint: z.string().url().optional(),

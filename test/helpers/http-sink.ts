@@ -2,6 +2,7 @@
 // request (method, path, query, headers, exact body bytes) and answers from a script
 // (statuses, Retry-After, stalls, connection resets), then 200 by default.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { afterAll, beforeAll } from 'vitest';
 import type { AddressInfo } from 'node:net';
 
 export interface RecordedRequest {
@@ -187,4 +188,26 @@ export async function startTokenServer(expect: { clientId: string; clientSecret:
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   t.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`;
   return t;
+}
+
+/** The sink of a test file: started before its tests, closed after them. */
+export function useHttpSink(): HttpSink {
+  let real: HttpSink | null = null;
+  beforeAll(async () => {
+    real = await startHttpSink();
+  });
+  afterAll(async () => {
+    await real?.close();
+  });
+  const target = () => {
+    if (!real) throw new Error('the sink starts in beforeAll');
+    return real;
+  };
+  return new Proxy({} as HttpSink, {
+    get: (_, key) => target()[key as keyof HttpSink],
+    set: (_, key, value) => {
+      (target() as unknown as Record<string | symbol, unknown>)[key] = value;
+      return true;
+    },
+  });
 }

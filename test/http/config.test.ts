@@ -1,16 +1,10 @@
 // Config errors of an HTTP dataflow (SPEC §11): exit 2, every problem at once, before
 // anything is read or sent; prospect audiences and export-now refused.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AT, person, trackHttpWorkspaces, webhookConfig } from '../helpers/http-flow.js';
-import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { useHttpSink } from '../helpers/http-sink.js';
 
-let sink: HttpSink;
-beforeAll(async () => {
-  sink = await startHttpSink();
-});
-afterAll(async () => {
-  await sink.close();
-});
+const sink = useHttpSink();
 const workspace = trackHttpWorkspaces();
 
 describe('HTTP API destination: config', () => {

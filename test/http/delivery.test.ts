@@ -2,20 +2,14 @@
 // retries (5xx, 429 with Retry-After, resets, stalls), permanent 4xx, onExhausted fail
 // (resumed by the next run) and deadLetter (+ redrive), every auth form, token expiry and
 // refresh, credential failures (exit 3 naming the token URL), and no secret anywhere.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { listFiles } from '../helpers/harness.js';
 import { AT, person, trackHttpWorkspaces, webhookConfig, type HttpWorkspace } from '../helpers/http-flow.js';
-import { startHttpSink, startTokenServer, type HttpSink } from '../helpers/http-sink.js';
+import { startTokenServer, useHttpSink } from '../helpers/http-sink.js';
 
-let sink: HttpSink;
-beforeAll(async () => {
-  sink = await startHttpSink();
-});
-afterAll(async () => {
-  await sink.close();
-});
+const sink = useHttpSink();
 const workspace = trackHttpWorkspaces();
 
 const S1 = '2026-11-20T05:00:00Z';

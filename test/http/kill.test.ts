@@ -9,17 +9,11 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { listFiles } from '../helpers/harness.js';
 import { AT, person, trackHttpWorkspaces, webhookConfig, type HttpWorkspace } from '../helpers/http-flow.js';
-import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { useHttpSink } from '../helpers/http-sink.js';
 import { audexProc, describeProc } from '../helpers/reliability.js';
 import { startS3, type S3Test } from '../helpers/s3-server.js';
 
-let sink: HttpSink;
-beforeAll(async () => {
-  sink = await startHttpSink();
-});
-afterAll(async () => {
-  await sink.close();
-});
+const sink = useHttpSink();
 const workspace = trackHttpWorkspaces();
 
 const S1 = '2026-11-20T05:00:00Z';

@@ -1,17 +1,11 @@
 // SPEC §11.1–11.3 through the CLI against a real recording endpoint on 127.0.0.1: what
 // triggers a message (one profile per rule), what a message holds (seed 003's shape),
 // aggregation, envelopes, headers and query parameters, determinism, and `plan`.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AT, person, trackHttpWorkspaces, webhookConfig, type HttpWorkspace } from '../helpers/http-flow.js';
-import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { useHttpSink } from '../helpers/http-sink.js';
 
-let sink: HttpSink;
-beforeAll(async () => {
-  sink = await startHttpSink();
-});
-afterAll(async () => {
-  await sink.close();
-});
+const sink = useHttpSink();
 const workspace = trackHttpWorkspaces();
 
 const S1 = '2026-11-20T05:00:00Z';
