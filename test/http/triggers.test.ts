@@ -2,6 +2,8 @@
 // triggers a message (one profile per rule), what a message holds (seed 003's shape),
 // aggregation, envelopes, headers and query parameters, determinism, and `plan`.
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { AT, person, trackHttpWorkspaces, webhookConfig, type HttpWorkspace } from '../helpers/http-flow.js';
 import { useHttpSink } from '../helpers/http-sink.js';
 
@@ -147,6 +149,15 @@ describe('HTTP API destination: triggers and contents', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.json().runs[0]!.counts).toMatchObject({ messages: 2, entered: 2, exited: 0, identity: 0, attribute: 0 });
     expect([...byEmail(sink.ackedMessages()).keys()]).toEqual(['p01', 'p16']);
+  });
+
+  it('runs and report show one record per delivered snapshot with the HTTP counters', async () => {
+    const runs = await ws.audex(['runs', '-c', 'webhook.yaml', '--json']);
+    expect((JSON.parse(runs.stdout) as { runs: { snapshotId: string; counts: Record<string, number> }[] }).runs.map((r) => [r.snapshotId, r.counts['messages']])).toEqual([['s3', 2], ['s2', 7], ['s1', 12]]);
+    const report = await ws.audex(['report', '-c', 'webhook.yaml', '--out', 'report.html', '--at', AT, '--json']);
+    expect(report.code, report.stderr).toBe(0);
+    const html = readFileSync(path.join(ws.dir, 'report.html'), 'utf8');
+    for (const text of ['acme-http', 'aud-vip,aud-churn', 'messages', 'requests', 'deadLetters']) expect(html).toContain(text);
   });
 
   it('the same snapshots give byte-identical request bodies and keys (fresh state)', async () => {

@@ -17,7 +17,9 @@ import { createScratchDir } from '../../storage/staging.js';
 import { httpKeys, listDeadLetters, readAcks, readJsonObject, type DeadLetter, type HttpCursor, type OutboxSeal } from '../../state/http-state.js';
 import { acquireLock, NO_LOCK } from '../../state/lock.js';
 import { StateStore } from '../../state/state-store.js';
+import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
+import type { AudienceStatus } from './status.js';
 import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
 
 interface CommonFlags {
@@ -241,4 +243,22 @@ export async function redriveCommand(config: LoadedHttpConfig, flags: CommonFlag
   if (flags.json) reporter.out(JSON.stringify(result, null, 2));
   else reporter.out([`redrive ${dataflow.id}: ${delivered} delivered and removed, ${kept.length} still dead-lettered`, ...kept.map((k) => `  ${k}`)].join('\n'));
   return kept.length ? EXIT.runFailed : EXIT.ok;
+}
+
+/**
+ * An HTTP dataflow as one row of the status table `audex report` shows: it delivers all
+ * its audiences together, once per new snapshot.
+ */
+export async function readHttpAudienceStatus(config: LoadedHttpConfig, state: StateStore, history: RunRecord[]): Promise<AudienceStatus[]> {
+  const { dataflow } = config;
+  const cursor = await readJsonObject<HttpCursor>(state.storage, httpKeys.cursor);
+  const success = history.find((r) => r.status === 'success');
+  const failed = history.find((r) => r.status === 'failed' && (!success || r.logicalTime >= success.logicalTime));
+  const pending = (await state.listPending()).find((p) => p.folders.includes('http') && p.runId !== cursor?.runId);
+  return [{
+    audienceId: audienceLabel(dataflow), mode: 'http', schedule: `every new snapshot, to ${dataflow.destination.endpoint}`,
+    lastSuccess: success ? { runId: success.runId, logicalTime: success.logicalTime, snapshotId: success.snapshotId, rowsWritten: success.counts.rowsWritten, files: 0 } : null,
+    nextSlot: null, baselineSize: cursor?.baselineSize ?? null, pendingRun: pending?.runId ?? null,
+    lastError: failed ? { runId: failed.runId, logicalTime: failed.logicalTime, error: failed.error ?? '' } : null,
+  }];
 }

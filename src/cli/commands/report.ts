@@ -13,6 +13,8 @@ import { StateStore } from '../../state/state-store.js';
 import type { Reporter } from '../reporter.js';
 import { parseAt } from '../parse-options.js';
 import { readAudienceStatuses } from './status.js';
+import { readHttpAudienceStatus } from './http.js';
+import { openHttpLocations } from '../../run/http-build.js';
 
 export interface ReportFlags {
   config: string[];
@@ -59,16 +61,15 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
   const dataflows: ReportDataflow[] = [];
   for (const config of configs) {
     const { dataflow } = config;
-    if (config.kind === 'http') throw new ConfigError(`${config.file}: audex report does not read HTTP API dataflows yet`);
     reporter.progress(`${dataflow.id}: reading run history and status`);
-    const state = new StateStore(openLocations(config).state);
+    const state = new StateStore(config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state);
     const history = await state.readHistory();
     dataflows.push({
       id: dataflow.id,
       name: dataflow.name,
       lockHolder: await readLockHolder(state.storage, new Date()),
       // Dataset dataflows (SPEC §12): their runs are in the history; the status section is per audience.
-      audiences: config.kind === 'datasets' ? [] : await readAudienceStatuses(config, state, history, now),
+      audiences: config.kind === 'datasets' ? [] : config.kind === 'http' ? await readHttpAudienceStatus(config, state, history) : await readAudienceStatuses(config, state, history, now),
       history,
     });
   }
