@@ -55,13 +55,22 @@ function ndjsonSelect(shape: HttpShape, files: string[]): string {
 
 const nullJson = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN NULL ELSE ${expr} END`;
 
-/** Parquet parts: every root read through JSON, then typed like the NDJSON read. */
+/**
+ * Parquet parts: every root read through JSON, then typed like the NDJSON read. Struct
+ * columns (a writer's schema) name every namespace and audience, with NULL where a record
+ * has none: those entries are dropped, and timestamps are given back as RFC 3339 text.
+ */
 function parquetSelect(shape: HttpShape, files: string[], columns: Set<string>): string {
   const root = (name: string) => (columns.has(name) ? `to_json(${ident(name)})` : 'NULL::JSON');
   const at = (p: string[]) => (p.length > 1 ? `json_extract(${root(p[0]!)}, ${jsonPath(p.slice(1))})` : root(p[0]!));
   const attrs = shape.attributes.map((p, j) => `, ${nullJson(at(p))} AS a${j}`).join('');
+  const present = (map: string) => `list_filter(map_entries(${map}), lambda e: e.value IS NOT NULL)`;
+  const rfc3339 = (t: string) => `regexp_replace(${t}, ${literal(String.raw`^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(\.\d+)?)$`)}, ${literal(String.raw`\1T\2Z`)})`;
+  const idmap = `map_from_entries(${present(`${root('identityMap')}::${IDMAP_TYPE}`)})`;
+  const ups = `map_from_entries(list_transform(${present(`json_extract(${root('segmentMembership')}, '$.ups')::${UPS_TYPE}`)},
+      lambda e: {'key': e.key, 'value': {'lastQualificationTime': ${rfc3339('e.value.lastQualificationTime')}, 'status': e.value.status}}))`;
   return `SELECT json_extract_string(${at(shape.keyPath)}, '$') AS k, json_type(${at(shape.keyPath)}) AS k_type,
-      ${root('identityMap')}::${IDMAP_TYPE} AS idmap, json_extract(${root('segmentMembership')}, '$.ups')::${UPS_TYPE} AS ups${attrs},
+      ${idmap} AS idmap, ${ups} AS ups${attrs},
       filename AS _file, file_row_number + 1 AS _row, NULL::VARCHAR AS _entry_errors
     FROM read_parquet([${literalList(files)}], union_by_name = true, filename = true, file_row_number = true)`;
 }

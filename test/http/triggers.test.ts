@@ -2,7 +2,8 @@
 // triggers a message (one profile per rule), what a message holds (seed 003's shape),
 // aggregation, envelopes, headers and query parameters, determinism, and `plan`.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { DuckDBInstance } from '@duckdb/node-api';
 import path from 'node:path';
 import { AT, person, trackHttpWorkspaces, webhookConfig, type HttpWorkspace } from '../helpers/http-flow.js';
 import { useHttpSink } from '../helpers/http-sink.js';
@@ -51,12 +52,13 @@ const snapshot2 = () => [
 ].map((p) => (p['profileId'] === 'p12' ? JSON.stringify(p).replace('"points":10}', '"points":10.0}') : p));
 
 type Msg = { person?: unknown; loyalty?: unknown; segmentMembership: { ups: Record<string, Record<string, unknown>> }; identityMap: Record<string, { id: string }[]> };
+let s1Bodies: Buffer[] = [];
+
 const byEmail = (messages: Record<string, unknown>[]) =>
   new Map(messages.map((m) => [((m as Msg).identityMap['email']?.[0]?.id ?? '').split('@')[0]!, m as Msg]));
 
 describe('HTTP API destination: triggers and contents', () => {
   let ws: HttpWorkspace;
-  let s1Bodies: Buffer[] = [];
 
   it('first run: the historical backfill, one message per active member of a mapped audience, in profile key order', async () => {
     ws = workspace();
@@ -171,6 +173,25 @@ describe('HTTP API destination: triggers and contents', () => {
     // The seed's string form of headers and the map form of query parameters.
     expect(sink.requests[0]!.headers['x-tenant']).toBe('acme');
     expect(Object.fromEntries(sink.requests[0]!.query)).toEqual({ source: 'audex', v: '2' });
+  });
+});
+
+describe('HTTP API destination: Parquet snapshots', () => {
+  it('give the same request bodies as NDJSON', async () => {
+    const ws = workspace();
+    ws.snapshot('s1', S1, snapshot1());
+    const dir = path.join(ws.snapshots, 's1', 'profiles');
+    const db = await DuckDBInstance.create(':memory:');
+    const c = await db.connect();
+    await c.run(`COPY (SELECT * FROM read_json('${dir}/part-00000.ndjson', format = 'newline_delimited')) TO '${dir}/part-00000.parquet' (FORMAT parquet)`);
+    c.closeSync();
+    db.closeSync();
+    rmSync(path.join(dir, 'part-00000.ndjson'));
+    ws.config(webhookConfig(sink.url));
+    sink.reset();
+    const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sink.requests.map((q) => q.body.toString())).toEqual(s1Bodies.map((b) => b.toString()));
   });
 });
 
