@@ -2,16 +2,17 @@
 // snapshot table (load-http-snapshot.ts) and the baseline (the previous run's, or empty).
 //
 // Baseline, one row per profile active in at least one mapped audience:
-//   k, act (mapped audiences it is active in), idh (hash of the sorted set of namespace+id
-//   pairs over every namespace), ah (hash of the mapped attributes, numbers normalised),
-//   idj (its identityMap as JSON text, for the exit message of a member that vanishes).
+//   k, act (mapped audiences it is active in), idj (its whole identityMap as JSON text: the
+//   identity set to compare with, and the identityMap of the exit message of a member that
+//   vanishes), idr (hash of idj), ah (hash of the mapped attributes, numbers normalised).
 //
 // Triggers, per profile: entered (an audience in act now, not before), exited (before, not
-// now; a vanished member too), identity (active now and before, idh changed), attribute
-// (active now and before, ah changed). realized ↔ existing is not a change; unmapped
-// audiences never trigger. A newly mapped audience is in no baseline row, so its members
-// all enter: the backfill of that audience alone. Messages are built here as JSON text,
-// ordered by profile key, and streamed out: they never sit in memory all at once.
+// now; a vanished member too), identity (active now and before, and the set of namespace +
+// id pairs changed: compared only where idr differs), attribute (active now and before, ah
+// changed). realized ↔ existing is not a change; unmapped audiences never trigger. A newly
+// mapped audience is in no baseline row, so its members all enter: the backfill of that
+// audience alone. Messages are built here as JSON text, in profile key order, and written
+// to a file by the engine: they never sit in Node's memory all at once.
 import { ACTIVE_STATUSES } from './record-rules.js';
 import type { Engine } from './session.js';
 import type { HttpShape } from './load-http-snapshot.js';
@@ -90,7 +91,9 @@ function pick(ids: string[], test: (id: string) => string): string {
 export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: string, baseline: string, prefix: string): Promise<DiffCounts> {
   const mapped = list(shape.audiences.map((a) => literal(a)));
   const act = pick(shape.audiences, (a) => `s.ups[${a}].status IN ${ACTIVE}`);
-  const attrs = shape.attributes.length ? `hash(${list(shape.attributes.map((_, j) => normalised(`s.a${j}`)))})` : 'hash(0)';
+  // Stored hashes are MD5-based (stable across engine versions); JSON text holds no raw
+  // control character, so chr(1) separates values and chr(2) stands for an absent one.
+  const attrs = `md5_number_upper(concat_ws(chr(1), ${[...shape.attributes.map((_, j) => `coalesce(${normalised(`s.a${j}`)}, chr(2))`), "''"].join(', ')}))`;
   const d = ident(`${prefix}_d`);
   await engine.run(`CREATE OR REPLACE TABLE ${d} AS
     WITH cur AS (
@@ -98,7 +101,7 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
       FROM ${ident(snapshot)} s
     ), joined AS (
       SELECT coalesce(c.k, b.k) AS pk, c.k IS NOT NULL AS present, c.* EXCLUDE (k, act, idj, ah),
-        coalesce(c.act, []::VARCHAR[]) AS act, c.idj, hash(c.idj) AS idr, c.ah,
+        coalesce(c.act, []::VARCHAR[]) AS act, c.idj, md5_number_upper(c.idj) AS idr, c.ah,
         list_intersect(coalesce(b.act, []::VARCHAR[]), ${mapped}) AS prev,
         b.k IS NOT NULL AS known, b.idr AS bidr, b.ah AS bah, b.idj AS bidj, b.act AS bact
       FROM cur c FULL JOIN ${ident(baseline)} b ON c.k = b.k
