@@ -100,14 +100,17 @@ describe('HTTP API destination: authentication', () => {
   const SECRET = 'cs-Zq81-never-print-me';
   const PASSWORD = 'pw-Lk22-never-print-me';
 
-  it('bearer: the token from { env } in Authorization, never printed or stored', async () => {
+  it('bearer: the token from { env } in Authorization, never printed or stored (history, dead letters)', async () => {
     const env = { HOOK_TOKEN: 'bearer-Xy7-never-print-me' };
-    const { ws } = await prepared({ auth: { type: 'bearer', token: { env: 'HOOK_TOKEN' } } }, 4, env);
+    const { ws, runId } = await prepared({ auth: { type: 'bearer', token: { env: 'HOOK_TOKEN' } }, onExhausted: 'deadLetter' }, 4, env);
     sink.reset();
+    sink.byKey.set(`${runId}-2`, [{ status: 400, body: '{"echo":"Authorization: Bearer bearer-Xy7-never-print-me"}' }]);
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json'], env);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(1);
     expect(sink.requests.map((q) => q.headers.authorization)).toEqual(['Bearer bearer-Xy7-never-print-me', 'Bearer bearer-Xy7-never-print-me']);
-    expect(r.stdout + r.stderr + stateText(ws)).not.toContain('bearer-Xy7');
+    expect(listFiles(path.join(ws.dir, 'state', 'dead-letter'))).toEqual([`${runId}-2.json`]);
+    const status = await ws.audex(['status', '-c', 'webhook.yaml', '--json']);
+    expect(r.stdout + r.stderr + status.stdout + stateText(ws)).not.toContain('bearer-Xy7');
   });
 
   for (const clientAuth of ['body', 'basic'] as const) {
