@@ -39,6 +39,8 @@ export interface MessageOptions {
   audiences: AudienceMeta[];
   /** The snapshot's merge policy: that of audiences without their own. */
   defaultMergePolicy: string | null;
+  /** `<prefix>_d` is stored in key order (DiffCounts.sorted): messages need no sort of their own. */
+  sortedDiff?: boolean;
 }
 
 export interface DiffCounts {
@@ -48,6 +50,8 @@ export interface DiffCounts {
   attribute: number;
   messages: number;
   baselineSize: number;
+  /** Whether `<prefix>_d` is stored in key order (see diffProfiles). */
+  sorted: boolean;
 }
 
 /** The baseline columns; an empty one for the first run. */
@@ -95,6 +99,11 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
   // control character, so chr(1) separates values and chr(2) stands for an absent one.
   const attrs = `md5_number_upper(concat_ws(chr(1), ${[...shape.attributes.map((_, j) => `coalesce(${normalised(`s.a${j}`)}, chr(2))`), "''"].join(', ')}))`;
   const d = ident(`${prefix}_d`);
+  // A backfill (empty baseline) sends nearly every row: the diff itself is stored in key
+  // order, so the messages are never sorted as text (the peak memory of a 1M backfill).
+  // Otherwise few rows change, and sorting just their messages is cheaper than the diff.
+  const [base] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(baseline)}`);
+  const sorted = Number(base?.n ?? 0) === 0;
   await engine.run(`CREATE OR REPLACE TABLE ${d} AS
     WITH cur AS (
       SELECT s.*, ${act} AS act, coalesce(to_json(s.idmap)::VARCHAR, '{}') AS idj, ${attrs} AS ah
@@ -114,7 +123,7 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
       len(act) > 0 AND len(prev) > 0 AND ah IS DISTINCT FROM bah AS t_attr,
       pk IN (SELECT k FROM ${ident(`${snapshot}_skip`)}) AS skipped
     FROM joined
-    ORDER BY pk`);
+    ${sorted ? 'ORDER BY pk' : ''}`);
   const [c] = await engine.all<Record<string, string>>(`SELECT
       count(*) FILTER (WHERE NOT skipped AND len(entered) > 0)::VARCHAR AS entered,
       count(*) FILTER (WHERE NOT skipped AND len(exited) > 0)::VARCHAR AS exited,
@@ -125,7 +134,7 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: s
     FROM ${d}`);
   return {
     entered: Number(c?.['entered'] ?? 0), exited: Number(c?.['exited'] ?? 0), identity: Number(c?.['identity'] ?? 0),
-    attribute: Number(c?.['attribute'] ?? 0), messages: Number(c?.['messages'] ?? 0), baselineSize: Number(c?.['baseline'] ?? 0),
+    attribute: Number(c?.['attribute'] ?? 0), messages: Number(c?.['messages'] ?? 0), baselineSize: Number(c?.['baseline'] ?? 0), sorted,
   };
 }
 
@@ -238,9 +247,9 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
 }
 
 /**
- * One message per changed profile, as JSON text, in profile key order: `<prefix>_d` is
- * stored sorted by key and scanned in insertion order (the session preserves it), so the
- * messages themselves are never sorted.
+ * One message per changed profile, as JSON text, in profile key order: sorted here, or,
+ * when `<prefix>_d` is stored sorted by key, scanned in insertion order (the session
+ * preserves it).
  */
 export function messagesSql(shape: HttpShape, prefix: string, options: MessageOptions): string {
   const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
@@ -250,7 +259,8 @@ export function messagesSql(shape: HttpShape, prefix: string, options: MessageOp
   return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || ${identity}) || '}' AS msg
     FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
           FROM ${ident(`${prefix}_d`)}
-          WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m`;
+          WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m
+    ${options.sortedDiff ? '' : 'ORDER BY pk'}`;
 }
 
 /** Drops the working tables of one diff (`<prefix>_snap`, `_snap_skip`, `_base`, `_d`). */

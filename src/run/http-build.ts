@@ -207,7 +207,7 @@ export async function buildDiff(
         await onRequest(single ? batch[0]! : Buffer.concat([OPEN, ...batch.flatMap((m, i) => (i ? [COMMA, m] : [m])), CLOSE]));
         batch = [];
       };
-      await writeMessages(engine, shape, options.prefix, messageOptions(dataflow, run.snapshot, mappedAt), messagesFile);
+      await writeMessages(engine, shape, options.prefix, { ...messageOptions(dataflow, run.snapshot, mappedAt), sortedDiff: counts.sorted }, messagesFile);
       options.progress(`snapshot ${run.snapshot.snapshotId}: messages built`);
       try {
         for await (const line of readLines(messagesFile)) {

@@ -98,7 +98,7 @@ export async function httpPlanCommand(config: LoadedHttpConfig, flags: CommonFla
           messages: built.counts.messages, requests: Math.ceil(built.counts.messages / messagesPerRequest(dataflow.destination)), baselineSize: built.counts.baselineSize, badRecords: built.badRecords.length,
         };
         if (show > 0) {
-          const shown = await firstMessages(engine, httpShape(dataflow), prefix, messageOptions(dataflow, run.snapshot, runMapped), show);
+          const shown = await firstMessages(engine, httpShape(dataflow), prefix, { ...messageOptions(dataflow, run.snapshot, runMapped), sortedDiff: built.counts.sorted }, show);
           entry['shownMessages'] = shown.map((m) => JSON.parse(m) as unknown);
         }
         runs.push(entry);
