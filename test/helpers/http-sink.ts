@@ -35,6 +35,8 @@ export interface HttpSink {
   authorize?: (authorization: string | undefined) => boolean;
   /** Called for each request after it is recorded (to kill audex at a chosen moment, for example). */
   onRequest?: (r: RecordedRequest) => void;
+  /** The most requests that were ever open at once (arrived, not yet answered). */
+  maxInFlight: number;
   /** Keys of the requests answered 2xx, in order (with repeats). */
   ackedKeys(): string[];
   /** Every message of every acknowledged request, parsed (array envelopes flattened). */
@@ -51,6 +53,7 @@ export async function startHttpSink(): Promise<HttpSink> {
     script: [],
     byKey: new Map(),
     fallback: 200,
+    maxInFlight: 0,
     ackedKeys: () => sink.requests.filter((r) => typeof r.answer === 'number' && r.answer >= 200 && r.answer < 300).map((r) => r.key),
     ackedMessages: () =>
       sink.requests
@@ -66,13 +69,18 @@ export async function startHttpSink(): Promise<HttpSink> {
       sink.fallback = 200;
       sink.onRequest = undefined;
       sink.authorize = undefined;
+      sink.maxInFlight = 0;
     },
     close: async () => {
       for (const r of stalled) r.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  let open = 0;
   const server: Server = createServer((req, res) => {
+    open += 1;
+    sink.maxInFlight = Math.max(sink.maxInFlight, open);
+    res.on('close', () => (open -= 1));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -96,6 +96,18 @@ describe('HTTP API destination: retries and failures', () => {
   });
 });
 
+describe('HTTP API destination: concurrency', () => {
+  it('keeps at most `concurrency` requests in flight', async () => {
+    const { ws } = await prepared({ concurrency: 2, maxRequestsPerSecond: 1000 }, 12);
+    sink.reset();
+    sink.fallback = { status: 200, delayMs: 300 };
+    const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sink.requests).toHaveLength(6);
+    expect(sink.maxInFlight).toBe(2);
+  });
+});
+
 describe('HTTP API destination: authentication', () => {
   const SECRET = 'cs-Zq81-never-print-me';
   const PASSWORD = 'pw-Lk22-never-print-me';
@@ -127,6 +139,9 @@ describe('HTTP API destination: authentication', () => {
         const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json'], env);
         expect(r.code, r.stderr).toBe(0);
         expect(sink.requests.map((q) => q.answer)).toEqual([200, 200, 200, 200, 200]);
+        // maxRequestsPerSecond 4: starts at least ~250 ms apart.
+        const gaps = sink.requests.slice(1).map((q, i) => q.at - sink.requests[i]!.at);
+        expect(Math.min(...gaps)).toBeGreaterThanOrEqual(200);
         if (clientAuth === 'body') expect(tokens.requests.length).toBeGreaterThanOrEqual(2);
         else expect(tokens.requests).toHaveLength(1);
         expect(tokens.requests.every((t) => t.grant === 'client_credentials' && t.clientAuth === clientAuth)).toBe(true);
