@@ -107,7 +107,7 @@ const dataflowObject = z
     customText: z.string().optional(),
     profileKey: z.string().default('profileId'),
     source: z.object({ snapshots: z.string().min(1), s3: s3Options.optional() }).strict(),
-    destination: location('where export files go'),
+    destination: location('where export files go').extend({ type: z.literal('files').optional().describe('absent or files: files (this schema); http: the HTTP API destination') }),
     state: location('where audex keeps cursors, baselines, history and the lock').partial({ path: true }).optional(),
     s3: s3Options.optional(),
     format: formatOptions,

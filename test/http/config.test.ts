@@ -1,6 +1,7 @@
 // Config errors of an HTTP dataflow (SPEC §11): exit 2, every problem at once, before
 // anything is read or sent; prospect audiences and export-now refused.
 import { describe, expect, it } from 'vitest';
+import { crmConfig } from '../helpers/harness.js';
 import { AT, person, trackHttpWorkspaces, webhookConfig } from '../helpers/http-flow.js';
 import { useHttpSink } from '../helpers/http-sink.js';
 
@@ -43,6 +44,15 @@ describe('HTTP API destination: config', () => {
     for (const p of problems) expect(r.stderr).toContain(p);
     expect(r.stderr).toMatch(/line \d+: destination\.endpoint/);
     expect(r.stderr).not.toContain('hunter2-literal');
+  });
+
+  it('destination.type files (or absent) is the file destination', async () => {
+    const ws = workspace();
+    ws.config(crmConfig({ destination: { type: 'files', path: './out' } }));
+    const r = await ws.audex(['validate', '-c', 'webhook.yaml']);
+    expect(r.code, r.stderr).toBe(0);
+    ws.config(crmConfig({ destination: { type: 'ftp', path: './out' } }));
+    expect((await ws.audex(['validate', '-c', 'webhook.yaml'])).code).toBe(2);
   });
 
   it('accepts plain http:// to a loopback address and https:// elsewhere', async () => {
