@@ -16,7 +16,7 @@ import { BadInputError, ConfigError } from '../errors.js';
 import { listParts, type SnapshotInfo } from '../snapshots/list-snapshots.js';
 import type { LockableStorage, StorageBackend } from '../storage/backend.js';
 import { mergeS3Options, openLocation } from '../storage/open-location.js';
-import type { HttpCursor, OutboxSeal } from '../state/http-state.js';
+import type { HttpCursor } from '../state/http-state.js';
 import type { PendingRun } from '../state/records.js';
 
 export interface HttpLocations {
@@ -233,4 +233,3 @@ export async function dropBuilt(engine: Engine, prefix: string): Promise<void> {
   await dropDiff(engine, prefix);
 }
 
-export type { OutboxSeal };

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedHttpConfig } from '../config/load.js';
-import { endpointUrl, headerPairs, type HttpDataflow } from '../config/http-schema.js';
+import { endpointUrl, headerPairs, messagesPerRequest, type HttpDataflow } from '../config/http-schema.js';
 import { createAuthenticator, type Authenticator } from '../delivery/auth.js';
 import { outboxRequests, sendRequests, type Failure } from '../delivery/send-requests.js';
 import { writeNextBaseline } from '../engine/http-diff.js';
@@ -296,7 +296,7 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
     const staged = await storage.stage(httpKeys.outbox(run.runId));
     const out = createWriteStream(staged);
     let bytes = 0;
-    const crashAt = Math.max(1, Math.ceil(requestsEstimate(built.counts.messages, dataflow) / 2));
+    const crashAt = Math.max(1, Math.ceil(built.counts.messages / messagesPerRequest(dataflow.destination) / 2));
     let written = 0;
     const { requests, messages } = await built.requests(async (body) => {
       bytes += body.length + 1;
@@ -328,11 +328,6 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
 
 const NEWLINE = Buffer.from('\n');
 
-function requestsEstimate(messages: number, dataflow: HttpDataflow): number {
-  const d = dataflow.destination;
-  const per = d.envelope === 'single' ? 1 : d.aggregation.policy === 'bestEffort' ? d.aggregation.maxUsersPerRequest : d.aggregation.maxRecords;
-  return Math.ceil(messages / per);
-}
 
 /**
  * After a commit: the committed run's outbox and acks are no longer needed, and of the
