@@ -3,6 +3,7 @@
 //
 //   npm run bench -- --profiles 1000000 [--format csv|json|parquet] [--input ndjson|parquet]
 //                    [--memory-limit 1GB] [--json] [--cache DIR] [--repeat N] [--runs LIST] [--encrypt]
+//   npm run bench -- --history 100000 [--no-s3] [--baseline-profiles 1000000]   (scripts/bench/history.js)
 //
 // 1. Generates (or reuses, from <cache>/<params>/) two deterministic synthetic snapshots in
 //    the SPEC §2 layout: 20 audiences, ~4 memberships a profile, ~5% membership churn.
@@ -350,6 +351,8 @@ async function main() {
   if (process.argv.includes('--datasets')) return (await import('./bench/datasets.js')).benchDatasets(process.argv.slice(2).filter((a) => a !== '--datasets'));
   // The HTTP API destination's benchmark has its own runs and report (scripts/bench/http.js).
   if (process.argv.includes('--http')) return (await import('./bench/http.js')).benchHttp(process.argv.slice(2).filter((a) => a !== '--http'));
+  // The state benchmark (issue 17): history reads and baseline sizes.
+  if (process.argv.includes('--history')) return (await import('./bench/history.js')).benchHistory(process.argv.slice(2));
   let o;
   try {
     o = parseArgs(process.argv.slice(2));

@@ -26,6 +26,8 @@ async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): 
       return (await import('./commands/init.js')).initCommand(f, reporter);
     case 'redrive':
       return (await import('./commands/redrive.js')).redriveCommandFor(f, reporter);
+    case 'reset':
+      return (await import('./commands/reset.js')).resetCommand(f, reporter);
     case 'schema':
       return (await import('./commands/schema.js')).schemaCommand(reporter, f);
   }

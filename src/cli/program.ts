@@ -2,7 +2,7 @@
 // main.ts runs the command. Kept apart so the argv → options mapping is testable.
 import { Command, Option } from 'commander';
 
-export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema' | 'report' | 'redrive';
+export type CommandName = 'run' | 'export-now' | 'plan' | 'status' | 'runs' | 'validate' | 'init' | 'schema' | 'report' | 'redrive' | 'reset';
 
 export interface ParsedCommand {
   command: CommandName;
@@ -64,7 +64,7 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .requiredOption(...CONFIG)
     .option('-a, --audience <id...>', 'only these audiences')
     .option('--since <time>', 'only runs whose logical time is at or after this ISO 8601 time')
-    .option('--status <status>', 'only success, failed or skipped runs')
+    .option('--status <status>', 'only success, failed, skipped or reset records')
     .option('-n, --limit <n>', 'at most n runs', '20')
     .option(...JSON_FLAG)
     .addHelpText('after', examples('audex runs -c dataflow.yaml', 'audex runs -c dataflow.yaml -a aud-vip --since 2026-11-01 --json'))
@@ -79,6 +79,17 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .option(...AT).option(...JSON_FLAG).option(...QUIET)
     .addHelpText('after', examples('audex report -c dataflow.yaml', 'audex report -c crm.yaml -c lake.yaml --since 2026-11-01 --out out/report.html'))
     .action(done('report'));
+
+  program
+    .command('reset')
+    .description("make an incremental audience's next run a full backfill, or (--to) a diff against a kept earlier baseline")
+    .requiredOption(...CONFIG)
+    .requiredOption('-a, --audience <id>', 'the audience to reset')
+    .option('--to <runId>', 'diff the next run against the baseline this run left (while it is kept)')
+    .option('--at <time>', 'the time recorded for the reset (default: the clock)')
+    .option(...JSON_FLAG)
+    .addHelpText('after', examples('audex reset -c dataflow.yaml --audience aud-vip', 'audex reset -c dataflow.yaml -a aud-vip --to 20261120T053000Z-9e9a9e25'))
+    .action(done('reset'));
 
   engineOptions(program.command('validate').description('check the config (and, with --snapshot, that the snapshot reads and has the mapped audiences)'))
     .requiredOption(...CONFIG).option(...JSON_FLAG).option(...QUIET)

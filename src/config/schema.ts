@@ -108,7 +108,13 @@ const dataflowObject = z
     profileKey: z.string().default('profileId'),
     source: z.object({ snapshots: z.string().min(1), s3: s3Options.optional() }).strict(),
     destination: location('where export files go').extend({ type: z.literal('files').optional().describe('absent or files: files (this schema); http: the HTTP API destination') }),
-    state: location('where audex keeps cursors, baselines, history and the lock').partial({ path: true }).optional(),
+    state: location('where audex keeps cursors, baselines, history and the lock')
+      .extend({
+        keepBaselines: z.number().int().min(1).max(1000).default(2).describe('baselines kept per incremental audience after each commit (the current one and older ones, for audex reset --to)'),
+        keepHistoryDays: z.number().int().min(1).optional().describe('remove history records whose logical time is older than this many days (default: keep all)'),
+      })
+      .partial({ path: true })
+      .optional(),
     s3: s3Options.optional(),
     format: formatOptions,
     folderPath: z.string().default(''),

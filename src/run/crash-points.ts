@@ -18,6 +18,9 @@ export const CRASH_POINTS = [
   'http-sent', // a request answered 2xx, its acknowledgement not yet recorded
   'http-acked', // an acknowledgement recorded
   'http-all-acked', // every request acknowledged, cursor not yet written
+  'after-commit', // history record written, pending record removed, nothing pruned yet
+  'in-prune', // after each old baseline or history record deleted
+  'after-prune', // a run's old baselines deleted
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

@@ -3,6 +3,8 @@
 //   pending record → data parts (staged, then published) → manifest → new baseline
 //   → pending record with the run's outcome → cursor → history record → pending removed
 //
+//   → old baselines pruned (after the commit point only)
+//
 // The cursor write is the commit point. A run killed anywhere before it leaves a pending
 // record; the next invocation finishes that run with the same id, snapshot and logical
 // time, so the files repeat byte for byte and no membership change is lost or doubled.
@@ -24,6 +26,7 @@ import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
 import { stateKeys } from '../state/keys.js';
 import type { Lease } from '../state/lock.js';
+import { DEFAULT_KEEP_BASELINES } from '../state/state-store.js';
 import type { StateStore } from '../state/state-store.js';
 import type { PendingRun, RunCounts, RunFile, RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
@@ -46,6 +49,8 @@ export interface RunContext {
   progress: (message: string) => void;
   /** Set when the dataflow encrypts its files (format.encryption): the checked recipient key. */
   encryption?: PartEncryption;
+  /** A problem the user must see even with --quiet (stderr). */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -192,6 +197,8 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
     // and the next invocation runs it again (same id, same files).
     throw run.advancesCursor ? new CommittedRunError(record, error) : error;
   }
+  crashPoint('after-commit');
+  if (run.advancesCursor && run.mode === 'incremental') await pruneBaselines(ctx.state, ctx.dataflow, run.audienceId, ctx.warn);
   return record;
 }
 
@@ -208,6 +215,24 @@ async function abandonRun(ctx: RunContext, run: PlannedRun, published: boolean):
     if (!keys.has(names.manifestKey)) for (let n = 1; keys.has(names.partKey(n)); n++) await ctx.destination.delete(names.partKey(n));
   }
   await ctx.state.deletePending(run.runId);
+}
+
+/**
+ * After the commit point only, and never for export-now: the audience's baselines older
+ * than the newest `state.keepBaselines` go (never the one the cursor names). A crash here
+ * leaves extra baselines that the next commit removes; a failure only warns.
+ */
+export async function pruneBaselines(state: StateStore, dataflow: Dataflow, audienceId: string, warn?: (message: string) => void): Promise<void> {
+  try {
+    const cursor = await state.readCursor(audienceId);
+    await state.pruneBaselines(audienceId, dataflow.state?.keepBaselines ?? DEFAULT_KEEP_BASELINES, cursor?.baseline, () => crashPoint('in-prune'));
+  } catch (error) {
+    warn?.(
+      `${audienceId}: the run is committed, but the audience's older baselines could not be removed (${messageOf(error)}); ` +
+        'they take space until a later run removes them. Check that audex may delete objects in the state location',
+    );
+  }
+  crashPoint('after-prune');
 }
 
 /** A retried run with fewer parts than its first attempt must not leave the extra parts behind. */

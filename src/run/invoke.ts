@@ -9,11 +9,11 @@ import { buildShape } from '../engine/shape.js';
 import { openEngine } from '../engine/session.js';
 import { BadInputError, exitCodeOf, messageOf, EXIT } from '../errors.js';
 import { deriveRunId, type PlannedRun } from '../plan/plan-runs.js';
-import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
+import { acquireLock, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
-import { CommittedRunError, executeRun, type RunContext } from './execute-run.js';
+import { CommittedRunError, executeRun, pruneBaselines, type RunContext } from './execute-run.js';
 import { loadSnapshots, openLocations, prepare } from './prepare.js';
 import { createScratchDir } from '../storage/staging.js';
 
@@ -50,9 +50,17 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
   try {
     const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(locations.state);
-    if (options.lock !== false) lease = await acquireLock(locations.state, dataflow.id, new Date());
+    if (options.lock !== false) {
+      lease = await acquireLock(locations.state, dataflow.id, new Date());
+      await Promise.all([state.sweepLeftovers(dataflow.audiences.map((a) => a.id)), sweepLockLeftovers(locations.state)]).catch((error: unknown) =>
+        options.warn(`could not remove what killed runs left in the state location (${messageOf(error)}); the runs go on, the next one tries again`),
+      );
+    }
     const { plan } = await prepare(options.config, options, locations);
-    await finishCommitted(state, plan.committedPending, options.progress);
+    // A run that died before pruning its audience's old baselines: that is done too (see execute-run.ts).
+    await finishCommitted(state, plan.committedPending, options.progress, async (pending) => {
+      if (pending.mode === 'incremental' && pending.trigger !== 'exportNow') await pruneBaselines(state, dataflow, pending.audienceId, options.warn);
+    });
     const records: RunRecord[] = plan.problems.map((p) => ({
       runId: deriveRunId(dataflow.id, p.audienceId, p.mode, p.trigger, p.logicalTime ?? options.now), audienceId: p.audienceId, mode: p.mode, trigger: p.trigger, logicalTime: (p.logicalTime ?? options.now).toISOString(),
       snapshotId: p.snapshotId, status: 'failed', counts: zeroCounts(), files: [], error: p.error,
@@ -67,7 +75,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         crashPoint('after-read');
         const ctx: RunContext = {
           dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, lease, scratchDir, snapshots: loaded,
-          progress: options.progress, ...(encryption ? { encryption } : {}),
+          progress: options.progress, warn: options.warn, ...(encryption ? { encryption } : {}),
         };
         // Audiences are independent: two at a time, each on its own DuckDB connection, so
         // one's file writing (JS, gzip) overlaps another's selection (DuckDB). The runs of
@@ -118,6 +126,7 @@ export async function invoke(options: InvokeOptions): Promise<InvocationResult> 
         exitCode = Math.max(exitCode, exitCodeOf(error));
       }
     }
+    await maintainHistory(state, options);
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
   } finally {
     await lease.release();
@@ -150,11 +159,37 @@ async function forEachConcurrently<T>(items: T[], limit: number, work: (item: T)
  * before their history record and cleanup: writes the record kept in the pending record,
  * then removes it.
  */
-export async function finishCommitted(state: StateStore, committed: PendingRun[], progress: (message: string) => void): Promise<void> {
+export async function finishCommitted(
+  state: StateStore,
+  committed: PendingRun[],
+  progress: (message: string) => void,
+  afterEach: (pending: PendingRun) => Promise<void> = async () => undefined,
+): Promise<void> {
   for (const pending of committed) {
     if (pending.outcome) await state.appendHistory(pending.outcome);
     await state.deletePending(pending.runId);
     progress(`${pending.audienceId}: run ${pending.runId} was committed by an earlier invocation; its history record and cleanup are done now`);
+    await afterEach(pending);
+  }
+}
+
+/**
+ * After the invocation's runs, under the lock: records of the layout before month folders
+ * are moved into them, and with `state.keepHistoryDays` records older than that (by
+ * logical time, counted from this invocation's now) are removed. A failure only warns:
+ * every run is committed or recorded already.
+ */
+async function maintainHistory(state: StateStore, options: InvokeOptions): Promise<void> {
+  const keepDays = options.config.dataflow.state?.keepHistoryDays;
+  try {
+    const moved = await state.migrateLegacyHistory();
+    if (moved > 0) options.progress(`moved ${moved} history record(s) into month folders`);
+    if (keepDays !== undefined) {
+      const removed = await state.pruneHistory(new Date(options.now.getTime() - keepDays * 86_400_000), () => crashPoint('in-prune'));
+      if (removed > 0) options.progress(`removed ${removed} history record(s) older than ${keepDays} day(s)`);
+    }
+  } catch (error) {
+    options.warn(`the runs are recorded, but the history could not be tidied (${messageOf(error)}); the next run tries again`);
   }
 }
 

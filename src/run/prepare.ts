@@ -45,10 +45,9 @@ export function openLocations(config: Exclude<AnyLoadedConfig, { kind: 'http' }>
 
 export async function readCursors(state: StateStore, audienceIds: string[]): Promise<Map<string, Cursor>> {
   const cursors = new Map<string, Cursor>();
-  for (const id of audienceIds) {
-    const cursor = await state.readCursor(id);
-    if (cursor) cursors.set(id, cursor);
-  }
+  // Side by side: one round trip each on S3.
+  const read = await Promise.all(audienceIds.map((id) => state.readCursor(id)));
+  audienceIds.forEach((id, i) => read[i] && cursors.set(id, read[i]));
   return cursors;
 }
 

@@ -37,6 +37,8 @@ export const NO_LOCK: Lease = { assertHeld: () => undefined, release: async () =
 
 /** Short-lived objects of the conditional-write probe, next to the lease. */
 const LOCK_PROBE_PREFIX = 'lock-probe';
+/** A probe takes a few requests; one older than this was left by a killed run. */
+const PROBE_MAX_AGE_MS = 10 * 60_000;
 
 /** Takes the dataflow's lock on the state location. */
 export function acquireLock(storage: LockableStorage, dataflowId: string, now: Date, timing: LeaseTiming = DEFAULT_LEASE): Promise<Lease> {
@@ -217,7 +219,8 @@ function holdLease(storage: LockableStorage, id: LeaseId, version: string, timin
  * must fail, and so must a replace with a wrong version.
  */
 async function probeConditionalWrites(storage: LockableStorage): Promise<void> {
-  const key = `${LOCK_PROBE_PREFIX}/${randomUUID()}.json`;
+  // The creation time leads the name, so a probe object a killed run left is recognised as old.
+  const key = `${LOCK_PROBE_PREFIX}/${Date.now()}-${randomUUID()}.json`;
   let ignored: string | null = null;
   try {
     await storage.createExclusive(key, '{"probe":1}\n');
@@ -262,6 +265,22 @@ function parseLease(text: string): LeaseRecord | null {
       : null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * Removes what killed runs left of the lock machinery: takeover claims whose taker is gone
+ * (same host) and conditional-write probe objects older than PROBE_MAX_AGE_MS. Call only
+ * while holding the lock: a claim or probe of a run starting right now is alive or young.
+ */
+export async function sweepLockLeftovers(storage: StorageBackend): Promise<void> {
+  for (const claim of await storage.list(stateKeys.lockTakeoverPrefix)) {
+    const taker = await readStateJson<{ pid?: number; host?: string }>(storage, claim).catch(() => null);
+    if (taker?.host === hostname() && typeof taker.pid === 'number' && !isAlive(taker.pid)) await storage.delete(claim);
+  }
+  for (const probe of await storage.list(LOCK_PROBE_PREFIX)) {
+    const created = Number(/^lock-probe\/(\d+)-/.exec(probe)?.[1]);
+    if (created && Date.now() - created > PROBE_MAX_AGE_MS) await storage.delete(probe);
   }
 }
 

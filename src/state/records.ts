@@ -2,8 +2,10 @@
 // (SPEC §9). History records and the --json summary share RunRecord.
 
 export type RunMode = 'full' | 'incremental';
-export type RunTrigger = 'schedule' | 'afterEvaluation' | 'exportNow';
-export type RunStatus = 'success' | 'failed' | 'skipped';
+/** `operator`: a record of an operator's command (`audex reset`), not a run. */
+export type RunTrigger = 'schedule' | 'afterEvaluation' | 'exportNow' | 'operator';
+/** `reset`: not a run but an operator's `audex reset` of the audience (see `reset`). */
+export type RunStatus = 'success' | 'failed' | 'skipped' | 'reset';
 
 export interface RunCounts {
   profilesReceived: number;
@@ -36,6 +38,16 @@ export interface RunRecord {
   error?: string;
   /** Why a run was skipped (coalesced into a later slot). */
   note?: string;
+  /** A `reset` record: who reset the audience, and the cursor it set aside. */
+  reset?: ResetInfo;
+}
+
+export interface ResetInfo {
+  user: string;
+  host: string;
+  /** The run whose baseline the next run diffs against (`--to`); absent: a full backfill. */
+  to?: string;
+  previousCursor: Cursor | null;
 }
 
 /** The commit point of an audience: written last by a successful scheduled run. */

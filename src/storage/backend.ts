@@ -20,6 +20,8 @@ export interface StorageBackend {
   delete(key: string): Promise<void>;
   /** Every key under `prefix` (recursive), sorted. */
   list(prefix: string): Promise<string[]>;
+  /** The size in bytes of every object under `prefix` (recursive), by key. */
+  listSizes(prefix: string): Promise<Map<string, number>>;
   /** The names of the immediate child folders of `prefix`, sorted. */
   listFolders(prefix: string): Promise<string[]>;
   /** A local path to write the content of `key` to before it is published. */

@@ -160,6 +160,15 @@ export class LocalStorage implements LockableStorage {
     return out.sort();
   }
 
+  async listSizes(prefix: string): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>();
+    for (const key of await this.list(prefix)) {
+      const info = await stat(this.abs(key)).catch(() => null);
+      if (info) sizes.set(key, info.size);
+    }
+    return sizes;
+  }
+
   async listFolders(prefix: string): Promise<string[]> {
     try {
       const entries = await readdir(this.abs(prefix), { withFileTypes: true });

@@ -69,6 +69,10 @@ export class MemoryStorage implements LockableStorage {
     return [...this.objects.keys()].filter((k) => k.startsWith(folder)).sort();
   }
 
+  async listSizes(prefix: string): Promise<Map<string, number>> {
+    return new Map((await this.list(prefix)).map((k) => [k, this.objects.get(k)!.bytes.length]));
+  }
+
   async listFolders(prefix: string): Promise<string[]> {
     const folder = folderPrefix(prefix);
     const names = new Set<string>();

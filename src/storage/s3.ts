@@ -180,9 +180,10 @@ export class S3Storage implements LockableStorage {
   }
 
   /** Every page of a listing, to the end (or an error: never a silently short list). */
-  private async listPages(prefix: string, delimiter?: string): Promise<{ keys: string[]; folders: string[] }> {
+  private async listPages(prefix: string, delimiter?: string): Promise<{ keys: string[]; folders: string[]; sizes: Map<string, number> }> {
     const folder = this.folderKey(prefix);
     const keys: string[] = [];
+    const sizes = new Map<string, number>();
     const folders: string[] = [];
     let token: string | undefined;
     do {
@@ -199,19 +200,28 @@ export class S3Storage implements LockableStorage {
       } catch (error) {
         return this.fail(error, 'list', `s3://${this.bucket}/${folder}`);
       }
-      for (const object of page.Contents ?? []) if (object.Key && !object.Key.endsWith('/')) keys.push(object.Key);
+      for (const object of page.Contents ?? []) {
+        if (!object.Key || object.Key.endsWith('/')) continue;
+        keys.push(object.Key);
+        sizes.set(object.Key, object.Size ?? 0);
+      }
       for (const common of page.CommonPrefixes ?? []) if (common.Prefix) folders.push(common.Prefix);
       if (page.IsTruncated && !page.NextContinuationToken) {
         throw new StorageError(`cannot list s3://${this.bucket}/${folder}: the store said the listing continues but gave no continuation token; nothing was read. Check that the store supports ListObjectsV2 paging`);
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    return { keys, folders };
+    return { keys, folders, sizes };
   }
 
   async list(prefix: string): Promise<string[]> {
     const { keys } = await this.listPages(prefix);
     return keys.map((k) => this.relative(k)).sort();
+  }
+
+  async listSizes(prefix: string): Promise<Map<string, number>> {
+    const { sizes } = await this.listPages(prefix);
+    return new Map([...sizes].map(([k, size]) => [this.relative(k), size]));
   }
 
   async listFolders(prefix: string): Promise<string[]> {

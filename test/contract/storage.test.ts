@@ -102,6 +102,15 @@ describe.each(backends)('%s storage', (_name, make) => {
     expect(await store.list('missing')).toEqual([]);
   });
 
+  it('listSizes gives the size of every object under a prefix', async () => {
+    const store = make();
+    await store.writeText('s/a.json', 'abc');
+    await store.writeText('s/b/c.json', 'hello, world');
+    await store.writeText('t.json', 'x');
+    expect(await store.listSizes('s')).toEqual(new Map([['s/a.json', 3], ['s/b/c.json', 12]]));
+    expect(await store.listSizes('missing')).toEqual(new Map());
+  });
+
   it('listFolders gives the immediate child folders, sorted', async () => {
     const store = make();
     // (s3rver omits a folder that holds only subfolders from a delimited listing, unlike S3,

@@ -487,7 +487,7 @@ describe.concurrent('operator commands', () => {
   // ---------------------------------------------------------------------------------------
   // status and runs read the state that runs leave: one workspace, steps in order.
   describe.sequential('audex status and audex runs', () => {
-    const STATUS_KEYS = ['audienceId', 'mode', 'schedule', 'lastSuccess', 'nextSlot', 'baselineSize', 'pendingRun', 'lastError'];
+    const STATUS_KEYS = ['audienceId', 'mode', 'schedule', 'lastSuccess', 'nextSlot', 'baselineSize', 'keptBaselines', 'stateBytes', 'pendingRun', 'lastError'];
     interface StatusJson {
       dataflowId: string;
       at: string;
@@ -519,7 +519,7 @@ describe.concurrent('operator commands', () => {
       expect(status.audiences.map((a) => a.audienceId)).toEqual(['aud-vip', 'aud-churn', 'aud-promo']);
       for (const a of status.audiences) {
         expect(sorted(Object.keys(a))).toEqual(sorted(STATUS_KEYS));
-        expect(a).toMatchObject({ lastSuccess: null, baselineSize: null, lastError: null, pendingRun: null });
+        expect(a).toMatchObject({ lastSuccess: null, baselineSize: null, keptBaselines: 0, stateBytes: 0, lastError: null, pendingRun: null });
       }
       expect(status.audiences[0]!.nextSlot).toBe('2026-11-01T05:30:00.000Z');
       expect(status.audiences[2]!.nextSlot).toBe('2026-11-25T09:00:00.000Z');

@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
 import path from 'node:path';
+import { stateKeys } from '../../src/state/keys.js';
 import {
   addSnapshot,
   BIN,
@@ -144,7 +145,7 @@ describe('4: a snapshot with no readable part file', () => {
     const unrecognised = await ws.audex(['run', '--config', config, '--at', AT(21)]);
     expect(unrecognised.code, unrecognised.stderr).toBe(4);
     expect(unrecognised.stderr).toContain('(found: part-0.json, part-1.NDJSON)');
-    expect(ws.files('out', true).filter((f) => !f.includes('/history/'))).toEqual(before.filter((f) => !f.includes('/history/')));
+    expect(ws.files('out', true).filter((f) => !f.includes(`/${stateKeys.historyPrefix}/`))).toEqual(before.filter((f) => !f.includes(`/${stateKeys.historyPrefix}/`)));
     writeFileSync(path.join(folder, 'profiles', 'part-00000.ndjson'), '');
     expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])))).toEqual([['p-1', 'p-1@example.com', 'exited']]);
   });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { stateKeys } from '../../src/state/keys.js';
 import {
   addSnapshot,
   crmConfig,
@@ -285,8 +286,8 @@ describe('state layout', () => {
         'cursors/aud-vip.json',
         `baselines/aud-vip/${r1}.parquet`,
         `baselines/aud-vip/${r2}.parquet`,
-        `history/${r1}.json`,
-        `history/${r2}.json`,
+        stateKeys.history(r1, 'success', 'aud-vip'),
+        stateKeys.history(r2, 'success', 'aud-vip'),
       ].sort();
 
     // Default: under the destination; no lock or pending record left behind.

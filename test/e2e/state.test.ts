@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { crmConfig, listFiles, readCsv, readParquet, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
+import { stateKeys } from '../../src/state/keys.js';
 
 const workspace = trackWorkspaces();
 
@@ -76,9 +77,9 @@ describe('state after successful runs', () => {
     expect(existsSync(path.join(state, 'baselines', 'aud-vip', `${run1.runId}.parquet`))).toBe(true);
 
     // History: one record per run, the same record as the --json summary.
-    expect(listFiles(path.join(state, 'history'))).toEqual([`${run1.runId}.json`, `${run2.runId}.json`].sort());
+    expect(listFiles(path.join(state, stateKeys.historyPrefix))).toEqual([run1, run2].map((r) => stateKeys.history(r.runId, 'success', 'aud-vip').slice(5)).sort());
     for (const [summary, rows] of [[run1, 6], [run2, 4]] as const) {
-      const record = readJson<Record<string, any>>(path.join(state, 'history', `${summary.runId}.json`));
+      const record = readJson<Record<string, any>>(path.join(state, stateKeys.history(summary.runId, 'success', 'aud-vip')));
       expect(record).toMatchObject({
         runId: summary.runId, audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', status: 'success',
         logicalTime: summary.logicalTime, snapshotId: summary.snapshotId, counts: summary.counts, files: summary.files,
@@ -109,7 +110,7 @@ describe('state after successful runs', () => {
       ['2026-11-22T05:30:00.000Z', 'skipped'],
       ['2026-11-23T05:30:00.000Z', 'success'],
     ]);
-    const history = listFiles(path.join(stateDir(w), 'history')).map((f) => readJson<Record<string, any>>(path.join(stateDir(w), 'history', f)));
+    const history = listFiles(path.join(stateDir(w), stateKeys.historyPrefix)).map((f) => readJson<Record<string, any>>(path.join(stateDir(w), stateKeys.historyPrefix, f)));
     expect(history).toHaveLength(4);
     expect(history.map((h) => h.status).sort()).toEqual(['skipped', 'skipped', 'success', 'success']);
     expect(readJson(path.join(stateDir(w), 'cursors', 'aud-vip.json'))).toMatchObject({ lastSlot: '2026-11-23T05:30:00.000Z' });
@@ -160,7 +161,7 @@ describe('failed runs', () => {
     expect(existsSync(path.join(state, 'lock.json'))).toBe(false);
     // Not kept pending: the same snapshot would fail the same way.
     expect(existsSync(path.join(state, 'pending', `${failed1.runId}.json`))).toBe(false);
-    expect(readJson(path.join(state, 'history', `${failed1.runId}.failed.json`))).toMatchObject({ status: 'failed', runId: failed1.runId });
+    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'failed', 'aud-vip')))).toMatchObject({ status: 'failed', runId: failed1.runId });
 
     // Fixed config, same --at: planned afresh, the same slot gives the same id and snapshot.
     const fixed1 = await run(w, DAY1, parquetConfig('string'));
@@ -171,8 +172,8 @@ describe('failed runs', () => {
     expect(readJson(cursorFile)).toMatchObject({ runId: failed1.runId, lastSlot: SLOT1 });
     expect(listFiles(path.join(state, 'pending'))).toEqual([]);
     // The history keeps both: the failed attempt and the success that finished it.
-    expect(readJson(path.join(state, 'history', `${failed1.runId}.failed.json`))).toMatchObject({ status: 'failed' });
-    expect(readJson(path.join(state, 'history', `${failed1.runId}.json`))).toMatchObject({ status: 'success' });
+    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'failed', 'aud-vip')))).toMatchObject({ status: 'failed' });
+    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'success', 'aud-vip')))).toMatchObject({ status: 'success' });
 
     // Day 2 fails again: the cursor does not move and no new final-name file appears.
     const cursorBefore = readFileSync(cursorFile, 'utf8');

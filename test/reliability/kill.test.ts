@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { stateKeys } from '../../src/state/keys.js';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { JsonSummary } from '../helpers/harness.js';
 import { audexProc, describeProc, hashTree, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset, type Proc } from '../helpers/reliability.js';
@@ -444,9 +445,9 @@ describe('kill -9 at every step, then run again', () => {
 
     const rerun = await site.audex(DAYS[0]);
     expect(rerun.code, describeProc(rerun)).toBe(0);
-    const history = Object.keys(await site.state()).filter((k) => k.startsWith('history/'));
+    const history = Object.keys(await site.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
     // SPEC §8: one history record per run. This one was committed and finished before the kill.
-    expect(history).toContain(`history/${done[0]!.runId}.json`);
+    expect(history).toContain(stateKeys.history(done[0]!.runId, 'success', done[0]!.audienceId));
   }, TEST_TIMEOUT);
 
   it.concurrent('the next run removes the scratch folder (staged uploads, downloads) a killed run left in TMPDIR', async () => {

@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { stateKeys } from '../../src/state/keys.js';
 import type { JsonSummary } from '../helpers/harness.js';
 import { rule, s3Match, startFaultProxy, type FaultProxy, type FaultRule, type ProxyRequest } from '../helpers/fault-proxy.js';
 import { audexProc, describeProc, hashTree, treeDiff, type Proc } from '../helpers/reliability.js';
@@ -287,7 +288,7 @@ describe('S3 faults at chosen requests', () => {
         expect(Object.keys(out).filter((k) => out[k] !== clean.day2.out[k])).toEqual([]);
         const state = Object.keys(await f.state());
         expect(state).not.toContain('lock.json');
-        for (const r of failed) expect(state).toContain(`history/${r.runId}.failed.json`);
+        for (const r of failed) expect(state).toContain(stateKeys.history(r.runId, 'failed', r.audienceId));
       }
       const rerun = await f.audex();
       expect(rerun.code, describeProc(rerun)).toBe(0);
@@ -329,8 +330,8 @@ describe('S3 faults after the commit point', () => {
       expect(rerun.code, describeProc(rerun)).toBe(0);
       await expectCleanState(f);
       // SPEC §8: one history record per run, with its status: these runs succeeded.
-      const history = Object.keys(await f.state()).filter((k) => k.startsWith('history/'));
-      for (const r of clean.day2.runs) expect(history, r.audienceId).toContain(`history/${r.runId}.json`);
+      const history = Object.keys(await f.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
+      for (const r of clean.day2.runs) expect(history, r.audienceId).toContain(stateKeys.history(r.runId, 'success', r.audienceId));
     } finally {
       await f.proxy.close();
     }
@@ -339,11 +340,11 @@ describe('S3 faults after the commit point', () => {
   it.concurrent('the history record cannot be written (PUT 500 on every attempt): exit 1, but the message does not claim that nothing was committed', async () => {
     const f = await flow();
     try {
-      f.proxy.rules = [rule('history', s3Match.put(`/exports/${f.root}/state/history/`), E500)];
+      f.proxy.rules = [rule('history', s3Match.put(`/exports/${f.root}/state/${stateKeys.historyPrefix}/`), E500)];
       const faulted = await f.audex();
       f.proxy.rules = [];
       expect(faulted.code, describeProc(faulted)).toBe(1);
-      expect(faulted.stderr).toMatch(/cannot write s3:\/\/exports\/.*\/state\/history\//);
+      expect(faulted.stderr).toMatch(/cannot write s3:\/\/exports\/.*\/state\/runs\//);
       // Both runs were committed before the history write.
       expect(await f.cursors()).toEqual(clean.day2.cursors);
       expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);

@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { crmConfig, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
 import { localTree, startS3, type S3Test } from '../helpers/s3-server.js';
+import { stateKeys } from '../../src/state/keys.js';
 
 const DAY1 = '2026-11-20T06:00:00Z';
 const DAY2 = '2026-11-21T06:00:00Z';
@@ -93,7 +94,7 @@ describe.each(Object.keys(flows))('%s dataflow on S3', (name) => {
     const state = await s3.tree('exports', `${root}/state`);
     expect(Object.keys(state).sort()).toEqual(reference.state);
     expect(Object.keys(state).filter((k) => k.startsWith('baselines/'))).toHaveLength(2);
-    expect(Object.keys(state).filter((k) => k.startsWith('history/')).length).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(state).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`)).length).toBeGreaterThanOrEqual(2);
     expect(Object.keys(state).some((k) => /^(lock|pending|lock-probe)/.test(k))).toBe(false);
 
     // Every write carried the encryption header.

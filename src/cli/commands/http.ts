@@ -258,7 +258,7 @@ export async function readHttpAudienceStatus(config: LoadedHttpConfig, state: St
   return [{
     audienceId: audienceLabel(dataflow), mode: 'http', schedule: `every new snapshot, to ${dataflow.destination.endpoint}`,
     lastSuccess: success ? { runId: success.runId, logicalTime: success.logicalTime, snapshotId: success.snapshotId, rowsWritten: success.counts.rowsWritten, files: 0 } : null,
-    nextSlot: null, baselineSize: cursor?.baselineSize ?? null, pendingRun: pending?.runId ?? null,
+    nextSlot: null, baselineSize: cursor?.baselineSize ?? null, keptBaselines: null, stateBytes: null, pendingRun: pending?.runId ?? null,
     lastError: failed ? { runId: failed.runId, logicalTime: failed.logicalTime, error: failed.error ?? '' } : null,
   }];
 }

@@ -4,7 +4,7 @@ import { openHttpLocations } from '../../run/http-build.js';
 import { ConfigError } from '../../errors.js';
 import { openLocations } from '../../run/prepare.js';
 import { StateStore } from '../../state/state-store.js';
-import type { RunRecord } from '../../state/records.js';
+import type { RunRecord, RunStatus } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
 import { parseAt, parseCount } from '../parse-options.js';
 
@@ -17,7 +17,7 @@ export interface RunsFlags {
   json?: boolean;
 }
 
-const STATUSES = ['success', 'failed', 'skipped'];
+const STATUSES = ['success', 'failed', 'skipped', 'reset'];
 
 export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise<number> {
   const limit = parseCount('--limit', flags.limit, 1);
@@ -27,12 +27,13 @@ export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise
   }
   const config = await loadConfig(flags.config);
   reporter.context['dataflowId'] = config.dataflow.id;
-  const history = await new StateStore(config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state).readHistory();
-  const runs = history
-    .filter((r) => !flags.audience || flags.audience.includes(r.audienceId))
-    .filter((r) => !since || new Date(r.logicalTime).getTime() >= since.getTime())
-    .filter((r) => !flags.status || r.status === flags.status)
-    .slice(0, limit);
+  // Only the records shown are read: the newest month folders first, filtered on names.
+  const runs = await new StateStore(config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state).readHistory({
+    limit,
+    ...(since ? { since } : {}),
+    ...(flags.audience ? { audienceId: flags.audience } : {}),
+    ...(flags.status ? { status: flags.status as RunStatus } : {}),
+  });
   reporter.out(flags.json ? JSON.stringify({ dataflowId: config.dataflow.id, runs }, null, 2) : formatRuns(runs));
   return 0;
 }
