@@ -73,6 +73,8 @@ export default tseslint.config(
     },
   },
   { files: ['src/cli/main.ts', 'scripts/**', 'test/**', 'bin/**'], rules: { 'no-restricted-syntax': 'off' } },
+  // Tests read JSON the CLI printed; typing every probe of it would not make them stricter.
+  { files: ['test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   { files: ['**/*.js', '**/*.mjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
   ...layers,
 );

@@ -235,7 +235,7 @@ function measure(command, args, { rssFile }) {
 function machineBusySeconds() {
   try {
     const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    const [user, nice, system, _idle, _iowait, irq, softirq, steal] = f;
     return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ
   } catch {
     return null;

@@ -7,9 +7,10 @@
 // after that is classified in s3-errors.ts.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Upload } from '@aws-sdk/lib-storage';
+import type * as S3SdkModule from '@aws-sdk/client-s3';
 import type { S3Options } from '../config/schema.js';
 
-type S3Sdk = typeof import('@aws-sdk/client-s3');
+type S3Sdk = typeof S3SdkModule;
 let sdk: Promise<S3Sdk> | undefined;
 let upload: Promise<typeof Upload> | undefined;
 

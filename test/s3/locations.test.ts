@@ -6,7 +6,8 @@ import { validateDataflow } from '../../src/config/schema.js';
 import { openLocations } from '../../src/run/prepare.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { mergeS3Options, openLocation } from '../../src/storage/open-location.js';
-import { parseS3Uri, S3Storage } from '../../src/storage/s3.js';
+import type { S3Storage } from '../../src/storage/s3.js';
+import { parseS3Uri } from '../../src/storage/s3.js';
 import { redactSecrets } from '../../src/storage/s3-errors.js';
 import { crmConfig } from '../helpers/harness.js';
 

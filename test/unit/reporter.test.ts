@@ -55,7 +55,7 @@ class FakeStream {
   }
 }
 
-// eslint-disable-next-line no-control-regex
+ 
 const plain = (s: string) => s.replace(/\u001B\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 
 function make(isTTY: boolean, quiet = false): { reporter: Reporter; stderr: FakeStream; stdout: FakeStream } {
