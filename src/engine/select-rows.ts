@@ -28,6 +28,8 @@ export interface SelectionCounts {
   excludedMandatory: number;
   excludedDuplicate: number;
   exitsOmitted: number;
+  /** Profiles written as exit rows (status `exited`; only when the status is mapped). */
+  exitsWritten: number;
 }
 
 /**
@@ -264,7 +266,8 @@ export async function selectRows(
       count(*) FILTER (WHERE kind = 'member' AND NOT ok)::VARCHAR AS mandatory,
       count(*) FILTER (WHERE kind = 'exit')::VARCHAR AS exits,
       (SELECT count(*) FROM ${ident(output)})::VARCHAR AS rows,
-      (SELECT count(DISTINCT k) FROM ${ident(output)})::VARCHAR AS exported
+      (SELECT count(DISTINCT k) FROM ${ident(output)})::VARCHAR AS exported,
+      (SELECT count(DISTINCT k) FROM ${ident(output)} WHERE kind = 'exit')::VARCHAR AS exits_written
     FROM ${valued}`);
   const received = Number(row?.['received'] ?? 0);
   const excludedMandatory = Number(row?.['mandatory'] ?? 0);
@@ -276,6 +279,7 @@ export async function selectRows(
     // Members that lost a dedup key, and exits whose every id is still held by a kept member.
     excludedDuplicate: received - excludedMandatory - exitsOmitted - Number(row?.['exported'] ?? 0),
     exitsOmitted,
+    exitsWritten: Number(row?.['exits_written'] ?? 0),
   };
 }
 

@@ -13,6 +13,8 @@ export interface RunCounts {
   excludedMandatory: number;
   excludedDuplicate: number;
   exitsOmitted: number;
+  /** Profiles written as exit rows (0 when the status is not mapped: see exitsOmitted). Absent in records older than this field. */
+  exitsWritten?: number;
   badRecords: number;
 }
 
@@ -86,5 +88,5 @@ export interface PendingRun {
 }
 
 export function zeroCounts(): RunCounts {
-  return { profilesReceived: 0, rowsWritten: 0, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, badRecords: 0 };
+  return { profilesReceived: 0, rowsWritten: 0, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, exitsWritten: 0, badRecords: 0 };
 }

@@ -26,7 +26,7 @@ const threeAudiences = (overrides: Record<string, unknown> = {}) => crmConfig({ 
 
 const PLAN_KEYS = ['dataflowId', 'at', 'latestSnapshot', 'runs', 'idle', 'problems'];
 const PLANNED_RUN_KEYS = ['runId', 'audienceId', 'mode', 'trigger', 'logicalTime', 'snapshotId', 'selection', 'reason', 'resumed', 'skippedSlots', 'counts', 'files'];
-const COUNT_KEYS = ['profilesReceived', 'rowsWritten', 'excludedMandatory', 'excludedDuplicate', 'exitsOmitted', 'badRecords'];
+const COUNT_KEYS = ['profilesReceived', 'rowsWritten', 'excludedMandatory', 'excludedDuplicate', 'exitsOmitted', 'exitsWritten', 'badRecords'];
 
 interface PlanJson {
   dataflowId: string;
@@ -104,7 +104,7 @@ describe.concurrent('operator commands', () => {
       expect(plan.runs[0]).toMatchObject({
         runId: '20261120T053000Z-9e9a9e25', mode: 'incremental', trigger: 'schedule', logicalTime: '2026-11-20T05:30:00.000Z',
         snapshotId: 'snap-20261120', selection: 'backfill', resumed: false, skippedSlots: [],
-        counts: { profilesReceived: 9, rowsWritten: 6, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, badRecords: 0 },
+        counts: { profilesReceived: 9, rowsWritten: 6, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0 },
       });
       expect(plan.runs[0]!.reason).toMatch(/due/);
       expect(plan.runs[1]).toMatchObject({ mode: 'full', trigger: 'afterEvaluation', logicalTime: '2026-11-20T05:00:00.000Z', snapshotId: 'snap-20261120', selection: 'full' });

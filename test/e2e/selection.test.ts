@@ -74,7 +74,7 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
       logicalTime: '2026-11-20T05:30:00.000Z', snapshotId: 'snap-20261120',
     });
     expect(run.counts).toEqual({
-      profilesReceived: 9, rowsWritten: 6, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 9, rowsWritten: 6, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
     });
     // Ordered by profile key: p-001, p-002, p-004 (wins johndoe over p-003), p-006, p-009, p-011.
     // p-005 (no tier) and p-007 (no email) are out; p-008 is exited; p-010 not a member.
@@ -103,7 +103,7 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
     // back on day 1 (p-005, p-007: mandatory; p-003: dedup loser to p-004, still exported)
     // are candidates again and excluded again: 5 enters + 2 exits received.
     expect(run.counts).toEqual({
-      profilesReceived: 7, rowsWritten: 4, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 7, rowsWritten: 4, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 2, badRecords: 0,
     });
     // bob exits (still present: current values); finn enters (Parquet part); ivy vanished
     // (only the baseline's email and the status); june is new. ann (tier change) and
@@ -131,7 +131,7 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
           expect(run, key).toHaveProperty(key);
         }
         expect(Object.keys(run.counts).sort()).toEqual(
-          ['badRecords', 'excludedDuplicate', 'excludedMandatory', 'exitsOmitted', 'profilesReceived', 'rowsWritten'],
+          ['badRecords', 'excludedDuplicate', 'excludedMandatory', 'exitsOmitted', 'exitsWritten', 'profilesReceived', 'rowsWritten'],
         );
         for (const file of run.files) {
           expect(Object.keys(file).sort()).toEqual(['bytes', 'path', 'rows', 'sha256']);
@@ -204,7 +204,7 @@ describe('exits without segmentMembership.status mapped', () => {
     ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json']));
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--json'])));
     expect(run.counts).toEqual({
-      profilesReceived: 7, rowsWritten: 2, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 2, badRecords: 0,
+      profilesReceived: 7, rowsWritten: 2, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 2, exitsWritten: 0, badRecords: 0,
     });
     const rows = readCsv(run.files[0]!.path);
     expect(rows).toEqual([
@@ -258,7 +258,7 @@ describe('full export of snap-20261121 via export-now, and its effect on state',
       ['june@example.com', 'June', 'gold', '640', 'realized'],
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 9, rowsWritten: 7, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 9, rowsWritten: 7, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
     });
     const manifest = JSON.parse(readFileSync(path.join(path.dirname(run.files[0]!.path), `manifest-acme-crm-${run.runId}.json`), 'utf8'));
     expect(manifest).toMatchObject({ flowRunId: run.runId, exportMode: 'full', audienceId: 'aud-vip', snapshotId: 'snap-20261121' });
@@ -430,7 +430,7 @@ describe('mandatory and dedup on custom snapshots', () => {
       ['v@example.com', 'Val', 'd-11'],
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 11, rowsWritten: 5, excludedMandatory: 2, excludedDuplicate: 4, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 11, rowsWritten: 5, excludedMandatory: 2, excludedDuplicate: 4, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
     });
   });
 
@@ -458,7 +458,7 @@ describe('mandatory and dedup on custom snapshots', () => {
       { key: 'c-4', first: 'Bob', last: 'Lee', tier: 'gold' },
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 5, rowsWritten: 3, excludedMandatory: 1, excludedDuplicate: 1, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 5, rowsWritten: 3, excludedMandatory: 1, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
     });
   });
 
@@ -486,7 +486,7 @@ describe('mandatory and dedup on custom snapshots', () => {
       { email: 't@example.com', key: 'i-3', tier: 'gold' },
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 5, rowsWritten: 3, excludedMandatory: 1, excludedDuplicate: 2, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 5, rowsWritten: 3, excludedMandatory: 1, excludedDuplicate: 2, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
     });
   });
 
@@ -562,7 +562,7 @@ describe('mandatory and dedup on custom snapshots', () => {
       { email: 'e3@example.com', tier: 'silver', status: 'exited' },
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 3, rowsWritten: 3, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, badRecords: 0,
+      profilesReceived: 3, rowsWritten: 3, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, exitsWritten: 3, badRecords: 0,
     });
   });
 
