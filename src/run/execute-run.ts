@@ -154,7 +154,8 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
       exportMode: run.mode,
       snapshotId: run.snapshot.snapshotId,
       exportResults: parts.map((p) => ({ sinkPath: folder, name: partFileName(baseName, ext, p.partNumber), size: p.bytes, rows: p.rows, sha256: p.sha256 })),
-      counts,
+      // The manifest keeps SPEC §6's counts (its bytes are pinned); exitsWritten is in --json and history.
+      counts: withoutExitsWritten(counts),
     };
     await destination.writeText(key, `${JSON.stringify(body, null, 2)}\n`);
     manifest = destination.describe(key);
@@ -241,4 +242,9 @@ async function removeExtraParts(destination: StorageBackend, folder: string, bas
   for (let n = count + 1; keys.has(joinKey(folder, partFileName(baseName, ext, n))); n++) {
     await destination.delete(joinKey(folder, partFileName(baseName, ext, n)));
   }
+}
+
+function withoutExitsWritten(counts: RunCounts): Omit<RunCounts, 'exitsWritten'> {
+  const { exitsWritten: _written, ...rest } = counts;
+  return rest;
 }
