@@ -97,3 +97,15 @@ export function parquetCopySql(shape: Shape, table: string, firstRow: number, la
   return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1})
     TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
 }
+
+/**
+ * Writes rows firstRow..lastRow (1-based, in table order) of the rendered CSV or JSON lines
+ * verbatim, one line and a "\n" each: with no quote and no escape character, DuckDB's CSV
+ * writer adds nothing to a one-column value (it is parallel and needs no round trip
+ * through JavaScript per line). The delimiter is never looked at for a single column.
+ */
+export function textLinesCopySql(shape: Shape, table: string, csv: CsvOptions | null, firstRow: number, lastRow: number, file: string): string {
+  const lines = csv ? csvLinesSql(shape, table, csv) : jsonLinesSql(shape, table);
+  const range = `WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1}`;
+  return `COPY (${lines} ${range}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${literal('\u0001')})`;
+}

@@ -125,7 +125,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
   // Encrypted: the plain parts are written into the run's scratch folder (never to the
   // destination), and each is encrypted into the destination's staging right before it is published.
   const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
-  const written = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, encryption ? plainPath : (n) => destination.stage(keyOf(n)));
+  const written = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, encryption ? plainPath : (n) => destination.stage(keyOf(n)), ctx.scratchDir);
   const parts: WrittenPart[] = [];
   if (written.length > 0 && !attempt.published) {
     attempt.published = pending.published = true;

@@ -1,10 +1,11 @@
-// Writes one run's rows as files: CSV / NDJSON streamed from DuckDB in chunks (optionally
-// gzip, with mtime 0 so bytes repeat), Parquet through DuckDB's COPY. Splits at
+// Writes one run's rows as files: CSV / NDJSON lines rendered by DuckDB's COPY (optionally
+// gzipped by Node, with mtime 0 so bytes repeat), Parquet through DuckDB's COPY. Splits at
 // maxRowsPerFile; CSV parts each get the header. Files go to local paths the caller
 // chooses (temp names); publishing them under final names is the storage layer's job.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -13,7 +14,7 @@ import type { FormatConfig } from '../config/schema.js';
 import { BadInputError } from '../errors.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
-import { csvHeaderSql, csvLinesSql, jsonLinesSql, parquetCopySql, parquetTypeErrorsSql } from '../engine/render-sql.js';
+import { csvHeaderSql, parquetCopySql, parquetTypeErrorsSql, textLinesCopySql } from '../engine/render-sql.js';
 
 export interface WrittenPart {
   partNumber: number;
@@ -32,12 +33,14 @@ export async function writeParts(
   format: FormatConfig,
   totalRows: number,
   partPath: PartPath,
+  /** A folder the run owns, for the rendered lines before they are gzipped. */
+  scratchDir: string,
 ): Promise<WrittenPart[]> {
   if (totalRows === 0 && format.emptyExport === 'skip') return [];
   const written =
     format.type === 'parquet'
       ? await writeParquet(engine, shape, table, format, totalRows, partPath)
-      : await writeText(engine, shape, table, format, totalRows, partPath);
+      : await writeText(engine, shape, table, format, totalRows, partPath, scratchDir);
   return Promise.all(written.map(async (p) => ({ ...p, ...(await describeFile(p.path)) })));
 }
 
@@ -101,7 +104,12 @@ export class TextPart {
   }
 }
 
-async function writeText(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath): Promise<Counted[]> {
+/**
+ * CSV / JSON lines: DuckDB writes each part's rendered lines to a scratch file (COPY, in
+ * row order), and Node prepends the header and gzips it (the same zlib stream as ever, so
+ * the bytes do not change) into the part. No line passes through JavaScript on its own.
+ */
+async function writeText(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath, scratchDir: string): Promise<Counted[]> {
   const csv = format.type === 'csv' ? format.csv : null;
   let header = '';
   if (csv?.header) {
@@ -110,45 +118,30 @@ async function writeText(engine: Engine, shape: Shape, table: string, format: Fo
   }
   const gzip = format.compression === 'gzip';
   const parts: Counted[] = [];
-  let current: TextPart | null = null;
-  const open = async () => {
-    const n = parts.length + 1;
-    current = new TextPart(n, await partPath(n), gzip);
-    if (header) await current.write(header);
-    return current;
-  };
-  const close = async (part: TextPart) => {
-    await part.close();
-    parts.push({ partNumber: part.partNumber, path: part.path, rows: part.rows });
-  };
-  const sql = csv ? csvLinesSql(shape, table, csv) : jsonLinesSql(shape, table);
-  try {
-    await engine.streamStrings(sql, async (lines) => {
-      let offset = 0;
-      while (offset < lines.length) {
-        let part: TextPart = current ?? (await open());
-        if (part.rows >= format.maxRowsPerFile) {
-          await close(part);
-          current = null;
-          part = await open();
+  const size = format.maxRowsPerFile;
+  const count = Math.max(1, Math.ceil(total / size));
+  for (let n = 1; n <= count; n++) {
+    const path = await partPath(n);
+    const first = (n - 1) * size + 1;
+    const last = Math.min(n * size, total);
+    const rows = Math.max(0, last - first + 1);
+    if (!gzip && !header && rows > 0) {
+      await engine.run(textLinesCopySql(shape, table, csv, first, last, path));
+    } else {
+      const lines = join(scratchDir, `lines-${basename(path)}`);
+      try {
+        if (rows > 0) await engine.run(textLinesCopySql(shape, table, csv, first, last, lines));
+        async function* content(): AsyncGenerator<Buffer> {
+          if (header) yield Buffer.from(header);
+          if (rows > 0) yield* createReadStream(lines) as AsyncIterable<Buffer>;
         }
-        const take = Math.min(lines.length - offset, format.maxRowsPerFile - part.rows);
-        const slice = offset === 0 && take === lines.length ? lines : lines.slice(offset, offset + take);
-        await part.write(`${slice.join('\n')}\n`);
-        part.rows += take;
-        offset += take;
+        if (gzip) await pipeline(content, createGzip(), createWriteStream(path));
+        else await pipeline(content, createWriteStream(path));
+      } finally {
+        await rm(lines, { force: true });
       }
-    });
-    const last: TextPart = current ?? (await open());
-    current = null;
-    await close(last);
-  } catch (error) {
-    const unfinished = current as TextPart | null;
-    if (unfinished) await unfinished.close().catch(() => undefined);
-    throw error;
-  }
-  if (total !== parts.reduce((n, p) => n + p.rows, 0)) {
-    throw new Error(`internal: wrote ${parts.reduce((n, p) => n + p.rows, 0)} rows, expected ${total}`);
+    }
+    parts.push({ partNumber: n, path, rows });
   }
   return parts;
 }
