@@ -54,6 +54,13 @@ const layers = [
     }),
   },
   {
+    files: ['src/snapshots/**'],
+    rules: restrict({
+      patterns: ['**/engine/*', '**/run/*', '**/cli/*'],
+      message: 'snapshots/ lists and describes snapshot parts; the engine reads them, not the other way round',
+    }),
+  },
+  {
     files: ['src/run/**', 'src/datasets/**'],
     rules: restrict({ patterns: ['**/cli/*'], message: 'run/ and datasets/ are called by cli/, never the other way round' }),
   },

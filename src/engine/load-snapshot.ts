@@ -18,14 +18,10 @@ import { MAX_RECORD_BYTES, QUALIFICATION_TIME_PATTERN, SCALAR_JSON_TYPES, VALID_
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 import { describeTypeConflict } from './describe-type-conflict.js';
+import type { PartFile } from '../snapshots/part-file.js';
 
-export interface PartFile {
-  /** Local path DuckDB reads. */
-  path: string;
-  /** Name used in messages (the key or path the user knows). */
-  name: string;
-  kind: 'ndjson' | 'parquet';
-}
+/** Re-exported for the engine's callers; the type belongs to the snapshot side. */
+export type { PartFile } from '../snapshots/part-file.js';
 
 export interface LoadedSnapshot {
   table: string;

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { BadInputError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
-import type { PartFile } from '../engine/load-snapshot.js';
+import type { PartFile } from './part-file.js';
 
 const snapshotDescriptor = z.object({
   snapshotId: z.string().min(1),

@@ -63,16 +63,22 @@ export async function checkParquetTypes(engine: Engine, shape: Shape, table: str
 async function writeParquet(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath): Promise<Counted[]> {
   await checkParquetTypes(engine, shape, table);
   const parts: Counted[] = [];
-  const size = format.maxRowsPerFile;
-  const count = Math.max(1, Math.ceil(total / size));
-  for (let n = 1; n <= count; n++) {
+  for (const { n, first, last, rows } of partRanges(total, format.maxRowsPerFile)) {
     const path = await partPath(n);
-    const first = (n - 1) * size + 1;
-    const last = Math.min(n * size, total);
     await engine.run(parquetCopySql(shape, table, first, last, path, format.compression === 'gzip'));
-    parts.push({ partNumber: n, path, rows: Math.max(0, last - first + 1) });
+    parts.push({ partNumber: n, path, rows });
   }
   return parts;
+}
+
+/** Rows first..last (1-based) of each part: at most `size` a part, and one part (maybe empty) at least. */
+function partRanges(total: number, size: number): { n: number; first: number; last: number; rows: number }[] {
+  const count = Math.max(1, Math.ceil(total / size));
+  return Array.from({ length: count }, (_, i) => {
+    const first = i * size + 1;
+    const last = Math.min((i + 1) * size, total);
+    return { n: i + 1, first, last, rows: Math.max(0, last - first + 1) };
+  });
 }
 
 /** One open part file: an optional gzip stage in front of the file. */
@@ -118,13 +124,8 @@ async function writeText(engine: Engine, shape: Shape, table: string, format: Fo
   }
   const gzip = format.compression === 'gzip';
   const parts: Counted[] = [];
-  const size = format.maxRowsPerFile;
-  const count = Math.max(1, Math.ceil(total / size));
-  for (let n = 1; n <= count; n++) {
+  for (const { n, first, last, rows } of partRanges(total, format.maxRowsPerFile)) {
     const path = await partPath(n);
-    const first = (n - 1) * size + 1;
-    const last = Math.min(n * size, total);
-    const rows = Math.max(0, last - first + 1);
     if (!gzip && !header && rows > 0) {
       await engine.run(textLinesCopySql(shape, table, csv, first, last, path));
     } else {
