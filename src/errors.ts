@@ -1,6 +1,8 @@
 // Typed errors carry their exit code (SPEC §9). Only cli/main.ts turns them into one.
 // Every message says what failed, where, and what to do.
 
+import type { RunRecord } from './state/records.js';
+
 export const EXIT = {
   ok: 0,
   runFailed: 1,
@@ -42,6 +44,38 @@ export class BadInputError extends AudexError {
 /** One run failed; the other audiences still ran (exit 1). */
 export class RunFailedError extends AudexError {
   readonly exitCode = EXIT.runFailed;
+}
+
+/**
+ * A bug in audex (exit 1): anything thrown that is not one of the errors above. The
+ * message asks for a report; the original error stays the cause.
+ */
+export class InternalError extends AudexError {
+  readonly exitCode = EXIT.runFailed;
+  constructor(cause: unknown) {
+    super(`${cause instanceof Error ? cause.message : String(cause)}\nThis is a bug in audex, please report it with the command you ran.`, { cause });
+  }
+}
+
+/**
+ * A failure after a run's commit point: its files were delivered and its cursor advanced,
+ * so it is not run again; only its history record or cleanup is missing, and the next
+ * invocation completes them. Its exit code is its cause's.
+ */
+export class CommittedRunError extends AudexError {
+  readonly exitCode: number;
+  constructor(
+    readonly record: RunRecord,
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.exitCode = exitCodeOf(cause);
+  }
+}
+
+/** The typed error for anything thrown: an AudexError as is, anything else an InternalError. */
+export function asAudexError(error: unknown): AudexError {
+  return error instanceof AudexError ? error : new InternalError(error);
 }
 
 export function exitCodeOf(error: unknown): number {

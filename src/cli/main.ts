@@ -1,9 +1,10 @@
 // Entry point: parses argv, runs the chosen command, and is the only place that turns an
 // outcome into an exit code (SPEC §9).
 import { CommanderError } from 'commander';
-import { EXIT, exitCodeOf, messageOf } from '../errors.js';
+import { EXIT, asAudexError } from '../errors.js';
 import { parseCommandLine, type ParsedCommand } from './program.js';
 import { createReporter, type Reporter } from './reporter.js';
+import { JSON_FIELDS, jsonFailure } from './json-failure.js';
 
 // Commands load lazily, so `--help` or `audex schema` does not load the DuckDB engine.
 async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): Promise<number> {
@@ -33,16 +34,6 @@ async function dispatch({ command, flags }: ParsedCommand, reporter: Reporter): 
   }
 }
 
-/** The fields a failed command's --json object always has (SPEC §9: `runs` holds what ran). */
-const JSON_FIELDS: Record<string, Record<string, unknown>> = {
-  run: { runs: [] }, 'export-now': { runs: [] }, plan: { runs: [] }, runs: { runs: [] }, status: { audiences: [] }, validate: { valid: false },
-};
-
-/** --json prints exactly one object on stdout, on every outcome: a failure gets `error`. */
-function jsonFailure(fields: Record<string, unknown>, code: number, message: string): string {
-  return JSON.stringify({ ...fields, error: { exitCode: code, message } }, null, 2);
-}
-
 export async function main(argv: string[]): Promise<number> {
   let parsed: ParsedCommand | null;
   try {
@@ -61,15 +52,13 @@ export async function main(argv: string[]): Promise<number> {
     return await dispatch(parsed, reporter);
   } catch (error) {
     reporter.close(true);
-    const code = exitCodeOf(error);
-    process.stderr.write(`audex: ${messageOf(error)}\n`);
-    if (!(error instanceof Error && 'exitCode' in error)) {
-      process.stderr.write('audex: this looks like a bug in audex; please report it with the command you ran.\n');
-    }
+    // Anything not typed is a bug in audex: exit 1, and the message asks for a report.
+    const failure = asAudexError(error);
+    process.stderr.write(`audex: ${failure.message}\n`);
     if (parsed.flags['json'] && !reporter.printed) {
-      reporter.out(jsonFailure({ ...reporter.context, ...JSON_FIELDS[parsed.command] }, code, messageOf(error)));
+      reporter.out(jsonFailure({ ...reporter.context, ...JSON_FIELDS[parsed.command] }, failure.exitCode, failure.message));
     }
-    return code;
+    return failure.exitCode;
   } finally {
     reporter.close();
   }
@@ -80,7 +69,8 @@ main(process.argv).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`audex: ${messageOf(error)}\n`);
-    process.exitCode = EXIT.runFailed;
+    const failure = asAudexError(error);
+    process.stderr.write(`audex: ${failure.message}\n`);
+    process.exitCode = failure.exitCode;
   },
 );

@@ -23,3 +23,10 @@ export function parseMemoryLimit(value: string | undefined): string | undefined 
   }
   return value.trim();
 }
+
+/** Checks the flags every engine command shares, once, before any dataflow runs. */
+export function checkEngineFlags(flags: { at?: string; maxBadRecords?: string; memoryLimit?: string }): void {
+  parseAt(flags.at, () => new Date());
+  if (flags.maxBadRecords !== undefined) parseCount('--max-bad-records', flags.maxBadRecords);
+  parseMemoryLimit(flags.memoryLimit);
+}

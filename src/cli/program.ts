@@ -10,6 +10,13 @@ export interface ParsedCommand {
 }
 
 const CONFIG = ['-c, --config <file>', 'dataflow config (YAML or JSON)'] as const;
+/** `--config` of the commands that take several dataflows: repeat it, or name a folder of configs. */
+const CONFIGS = ['-c, --config <file>', 'dataflow config (YAML or JSON), or a folder of them; repeat for several dataflows', collectConfigs] as const;
+
+/** One --config stays a string (as before); repeated, the values become a list. */
+function collectConfigs(value: string, previous: string | string[] | undefined): string | string[] {
+  return previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
+}
 const AT = ['--at <time>', 'logical "now" as ISO 8601 (default: the clock; no offset means UTC)'] as const;
 const JSON_FLAG = ['--json', 'print a machine-readable result on stdout'] as const;
 const QUIET = ['-q, --quiet', 'no progress on stderr'] as const;
@@ -33,9 +40,9 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
   const done = (command: CommandName) => (flags: Record<string, unknown>) => onParsed({ command, flags });
 
   engineOptions(program.command('run').description('export every audience with a due slot, once, at its latest due slot'))
-    .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .requiredOption(...CONFIGS).option(...AT).option(...JSON_FLAG).option(...QUIET)
     .option('--no-lock', 'do not take the dataflow lock (only for stores that cannot do conditional writes; see README)')
-    .addHelpText('after', examples('audex run --config dataflow.yaml', 'audex run -c dataflow.yaml --at 2026-11-20T06:00:00Z --json'))
+    .addHelpText('after', examples('audex run --config dataflow.yaml', 'audex run -c dataflow.yaml --at 2026-11-20T06:00:00Z --json', 'audex run -c crm.yaml -c lake.yaml', 'audex run -c dataflows/'))
     .action(done('run'));
 
   engineOptions(program.command('export-now').description('write a full file now for the given audiences (schedule and baseline untouched)'))
@@ -46,7 +53,7 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .action(done('export-now'));
 
   engineOptions(program.command('plan').description('show what is due now and why, with the rows each run would write; writes nothing'))
-    .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG).option(...QUIET)
+    .requiredOption(...CONFIGS).option(...AT).option(...JSON_FLAG).option(...QUIET)
     .option('--show-messages <n>', 'HTTP API dataflows: print the first n message bodies (nothing is sent)')
     .addHelpText('after', examples('audex plan -c dataflow.yaml', 'audex plan -c dataflow.yaml --at 2026-11-23T06:00:00Z --json'))
     .action(done('plan'));
@@ -54,7 +61,7 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
   program
     .command('status')
     .description('per audience: last successful run, next slot, baseline size, last error')
-    .requiredOption(...CONFIG).option(...AT).option(...JSON_FLAG)
+    .requiredOption(...CONFIGS).option(...AT).option(...JSON_FLAG)
     .addHelpText('after', examples('audex status -c dataflow.yaml', 'audex status -c dataflow.yaml --json'))
     .action(done('status'));
 
@@ -92,7 +99,7 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .action(done('reset'));
 
   engineOptions(program.command('validate').description('check the config (and, with --snapshot, that the snapshot reads and has the mapped audiences)'))
-    .requiredOption(...CONFIG).option(...JSON_FLAG).option(...QUIET)
+    .requiredOption(...CONFIGS).option(...JSON_FLAG).option(...QUIET)
     .addHelpText('after', examples('audex validate -c dataflow.yaml', 'audex validate -c dataflow.yaml --snapshot snap-20261120'))
     .action(done('validate'));
 

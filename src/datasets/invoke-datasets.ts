@@ -9,8 +9,8 @@ import { loadEncryptionKey } from '../config/load-encryption-key.js';
 import { findSchemaConflicts, readBatchFiles, type BatchFile, type CopyFormat, type ReadBatches } from '../engine/copy-batches.js';
 import type { BadRecord } from '../engine/scan-lines.js';
 import { openEngine, type Engine } from '../engine/session.js';
-import { BadInputError, EXIT, exitCodeOf } from '../errors.js';
-import { CommittedRunError } from '../run/execute-run.js';
+import { BadInputError, CommittedRunError, RunFailedError, asAudexError } from '../errors.js';
+import { failed as failedOutcome, SKIPPED, SUCCEEDED, type Outcome } from '../run/outcome.js';
 import { committedOutcome, finishCommitted, uncommittedError, type InvocationResult } from '../run/invoke.js';
 import { openLocations, type Locations } from '../run/prepare.js';
 import type { StorageBackend } from '../storage/backend.js';
@@ -122,7 +122,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
     const { plan } = await prepareDatasets(options.config, options.now, locations);
     await finishCommitted(state, plan.committedPending, options.progress);
     const records: RunRecord[] = plan.problems.map((p) => failedRecord(dataflow.id, p.datasetId, p.logicalTime ?? options.now, [], p.error));
-    let exitCode: number = plan.problems.length ? EXIT.runFailed : EXIT.ok;
+    const outcomes: Outcome[] = plan.problems.map((p) => failedOutcome(new RunFailedError(p.error)));
     if (plan.runs.length > 0) {
       const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
       try {
@@ -131,25 +131,30 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
         const ctx = { dataflow, engine, destination: locations.destination, state, lease, scratchDir, progress: options.progress, ...(encryption ? { encryption } : {}) };
         const failed = new Map<string, string>();
         for (const run of plan.runs) {
-          records.push(...skippedRecords(run));
+          const skipped = skippedRecords(run);
+          records.push(...skipped);
+          outcomes.push(...skipped.map(() => SKIPPED));
           const before = failed.get(run.datasetId);
           if (before) {
-            records.push(failedRecord(dataflow.id, run.datasetId, run.logicalTime, run.batches, `not run: run ${before} of this dataset failed before it; the next \`audex run\` runs both in order`, run.runId));
+            const error = `not run: run ${before} of this dataset failed before it; the next \`audex run\` runs both in order`;
+            records.push(failedRecord(dataflow.id, run.datasetId, run.logicalTime, run.batches, error, run.runId));
+            outcomes.push(failedOutcome(new RunFailedError(error)));
             continue;
           }
           const started = performance.now();
           try {
             records.push(await executeDatasetRun(ctx, run, inputs.get(run)!));
+            outcomes.push(SUCCEEDED);
           } catch (error) {
             if (error instanceof CommittedRunError) {
               const outcome = committedOutcome(error, run.datasetId, options.warn);
               records.push(outcome.record);
-              exitCode = Math.max(exitCode, outcome.code);
+              outcomes.push(failedOutcome(outcome.error));
               continue;
             }
             failed.set(run.datasetId, run.runId);
             records.push({ ...failedRecord(dataflow.id, run.datasetId, run.logicalTime, run.batches, uncommittedError(error), run.runId), durationMs: Math.round(performance.now() - started) });
-            exitCode = Math.max(exitCode, exitCodeOf(error));
+            outcomes.push(failedOutcome(asAudexError(error)));
           }
         }
       } finally {
@@ -157,7 +162,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
       }
     }
     for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
-    return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
+    return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
   } finally {
     await lease.release();
     await rm(scratchDir, { recursive: true, force: true });

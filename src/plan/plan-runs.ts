@@ -36,6 +36,8 @@ export interface PlannedRun {
   reason: string;
 }
 
+export type PlanProblemKind = 'config' | 'run';
+
 export interface PlanProblem {
   audienceId: string;
   mode: RunMode;
@@ -43,8 +45,11 @@ export interface PlanProblem {
   logicalTime: Date | null;
   snapshotId: string | null;
   error: string;
-  /** 2 for config problems discovered from the snapshot (e.g. prospect + incremental). */
-  exitCode: 1 | 2;
+  /**
+   * `config`: the config contradicts the snapshot (e.g. prospect + incremental), a usage
+   * problem; `run`: this run cannot run now (no snapshot, audience missing), the others do.
+   */
+  kind: PlanProblemKind;
 }
 
 export interface IdleAudience {
@@ -82,14 +87,14 @@ function selectionFor(mode: RunMode, cursor: Cursor | undefined): PlannedSelecti
 }
 
 /** Checks that the snapshot knows the audience and that the mode suits its profile type. */
-function checkAudience(audience: AudienceConfig, index: number, snapshot: SnapshotInfo): { name: string } | { error: string; exitCode: 1 | 2 } {
+function checkAudience(audience: AudienceConfig, index: number, snapshot: SnapshotInfo): { name: string } | { error: string; kind: PlanProblemKind } {
   const known = snapshot.audiences.find((a) => a.id === audience.id);
   if (!known) {
     const ids = snapshot.audiences.map((a) => a.id).join(', ') || 'none';
-    return { error: `audience ${audience.id} is not in snapshot ${snapshot.snapshotId} (its audiences: ${ids}); check audiences[${index}].id`, exitCode: 1 };
+    return { error: `audience ${audience.id} is not in snapshot ${snapshot.snapshotId} (its audiences: ${ids}); check audiences[${index}].id`, kind: 'run' };
   }
   if (known.profileType === 'prospect' && audience.mode === 'incremental') {
-    return { error: `audiences[${index}].mode: ${audience.id} is a prospect audience; prospect audiences export full files only (set mode: full)`, exitCode: 2 };
+    return { error: `audiences[${index}].mode: ${audience.id} is a prospect audience; prospect audiences export full files only (set mode: full)`, kind: 'config' };
   }
   return { name: known.name };
 }
@@ -101,8 +106,8 @@ export function planScheduledRuns(input: ScheduledPlanInput): Plan {
   dataflow.audiences.forEach((audience, index) => {
     let cursor = input.cursors.get(audience.id);
     const trigger: RunTrigger = audience.schedule.trigger === 'afterEvaluation' ? 'afterEvaluation' : 'schedule';
-    const problem = (error: string, logicalTime: Date | null, snapshotId: string | null, exitCode: 1 | 2 = 1) =>
-      plan.problems.push({ audienceId: audience.id, mode: audience.mode, trigger, logicalTime, snapshotId, error, exitCode });
+    const problem = (error: string, logicalTime: Date | null, snapshotId: string | null, kind: PlanProblemKind = 'run') =>
+      plan.problems.push({ audienceId: audience.id, mode: audience.mode, trigger, logicalTime, snapshotId, error, kind });
 
     for (const pending of input.pending.filter((p) => p.audienceId === audience.id)) {
       if (pending.trigger !== 'exportNow' && cursor && new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()) {
@@ -180,7 +185,7 @@ export function planScheduledRuns(input: ScheduledPlanInput): Plan {
     }
     const checked = checkAudience(audience, index, snapshot);
     if ('error' in checked) {
-      problem(checked.error, logicalTime, snapshot.snapshotId, checked.exitCode);
+      problem(checked.error, logicalTime, snapshot.snapshotId, checked.kind);
       return;
     }
     plan.runs.push({
@@ -217,15 +222,15 @@ export function planExportNow(input: ExportNowInput): Plan & { refusals: string[
       plan.refusals.push(`audience ${id}: ${now.toISOString()} is outside its schedule window (${startDate ?? 'open'} to ${endDate ?? 'open'}, end exclusive)`);
       continue;
     }
-    const problem = (error: string, exitCode: 1 | 2 = 1) =>
-      plan.problems.push({ audienceId: id, mode: 'full', trigger: 'exportNow', logicalTime: now, snapshotId: snapshot?.snapshotId ?? null, error, exitCode });
+    const problem = (error: string, kind: PlanProblemKind = 'run') =>
+      plan.problems.push({ audienceId: id, mode: 'full', trigger: 'exportNow', logicalTime: now, snapshotId: snapshot?.snapshotId ?? null, error, kind });
     if (!snapshot) {
       problem(input.pinnedSnapshot ? `snapshot ${input.pinnedSnapshot} was not found` : `no complete snapshot evaluated at or before ${now.toISOString()}`);
       continue;
     }
     const checked = checkAudience({ ...audience, mode: 'full' }, index, snapshot);
     if ('error' in checked) {
-      problem(checked.error, checked.exitCode);
+      problem(checked.error, checked.kind);
       continue;
     }
     plan.runs.push({

@@ -20,7 +20,7 @@ import type { Shape } from '../engine/shape.js';
 import { badRecordsFor, type LoadedSnapshot } from '../engine/load-snapshot.js';
 import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
 import { ident, literal } from '../engine/sql.js';
-import { BadInputError, messageOf } from '../errors.js';
+import { BadInputError, CommittedRunError, messageOf } from '../errors.js';
 import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
@@ -51,20 +51,6 @@ export interface RunContext {
   encryption?: PartEncryption;
   /** A problem the user must see even with --quiet (stderr). */
   warn?: (message: string) => void;
-}
-
-/**
- * A failure after the run's commit point: its files were delivered and its cursor
- * advanced, so it is not run again; only its history record or cleanup is missing, and
- * the next invocation completes them.
- */
-export class CommittedRunError extends Error {
-  constructor(
-    readonly record: RunRecord,
-    readonly cause: unknown,
-  ) {
-    super(messageOf(cause));
-  }
 }
 
 export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunRecord> {

@@ -31,6 +31,11 @@ const cases: { argv: string[]; command: ParsedCommand['command']; flags: Record<
   { argv: ['run', '--config', 'df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
   { argv: ['run', '-c', 'df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
   { argv: ['run', '--config=df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
+  // several dataflows: a repeated --config is a list (one stays a string)
+  { argv: ['run', '-c', 'a.yaml', '--config', 'b.yaml', '-c', 'flows/'], command: 'run', flags: { config: ['a.yaml', 'b.yaml', 'flows/'], ...ENGINE, lock: true } },
+  { argv: ['plan', '-c', 'a.yaml', '-c', 'b.yaml'], command: 'plan', flags: { config: ['a.yaml', 'b.yaml'], ...ENGINE } },
+  { argv: ['validate', '-c', 'a.yaml', '-c', 'b.yaml'], command: 'validate', flags: { config: ['a.yaml', 'b.yaml'], ...ENGINE } },
+  { argv: ['status', '-c', 'a.yaml', '-c', 'b.yaml'], command: 'status', flags: { config: ['a.yaml', 'b.yaml'] } },
   {
     argv: ['run', '-c', 'df.yaml', '--at', '2026-11-20T06:00:00Z', '--snapshot', 'snap-20261120', '--json', '--quiet', '--max-bad-records', '5', '--memory-limit', '512MB', '--no-lock'],
     command: 'run',

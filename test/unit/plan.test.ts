@@ -106,7 +106,7 @@ describe('planScheduledRuns', () => {
     const prospects = [snap('p', '2026-11-20T05:00:00Z')].map((s) => ({ ...s, audiences: [{ ...audiences[0]!, profileType: 'prospect' as const }] }));
     const plan = planScheduledRuns({ dataflow, snapshots: prospects, cursors: new Map(), pending: [], now: at('2026-11-20T06:00:00Z') });
     const problem = plan.problems.find((p) => p.audienceId === 'vip')!;
-    expect(problem.exitCode).toBe(2);
+    expect(problem.kind).toBe('config');
     expect(problem.error).toMatch(/audiences\[0\]\.mode/);
   });
 });

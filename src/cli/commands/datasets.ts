@@ -3,7 +3,6 @@
 import type { LoadedDatasetConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import { dryRunDatasets, type DatasetPlanReport } from '../../datasets/dry-run-datasets.js';
-import { invokeDatasets } from '../../datasets/invoke-datasets.js';
 import { listBatches } from '../../datasets/list-batches.js';
 import type { DatasetCursor } from '../../datasets/plan-datasets.js';
 import type { InvocationResult } from '../../run/invoke.js';
@@ -12,21 +11,7 @@ import { describeSchedule, latestSlotAtOrBefore, nextSlotAfter } from '../../sch
 import { StateStore } from '../../state/state-store.js';
 import type { Reporter } from '../reporter.js';
 
-export interface DatasetRunOptions {
-  now: Date;
-  maxBadRecords: number;
-  memoryLimit?: string;
-  lock: boolean;
-  json?: boolean;
-}
-
-export async function runDatasets(config: LoadedDatasetConfig, options: DatasetRunOptions, reporter: Reporter): Promise<number> {
-  const result = await invokeDatasets({ config, ...options, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m) });
-  reporter.out(options.json ? JSON.stringify({ dataflowId: result.dataflowId, at: result.at, runs: result.runs }, null, 2) : formatRunSummary(result));
-  return result.exitCode;
-}
-
-function formatRunSummary(result: InvocationResult): string {
+export function formatDatasetSummary(result: InvocationResult): string {
   if (result.runs.length === 0) return `dataflow ${result.dataflowId}: nothing due at ${result.at} (see \`audex plan\` for why)`;
   const lines = [`dataflow ${result.dataflowId} at ${result.at}:`];
   for (const run of result.runs) {

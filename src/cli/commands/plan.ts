@@ -3,12 +3,13 @@ import { loadConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import { dryRun, type PlanReport } from '../../run/dry-run.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
+import { checkEngineFlags, parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
+import { forEachConfig } from '../several-dataflows.js';
 import { formatCounts } from './run.js';
 import { planDatasets } from './datasets.js';
 
 export interface PlanFlags {
-  config: string;
+  config: string | string[];
   at?: string;
   snapshot?: string;
   json?: boolean;
@@ -18,6 +19,10 @@ export interface PlanFlags {
 }
 
 export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise<number> {
+  return forEachConfig('plan', flags, reporter, planOne, () => checkEngineFlags(flags));
+}
+
+async function planOne(flags: PlanFlags & { config: string }, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const memoryLimit = parseMemoryLimit(flags.memoryLimit);

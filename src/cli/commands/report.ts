@@ -4,6 +4,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { resolveConfigPaths } from '../../config/config-paths.js';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, StorageError, exitCodeOf, messageOf } from '../../errors.js';
 import { renderReport, type ReportDataflow } from '../../report/render-report.js';
@@ -57,7 +58,7 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
     throw new ConfigError(`--since ${flags.since}: not an ISO 8601 time; use e.g. 2026-11-01 or 2026-11-20T05:00:00Z`);
   }
   const configs = [];
-  for (const file of flags.config) configs.push(await loadConfig(file));
+  for (const file of (await resolveConfigPaths(flags.config)).files) configs.push(await loadConfig(file));
   const dataflows: ReportDataflow[] = [];
   for (const config of configs) {
     const { dataflow } = config;

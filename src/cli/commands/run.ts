@@ -1,13 +1,17 @@
 // `audex run` and `audex export-now`: execute runs and print their summary.
-import { loadConfig } from '../../config/load.js';
-import { invoke, type InvocationResult } from '../../run/invoke.js';
+import { resolveConfigPaths } from '../../config/config-paths.js';
+import { loadConfig, type AnyLoadedConfig, type LoadedConfig } from '../../config/load.js';
+import { invokeDatasets } from '../../datasets/invoke-datasets.js';
+import { ConfigError, asAudexError, type AudexError } from '../../errors.js';
+import { invokeEach, type FailedInvocation, type InvocationResult } from '../../run/invoke.js';
 import type { Reporter } from '../reporter.js';
+import { exitCodeOfOutcomes, mostSevere } from '../exit-codes.js';
 import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
-import { runDatasets } from './datasets.js';
-import { ConfigError } from '../../errors.js';
+import { captureDataflow, printEntries, type DataflowEntry } from '../several-dataflows.js';
+import { formatDatasetSummary } from './datasets.js';
 
 export interface RunFlags {
-  config: string;
+  config: string | string[];
   at?: string;
   snapshot?: string;
   json?: boolean;
@@ -17,28 +21,118 @@ export interface RunFlags {
   lock?: boolean;
 }
 
+/** What every dataflow of one invocation shares. */
+interface RunRequest {
+  command: 'run' | 'export-now';
+  now: Date;
+  maxBadRecords: number;
+  memoryLimit: string | undefined;
+  flags: RunFlags;
+}
+
+type Invoked = InvocationResult | FailedInvocation;
+/** Dataflows whose runs write files: audiences and datasets. HTTP API dataflows run through commands/http.ts. */
+type FileConfig = Exclude<AnyLoadedConfig, { kind: 'http' }>;
+
 export async function runCommand(command: 'run' | 'export-now', flags: RunFlags, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const memoryLimit = parseMemoryLimit(flags.memoryLimit);
-  const config = await loadConfig(flags.config);
+  const request: RunRequest = { command, now, maxBadRecords, memoryLimit, flags };
+  const { files, several } = await resolveConfigPaths(flags.config);
+  if (several) return runSeveral(request, files, reporter);
+  const config = await loadConfig(files[0]!);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'http') {
     const http = await import('./http.js');
-    return command === 'export-now' ? http.refuseExportNow(config) : http.httpRunCommand(config, flags, reporter);
+    return command === 'export-now' ? http.refuseExportNow(config) : http.httpRunCommand(config, { ...flags, config: config.file }, reporter);
   }
-  if (config.kind === 'datasets') {
-    if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
-    return runDatasets(config, { now, maxBadRecords, memoryLimit, lock: flags.lock !== false, json: flags.json }, reporter);
-  }
-  const result = await invoke({
-    config, command, now, maxBadRecords, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot,
-    memoryLimit, lock: flags.lock !== false, progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
+  const [result] = await invokeDataflows([config], request, reporter, false);
+  if ('error' in result!) throw result.error;
+  reportFailedRuns(result!, reporter);
+  reporter.out(flags.json ? JSON.stringify({ dataflowId: result!.dataflowId, at: result!.at, runs: result!.runs }, null, 2) : formatResult(config, result!));
+  return exitCodeOfOutcomes(result!.outcomes);
+}
+
+/**
+ * The one place a dataflow's kind picks how it runs. Audience dataflows all go through
+ * invokeEach, which reads their snapshots through one seam (run/snapshot-reads.ts);
+ * dataset dataflows run one after the other. A failure stays that dataflow's.
+ */
+async function invokeDataflows(configs: FileConfig[], request: RunRequest, reporter: Reporter, prefix: boolean): Promise<Invoked[]> {
+  const { command, now, maxBadRecords, memoryLimit, flags } = request;
+  const results = new Map<FileConfig, Invoked>();
+  const say = (config: FileConfig) => (prefix ? (m: string) => `${config.dataflow.id}: ${m}` : (m: string) => m);
+  const common = (config: FileConfig) => ({
+    now, maxBadRecords, memoryLimit, lock: flags.lock !== false,
+    progress: (m: string) => reporter.progress(say(config)(m)), warn: (m: string) => reporter.warn(say(config)(m)),
   });
-  // A failed run's error also goes to stderr: cron mails stderr, CI logs show it.
+  const audiences = configs.filter((c): c is LoadedConfig => c.kind !== 'datasets');
+  const invoked = await invokeEach(audiences.map((config) => ({ config, command, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot, ...common(config) })));
+  audiences.forEach((config, i) => results.set(config, invoked[i]!));
+  for (const config of configs) {
+    if (config.kind !== 'datasets') continue;
+    try {
+      if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
+      results.set(config, await invokeDatasets({ config, ...common(config) }));
+    } catch (error) {
+      results.set(config, { dataflowId: config.dataflow.id, at: now.toISOString(), runs: [], error: asAudexError(error) });
+    }
+  }
+  return configs.map((c) => results.get(c)!);
+}
+
+/** Several dataflows (README "Several dataflows in one invocation"). */
+async function runSeveral(request: RunRequest, files: string[], reporter: Reporter): Promise<number> {
+  const at = request.now.toISOString();
+  const loaded: (AnyLoadedConfig | null)[] = [];
+  const failures = new Map<string, AudexError>();
+  const ids = new Map<string, string>();
+  for (const file of files) {
+    try {
+      const config = await loadConfig(file);
+      const other = ids.get(config.dataflow.id);
+      if (other !== undefined) throw new ConfigError(`dataflow id ${config.dataflow.id} is also the id of ${other}: each dataflow of one invocation needs its own id (its lock, state and history are kept by id)`, file);
+      ids.set(config.dataflow.id, file);
+      loaded.push(config);
+    } catch (error) {
+      failures.set(file, asAudexError(error));
+      loaded.push(null);
+    }
+  }
+  const configs = loaded.filter((c): c is FileConfig => c !== null && c.kind !== 'http');
+  const invoked = new Map(configs.map((c, i) => [c, i] as const));
+  const results = await invokeDataflows(configs, request, reporter, true);
+  const http = new Map<string, DataflowEntry>();
+  for (const [i, config] of loaded.entries()) {
+    if (config?.kind !== 'http') continue;
+    const { httpRunCommand } = await import('./http.js');
+    http.set(files[i]!, await captureDataflow('run', files[i]!, Boolean(request.flags.json), reporter, (sub) => httpRunCommand(config, { ...request.flags, config: config.file }, sub)));
+  }
+  const entries: DataflowEntry[] = files.map((file, i) => {
+    if (http.has(file)) return http.get(file)!;
+    const config = loaded[i] as FileConfig | null;
+    const result: Invoked = config ? results[invoked.get(config)!]! : { dataflowId: '', at, runs: [], error: failures.get(file)! };
+    const failure = 'error' in result ? result.error : null;
+    if (failure) reporter.warn(`${file}: ${failure.message}`);
+    else reportFailedRuns(result as InvocationResult, reporter);
+    const code = failure ? failure.exitCode : exitCodeOfOutcomes((result as InvocationResult).outcomes);
+    const summary = { config: file, dataflowId: config ? result.dataflowId : null, at: result.at, runs: result.runs, ...(failure ? { error: { exitCode: code, message: failure.message } } : {}) };
+    if (request.flags.json) return { config: file, code, output: summary };
+    const text = failure ? `config ${file}${config ? ` (dataflow ${result.dataflowId})` : ''}: failed (exit ${code}): ${failure.message}` : formatResult(config!, result as InvocationResult);
+    return { config: file, code, output: text };
+  });
+  printEntries(entries, Boolean(request.flags.json), reporter);
+  return mostSevere(entries.map((e) => e.code));
+}
+
+/** A failed run's error also goes to stderr: cron mails stderr, CI logs show it. */
+function reportFailedRuns(result: InvocationResult, reporter: Reporter): void {
   for (const run of result.runs) if (run.status === 'failed' && run.error) reporter.warn(`${run.audienceId}: run ${run.runId} failed:\n${run.error}`);
-  reporter.out(flags.json ? JSON.stringify({ dataflowId: result.dataflowId, at: result.at, runs: result.runs }, null, 2) : formatSummary(result));
-  return result.exitCode;
+}
+
+function formatResult(config: FileConfig, result: InvocationResult): string {
+  return config.kind === 'datasets' ? formatDatasetSummary(result) : formatSummary(result);
 }
 
 export function formatCounts(c: InvocationResult['runs'][number]['counts']): string {

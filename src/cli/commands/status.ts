@@ -8,11 +8,12 @@ import { audienceTag, stateKeys, type HistoryEntry } from '../../state/keys.js';
 import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt } from '../parse-options.js';
+import { checkEngineFlags, parseAt } from '../parse-options.js';
+import { forEachConfig } from '../several-dataflows.js';
 import { statusDatasets } from './datasets.js';
 
 export interface StatusFlags {
-  config: string;
+  config: string | string[];
   at?: string;
   json?: boolean;
 }
@@ -96,6 +97,10 @@ async function readStateSize(state: StateStore, audienceId: string, cursorSizes:
 }
 
 export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
+  return forEachConfig('status', flags, reporter, statusOne, () => checkEngineFlags({ at: flags.at }));
+}
+
+async function statusOne(flags: StatusFlags & { config: string }, reporter: Reporter): Promise<number> {
   const now = parseAt(flags.at, () => new Date());
   const config = await loadConfig(flags.config);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });

@@ -14,12 +14,13 @@ import { findTemplateProblems, findTimeResolution, TIME_LEVELS, type TimeLevel }
 import { openLocations } from '../../run/prepare.js';
 import { listParts, listSnapshots, pickSnapshot, type BrokenSnapshot, type SnapshotInfo } from '../../snapshots/list-snapshots.js';
 import type { Reporter } from '../reporter.js';
-import { parseCount, parseMemoryLimit } from '../parse-options.js';
+import { checkEngineFlags, parseCount, parseMemoryLimit } from '../parse-options.js';
+import { forEachConfig } from '../several-dataflows.js';
 import { createScratchDir } from '../../storage/staging.js';
 import { validateDatasets } from './datasets.js';
 
 export interface ValidateFlags {
-  config: string;
+  config: string | string[];
   snapshot?: string;
   json?: boolean;
   maxBadRecords: string;
@@ -88,6 +89,10 @@ export function configWarnings(dataflow: Dataflow): string[] {
 }
 
 export async function validateCommand(flags: ValidateFlags, reporter: Reporter): Promise<number> {
+  return forEachConfig('validate', flags, reporter, validateOne, () => checkEngineFlags(flags));
+}
+
+async function validateOne(flags: ValidateFlags & { config: string }, reporter: Reporter): Promise<number> {
   const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
   const memoryLimit = parseMemoryLimit(flags.memoryLimit);
   const loaded = await loadConfig(flags.config);
