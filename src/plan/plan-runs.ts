@@ -14,6 +14,7 @@ import { latestSlotAtOrBefore, nextSlotAfter, slotsBetween, isWithinWindow } fro
 import { pickSnapshot, type SnapshotInfo } from '../snapshots/list-snapshots.js';
 import { stateKeys } from '../state/keys.js';
 import type { Cursor, PendingRun, RunMode, RunTrigger } from '../state/records.js';
+import { nextCursor } from './next-cursor.js';
 
 export type PlannedSelection = { kind: 'full' } | { kind: 'backfill' } | { kind: 'diff'; baselineKey: string };
 
@@ -99,102 +100,130 @@ function checkAudience(audience: AudienceConfig, index: number, snapshot: Snapsh
   return { name: known.name };
 }
 
+/**
+ * Per audience, three steps: finish its interrupted runs (planResumes), then find what is
+ * due — the new snapshot of an afterEvaluation audience (dueAfterEvaluation) or the latest
+ * scheduled slot not yet exported (dueScheduledSlot) — and plan that run (planDueRun).
+ */
 export function planScheduledRuns(input: ScheduledPlanInput): Plan {
-  const { dataflow, snapshots, now } = input;
   const plan: Plan = { runs: [], problems: [], idle: [], committedPending: [] };
-  const tz = dataflow.timezone;
-  dataflow.audiences.forEach((audience, index) => {
-    let cursor = input.cursors.get(audience.id);
-    const trigger: RunTrigger = audience.schedule.trigger === 'afterEvaluation' ? 'afterEvaluation' : 'schedule';
-    const problem = (error: string, logicalTime: Date | null, snapshotId: string | null, kind: PlanProblemKind = 'run') =>
-      plan.problems.push({ audienceId: audience.id, mode: audience.mode, trigger, logicalTime, snapshotId, error, kind });
-
-    for (const pending of input.pending.filter((p) => p.audienceId === audience.id)) {
-      if (pending.trigger !== 'exportNow' && cursor && new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()) {
-        // Its cursor was written: the run is committed; only its history record and cleanup may be missing.
-        plan.committedPending.push(pending);
-        continue;
-      }
-      const snapshot = snapshots.find((s) => s.snapshotId === pending.snapshotId);
-      const logicalTime = new Date(pending.logicalTime);
-      if (!snapshot) {
-        problem(
-          `interrupted run ${pending.runId} used snapshot ${pending.snapshotId}, which is gone; it cannot be finished exactly. Restore the snapshot, or delete ${stateKeys.pending(pending.runId)} in the state location to drop that run`,
-          logicalTime,
-          pending.snapshotId,
-        );
-        return;
-      }
-      const mode = pending.mode;
-      const advancesCursor = pending.trigger !== 'exportNow';
-      plan.runs.push({
-        runId: pending.runId, dataflowId: dataflow.id, audienceId: audience.id, audienceName: snapshot.audiences.find((a) => a.id === audience.id)?.name ?? audience.id,
-        mode, trigger: pending.trigger, logicalTime, snapshot, selection: selectionFor(mode, cursor),
-        advancesCursor, resumed: true, ...(pending.published ? { partsPublished: true } : {}), skippedSlots: [], reason: `finishing interrupted run ${pending.runId}`,
-      });
-      if (!advancesCursor) continue;
-      cursor = {
-        audienceId: audience.id, lastSlot: pending.logicalTime, runId: pending.runId, snapshotId: pending.snapshotId, mode,
-        ...(mode === 'incremental' ? { baseline: stateKeys.baseline(audience.id, pending.runId) } : {}),
-      };
-    }
-
-    const last = cursor ? new Date(cursor.lastSlot) : null;
-    let logicalTime: Date | null;
-    let snapshot: SnapshotInfo | undefined;
-    let skippedSlots: Date[] = [];
-    let reason: string;
-    if (trigger === 'afterEvaluation') {
-      snapshot = pickSnapshot(snapshots, now, input.pinnedSnapshot);
-      logicalTime = snapshot ? snapshot.evaluatedAt : null;
-      if (!snapshot || !logicalTime || !isWithinWindow(audience.schedule, tz, logicalTime)) {
-        plan.idle.push({ audienceId: audience.id, reason: snapshot ? `snapshot ${snapshot.snapshotId} is outside the schedule window` : 'no complete snapshot yet', nextSlot: null });
-        return;
-      }
-      if (last && logicalTime.getTime() <= last.getTime()) {
-        plan.idle.push({ audienceId: audience.id, reason: `snapshot ${snapshot.snapshotId} already exported; waiting for the next evaluation`, nextSlot: null });
-        return;
-      }
-      skippedSlots = snapshots
-        .filter((s) => s.evaluatedAt.getTime() < logicalTime!.getTime() && (!last || s.evaluatedAt.getTime() > last.getTime()) && cursor)
-        .map((s) => s.evaluatedAt);
-      reason = `new snapshot ${snapshot.snapshotId} evaluated at ${logicalTime.toISOString()}`;
-    } else {
-      logicalTime = latestSlotAtOrBefore(audience.schedule, tz, now);
-      if (!logicalTime) {
-        plan.idle.push({ audienceId: audience.id, reason: 'no slot due yet', nextSlot: nextSlotAfter(audience.schedule, tz, now) });
-        return;
-      }
-      if (last && logicalTime.getTime() <= last.getTime()) {
-        plan.idle.push({ audienceId: audience.id, reason: `slot ${logicalTime.toISOString()} already exported`, nextSlot: nextSlotAfter(audience.schedule, tz, now) });
-        return;
-      }
-      if (last) skippedSlots = slotsBetween(audience.schedule, tz, last, logicalTime).filter((s) => s.getTime() < logicalTime!.getTime());
-      snapshot = pickSnapshot(snapshots, now, input.pinnedSnapshot);
-      reason = `slot ${logicalTime.toISOString()} is due${skippedSlots.length ? ` (${skippedSlots.length} missed slot(s) coalesced)` : ''}`;
-    }
-    if (!snapshot) {
-      problem(
-        input.pinnedSnapshot
-          ? `snapshot ${input.pinnedSnapshot} was not found (or has no _snapshot.json yet)`
-          : `no complete snapshot evaluated at or before ${now.toISOString()}; the producer must write <snapshotId>/_snapshot.json`,
-        logicalTime,
-        null,
-      );
-      return;
-    }
-    const checked = checkAudience(audience, index, snapshot);
-    if ('error' in checked) {
-      problem(checked.error, logicalTime, snapshot.snapshotId, checked.kind);
-      return;
-    }
-    plan.runs.push({
-      runId: deriveRunId(dataflow.id, audience.id, audience.mode, trigger, logicalTime), dataflowId: dataflow.id,
-      audienceId: audience.id, audienceName: checked.name, mode: audience.mode, trigger, logicalTime, snapshot,
-      selection: selectionFor(audience.mode, cursor), advancesCursor: true, resumed: false, skippedSlots, reason,
-    });
+  input.dataflow.audiences.forEach((audience, index) => {
+    const resumed = planResumes(input, audience, plan);
+    if (resumed.stopped) return;
+    const due = audience.schedule.trigger === 'afterEvaluation' ? dueAfterEvaluation(input, audience, resumed.cursor) : dueScheduledSlot(input, audience, resumed.cursor);
+    if ('idle' in due) plan.idle.push(due.idle);
+    else planDueRun(input, audience, index, resumed.cursor, due, plan);
   });
   return plan;
+}
+
+function scheduledTrigger(audience: AudienceConfig): RunTrigger {
+  return audience.schedule.trigger === 'afterEvaluation' ? 'afterEvaluation' : 'schedule';
+}
+
+function addProblem(plan: Plan, audience: AudienceConfig, error: string, logicalTime: Date | null, snapshotId: string | null, kind: PlanProblemKind = 'run'): void {
+  plan.problems.push({ audienceId: audience.id, mode: audience.mode, trigger: scheduledTrigger(audience), logicalTime, snapshotId, error, kind });
+}
+
+/**
+ * The audience's interrupted runs, finished first exactly as they started; the cursor
+ * they leave (nextCursor) is what the due run is planned against. A run committed but
+ * not cleaned up goes to `committedPending`; one whose snapshot is gone stops the audience.
+ */
+function planResumes(input: ScheduledPlanInput, audience: AudienceConfig, plan: Plan): { stopped: boolean; cursor: Cursor | undefined } {
+  const { dataflow, snapshots } = input;
+  let cursor = input.cursors.get(audience.id);
+  for (const pending of input.pending.filter((p) => p.audienceId === audience.id)) {
+    if (pending.trigger !== 'exportNow' && cursor && new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()) {
+      // Its cursor was written: the run is committed; only its history record and cleanup may be missing.
+      plan.committedPending.push(pending);
+      continue;
+    }
+    const snapshot = snapshots.find((s) => s.snapshotId === pending.snapshotId);
+    const logicalTime = new Date(pending.logicalTime);
+    if (!snapshot) {
+      addProblem(
+        plan, audience,
+        `interrupted run ${pending.runId} used snapshot ${pending.snapshotId}, which is gone; it cannot be finished exactly. Restore the snapshot, or delete ${stateKeys.pending(pending.runId)} in the state location to drop that run`,
+        logicalTime,
+        pending.snapshotId,
+      );
+      return { stopped: true, cursor };
+    }
+    const mode = pending.mode;
+    const advancesCursor = pending.trigger !== 'exportNow';
+    plan.runs.push({
+      runId: pending.runId, dataflowId: dataflow.id, audienceId: audience.id, audienceName: snapshot.audiences.find((a) => a.id === audience.id)?.name ?? audience.id,
+      mode, trigger: pending.trigger, logicalTime, snapshot, selection: selectionFor(mode, cursor),
+      advancesCursor, resumed: true, ...(pending.published ? { partsPublished: true } : {}), skippedSlots: [], reason: `finishing interrupted run ${pending.runId}`,
+    });
+    cursor = nextCursor(cursor, { ...pending, logicalTime, advancesCursor }, { status: 'success' });
+  }
+  return { stopped: false, cursor };
+}
+
+/** What is due for an audience after its resumes: a run to plan, or why nothing is. */
+type Due = { logicalTime: Date; snapshot: SnapshotInfo | undefined; skippedSlots: Date[]; reason: string } | { idle: IdleAudience };
+
+/** An afterEvaluation audience: once per new snapshot, at its evaluatedAt. */
+function dueAfterEvaluation(input: ScheduledPlanInput, audience: AudienceConfig, cursor: Cursor | undefined): Due {
+  const { snapshots, now } = input;
+  const last = cursor ? new Date(cursor.lastSlot) : null;
+  const snapshot = pickSnapshot(snapshots, now, input.pinnedSnapshot);
+  const logicalTime = snapshot ? snapshot.evaluatedAt : null;
+  if (!snapshot || !logicalTime || !isWithinWindow(audience.schedule, input.dataflow.timezone, logicalTime)) {
+    return { idle: { audienceId: audience.id, reason: snapshot ? `snapshot ${snapshot.snapshotId} is outside the schedule window` : 'no complete snapshot yet', nextSlot: null } };
+  }
+  if (last && logicalTime.getTime() <= last.getTime()) {
+    return { idle: { audienceId: audience.id, reason: `snapshot ${snapshot.snapshotId} already exported; waiting for the next evaluation`, nextSlot: null } };
+  }
+  const skippedSlots = snapshots
+    .filter((s) => s.evaluatedAt.getTime() < logicalTime.getTime() && (!last || s.evaluatedAt.getTime() > last.getTime()) && cursor)
+    .map((s) => s.evaluatedAt);
+  return { logicalTime, snapshot, skippedSlots, reason: `new snapshot ${snapshot.snapshotId} evaluated at ${logicalTime.toISOString()}` };
+}
+
+/** A scheduled audience: its latest due slot not yet exported; earlier missed slots are coalesced into it. */
+function dueScheduledSlot(input: ScheduledPlanInput, audience: AudienceConfig, cursor: Cursor | undefined): Due {
+  const { now } = input;
+  const tz = input.dataflow.timezone;
+  const last = cursor ? new Date(cursor.lastSlot) : null;
+  const logicalTime = latestSlotAtOrBefore(audience.schedule, tz, now);
+  if (!logicalTime) return { idle: { audienceId: audience.id, reason: 'no slot due yet', nextSlot: nextSlotAfter(audience.schedule, tz, now) } };
+  if (last && logicalTime.getTime() <= last.getTime()) {
+    return { idle: { audienceId: audience.id, reason: `slot ${logicalTime.toISOString()} already exported`, nextSlot: nextSlotAfter(audience.schedule, tz, now) } };
+  }
+  const skippedSlots = last ? slotsBetween(audience.schedule, tz, last, logicalTime).filter((s) => s.getTime() < logicalTime.getTime()) : [];
+  const reason = `slot ${logicalTime.toISOString()} is due${skippedSlots.length ? ` (${skippedSlots.length} missed slot(s) coalesced)` : ''}`;
+  return { logicalTime, snapshot: pickSnapshot(input.snapshots, now, input.pinnedSnapshot), skippedSlots, reason };
+}
+
+/** The due run, or the problem that keeps it from running (no snapshot, audience not in it, wrong mode). */
+function planDueRun(input: ScheduledPlanInput, audience: AudienceConfig, index: number, cursor: Cursor | undefined, due: Exclude<Due, { idle: IdleAudience }>, plan: Plan): void {
+  const { dataflow, now } = input;
+  const { logicalTime, snapshot, skippedSlots, reason } = due;
+  if (!snapshot) {
+    addProblem(
+      plan, audience,
+      input.pinnedSnapshot
+        ? `snapshot ${input.pinnedSnapshot} was not found (or has no _snapshot.json yet)`
+        : `no complete snapshot evaluated at or before ${now.toISOString()}; the producer must write <snapshotId>/_snapshot.json`,
+      logicalTime,
+      null,
+    );
+    return;
+  }
+  const checked = checkAudience(audience, index, snapshot);
+  if ('error' in checked) {
+    addProblem(plan, audience, checked.error, logicalTime, snapshot.snapshotId, checked.kind);
+    return;
+  }
+  const trigger = scheduledTrigger(audience);
+  plan.runs.push({
+    runId: deriveRunId(dataflow.id, audience.id, audience.mode, trigger, logicalTime), dataflowId: dataflow.id,
+    audienceId: audience.id, audienceName: checked.name, mode: audience.mode, trigger, logicalTime, snapshot,
+    selection: selectionFor(audience.mode, cursor), advancesCursor: true, resumed: false, skippedSlots, reason,
+  });
 }
 
 export interface ExportNowInput {

@@ -7,11 +7,11 @@ import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { badRecordsFor } from '../engine/load-snapshot.js';
 import { baselineSql, selectRows, type Selection } from '../engine/select-rows.js';
+import { nextCursor } from '../plan/next-cursor.js';
 import { openEngine } from '../engine/session.js';
 import { buildShape } from '../engine/shape.js';
 import { ident, literal } from '../engine/sql.js';
 import type { PlanProblem, PlannedRun, IdleAudience } from '../plan/plan-runs.js';
-import { stateKeys } from '../state/keys.js';
 import type { RunCounts } from '../state/records.js';
 import { loadSnapshots, prepare } from './prepare.js';
 import { resolveRunNames } from './run-names.js';
@@ -108,10 +108,12 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
         failed.add(run.audienceId);
         continue;
       }
-      if (run.mode === 'incremental' && run.advancesCursor) {
+      // The baseline the run would leave (the cursor's, by the one rule) feeds the next diff.
+      const nextBaseline = nextCursor(undefined, { ...run, snapshotId: run.snapshot.snapshotId }, { status: 'success' })?.baseline;
+      if (nextBaseline) {
         const next = `plan_next_${i}`;
         await engine.run(`CREATE TABLE ${ident(next)} AS ${baselineSql(output)}`);
-        baselines.set(stateKeys.baseline(run.audienceId, run.runId), next);
+        baselines.set(nextBaseline, next);
       }
       await engine.run(`DROP TABLE ${ident(output)}; DROP TABLE ${ident(`${output}_valued`)}`);
       const names = resolveRunNames(dataflow, run);

@@ -23,8 +23,8 @@ import { ident, literal } from '../engine/sql.js';
 import { BadInputError, CommittedRunError, messageOf } from '../errors.js';
 import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
+import { nextCursor } from '../plan/next-cursor.js';
 import { joinKey, type StorageBackend } from '../storage/backend.js';
-import { stateKeys } from '../state/keys.js';
 import type { Lease } from '../state/lock.js';
 import { DEFAULT_KEEP_BASELINES } from '../state/state-store.js';
 import type { StateStore } from '../state/state-store.js';
@@ -154,10 +154,10 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
     counts, files, ...(manifest ? { manifest } : {}), durationMs: 0,
   };
   if (run.advancesCursor) {
-    let baseline: string | undefined;
+    const cursorRun = { ...run, snapshotId: run.snapshot.snapshotId };
+    const baseline = nextCursor(undefined, cursorRun, { status: 'success' })?.baseline;
     let baselineSize: number | undefined;
-    if (run.mode === 'incremental') {
-      baseline = stateKeys.baseline(run.audienceId, run.runId);
+    if (baseline) {
       const path = await ctx.stateStorage.stage(baseline);
       const [copied] = await engine.all<{ Count: string | number }>(`COPY (${baselineSql(output)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
       baselineSize = Number(copied?.Count ?? 0);
@@ -168,11 +168,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
     ctx.lease.assertHeld();
     await state.writePending({ ...pending, outcome: record });
     ctx.lease.assertHeld();
-    await state.writeCursor({
-      audienceId: run.audienceId, lastSlot: run.logicalTime.toISOString(), runId: run.runId,
-      snapshotId: run.snapshot.snapshotId, mode: run.mode,
-      ...(baseline ? { baseline, baselineSize } : {}),
-    });
+    await state.writeCursor(nextCursor(undefined, cursorRun, { status: 'success', ...(baselineSize === undefined ? {} : { baselineSize }) })!);
   }
   crashPoint('after-cursor');
   if (!run.advancesCursor) record.durationMs = Math.round(performance.now() - started);
