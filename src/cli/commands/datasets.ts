@@ -1,4 +1,4 @@
-// The dataset dataflow side (SPEC §12) of `audex run`, `plan`, `status` and `validate`:
+// The dataset dataflow side (README "Export datasets") of `audex run`, `plan`, `status` and `validate`:
 // each command loads the config and hands a dataset dataflow to the function here.
 import type { LoadedDatasetConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
@@ -7,7 +7,8 @@ import { listBatches } from '../../datasets/list-batches.js';
 import type { DatasetCursor } from '../../datasets/plan-datasets.js';
 import type { InvocationResult } from '../../run/invoke.js';
 import { openLocations } from '../../run/prepare.js';
-import { describeSchedule, latestSlotAtOrBefore, nextSlotAfter } from '../../schedule/slots.js';
+import { nextExportSlot } from '../../plan/next-slot.js';
+import { describeSchedule } from '../../schedule/slots.js';
 import { StateStore } from '../../state/state-store.js';
 import type { Reporter } from '../reporter.js';
 
@@ -64,9 +65,7 @@ export async function statusDatasets(config: LoadedDatasetConfig, options: { now
     const mine = history.filter((r) => r.audienceId === ds.id);
     const success = mine.find((r) => r.status === 'success');
     const failed = mine.find((r) => r.status === 'failed' && (!success || r.logicalTime >= success.logicalTime));
-    const due = latestSlotAtOrBefore(ds.schedule, 'UTC', now);
-    const last = cursor ? new Date(cursor.lastSlot) : null;
-    const nextSlot = due && (!last || due.getTime() > last.getTime()) ? due : nextSlotAfter(ds.schedule, 'UTC', now);
+    const nextSlot = nextExportSlot(ds.schedule, 'UTC', now, cursor ? new Date(cursor.lastSlot) : null);
     datasets.push({
       datasetId: ds.id,
       schedule: describeSchedule(ds.schedule, 'UTC'),

@@ -1,7 +1,8 @@
 // `audex status`: per audience, the last successful run, the next slot, the baseline size
 // and the last error since that success. Reads state only.
 import { loadConfig, type LoadedConfig } from '../../config/load.js';
-import { describeSchedule, latestSlotAtOrBefore, nextSlotAfter } from '../../schedule/slots.js';
+import { nextExportSlot } from '../../plan/next-slot.js';
+import { describeSchedule } from '../../schedule/slots.js';
 import { openLocations, readCursors } from '../../run/prepare.js';
 import { readLockHolder } from '../../state/lock.js';
 import { audienceTag, stateKeys, type HistoryEntry } from '../../state/keys.js';
@@ -31,13 +32,6 @@ export interface AudienceStatus {
   stateBytes: number | null;
   pendingRun: string | null;
   lastError: { runId: string; logicalTime: string; error: string } | null;
-}
-
-/** The slot the next `audex run` exports: one already due and not exported, or the next one. */
-function nextSlotOf(schedule: Parameters<typeof nextSlotAfter>[0], timezone: string, now: Date, last: Date | null): string | null {
-  const due = latestSlotAtOrBefore(schedule, timezone, now);
-  if (due && (!last || due.getTime() > last.getTime())) return due.toISOString();
-  return nextSlotAfter(schedule, timezone, now)?.toISOString() ?? null;
 }
 
 interface LatestRuns {
@@ -138,7 +132,7 @@ export async function readAudienceStatuses(config: LoadedConfig, state: StateSto
       lastSuccess: success
         ? { runId: success.runId, logicalTime: success.logicalTime, snapshotId: success.snapshotId, rowsWritten: success.counts.rowsWritten, files: success.files.length }
         : null,
-      nextSlot: afterEvaluation ? null : nextSlotOf(a.schedule, dataflow.timezone, now, cursor ? new Date(cursor.lastSlot) : null),
+      nextSlot: afterEvaluation ? null : (nextExportSlot(a.schedule, dataflow.timezone, now, cursor ? new Date(cursor.lastSlot) : null)?.toISOString() ?? null),
       baselineSize: cursor?.baselineSize ?? null,
       ...sizes[i]!,
       pendingRun: pending.find((p) => p.audienceId === a.id)?.runId ?? null,
