@@ -1,4 +1,4 @@
-// Typed errors carry their exit code (SPEC §9). Only cli/main.ts turns them into one.
+// Typed errors carry their exit code (README "Exit codes"). Only cli/main.ts turns them into one.
 // Every message says what failed, where, and what to do.
 
 import type { RunRecord } from './state/records.js';

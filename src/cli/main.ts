@@ -1,5 +1,5 @@
 // Entry point: parses argv, runs the chosen command, and is the only place that turns an
-// outcome into an exit code (SPEC §9).
+// outcome into an exit code (README "Exit codes").
 import { CommanderError } from 'commander';
 import { EXIT, asAudexError } from '../errors.js';
 import { parseCommandLine, type ParsedCommand } from './program.js';

@@ -1,4 +1,4 @@
-// The command line (SPEC §9): commander parses argv into a command name and its flags;
+// The command line (README "Running it"): commander parses argv into a command name and its flags;
 // main.ts runs the command. Kept apart so the argv → options mapping is testable.
 import { Command, Option } from 'commander';
 
@@ -115,14 +115,14 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
     .command('init')
     .description('write a commented starter config and a tiny sample snapshot')
     .option('-d, --dir <folder>', 'where to write them', '.')
-    .option('--datasets', 'a dataset export starter (SPEC §12) and a sample dataset batch instead')
+    .option('--datasets', 'a dataset export starter (README "Export datasets") and a sample dataset batch instead')
     .addHelpText('after', examples('audex init', 'audex init --dir my-dataflow', 'audex init --datasets --dir my-datasets'))
     .action(done('init'));
 
   program
     .command('schema')
     .description('print the JSON Schema of the config, for editor completion')
-    .option('--datasets', 'the schema of a dataset dataflow (SPEC §12) instead')
+    .option('--datasets', 'the schema of a dataset dataflow (README "Export datasets") instead')
     .addHelpText('after', examples('audex schema > audex.schema.json', 'audex schema --datasets > audex-datasets.schema.json'))
     .action(done('schema'));
 

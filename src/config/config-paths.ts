@@ -1,5 +1,5 @@
 // `--config` names one config file, several (repeat the flag), or a folder: every *.yaml,
-// *.yml and *.json file directly in it, in name order (README "Several dataflows").
+// *.yml and *.json file directly in it, in name order (README "Several dataflows in one invocation").
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';

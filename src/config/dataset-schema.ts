@@ -1,4 +1,4 @@
-// The dataset dataflow config (SPEC §12): a dataflow with `datasets:` instead of
+// The dataset dataflow config (README "Export datasets"): a dataflow with `datasets:` instead of
 // `audiences:` copies dataset batches to files. Same conventions as schema.ts: one zod
 // schema, every problem at once as `path: message`. What does not apply to datasets
 // (CSV, mapping, mandatory, dedup, fileName, modes, triggers, other frequencies, zones
@@ -90,7 +90,7 @@ export function isDatasetConfig(raw: unknown): boolean {
   return has(raw, 'datasets');
 }
 
-/** Validates a raw dataset dataflow: the schema and the rules of SPEC §12, every problem at once. */
+/** Validates a raw dataset dataflow: the schema and the rules of README "Export datasets", every problem at once. */
 export function validateDatasetDataflow(raw: unknown): { ok: true; dataflow: DatasetDataflow } | { ok: false; issues: Issue[] } {
   const issues: Issue[] = [];
   const refused = new Set<string>();

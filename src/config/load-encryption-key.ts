@@ -1,4 +1,4 @@
-// Reads and checks the OpenPGP recipient key of `format.encryption` (SPEC §13) before a
+// Reads and checks the OpenPGP recipient key of `format.encryption` (README "Encrypted files") before a
 // command reads or writes anything: a key that cannot be read, is a private key, is not
 // valid at the invocation's time (expired, revoked, created later) or has no subkey that
 // can encrypt is a config error (exit 2) naming the key source. Messages name the source

@@ -17,7 +17,7 @@ export interface LoadedConfig {
   dir: string;
 }
 
-/** A dataflow with `datasets:` (SPEC §12): dataset batches copied to files. */
+/** A dataflow with `datasets:` (README "Export datasets"): dataset batches copied to files. */
 export interface LoadedDatasetConfig {
   kind: 'datasets';
   dataflow: DatasetDataflow;

@@ -1,4 +1,4 @@
-// The dataflow config (SPEC §2.3): one zod schema gives the types, the defaults, the
+// The dataflow config (README "The dataflow config"): one zod schema gives the types, the defaults, the
 // validation (every problem at once, as `path: message`) and the JSON Schema for editors.
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
@@ -43,7 +43,7 @@ const csvOptions = z
   })
   .strict();
 
-// SPEC §13. The key itself is read (and checked) by src/config/load-encryption-key.ts.
+// README "Encrypted files". The key itself is read (and checked) by src/config/load-encryption-key.ts.
 const encryptionOptions = z
   .object({
     type: z.literal('pgp'),

@@ -1,4 +1,4 @@
-// Where a dataset export run's files go (SPEC §12):
+// Where a dataset export run's files go (README "Export datasets"):
 //   <destination>/<folderPath>/<datasetId>/exportTime=<YYYYMMDDHHmm>/
 //     part-<nnnnn>-<hash>-c000<ext>            nnnnn: the part index from 00000
 //     manifest-<dataflowId>-<runId>.json       when format.manifest is on

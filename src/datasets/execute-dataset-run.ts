@@ -1,4 +1,4 @@
-// Executes one dataset export run, in the commit order of audience runs (SPEC §8, §12):
+// Executes one dataset export run, in the commit order of audience runs (README "State and safety" and "Export datasets"):
 //
 //   pending record (with the batch ids) → data parts (staged, then published) → manifest
 //   → pending record with the run's outcome → cursor (exported batch ids) → history
@@ -107,7 +107,7 @@ export async function executeDatasetRun(ctx: DatasetRunContext, run: DatasetPlan
 /**
  * Makes the run's parts visible under their final names, one after the other, and returns
  * them as published. Every data file of a dataset export goes through here; with
- * encryption each plain part is encrypted into the destination's staging first (SPEC §13).
+ * encryption each plain part is encrypted into the destination's staging first (README "Encrypted files").
  */
 export async function publishParts(destination: StorageBackend, parts: WrittenPart[], names: DatasetRunNames, encryption?: PartEncryption): Promise<WrittenPart[]> {
   const published: WrittenPart[] = [];

@@ -110,7 +110,7 @@ export async function readRunInputs(
 
 export async function invokeDatasets(options: DatasetInvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
-  // The recipient key is checked before anything is read or written (SPEC §13).
+  // The recipient key is checked before anything is read or written (README "Encrypted files").
   const encryption = await loadEncryptionKey(options.config, options.now);
   if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   const scratchDir = await createScratchDir('run');

@@ -1,4 +1,4 @@
-// Batch discovery (SPEC §12): `<root>/<datasetId>/<batchId>/_batch.json` is written last by
+// Batch discovery (README "Export datasets"): `<root>/<datasetId>/<batchId>/_batch.json` is written last by
 // the producer, so a batch folder is complete once it has one; folders without it are
 // still being written and ignored. A batch's data are its `part-*` files (NDJSON,
 // optionally gzip, or Parquet), in name order.

@@ -1,4 +1,4 @@
-// Pure planning of dataset exports (SPEC §12): (config, batches, state, now) → the runs.
+// Pure planning of dataset exports (README "Export datasets"): (config, batches, state, now) → the runs.
 //
 // - An interrupted run (a pending record exists) is finished first with exactly the
 //   batches it started with, so its folder repeats byte for byte; batches that arrived

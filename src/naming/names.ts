@@ -1,4 +1,4 @@
-// Folder and file names of an export run (SPEC §5–6).
+// Folder and file names of an export run (README "Files, names and the manifest").
 //
 // Invariant: nothing produced here can leave the destination. Every relative
 // directory is a list of non-empty POSIX segments, none of them `.` or `..`,
@@ -43,7 +43,7 @@ export const KNOWN_TOKENS: readonly string[] = Object.freeze([
 const MAX_SEGMENT_BYTES = 255;
 const DEFAULT_DATETIME_PATTERN = 'YYYYMMdd_HHmmss';
 
-/** Appended after the extension of an encrypted file (SPEC §13): `….csv.gz.gpg`. */
+/** Appended after the extension of an encrypted file (README "Encrypted files"): `….csv.gz.gpg`. */
 export const ENCRYPTED_SUFFIX = '.gpg';
 
 // The longest suffix partFileName can add: '_' + a 5-digit part number + the

@@ -26,7 +26,7 @@ export function chartTitle(group: ChartGroup, labels: string[]): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** Known counters in the order they are listed: files (SPEC §9), HTTP (§11), datasets (§12). */
+/** Known counters in the order they are listed: files (README "Running it"), HTTP, datasets (README "Export datasets"). */
 const KNOWN: CounterInfo[] = [
   { key: 'profilesReceived', label: 'profiles received', group: 'volume' },
   { key: 'rowsWritten', label: 'rows written', group: 'volume' },

@@ -1,4 +1,4 @@
-// `audex report` (SPEC §14): one self-contained HTML page from run history and status.
+// `audex report` (README "Run report"): one self-contained HTML page from run history and status.
 // Pure: the same input gives the same bytes. The caller reads the history, the status and
 // the chart library (uPlot's minified script and stylesheet), and writes the page.
 import type { RunRecord } from '../state/records.js';

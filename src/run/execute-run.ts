@@ -1,4 +1,4 @@
-// Executes one planned run. The commit order (SPEC §8) lives here:
+// Executes one planned run. The commit order (README "State and safety") lives here:
 //
 //   pending record → data parts (staged, then published) → manifest → new baseline
 //   → pending record with the run's outcome → cursor → history record → pending removed

@@ -109,7 +109,7 @@ interface OpenedDataflow {
 
 async function openDataflow(options: InvokeOptions): Promise<OpenedDataflow> {
   const { dataflow } = options.config;
-  // The recipient key is checked before anything is read or written (SPEC §13).
+  // The recipient key is checked before anything is read or written (README "Encrypted files").
   const encryption = await loadEncryptionKey(options.config, options.now);
   if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   // The run owns one scratch folder (downloads, staged uploads, DuckDB spill) and removes it.

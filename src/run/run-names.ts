@@ -1,5 +1,5 @@
 // Where one run's files go: folder, base name, extension and each part's key, all from the
-// run's logical time (SPEC §6). Used by the run itself and by `audex plan`.
+// run's logical time (README "Files, names and the manifest"). Used by the run itself and by `audex plan`.
 import type { Dataflow } from '../config/schema.js';
 import { ENCRYPTED_SUFFIX, fileExtension, partFileName, resolveBaseName, resolveRelativeDir } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';

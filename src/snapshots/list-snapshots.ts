@@ -1,4 +1,4 @@
-// Snapshot discovery (SPEC §2.1): a folder is a snapshot once `_snapshot.json` exists
+// Snapshot discovery (README "Inputs"): a folder is a snapshot once `_snapshot.json` exists
 // (the producer writes it last); folders without it are still being written and ignored.
 import { z } from 'zod';
 import { BadInputError } from '../errors.js';

@@ -1,5 +1,5 @@
-// The shapes of what audex keeps in its state location (SPEC §8) and of a run's summary
-// (SPEC §9). History records and the --json summary share RunRecord.
+// The shapes of what audex keeps in its state location (README "State and safety") and of a run's summary
+// (README "Running it"). History records and the --json summary share RunRecord.
 
 export type RunMode = 'full' | 'incremental';
 /** `operator`: a record of an operator's command (`audex reset`), not a run. */

@@ -1,4 +1,4 @@
-// The one place where S3 failures become audex errors (SPEC §9):
+// The one place where S3 failures become audex errors (README "Running it"):
 //   - credentials, permissions, missing bucket, wrong region, bad config → StorageError
 //     (exit 3) naming the bucket/key and what to check;
 //   - throttling, 5xx, timeouts and dropped connections (already retried by the SDK with

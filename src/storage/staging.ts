@@ -45,7 +45,7 @@ async function createProcessRoot(): Promise<string> {
  * A fresh scratch folder in the system temp folder for one command of this process
  * (`run`, `plan`, `validate`, `staging`): downloads, staged uploads, DuckDB spill. Its
  * owner (pid, host) is written into it, and folders left by killed processes are swept
- * first (SPEC §8: temp files left by a killed run are removed by the next run).
+ * first (README "State and safety": temp files left by a killed run are removed by the next run).
  */
 export async function createScratchDir(kind: string): Promise<string> {
   await sweepAbandoned().catch(() => undefined);

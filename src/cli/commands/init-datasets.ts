@@ -1,4 +1,4 @@
-// `audex init --datasets`: a commented dataset dataflow starter (SPEC §12) and one sample
+// `audex init --datasets`: a commented dataset dataflow starter (README "Export datasets") and one sample
 // batch, such that `audex validate`, `plan` and `run` succeed on them straight away.
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';

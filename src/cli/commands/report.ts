@@ -1,4 +1,4 @@
-// `audex report` (SPEC §14): reads each dataflow's run history and status, renders one
+// `audex report` (README "Run report"): reads each dataflow's run history and status, renders one
 // self-contained HTML page (src/report/) and writes it under a temp name, then renames it,
 // so a failed report never leaves a partial file under the final name.
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -69,7 +69,7 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
       id: dataflow.id,
       name: dataflow.name,
       lockHolder: await readLockHolder(state.storage, new Date()),
-      // Dataset dataflows (SPEC §12): their runs are in the history; the status section is per audience.
+      // Dataset dataflows (README "Export datasets"): their runs are in the history; the status section is per audience.
       audiences: config.kind === 'datasets' ? [] : config.kind === 'http' ? await readHttpAudienceStatus(config, state, history) : await readAudienceStatuses(config, state, history, now),
       history,
     });
