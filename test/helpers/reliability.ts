@@ -74,6 +74,9 @@ export function hashTree(root: string, keep: (rel: string) => boolean = () => tr
 }
 
 /** A temp file audex stages next to its final name (local destination). */
+/** State keys that must match a clean run's byte for byte after any kill or fault: cursors and baselines. */
+export const isCursorOrBaseline = (rel: string): boolean => /^(cursors|baselines)\//.test(rel);
+
 export const isStagedName = (rel: string): boolean => path.posix.basename(rel).startsWith('.') && rel.endsWith('.audex-tmp');
 
 /** mulberry32: a small seeded PRNG, so "random" kill moments repeat from run to run. */

@@ -27,7 +27,7 @@ import path from 'node:path';
 import { stateKeys } from '../../src/state/keys.js';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { JsonSummary } from '../helpers/harness.js';
-import { audexProc, describeProc, hashTree, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset, type Proc } from '../helpers/reliability.js';
+import { audexProc, describeProc, hashTree, isCursorOrBaseline, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset, type Proc } from '../helpers/reliability.js';
 import { startS3, type S3Test } from '../helpers/s3-server.js';
 
 const DAYS = ['2026-11-20T07:00:00Z', '2026-11-21T07:00:00Z', '2026-11-22T07:00:00Z'] as const;
@@ -70,7 +70,6 @@ function dataflow(snapshots: string, destination: string, state: string, maxRows
   };
 }
 
-const isCursorOrBaseline = (rel: string) => /^(cursors|baselines)\//.test(rel);
 const isFinal = (rel: string) => !isStagedName(rel);
 
 /** What the clean sequence looks like after one day. */
@@ -422,13 +421,21 @@ describe('kill -9 at every step, then run again', () => {
     }
   }, TEST_TIMEOUT);
 
+  /** Whether each random-moment case's kill landed before its run finished. */
+  const randomKills: boolean[] = [];
+
   afterAll(async () => {
     await s3?.stop();
+    // A random moment may come after the run finished; but if none landed, the random cases tested nothing.
+    if (randomKills.length === CASES.filter((c) => c.seed !== undefined).length) {
+      expect(randomKills.filter(Boolean).length, 'random-moment kills that landed before the run finished').toBeGreaterThan(0);
+    }
   });
 
   it.concurrent.each(CASES)('$name', async (c) => {
     const s = await scale(c.size.profiles, c.size.rows);
-    await killAndRecover(s, await siteFor(c.where, s, c.day === 2 ? 1 : 0), c);
+    const { killed } = await killAndRecover(s, await siteFor(c.where, s, c.day === 2 ? 1 : 0), c);
+    if (c.seed !== undefined) randomKills.push(killed);
   }, TEST_TIMEOUT);
 
   it.concurrent("a committed run keeps its history record when another audience's run is killed", async () => {

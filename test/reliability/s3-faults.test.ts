@@ -26,7 +26,7 @@ import path from 'node:path';
 import { stateKeys } from '../../src/state/keys.js';
 import type { JsonSummary } from '../helpers/harness.js';
 import { rule, s3Match, startFaultProxy, type FaultProxy, type FaultRule, type ProxyRequest } from '../helpers/fault-proxy.js';
-import { audexProc, describeProc, hashTree, treeDiff, type Proc } from '../helpers/reliability.js';
+import { audexProc, describeProc, hashTree, isCursorOrBaseline, treeDiff, type Proc } from '../helpers/reliability.js';
 import { startS3, type S3Test } from '../helpers/s3-server.js';
 
 const DAY1 = '2026-11-20T07:00:00Z';
@@ -102,7 +102,6 @@ function dataflow(source: string, destination: string, state: string, endpoint?:
   };
 }
 
-const isCursorOrBaseline = (k: string) => /^(cursors|baselines)\//.test(k);
 
 /** The clean sequence on local disk: same bytes as on S3 (checked by the no-fault case). */
 const clean = {
