@@ -1,4 +1,4 @@
-// The HTTP API destination's dataflow config (SPEC §11): one zod schema for its shape and
+// The HTTP API destination's dataflow config (README "Send to an HTTP endpoint"): one zod schema for its shape and
 // defaults, plus the cross-field rules, every problem at once as `path: message` (the same
 // contract as the file destination's schema.ts). Secrets are references only
 // ({ env } / { file }); a literal secret is refused, so none is ever kept in a config file.

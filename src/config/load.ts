@@ -25,7 +25,7 @@ export interface LoadedDatasetConfig {
   dir: string;
 }
 
-/** An HTTP API dataflow (SPEC §11): `destination.type: http`. */
+/** An HTTP API dataflow (README "Send to an HTTP endpoint"): `destination.type: http`. */
 export interface LoadedHttpConfig {
   kind: 'http';
   dataflow: HttpDataflow;

@@ -1,4 +1,4 @@
-// Authentication to the HTTP endpoint (SPEC §11.4, seed 003): none, bearer, OAuth2 client
+// Authentication to the HTTP endpoint (README "Send to an HTTP endpoint", seed 003): none, bearer, OAuth2 client
 // credentials (body form or Basic) and OAuth2 password (with refresh tokens). Secrets are
 // read from { env } / { file } references when the run starts; every message built here
 // passes through `scrub`, so no secret or token is ever printed or stored.

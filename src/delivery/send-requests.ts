@@ -1,4 +1,4 @@
-// Sends an outbox (SPEC §11.3–11.5): each line of the outbox file is one request body, line
+// Sends an outbox (README "Send to an HTTP endpoint"): each line of the outbox file is one request body, line
 // n carrying `Idempotency-Key: <runId>-<n>`. Requests already settled are skipped, so a
 // resumed run sends only the rest, byte for byte as first built. `concurrency` requests are
 // in flight at once, started no faster than `maxRequestsPerSecond`.

@@ -1,4 +1,4 @@
-// One `audex run` of an HTTP API dataflow (SPEC §11.5). Per snapshot, oldest first:
+// One `audex run` of an HTTP API dataflow (README "Send to an HTTP endpoint"). Per snapshot, oldest first:
 //
 //   pending record → outbox (request bodies, staged then published) → new baseline → seal
 //   → send, recording each acknowledgement (append-only ack chunks) → pending record with

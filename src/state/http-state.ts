@@ -1,4 +1,4 @@
-// What the HTTP API destination keeps in the state location (SPEC §11.5), next to the
+// What the HTTP API destination keeps in the state location (README "Send to an HTTP endpoint"), next to the
 // lock, pending records and history that StateStore already manages:
 //
 //   http/cursor.json                      the commit point: last delivered snapshot, its baseline

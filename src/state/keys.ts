@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 
-/** The run history (SPEC §8): `runs/<YYYY-MM>/<runId>.<status>.<audience>.json`. */
+/** The run history (README "State and safety"): `runs/<YYYY-MM>/<runId>.<status>.<audience>.json`. */
 const HISTORY_PREFIX = 'runs';
 
 export function encodeSegment(value: string): string {

@@ -1,4 +1,4 @@
-// `audex reset` (SPEC §8): an operator sets an incremental audience's baseline aside, so
+// `audex reset` (README "State and safety"): an operator sets an incremental audience's baseline aside, so
 // its next run is a full backfill, or points it at a kept earlier baseline (`--to`).
 //
 // The cursor keeps its slot (the schedule goes on from where it was: the next due slot

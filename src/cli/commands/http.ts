@@ -1,4 +1,4 @@
-// The commands of an HTTP API dataflow (SPEC §11.5): run, plan (counts per trigger,
+// The commands of an HTTP API dataflow (README "Send to an HTTP endpoint"): run, plan (counts per trigger,
 // --show-messages N), status (outbox acknowledged / total, dead letters), validate and
 // redrive. `export-now` is refused: every new snapshot is delivered, there is no file.
 import { rm } from 'node:fs/promises';
