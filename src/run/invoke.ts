@@ -66,19 +66,23 @@ export async function invokeEach(all: InvokeOptions[]): Promise<(InvocationResul
   }
   const reads = createSnapshotReads(opened.map((o) => ('error' in o ? null : needsOf(o))));
   const results: (InvocationResult | FailedInvocation)[] = [];
-  for (const [index, o] of opened.entries()) {
-    if ('error' in o) {
-      results.push(o);
-      continue;
+  try {
+    for (const [index, o] of opened.entries()) {
+      if ('error' in o) {
+        results.push(o);
+        continue;
+      }
+      try {
+        results.push(await runDataflow(o, reads, index));
+      } catch (error) {
+        results.push(failedInvocation(o.options, error));
+      } finally {
+        reads.release(index);
+        await closeDataflow(o);
+      }
     }
-    try {
-      results.push(await runDataflow(o, reads, index));
-    } catch (error) {
-      results.push(failedInvocation(o.options, error));
-    } finally {
-      reads.release(index);
-      await closeDataflow(o);
-    }
+  } finally {
+    await reads.close();
   }
   return results;
 }

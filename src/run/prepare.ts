@@ -137,15 +137,36 @@ export async function loadSnapshots(
   for (const run of runs) {
     const snapshot = run.snapshot;
     if (loaded.has(snapshot.snapshotId)) continue;
-    const parts: PartFile[] = [];
-    for (const part of await listParts(source, snapshot)) {
-      parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
-    }
+    const parts = await fetchParts(source, snapshot, scratchDir);
     options.progress(`reading snapshot ${snapshot.snapshotId} (${parts.length} part(s))`);
     const result = await loadSnapshot(engine, shape, parts, { table: `snap_${loaded.size}`, scratchDir });
     options.progress(`snapshot ${snapshot.snapshotId}: ${result.profiles} profiles`);
     loaded.set(snapshot.snapshotId, result);
   }
+  checkBadRecords(runs, loaded, options, onRefused);
+  return loaded;
+}
+
+/** The snapshot's part files as local paths (downloaded into `scratchDir` from a remote source). */
+export async function fetchParts(source: StorageBackend, snapshot: SnapshotInfo, scratchDir: string): Promise<PartFile[]> {
+  const parts: PartFile[] = [];
+  for (const part of await listParts(source, snapshot)) {
+    parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
+  }
+  return parts;
+}
+
+/**
+ * Applies --max-bad-records to each run: one over the limit on the snapshot's bad records
+ * stops everything before a write (BadInputError); one over it only on its own audience's
+ * bad entries is refused alone (`onRefused`), when given.
+ */
+export function checkBadRecords(
+  runs: PlannedRun[],
+  loaded: Map<string, LoadedSnapshot>,
+  options: { maxBadRecords: number; progress: (message: string) => void },
+  onRefused?: (run: PlannedRun, message: string) => void,
+): void {
   const tooMany: string[] = [];
   for (const run of runs) {
     const snapshot = loaded.get(run.snapshot.snapshotId)!;
@@ -161,6 +182,5 @@ export async function loadSnapshots(
     }
   }
   if (tooMany.length > 0) throw new BadInputError(`${[...new Set(tooMany)].join('\n')}\nNothing was written.`);
-  return loaded;
 }
 

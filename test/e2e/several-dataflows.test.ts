@@ -34,6 +34,41 @@ function holdLock(ws: Workspace, destination: string, id: string): void {
 }
 
 describe('audex run with several dataflows', () => {
+  it('reads a snapshot both dataflows use once, and each writes the bytes it writes alone', async () => {
+    // Different mappings and audiences: the shared read holds the union of what both read.
+    const differing = (ws: Workspace) => {
+      const { a } = twoConfigs(ws);
+      const b = ws.config(
+        crmConfig({
+          id: 'crm-b', destination: { path: './out-b' }, format: { type: 'json', compression: 'gzip' }, mandatory: [],
+          mapping: [{ source: 'personalEmail.address', target: 'email' }, { source: 'loyalty.points', target: 'points' }, { source: 'segmentMembership.status', target: 'status' }],
+          audiences: [
+            { id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+            { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+          ],
+        }),
+        'b.json',
+      );
+      return { a, b };
+    };
+    const ws = workspace();
+    const { a, b } = differing(ws);
+    const both = await ws.audex(['run', '--config', a, '--config', b, '--at', DAY1], { CI: 'true' });
+    expect(both.code, both.stderr).toBe(0);
+    expect(both.stderr.match(/reading snapshot snap-20261120 .*once for 2 dataflows/g)).toHaveLength(1);
+    expect(both.stderr).not.toMatch(/reading snapshot snap-20261120 \(\d+ part\(s\)\)$/m);
+    for (const [config, out] of [[a, 'out-a'], [b, 'out-b']] as const) {
+      const alone = workspace();
+      const { a: aAlone, b: bAlone } = differing(alone);
+      const single = await alone.audex(['run', '--config', config === a ? aAlone : bAlone, '--at', DAY1, '-q']);
+      expect(single.code, single.stderr).toBe(0);
+      const files = alone.files(out);
+      expect(files.length, out).toBeGreaterThan(1);
+      expect(ws.files(out)).toEqual(files);
+      for (const f of files) expect(readFileSync(path.join(ws.dir, out, f)), f).toEqual(readFileSync(path.join(alone.dir, out, f)));
+    }
+  });
+
   it('two --config: both export, each to its own destination and state, byte for byte as when run alone', async () => {
     const ws = workspace();
     const { a, b } = twoConfigs(ws);
