@@ -107,5 +107,7 @@ export function parquetCopySql(shape: Shape, table: string, firstRow: number, la
 export function textLinesCopySql(shape: Shape, table: string, csv: CsvOptions | null, firstRow: number, lastRow: number, file: string): string {
   const lines = csv ? csvLinesSql(shape, table, csv) : jsonLinesSql(shape, table);
   const range = `WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1}`;
-  return `COPY (${lines} ${range}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${literal('\u0001')})`;
+  // COMPRESSION none: DuckDB would otherwise gzip a file whose name ends in .gz (staged
+  // S3 parts keep their key's name), and Node gzips the lines itself.
+  return `COPY (${lines} ${range}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${literal('\u0001')}, COMPRESSION none)`;
 }
