@@ -2,6 +2,7 @@
 // input of every run (bad records beyond --max-bad-records or conflicting Parquet schemas
 // stop everything before any write), execute the runs in order, record history, release
 // the lock. Shares the audience runs' pieces: lock, state store, commit-order helpers.
+import type { InvocationSettings } from '../run/invocation-settings.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedDatasetConfig } from '../config/load.js';
@@ -26,14 +27,8 @@ import {
   type DatasetCursor, type DatasetPending, type DatasetPlan, type DatasetPlannedRun, type DatasetRunRecord,
 } from './plan-datasets.js';
 
-export interface DatasetInvokeOptions {
+export interface DatasetInvokeOptions extends InvocationSettings {
   config: LoadedDatasetConfig;
-  now: Date;
-  maxBadRecords: number;
-  memoryLimit?: string;
-  lock?: boolean;
-  progress: (message: string) => void;
-  warn: (message: string) => void;
 }
 
 export interface PreparedDatasets {

@@ -8,6 +8,7 @@
 // same bytes); after its seal, only its unacknowledged requests are sent again, byte for
 // byte, with the same Idempotency-Key. The cursor moves only when every request is
 // acknowledged (or dead-lettered): delivery is at least once, and nothing is skipped.
+import type { InvocationSettings } from './invocation-settings.js';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
@@ -29,15 +30,9 @@ import { StateStore } from '../state/state-store.js';
 import { crashPoint } from './crash-points.js';
 import { audienceLabel, buildDiff, checkProspects, dropBuilt, mappedAtFor, openHttpLocations, planHttpRuns, type HttpPlannedRun } from './http-build.js';
 
-export interface HttpInvokeOptions {
+export interface HttpInvokeOptions extends InvocationSettings {
   config: LoadedHttpConfig;
-  now: Date;
   pinnedSnapshot?: string;
-  maxBadRecords: number;
-  memoryLimit?: string;
-  lock?: boolean;
-  progress: (message: string) => void;
-  warn: (message: string) => void;
 }
 
 /** RunCounts plus the HTTP destination's own counters (every one a number, for the report). */

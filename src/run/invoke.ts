@@ -18,20 +18,13 @@ import { openLocations, prepare, type Locations } from './prepare.js';
 import { createSnapshotReads, type SnapshotNeeds, type SnapshotReads } from './snapshot-reads.js';
 import type { PartEncryption } from '../writers/encrypt-part.js';
 import { createScratchDir } from '../storage/staging.js';
+import type { InvocationSettings } from './invocation-settings.js';
 
-export interface InvokeOptions {
+export interface InvokeOptions extends InvocationSettings {
   config: LoadedConfig;
   command: 'run' | 'export-now';
-  now: Date;
   audienceIds?: string[];
   pinnedSnapshot?: string;
-  maxBadRecords: number;
-  memoryLimit?: string;
-  /** Take the dataflow lock (default). --no-lock is for stores without conditional writes. */
-  lock?: boolean;
-  progress: (message: string) => void;
-  /** A problem the user must see even with --quiet (stderr). */
-  warn: (message: string) => void;
 }
 
 export interface InvocationResult {
