@@ -58,14 +58,17 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
   const ndjson = parts.filter((p) => p.kind === 'ndjson');
   const parquet = parts.filter((p) => p.kind === 'parquet');
   const parquetRead = parquet.length ? await parquetReader(engine, shape, parquet, options.table) : null;
-  const create = (json: PartFile[], objectSize: number) => engine.run(createTableSql(shape, options.table, json, parquet, parquetRead, objectSize));
+  const create = (json: PartFile[], objectSize: number, scanned: boolean) =>
+    engine.run(createTableSql(shape, options.table, json, parquet, parquetRead, objectSize, scanned));
 
   const scanned: BadRecord[] = [];
   let readable = parts;
   let needScan = false;
+  let problems: ProblemCounts | null = null;
   try {
-    await create(ndjson, FAST_PATH_OBJECT_SIZE);
-    needScan = ndjson.length > 0 && (await countNdjsonProblems(engine, shape, options.table)) > 0;
+    await create(ndjson, FAST_PATH_OBJECT_SIZE, false);
+    problems = await countProblems(engine, shape, options.table);
+    needScan = ndjson.length > 0 && problems.unlocated > 0;
   } catch (error) {
     if (ndjson.length === 0) throw await unreadableParquet(engine, error, parquet, `${options.table}_parquet_schema`);
     needScan = true;
@@ -81,14 +84,15 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     }
     readable = parts.map((p) => clean.find((c) => c.name === p.name) ?? p);
     try {
-      await create(clean, MAX_RECORD_BYTES);
+      await create(clean, MAX_RECORD_BYTES, true);
     } catch (error) {
       // Name the user's parts, not the scanner's copies (whose lines are the records kept).
       const named = clean.reduce((text, c) => text.replaceAll(c.path, `${c.name} (its records kept by the scanner)`), messageOf(error));
       throw unreadable(new Error(named), parts);
     }
   }
-  const flagged = await collectSqlProblems(engine, shape, options.table, readable);
+  if (needScan) problems = await countProblems(engine, shape, options.table);
+  const flagged = await collectSqlProblems(engine, shape, options.table, readable, problems!);
   const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(options.table)}`);
   return { table: options.table, profiles: Number(row?.n ?? 0), badRecords: [...scanned, ...flagged.bad], entryErrors: flagged.entries };
 }
@@ -124,7 +128,8 @@ async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], ta
 const NULL_JSON = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN NULL ELSE ${expr} END`;
 
 /**
- * The raw columns both readers produce: k, k_type, idj (ids as JSON[]), and per audience
+ * The raw columns both readers produce: k, k_type, idv (ids as text), id_missing (an entry
+ * without a scalar id), and per audience
  * m<i> (entry present), s<i>, q<i>; per attribute a<j>, read through `access`: typed
  * Parquet access (parquet-access.ts), or JSON roots for empty snapshots.
  */
@@ -132,8 +137,9 @@ function jsonModeColumns(shape: Shape, access: PathAccess): string[] {
   const cols = [`${access.text(shape.keyPath)} AS k`, `json_type(${access.json(shape.keyPath)}) AS k_type`];
   if (shape.namespace !== null) {
     const entries = `json_extract(${access.json(['identityMap', shape.namespace])}, '$[*]')::JSON[]`;
-    cols.push(`[json_extract(e, '$.id') FOR e IN ${entries}] AS idj`);
-    cols.push(`len(list_filter(${entries}, lambda e: json_type(e) <> 'NULL' AND coalesce(json_type(e, '$.id'), 'NULL') = 'NULL')) > 0 AS id_missing`);
+    const scalar = `coalesce(json_type(e, '$.id'), 'NULL') IN (${literalList(SCALAR_JSON_TYPES)})`;
+    cols.push(`[json_extract_string(e, '$.id') FOR e IN ${entries}] AS idv`);
+    cols.push(`len(list_filter(${entries}, lambda e: json_type(e) <> 'NULL' AND NOT ${scalar})) > 0 AS id_missing`);
   }
   shape.audiences.forEach((a, i) => {
     const entry = membershipPaths(a);
@@ -158,8 +164,15 @@ function readPaths(shape: Shape): string[][] {
   return paths;
 }
 
-/** The same columns over DuckDB's typed NDJSON read (see ndjsonColumnTypes): the fast path. */
-function typedModeColumns(shape: Shape): string[] {
+/**
+ * The same columns over DuckDB's typed NDJSON read (see ndjsonColumnTypes): the fast path.
+ * Identity ids are read as text (the reader gives a scalar its JSON text, as
+ * json_extract_string does); an object or array id reads as its JSON text too, so on the
+ * fast path (`scanned` false) an id that starts like one is flagged and sends the load to
+ * the exact scanner, whose clean copy holds scalar ids only. Each attribute root's paths are
+ * extracted in one parse.
+ */
+function typedModeColumns(shape: Shape, scanned: boolean): string[] {
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
   const cols = [
     `json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k`,
@@ -167,16 +180,37 @@ function typedModeColumns(shape: Shape): string[] {
   ];
   if (shape.namespace !== null) {
     const entries = fieldChain('identityMap', [shape.namespace]);
-    cols.push(`[e.id FOR e IN ${entries}] AS idj`);
-    cols.push(`len(list_filter(${entries}, lambda e: e IS NOT NULL AND coalesce(json_type(e.id), 'NULL') = 'NULL')) > 0 AS id_missing`);
+    const notScalar = scanned ? 'FALSE' : `(starts_with(e.id, '{') OR starts_with(e.id, '['))`;
+    cols.push(`[e.id FOR e IN ${entries}] AS idv`);
+    cols.push(`len(list_filter(${entries}, lambda e: e IS NOT NULL AND (e.id IS NULL OR ${notScalar}))) > 0 AS id_missing`);
   }
   shape.audiences.forEach((a, i) => {
     cols.push(`${fieldChain('segmentMembership', ['ups', a])} IS NOT NULL AS m${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'status'])} AS s${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'lastQualificationTime'])} AS q${i}`);
   });
-  shape.attributes.forEach((p, j) => cols.push(`${NULL_JSON(`json_extract(${ident(p[0]!)}, ${jsonPath(p.slice(1))})`)} AS a${j}`));
+  const byRoot = new Map<string, number[]>();
+  shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
+  for (const [root, indexes] of byRoot) {
+    const paths = indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1)));
+    if (indexes.length === 1) cols.push(`nullif(json_extract(${ident(root)}, ${paths[0]}), 'null') AS a${indexes[0]}`);
+    else cols.push(`json_extract(${ident(root)}, [${paths.join(', ')}]) AS ${ident(`_root_${root}`)}`);
+  }
   return cols;
+}
+
+/** The attribute columns typedModeColumns extracted several at a time, one column each. */
+function splitRootColumns(shape: Shape): { select: string[]; exclude: string[] } {
+  const byRoot = new Map<string, number[]>();
+  shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
+  const select: string[] = [];
+  const exclude: string[] = [];
+  for (const [root, indexes] of byRoot) {
+    if (indexes.length === 1) continue;
+    exclude.push(ident(`_root_${root}`));
+    indexes.forEach((j, n) => select.push(`nullif(${ident(`_root_${root}`)}[${n + 1}], 'null') AS a${j}`));
+  }
+  return { select, exclude };
 }
 
 /** The top-level fields the typed NDJSON read declares (besides the scanner's own). */
@@ -188,7 +222,7 @@ function ndjsonColumnTypes(shape: Shape): string {
   const roots = new Map<string, string>();
   roots.set(shape.keyPath[0]!, 'JSON');
   for (const p of shape.attributes) roots.set(p[0]!, 'JSON');
-  if (shape.namespace !== null) roots.set('identityMap', `STRUCT(${ident(shape.namespace)} STRUCT(id JSON)[])`);
+  if (shape.namespace !== null) roots.set('identityMap', `STRUCT(${ident(shape.namespace)} STRUCT(id VARCHAR)[])`);
   const entries = shape.audiences.map((a) => `${ident(a)} STRUCT(status VARCHAR, lastQualificationTime VARCHAR)`);
   roots.set('segmentMembership', `STRUCT(ups STRUCT(${entries.join(', ')}))`);
   roots.set(LINE_FIELD, 'BIGINT');
@@ -204,7 +238,7 @@ function badRecordSql(shape: Shape): string {
   ];
   if (shape.namespace !== null) {
     checks.push(
-      `WHEN id_missing OR len(list_filter(idj, x -> x IS NOT NULL AND json_type(x) NOT IN (${literalList([...SCALAR_JSON_TYPES, 'NULL'])}))) > 0
+      `WHEN id_missing
          THEN ${literal(`identityMap.${shape.namespace} holds an entry without a scalar "id"`)}`,
     );
   }
@@ -238,14 +272,22 @@ const FAST_PATH_OBJECT_SIZE = MAX_RECORD_BYTES / 2;
 const NORMALISED_KEY = `CASE WHEN k_type = 'DOUBLE' AND TRY_CAST(k AS DOUBLE) = trunc(TRY_CAST(k AS DOUBLE)) AND abs(TRY_CAST(k AS DOUBLE)) < 1e15
     THEN TRY_CAST(k AS DOUBLE)::BIGINT::VARCHAR ELSE k END`;
 
-function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet: PartFile[], parquetRead: PathAccess | null, objectSize: number): string {
+function createTableSql(
+  shape: Shape,
+  table: string,
+  ndjson: PartFile[],
+  parquet: PartFile[],
+  parquetRead: PathAccess | null,
+  objectSize: number,
+  scanned: boolean,
+): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
-    selects.push(
-      `SELECT ${typedModeColumns(shape).join(', ')}, filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
+    const roots = splitRootColumns(shape);
+    const read = `SELECT ${typedModeColumns(shape, scanned).join(', ')}, filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
        FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = true,
-                      maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`,
-    );
+                      maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`;
+    selects.push(roots.select.length ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.select.join(', ')} FROM (${read})` : read);
   }
   if (parquet.length > 0 && parquetRead) {
     selects.push(
@@ -257,31 +299,50 @@ function createTableSql(shape: Shape, table: string, ndjson: PartFile[], parquet
     // A snapshot without parts is valid and empty: same columns, no rows.
     selects.push(`SELECT ${jsonModeColumns(shape, jsonRootAccess(() => 'NULL::JSON')).join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row, NULL::JSON AS _entry_errors WHERE FALSE`);
   }
+  // Sorted, distinct, non-empty ids; one id (the common case) needs no list functions.
   const ids =
     shape.namespace !== null
-      ? `coalesce(list_sort(list_distinct([json_extract_string(x, '$') FOR x IN idj IF x IS NOT NULL AND json_type(x) <> 'NULL' AND json_extract_string(x, '$') <> ''])), []::VARCHAR[]) AS ids,`
+      ? `CASE WHEN idv IS NULL OR len(idv) = 0 THEN []::VARCHAR[]
+          WHEN len(idv) = 1 THEN CASE WHEN idv[1] <> '' THEN idv ELSE []::VARCHAR[] END
+          ELSE coalesce(list_sort(list_distinct(list_filter(idv, x -> x <> ''))), []::VARCHAR[]) END AS ids,`
       : '';
   // Not TEMP: runs read the snapshot table from connections of their own.
   return `CREATE OR REPLACE TABLE ${ident(table)} AS
     WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
-    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idj, id_missing' : ''}), ${NORMALISED_KEY} AS k, ${ids}
+    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idv, id_missing' : ''}), ${NORMALISED_KEY} AS k, ${ids}
       ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}
       ${badRecordSql(shape)} AS bad
     FROM src`;
 }
 
+interface ProblemCounts {
+  /** Rows flagged (bad, or a bad entry) or keys repeated, where an NDJSON row is involved (no line number on the fast path). */
+  unlocated: number;
+  /** Rows flagged bad or with a bad entry. */
+  flagged: number;
+  /** Keys held by more than one record. */
+  repeatedKeys: number;
+}
+
 /**
- * Problems the exact scanner should look at: bad NDJSON rows and keys repeated with an
- * NDJSON occurrence. (NDJSON rows have no line number on the fast path; Parquet rows do.)
+ * What the exact scanner should look at (bad NDJSON rows and keys repeated with an NDJSON
+ * occurrence: those rows have no line number on the fast path; Parquet rows do), and
+ * whether there is anything to report at all. One grouping of the keys.
  */
-async function countNdjsonProblems(engine: Engine, shape: Shape, table: string): Promise<number> {
+async function countProblems(engine: Engine, shape: Shape, table: string): Promise<ProblemCounts> {
   const t = ident(table);
-  const flagged = ['bad', ...shape.audiences.map((_, i) => `e${i}`)].map((c) => `${c} IS NOT NULL`).join(' OR ');
-  const [row] = await engine.all<{ n: string }>(
-    `SELECT ((SELECT count(*) FROM ${t} WHERE (${flagged}) AND _row IS NULL)
-           + (SELECT count(*) FROM (SELECT k FROM ${t} GROUP BY k HAVING count(*) > 1 AND bool_or(_row IS NULL))))::VARCHAR AS n`,
+  const flags = ['bad', ...shape.audiences.map((_, i) => `e${i}`)].map((c) => `${c} IS NOT NULL`).join(' OR ');
+  const [row] = await engine.all<{ unlocated: string; flagged: string; repeated: string; repeated_unlocated: string }>(
+    `SELECT (SELECT count(*) FROM ${t} WHERE (${flags}) AND _row IS NULL)::VARCHAR AS unlocated,
+            (SELECT count(*) FROM ${t} WHERE ${flags})::VARCHAR AS flagged,
+            count(*)::VARCHAR AS repeated, count(*) FILTER (WHERE unlocated)::VARCHAR AS repeated_unlocated
+     FROM (SELECT bool_or(_row IS NULL) AS unlocated FROM ${t} WHERE bad IS NULL GROUP BY k HAVING count(*) > 1)`,
   );
-  return Number(row?.n ?? 0);
+  return {
+    unlocated: Number(row?.unlocated ?? 0) + Number(row?.repeated_unlocated ?? 0),
+    flagged: Number(row?.flagged ?? 0),
+    repeatedKeys: Number(row?.repeated ?? 0),
+  };
 }
 
 /**
@@ -294,32 +355,42 @@ async function collectSqlProblems(
   shape: Shape,
   table: string,
   parts: PartFile[],
+  counts: ProblemCounts,
 ): Promise<{ bad: BadRecord[]; entries: Map<string, BadRecord[]> }> {
+  const entries = new Map<string, BadRecord[]>();
+  if (counts.flagged === 0 && counts.repeatedKeys === 0) return { bad: [], entries };
   const t = ident(table);
   const order = ident(`${table}_parts`);
   await engine.run(
     `CREATE OR REPLACE TEMP TABLE ${order} (path VARCHAR, name VARCHAR, ord INTEGER);
-     ${parts.length ? `INSERT INTO ${order} VALUES ${parts.map((p, i) => `(${literal(p.path)}, ${literal(p.name)}, ${i})`).join(', ')};` : ''}
-     UPDATE ${t} SET bad = 'duplicate profile key "' || ${t}.k || '" (first at ' || d.first_at || ')'
-     FROM (
-       SELECT s.rowid AS rid, row_number() OVER w AS n, first_value(coalesce(p.name, s._file) || ':' || coalesce(s._row::VARCHAR, '?')) OVER w AS first_at
-       FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file
-       WHERE s.bad IS NULL AND s.k IN (SELECT k FROM ${t} WHERE bad IS NULL GROUP BY k HAVING count(*) > 1)
-       WINDOW w AS (PARTITION BY s.k ORDER BY p.ord, s._row, s.rowid)) d
-     WHERE ${t}.rowid = d.rid AND d.n > 1`,
+     ${parts.length ? `INSERT INTO ${order} VALUES ${parts.map((p, i) => `(${literal(p.path)}, ${literal(p.name)}, ${i})`).join(', ')};` : ''}`,
   );
-  const located = (reason: string, where: string) =>
-    engine
-      .all<{ file: string; row: string | null; reason: string }>(
-        `SELECT coalesce(p.name, s._file) AS file, s._row::VARCHAR AS row, ${reason} AS reason
-         FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file WHERE ${where} ORDER BY p.ord, s._row`,
-      )
-      .then((rows) => rows.map((r) => ({ file: r.file, line: Number(r.row ?? 0), reason: r.reason })));
-  const bad = await located('s.bad', 's.bad IS NOT NULL');
+  if (counts.repeatedKeys > 0) {
+    await engine.run(
+      `UPDATE ${t} SET bad = 'duplicate profile key "' || ${t}.k || '" (first at ' || d.first_at || ')'
+       FROM (
+         SELECT s.rowid AS rid, row_number() OVER w AS n, first_value(coalesce(p.name, s._file) || ':' || coalesce(s._row::VARCHAR, '?')) OVER w AS first_at
+         FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file
+         WHERE s.bad IS NULL AND s.k IN (SELECT k FROM ${t} WHERE bad IS NULL GROUP BY k HAVING count(*) > 1)
+         WINDOW w AS (PARTITION BY s.k ORDER BY p.ord, s._row, s.rowid)) d
+       WHERE ${t}.rowid = d.rid AND d.n > 1`,
+    );
+  }
+  // Every flagged row once, in part and line order; split per reason column below.
+  const reasons = ['bad', ...shape.audiences.map((_, i) => `e${i}`)];
+  const rows = await engine.all<Record<string, string | null>>(
+    `SELECT coalesce(p.name, s._file) AS file, s._row::VARCHAR AS row, ${reasons.map((c) => `s.${c}`).join(', ')}
+     FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file WHERE ${reasons.map((c) => `s.${c} IS NOT NULL`).join(' OR ')} ORDER BY p.ord, s._row`,
+  );
+  // A record bad as a whole is reported once, as bad (and removed), not again for its entries.
+  const located = (column: string) =>
+    rows
+      .filter((r) => r[column] !== null && (column === 'bad' || r['bad'] === null))
+      .map((r) => ({ file: r['file']!, line: Number(r['row'] ?? 0), reason: r[column]! }));
+  const bad = located('bad');
   if (bad.length > 0) await engine.run(`DELETE FROM ${t} WHERE bad IS NOT NULL`);
-  const entries = new Map<string, BadRecord[]>();
   for (const [i, audience] of shape.audiences.entries()) {
-    const found = await located(`s.e${i}`, `s.e${i} IS NOT NULL`);
+    const found = located(`e${i}`);
     if (found.length > 0) entries.set(audience, found);
   }
   return { bad, entries };

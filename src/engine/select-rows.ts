@@ -173,9 +173,12 @@ function candidatesSql(shape: Shape, snapshot: string, audience: number, selecti
       ${snapAttrs}
     FROM ${snap} s FULL JOIN ${ident(selection.baselineTable)} b ON s.k = b.k
     WHERE b.k IS NOT NULL OR (${active})`;
-  // Attributes of rows that are not written are only needed to rank dedup keys.
-  const ranked = shape.dedup !== null ? `('member', 'exit', 'retained')` : `('member', 'exit')`;
-  const attrs = shape.attributes.map((_, j) => `, CASE WHEN j.kind IN ${ranked} THEN j.a${j} END AS a${j}`).join('');
+  // Rows that are not written carry an attribute only when it makes a retained member's
+  // dedup key (a retained member outranks every newcomer, so nothing else of it is compared).
+  const keyAttributes = new Set(shape.dedup?.kind === 'attributes' ? shape.dedup.columns.map((i) => shape.columns[i]!.attribute) : []);
+  const attrs = shape.attributes
+    .map((_, j) => `, CASE WHEN j.kind IN ${keyAttributes.has(j) ? `('member', 'exit', 'retained')` : `('member', 'exit')`} THEN j.a${j} END AS a${j}`)
+    .join('');
   return `SELECT j.k, j.kind,
       CASE j.kind WHEN 'exit' THEN 'exited' WHEN 'unread' THEN j.b_status ELSE j.s_status END AS status,
       CASE j.kind WHEN 'unread' THEN j.b_qtime ELSE j.s_qtime END AS qtime,
@@ -230,13 +233,15 @@ export async function selectRows(
   if (dedup?.kind === 'identity') keyValue = 'unnest(v.ids)::VARCHAR';
   if (dedup?.kind === 'attributes') keyValue = `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
   // Only key values held by more than one profile need the (costly) ranking. A retained
-  // member keeps what it holds: the destination already has it under that value.
+  // member keeps what it holds: the destination already has it under that value. So only
+  // values a newcomer holds are contested (in a diff, a few among the retained members').
+  const newcomerValues = selection.kind === 'diff' ? `SEMI JOIN (SELECT DISTINCT key_value FROM keyed WHERE kind = 'member') n USING (key_value)` : '';
   const losers = dedup
     ? `SELECT DISTINCT k FROM (
          SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY kind = 'retained' DESC, ${qualificationTimeSql('qtime')} DESC NULLS LAST${
            tieBreak.length ? `, ${tieBreak.join(', ')}` : ''
          }, k ASC) AS r
-         FROM keyed v SEMI JOIN (SELECT key_value FROM keyed GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
+         FROM keyed v SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
        WHERE r > 1`
     : `SELECT NULL::VARCHAR AS k WHERE FALSE`;
   const keyed = dedup ? `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'),` : '';
