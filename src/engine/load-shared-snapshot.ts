@@ -58,7 +58,7 @@ function viewColumns(union: Shape, shape: Shape): string[] {
   const cols = ['k', ...(shape.namespace !== null ? ['ids'] : []), '_file', '_row', 'bad'];
   shape.audiences.forEach((audience, i) => {
     const u = union.audiences.indexOf(audience);
-    for (const c of ['m', 's', 'q', 'e']) cols.push(`${ident(`${c}${u}`)} AS ${ident(`${c}${i}`)}`);
+    for (const c of ['s', 'q', 'e']) cols.push(`${ident(`${c}${u}`)} AS ${ident(`${c}${i}`)}`);
   });
   const attributeIndex = union.attributes.map((p) => JSON.stringify(p));
   shape.attributes.forEach((p, j) => cols.push(`${ident(`a${attributeIndex.indexOf(JSON.stringify(p))}`)} AS ${ident(`a${j}`)}`));

@@ -3,9 +3,9 @@
 // attribute paths. Bad records (SPEC §2.2) are found by SQL on the fast path and located
 // exactly (file:line) by the line scanner only when there are any.
 //
-// Table columns: k, ids (VARCHAR[]), m<i>/s<i>/q<i>/e<i> (entry present, status,
-// lastQualificationTime, bad-entry reason per audience in Shape.audiences order), a<j>
-// (JSON, per Shape.attributes), _file and _row (where the record came from).
+// Table columns: k, ids (VARCHAR[]), s<i>/q<i>/e<i> (status, lastQualificationTime,
+// bad-entry reason per audience in Shape.audiences order), a<j> (JSON, per
+// Shape.attributes), _file and _row (where the record came from, when known).
 //
 // A record bad as a whole is removed and reported. A bad membership entry (e<i>) concerns
 // only its audience: that run neither exports nor exits the profile, and counts it.
@@ -284,8 +284,11 @@ function createTableSql(
   const selects: string[] = [];
   if (ndjson.length > 0) {
     const roots = splitRootColumns(shape);
-    const read = `SELECT ${typedModeColumns(shape, scanned).join(', ')}, filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
-       FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = true,
+    // On the fast path an NDJSON row is never located by SQL (a problem sends the load to the
+    // scanner, whose copies are read with their file and line), so it keeps no file name.
+    const file = scanned ? 'filename' : 'NULL::VARCHAR';
+    const read = `SELECT ${typedModeColumns(shape, scanned).join(', ')}, ${file} AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
+       FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = ${scanned},
                       maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`;
     selects.push(roots.select.length ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.select.join(', ')} FROM (${read})` : read);
   }
@@ -309,7 +312,7 @@ function createTableSql(
   // Not TEMP: runs read the snapshot table from connections of their own.
   return `CREATE OR REPLACE TABLE ${ident(table)} AS
     WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
-    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idv, id_missing' : ''}), ${NORMALISED_KEY} AS k, ${ids}
+    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idv, id_missing' : ''}${shape.audiences.map((_, i) => `, m${i}`).join('')}), ${NORMALISED_KEY} AS k, ${ids}
       ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}
       ${badRecordSql(shape)} AS bad
     FROM src`;

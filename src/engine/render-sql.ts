@@ -46,14 +46,16 @@ function csvLine(values: string[], csv: CsvOptions): string {
   return values.map((v) => csvCellSql(v, csv)).join(` || ${literal(csv.delimiter)} || `);
 }
 
-export function csvLinesSql(shape: Shape, table: string, csv: CsvOptions): string {
-  const values = shape.columns.map((_, i) => renderText(`j${i}`));
-  return `SELECT ${csvLine(values, csv)} AS line FROM ${ident(table)}`;
+/** The CSV lines of `table` (rows matching `where`, in table order); each cell rendered once. */
+export function csvLinesSql(shape: Shape, table: string, csv: CsvOptions, where = ''): string {
+  const texts = shape.columns.map((_, i) => `${renderText(`j${i}`)} AS t${i}`);
+  const values = shape.columns.map((_, i) => `t${i}`);
+  return `SELECT ${csvLine(values, csv)} AS line FROM (SELECT ${texts.join(', ')} FROM ${ident(table)} ${where})`;
 }
 
-export function jsonLinesSql(shape: Shape, table: string): string {
+export function jsonLinesSql(shape: Shape, table: string, where = ''): string {
   const pairs = shape.columns.map((c, i) => `${literal(c.target)}, ${normalizeJson(`j${i}`)}`);
-  return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)}`;
+  return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)} ${where}`;
 }
 
 const PARQUET_TYPES = { string: 'VARCHAR', int64: 'BIGINT', double: 'DOUBLE', boolean: 'BOOLEAN', timestamp: 'TIMESTAMPTZ' } as const;
@@ -105,9 +107,9 @@ export function parquetCopySql(shape: Shape, table: string, firstRow: number, la
  * through JavaScript per line). The delimiter is never looked at for a single column.
  */
 export function textLinesCopySql(shape: Shape, table: string, csv: CsvOptions | null, firstRow: number, lastRow: number, file: string): string {
-  const lines = csv ? csvLinesSql(shape, table, csv) : jsonLinesSql(shape, table);
   const range = `WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1}`;
+  const lines = csv ? csvLinesSql(shape, table, csv, range) : jsonLinesSql(shape, table, range);
   // COMPRESSION none: DuckDB would otherwise gzip a file whose name ends in .gz (staged
   // S3 parts keep their key's name), and Node gzips the lines itself.
-  return `COPY (${lines} ${range}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${literal('\u0001')}, COMPRESSION none)`;
+  return `COPY (${lines}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${literal('\u0001')}, COMPRESSION none)`;
 }

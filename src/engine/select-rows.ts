@@ -38,22 +38,27 @@ export interface SelectionCounts {
  * also inside arrays and objects.
  */
 export function renderText(json: string): string {
-  return `CASE WHEN ${json} IS NULL THEN NULL
-    WHEN json_type(${json}) = 'VARCHAR' THEN json_extract_string(${json}, '$')
-    WHEN ${isWholeDouble(json)} THEN TRY_CAST(${json} AS DOUBLE)::BIGINT::VARCHAR
-    WHEN json_type(${json}) IN ('OBJECT', 'ARRAY') THEN ${wholeNumbersInText(`${json}::VARCHAR`)}
-    ELSE ${json}::VARCHAR END`;
+  // A JSON string (the common case) is told by its first character, without parsing it.
+  return `CASE WHEN starts_with(${json}::VARCHAR, '"') THEN json_extract_string(${json}, '$') ELSE CASE json_type(${json})
+    WHEN 'VARCHAR' THEN json_extract_string(${json}, '$')
+    WHEN 'DOUBLE' THEN CASE WHEN ${isWhole(json)} THEN TRY_CAST(${json} AS DOUBLE)::BIGINT::VARCHAR ELSE ${json}::VARCHAR END
+    WHEN 'OBJECT' THEN ${wholeNumbersInText(`${json}::VARCHAR`)}
+    WHEN 'ARRAY' THEN ${wholeNumbersInText(`${json}::VARCHAR`)}
+    ELSE ${json}::VARCHAR END END`;
 }
 
 /** The same JSON value with whole doubles as integers, at any depth (JSON-lines output). */
 export function normalizeJson(json: string): string {
-  return `CASE WHEN ${isWholeDouble(json)} THEN to_json(TRY_CAST(${json} AS DOUBLE)::BIGINT)
-    WHEN json_type(${json}) IN ('OBJECT', 'ARRAY') THEN ${wholeNumbersInText(`${json}::VARCHAR`)}::JSON
-    ELSE ${json} END`;
+  return `CASE WHEN starts_with(${json}::VARCHAR, '"') THEN ${json} ELSE CASE json_type(${json})
+    WHEN 'DOUBLE' THEN CASE WHEN ${isWhole(json)} THEN to_json(TRY_CAST(${json} AS DOUBLE)::BIGINT) ELSE ${json} END
+    WHEN 'OBJECT' THEN ${wholeNumbersInText(`${json}::VARCHAR`)}::JSON
+    WHEN 'ARRAY' THEN ${wholeNumbersInText(`${json}::VARCHAR`)}::JSON
+    ELSE ${json} END END`;
 }
 
-function isWholeDouble(json: string): string {
-  return `(json_type(${json}) = 'DOUBLE' AND TRY_CAST(${json} AS DOUBLE) = trunc(TRY_CAST(${json} AS DOUBLE)) AND abs(TRY_CAST(${json} AS DOUBLE)) < 1e15)`;
+/** A JSON double that is a whole number of at most 15 digits (it prints as an integer). */
+function isWhole(json: string): string {
+  return `(TRY_CAST(${json} AS DOUBLE) = trunc(TRY_CAST(${json} AS DOUBLE)) AND abs(TRY_CAST(${json} AS DOUBLE)) < 1e15)`;
 }
 
 /**
