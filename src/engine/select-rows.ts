@@ -306,6 +306,11 @@ export function baselineSql(output: string): string {
     ORDER BY k`;
 }
 
+/** Every table selectRows(…, output) creates, for the caller to drop. */
+export function selectionTables(output: string): string[] {
+  return [output, `${output}_valued`];
+}
+
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */
 export function activeMembersSql(shape: Shape, snapshot: string): string {
   const counts = shape.audiences.map((_, i) => `count(*) FILTER (WHERE s${i} IN ${ACTIVE} AND e${i} IS NULL)::VARCHAR AS m${i}`);

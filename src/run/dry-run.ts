@@ -5,12 +5,10 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
-import { badRecordsFor } from '../engine/load-snapshot.js';
-import { baselineSql, selectRows, type Selection } from '../engine/select-rows.js';
+import { dropRun, keepNextBaseline, selectRun, type BaselineSource, type KeptBaseline } from '../engine/audience-run.js';
 import { nextCursor } from '../plan/next-cursor.js';
 import { openEngine } from '../engine/session.js';
 import { buildShape } from '../engine/shape.js';
-import { ident, literal } from '../engine/sql.js';
 import type { PlanProblem, PlannedRun, IdleAudience } from '../plan/plan-runs.js';
 import type { RunCounts } from '../state/records.js';
 import { loadSnapshots, prepare } from './prepare.js';
@@ -72,9 +70,9 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
   try {
     const refused = new Map<PlannedRun, string>();
     const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir, (run, message) => refused.set(run, message));
-    const baselines = new Map<string, string>();
+    const baselines = new Map<string, KeptBaseline>();
     const failed = new Set<string>();
-    for (const [i, run] of plan.runs.entries()) {
+    for (const run of plan.runs) {
       if (failed.has(run.audienceId)) {
         report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} would not run: an earlier run of this audience would fail` });
         continue;
@@ -86,44 +84,35 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
         continue;
       }
       const snapshot = loaded.get(run.snapshot.snapshotId)!;
-      const audience = shape.audiences.indexOf(run.audienceId);
-      let selection: Selection = { kind: 'full' };
+      let baseline: BaselineSource | undefined;
       if (run.selection.kind === 'diff') {
-        let table = baselines.get(run.selection.baselineKey);
-        if (!table) {
-          table = `plan_base_${i}`;
-          const local = await locations.state.fetch(run.selection.baselineKey, scratchDir);
-          await engine.run(`CREATE TABLE ${ident(table)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
+        baseline = baselines.get(run.selection.baselineKey) ?? { file: await locations.state.fetch(run.selection.baselineKey, scratchDir) };
+      }
+      const selected = await selectRun(engine, shape, snapshot, run.audienceId, baseline);
+      try {
+        // The check the run makes before writing: a run doomed by its values is shown as failing.
+        const doomed = dataflow.format.type === 'parquet' ? await checkParquetTypes(selected.rows).then(() => null, (e: unknown) => e) : null;
+        if (doomed) {
+          if (!(doomed instanceof BadInputError)) throw doomed;
+          report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} (${run.reason}) would fail with exit 4: ${messageOf(doomed)}` });
+          failed.add(run.audienceId);
+          continue;
         }
-        selection = { kind: 'diff', baselineTable: table };
+        // The baseline the run would leave (the cursor's, by the one rule) feeds the next diff.
+        const nextBaseline = nextCursor(undefined, { ...run, snapshotId: run.snapshot.snapshotId }, { status: 'success' })?.baseline;
+        if (nextBaseline) baselines.set(nextBaseline, await keepNextBaseline(selected));
+      } finally {
+        await dropRun(selected);
       }
-      const output = `plan_out_${i}`;
-      const selected = await selectRows(engine, shape, snapshot.table, audience, selection, output);
-      // The check the run makes before writing: a run doomed by its values is shown as failing.
-      const doomed = dataflow.format.type === 'parquet' ? await checkParquetTypes(engine, shape, output).then(() => null, (e: unknown) => e) : null;
-      if (doomed) {
-        if (!(doomed instanceof BadInputError)) throw doomed;
-        await engine.run(`DROP TABLE ${ident(output)}; DROP TABLE ${ident(`${output}_valued`)}`);
-        report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} (${run.reason}) would fail with exit 4: ${messageOf(doomed)}` });
-        failed.add(run.audienceId);
-        continue;
-      }
-      // The baseline the run would leave (the cursor's, by the one rule) feeds the next diff.
-      const nextBaseline = nextCursor(undefined, { ...run, snapshotId: run.snapshot.snapshotId }, { status: 'success' })?.baseline;
-      if (nextBaseline) {
-        const next = `plan_next_${i}`;
-        await engine.run(`CREATE TABLE ${ident(next)} AS ${baselineSql(output)}`);
-        baselines.set(nextBaseline, next);
-      }
-      await engine.run(`DROP TABLE ${ident(output)}; DROP TABLE ${ident(`${output}_valued`)}`);
       const names = resolveRunNames(dataflow, run);
-      const empty = selected.rowsWritten === 0;
-      const parts = empty ? (dataflow.format.emptyExport === 'skip' ? 0 : 1) : Math.ceil(selected.rowsWritten / dataflow.format.maxRowsPerFile);
+      const rowsWritten = selected.counts.rowsWritten;
+      const empty = rowsWritten === 0;
+      const parts = empty ? (dataflow.format.emptyExport === 'skip' ? 0 : 1) : Math.ceil(rowsWritten / dataflow.format.maxRowsPerFile);
       report.runs.push({
         runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
         snapshotId: run.snapshot.snapshotId, selection: run.selection.kind, reason: run.reason, resumed: run.resumed,
         skippedSlots: run.skippedSlots.map((d) => d.toISOString()),
-        counts: { ...selected, badRecords: badRecordsFor(snapshot, run.audienceId).length },
+        counts: selected.counts,
         files: Array.from({ length: parts }, (_, n) => locations.destination.describe(names.partKey(n + 1))),
       });
     }

@@ -17,9 +17,8 @@ import path from 'node:path';
 import type { Dataflow } from '../config/schema.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
-import { badRecordsFor, type LoadedSnapshot } from '../engine/load-snapshot.js';
-import { selectRows, baselineSql, type Selection } from '../engine/select-rows.js';
-import { ident, literal } from '../engine/sql.js';
+import type { LoadedSnapshot } from '../engine/load-snapshot.js';
+import { dropRun, selectRun, writeNextBaseline, type SelectedRun } from '../engine/audience-run.js';
 import { BadInputError, CommittedRunError, messageOf } from '../errors.js';
 import { partFileName } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
@@ -54,35 +53,22 @@ export interface RunContext {
 }
 
 export async function executeRun(ctx: RunContext, run: PlannedRun): Promise<RunRecord> {
-  const output = workTable(ctx.shape, run);
   const attempt = { published: run.partsPublished === true };
   try {
-    return await runSteps(ctx, run, output, attempt);
+    return await runSteps(ctx, run, attempt);
   } catch (error) {
     if (error instanceof BadInputError) await abandonRun(ctx, run, attempt.published);
     throw fileSystemErrorOf(error, ctx.destination.describe(resolveRunNames(ctx.dataflow, run).folder));
-  } finally {
-    // Also after a failure: a run tried again in this invocation needs the memory back.
-    await ctx.engine.run(['', '_valued', '_base'].map((suffix) => `DROP TABLE IF EXISTS ${ident(output + suffix)};`).join(' '));
   }
 }
 
-/**
- * The run's working tables: `out_<i>` (its rows), `out_<i>_valued`, `out_<i>_base`. Regular
- * tables, named per audience (audiences run side by side on connections of their own):
- * unlike TEMP tables, the engine can move them out of memory.
- */
-function workTable(shape: Shape, run: PlannedRun): string {
-  return `out_${shape.audiences.indexOf(run.audienceId)}`;
-}
-
-async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attempt: { published: boolean }): Promise<RunRecord> {
+async function runSteps(ctx: RunContext, run: PlannedRun, attempt: { published: boolean }): Promise<RunRecord> {
   const started = performance.now();
   const { dataflow, shape, engine, destination, state } = ctx;
   const loaded = ctx.snapshots.get(run.snapshot.snapshotId);
   if (!loaded) throw new Error(`internal: snapshot ${run.snapshot.snapshotId} was not loaded`);
   const names = resolveRunNames(dataflow, run);
-  const { folder, baseName, ext } = names;
+  const { folder, baseName } = names;
 
   const pending: PendingRun = {
     runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
@@ -94,24 +80,29 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
   crashPoint('after-pending');
   await destination.removeStaged(folder, [baseName, names.manifestName]);
 
-  const audienceIndex = shape.audiences.indexOf(run.audienceId);
-  const baseTable = `${output}_base`;
-  let selection: Selection = { kind: 'full' };
-  if (run.selection.kind === 'diff') {
-    const local = await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir);
-    await engine.run(`CREATE OR REPLACE TABLE ${ident(baseTable)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(local)})`);
-    selection = { kind: 'diff', baselineTable: baseTable };
-  }
+  const baseline = run.selection.kind === 'diff' ? { file: await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir) } : undefined;
   ctx.progress(`${run.audienceId}: selecting ${run.mode} rows from snapshot ${run.snapshot.snapshotId}`);
-  const selected = await selectRows(engine, shape, loaded.table, audienceIndex, selection, output);
-  const counts: RunCounts = { ...selected, badRecords: badRecordsFor(loaded, run.audienceId).length };
+  const selected = await selectRun(engine, shape, loaded, run.audienceId, baseline);
+  try {
+    return await writeRun(ctx, run, selected, pending, attempt, started);
+  } finally {
+    // Also after a failure: a run tried again in this invocation needs the memory back.
+    await dropRun(selected);
+  }
+}
+
+async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun, pending: PendingRun, attempt: { published: boolean }, started: number): Promise<RunRecord> {
+  const { dataflow, destination, state } = ctx;
+  const names = resolveRunNames(dataflow, run);
+  const { folder, baseName, ext } = names;
+  const counts: RunCounts = selected.counts;
 
   const keyOf = names.partKey;
   const { encryption } = ctx;
   // Encrypted: the plain parts are written into the run's scratch folder (never to the
   // destination), and each is encrypted into the destination's staging right before it is published.
   const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
-  const written = await writeParts(engine, shape, output, dataflow.format, selected.rowsWritten, encryption ? plainPath : (n) => destination.stage(keyOf(n)), ctx.scratchDir);
+  const written = await writeParts(selected.rows, dataflow.format, encryption ? plainPath : (n) => destination.stage(keyOf(n)), ctx.scratchDir);
   const parts: WrittenPart[] = [];
   if (written.length > 0 && !attempt.published) {
     attempt.published = pending.published = true;
@@ -128,7 +119,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
   await removeExtraParts(destination, folder, baseName, ext, parts.length);
   crashPoint('after-data');
   const files: RunFile[] = parts.map((p) => ({ path: destination.describe(keyOf(p.partNumber)), rows: p.rows, bytes: p.bytes, sha256: p.sha256 }));
-  ctx.progress(`${run.audienceId}: wrote ${selected.rowsWritten} rows in ${parts.length} file(s)`);
+  ctx.progress(`${run.audienceId}: wrote ${counts.rowsWritten} rows in ${parts.length} file(s)`);
 
   let manifest: string | undefined;
   if (dataflow.format.manifest) {
@@ -159,8 +150,7 @@ async function runSteps(ctx: RunContext, run: PlannedRun, output: string, attemp
     let baselineSize: number | undefined;
     if (baseline) {
       const path = await ctx.stateStorage.stage(baseline);
-      const [copied] = await engine.all<{ Count: string | number }>(`COPY (${baselineSql(output)}) TO ${literal(path)} (FORMAT parquet, COMPRESSION zstd)`);
-      baselineSize = Number(copied?.Count ?? 0);
+      baselineSize = await writeNextBaseline(selected, path);
       await ctx.stateStorage.publish(path, baseline);
       crashPoint('after-baseline');
     }

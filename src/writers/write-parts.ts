@@ -12,9 +12,7 @@ import { createGzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
 import type { FormatConfig } from '../config/schema.js';
 import { BadInputError } from '../errors.js';
-import type { Engine } from '../engine/session.js';
-import type { Shape } from '../engine/shape.js';
-import { csvHeaderSql, parquetCopySql, parquetTypeErrorsSql, textLinesCopySql } from '../engine/render-sql.js';
+import { copyParquetPart, copyTextLines, findParquetTypeErrors, renderCsvHeader, type RunRows } from '../engine/render-parts.js';
 
 export interface WrittenPart {
   partNumber: number;
@@ -27,45 +25,39 @@ export interface WrittenPart {
 export type PartPath = (partNumber: number) => Promise<string>;
 
 export async function writeParts(
-  engine: Engine,
-  shape: Shape,
-  table: string,
+  rows: RunRows,
   format: FormatConfig,
-  totalRows: number,
   partPath: PartPath,
   /** A folder the run owns, for the rendered lines before they are gzipped. */
   scratchDir: string,
 ): Promise<WrittenPart[]> {
-  if (totalRows === 0 && format.emptyExport === 'skip') return [];
+  if (rows.count === 0 && format.emptyExport === 'skip') return [];
   const written =
     format.type === 'parquet'
-      ? await writeParquet(engine, shape, table, format, totalRows, partPath)
-      : await writeText(engine, shape, table, format, totalRows, partPath, scratchDir);
+      ? await writeParquet(rows, format, partPath)
+      : await writeText(rows, format, partPath, scratchDir);
   return Promise.all(written.map(async (p) => ({ ...p, ...(await describeFile(p.path)) })));
 }
 
 type Counted = Pick<WrittenPart, 'partNumber' | 'path' | 'rows'>;
 
 /** Fails (exit 4, naming profiles and fields) when mapped values do not fit their Parquet column type. */
-export async function checkParquetTypes(engine: Engine, shape: Shape, table: string): Promise<void> {
-  const check = parquetTypeErrorsSql(shape, table);
-  if (check) {
-    const errors = await engine.all<{ k: string; source: string; type: string; value: string }>(check);
-    if (errors.length > 0) {
-      const lines = errors.map((e) => `  profile "${e.k}": ${e.source} = ${JSON.stringify(e.value)} is not ${e.type}`);
-      throw new BadInputError(
-        [`values that do not fit their Parquet column type:`, ...lines, `Fix the data, or change the mapping's "type" for that source (string accepts anything).`].join('\n'),
-      );
-    }
+export async function checkParquetTypes(rows: RunRows): Promise<void> {
+  const errors = await findParquetTypeErrors(rows);
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `  profile "${e.k}": ${e.source} = ${JSON.stringify(e.value)} is not ${e.type}`);
+    throw new BadInputError(
+      [`values that do not fit their Parquet column type:`, ...lines, `Fix the data, or change the mapping's "type" for that source (string accepts anything).`].join('\n'),
+    );
   }
 }
 
-async function writeParquet(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath): Promise<Counted[]> {
-  await checkParquetTypes(engine, shape, table);
+async function writeParquet(source: RunRows, format: FormatConfig, partPath: PartPath): Promise<Counted[]> {
+  await checkParquetTypes(source);
   const parts: Counted[] = [];
-  for (const { n, first, last, rows } of partRanges(total, format.maxRowsPerFile)) {
+  for (const { n, first, last, rows } of partRanges(source.count, format.maxRowsPerFile)) {
     const path = await partPath(n);
-    await engine.run(parquetCopySql(shape, table, first, last, path, format.compression === 'gzip'));
+    await copyParquetPart(source, first, last, path, format.compression === 'gzip');
     parts.push({ partNumber: n, path, rows });
   }
   return parts;
@@ -115,23 +107,19 @@ export class TextPart {
  * row order), and Node prepends the header and gzips it (the same zlib stream as ever, so
  * the bytes do not change) into the part. No line passes through JavaScript on its own.
  */
-async function writeText(engine: Engine, shape: Shape, table: string, format: FormatConfig, total: number, partPath: PartPath, scratchDir: string): Promise<Counted[]> {
+async function writeText(source: RunRows, format: FormatConfig, partPath: PartPath, scratchDir: string): Promise<Counted[]> {
   const csv = format.type === 'csv' ? format.csv : null;
-  let header = '';
-  if (csv?.header) {
-    const [row] = await engine.all<{ line: string }>(csvHeaderSql(shape, csv));
-    header = `${row?.line ?? ''}\n`;
-  }
+  const header = csv?.header ? `${await renderCsvHeader(source, csv)}\n` : '';
   const gzip = format.compression === 'gzip';
   const parts: Counted[] = [];
-  for (const { n, first, last, rows } of partRanges(total, format.maxRowsPerFile)) {
+  for (const { n, first, last, rows } of partRanges(source.count, format.maxRowsPerFile)) {
     const path = await partPath(n);
     if (!gzip && !header && rows > 0) {
-      await engine.run(textLinesCopySql(shape, table, csv, first, last, path));
+      await copyTextLines(source, csv, first, last, path);
     } else {
       const lines = join(scratchDir, `lines-${basename(path)}`);
       try {
-        if (rows > 0) await engine.run(textLinesCopySql(shape, table, csv, first, last, lines));
+        if (rows > 0) await copyTextLines(source, csv, first, last, lines);
         async function* content(): AsyncGenerator<Buffer> {
           if (header) yield Buffer.from(header);
           if (rows > 0) yield* createReadStream(lines) as AsyncIterable<Buffer>;
