@@ -1,0 +1,88 @@
+// The engine's run-level API (engine/audience-run.ts) against an in-memory DuckDB: a full
+// run, its next baseline written to a file and kept in the engine, and the next snapshot's
+// diff against either gives the same counts and rows; dropping runs leaves no table behind.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openEngine, type Engine } from '../../src/engine/session.js';
+import { loadSnapshot } from '../../src/engine/load-snapshot.js';
+import { dropRun, keepNextBaseline, selectRun, writeNextBaseline, type SelectedRun } from '../../src/engine/audience-run.js';
+import { copyTextLines } from '../../src/engine/render-parts.js';
+import type { Shape } from '../../src/engine/shape.js';
+
+let dir: string;
+let engine: Engine;
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'audex-audience-run-'));
+  engine = await openEngine({ tempDirectory: path.join(dir, 'spill') });
+});
+afterAll(() => {
+  engine.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const audience = 'aud-1';
+const shape: Shape = {
+  keyPath: ['profileId'],
+  namespace: null,
+  attributes: [['name']],
+  columns: [
+    { target: 'name', source: 'name', ref: { kind: 'attribute', path: ['name'] }, type: 'string', sha256: false, attribute: 0 },
+    { target: 'status', source: 'segmentMembership.status', ref: { kind: 'status' }, type: 'string', sha256: false },
+  ],
+  required: [],
+  dedup: null,
+  statusMapped: true,
+  audiences: [audience],
+};
+const member = (id: string, status: string) => ({ profileId: id, name: `n-${id}`, segmentMembership: { ups: { [audience]: { status, lastQualificationTime: '2026-11-19T10:00:00Z' } } } });
+
+async function load(name: string, records: object[]) {
+  const file = path.join(dir, `${name}.ndjson`);
+  writeFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return loadSnapshot(engine, shape, [{ path: file, name: `${name}.ndjson`, kind: 'ndjson' }], { table: `snap_${name}`, scratchDir: dir });
+}
+
+async function linesOf(run: SelectedRun): Promise<string> {
+  const file = path.join(dir, `lines-${Math.random()}.json`);
+  await copyTextLines(run.rows, null, 1, run.rows.count, file);
+  return readFileSync(file, 'utf8');
+}
+
+const tables = async () => (await engine.all<{ t: string }>(`SELECT table_name AS t FROM duckdb_tables() ORDER BY t`)).map((r) => r.t);
+
+describe('selectRun, next baselines and dropRun', () => {
+  it('diffs the same against a baseline file and a kept baseline, and drops every table of a run', async () => {
+    const before = await load('day1', [member('p1', 'realized'), member('p2', 'existing'), member('p3', 'exited')]);
+    const after = await load('day2', [member('p2', 'existing'), member('p3', 'realized'), member('p4', 'realized')]);
+    const snapshotTables = await tables();
+
+    const full = await selectRun(engine, shape, before, audience);
+    expect(full.counts).toMatchObject({ profilesReceived: 2, rowsWritten: 2, exitsWritten: 0, badRecords: 0 });
+    const file = path.join(dir, 'baseline.parquet');
+    expect(await writeNextBaseline(full, file)).toBe(2);
+    const kept = await keepNextBaseline(full);
+    await dropRun(full);
+
+    const fromFile = await selectRun(engine, shape, after, audience, { file });
+    const fromKept = await selectRun(engine, shape, after, audience, kept);
+    // Enters p3 and p4, exit p1 (gone: no attributes left); p2 stays in the destination.
+    expect(fromFile.counts).toEqual({ profilesReceived: 3, rowsWritten: 3, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, exitsWritten: 1, badRecords: 0 });
+    expect(fromKept.counts).toEqual(fromFile.counts);
+    const lines = await linesOf(fromFile);
+    expect(lines).toBe('{"name":null,"status":"exited"}\n{"name":"n-p3","status":"realized"}\n{"name":"n-p4","status":"realized"}\n');
+    expect(await linesOf(fromKept)).toBe(lines);
+    await dropRun(fromFile);
+    await dropRun(fromKept);
+    // Only the snapshots and the kept baseline (it lives as long as the engine) are left.
+    expect((await tables()).filter((t) => !snapshotTables.includes(t))).toHaveLength(1);
+  });
+
+  it('a selection that fails leaves no table behind', async () => {
+    const loaded = await load('day3', [member('p1', 'realized')]);
+    const known = await tables();
+    await expect(selectRun(engine, shape, loaded, audience, { file: path.join(dir, 'missing.parquet') })).rejects.toThrow(/missing\.parquet/);
+    expect(await tables()).toEqual(known);
+  });
+});
