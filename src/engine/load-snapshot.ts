@@ -65,12 +65,14 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
   let readable = parts;
   let needScan = false;
   let problems: ProblemCounts | null = null;
+  const probe = `${options.table}_parquet_schema`;
   try {
     await create(ndjson, FAST_PATH_OBJECT_SIZE, false);
     problems = await countProblems(engine, shape, options.table);
     needScan = ndjson.length > 0 && problems.unlocated > 0;
   } catch (error) {
-    if (ndjson.length === 0) throw await unreadableParquet(engine, error, parquet, `${options.table}_parquet_schema`);
+    // The exact scanner can fix records, not a query that does not bind.
+    if (ndjson.length === 0 || isAudexSqlError(error)) throw await unreadableParquet(engine, error, parquet, probe, parts);
     needScan = true;
   }
   if (needScan) {
@@ -86,6 +88,7 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     try {
       await create(clean, MAX_RECORD_BYTES, true);
     } catch (error) {
+      if (isAudexSqlError(error)) throw await unreadableParquet(engine, error, parquet, probe, parts);
       // Name the user's parts, not the scanner's copies (whose lines are the records kept).
       const named = clean.reduce((text, c) => text.replaceAll(c.path, `${c.name} (its records kept by the scanner)`), messageOf(error));
       throw unreadable(new Error(named), parts);
@@ -104,11 +107,17 @@ function unreadable(error: unknown, parts: PartFile[]): BadInputError {
   );
 }
 
-/** Parts that disagree on a field's type say so in plain words; other failures as unreadable(). */
-async function unreadableParquet(engine: Engine, error: unknown, parts: PartFile[], probe: string): Promise<BadInputError> {
-  const conflict = await describeTypeConflict(engine, parts, probe).catch(() => null);
+/**
+ * Parquet parts that disagree on a field's type say so in plain words (the engine reports
+ * that as a binder error); otherwise audex's own SQL failing is an internal error, and any
+ * other failure is unreadable input (unreadable()).
+ */
+async function unreadableParquet(engine: Engine, error: unknown, parquet: PartFile[], probe: string, parts: PartFile[] = parquet): Promise<AudexError> {
+  const conflict = parquet.length ? await describeTypeConflict(engine, parquet, probe).catch(() => null) : null;
   await engine.run(`DROP TABLE IF EXISTS ${ident(probe)}`);
-  return conflict ? new BadInputError(`cannot read snapshot parts: ${conflict}. Nothing was written.`) : unreadable(error, parts);
+  if (conflict) return new BadInputError(`cannot read snapshot parts: ${conflict}. Nothing was written.`);
+  if (isAudexSqlError(error)) return internalSqlError(`load snapshot parts ${parts.map((p) => p.name).join(', ')}`, error);
+  return unreadable(error, parts);
 }
 
 /** Typed access to the paths the dataflow reads, resolved against the parts' unified schema. */
