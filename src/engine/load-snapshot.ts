@@ -3,14 +3,34 @@
 // attribute paths. Bad records (SPEC §2.2) are found by SQL on the fast path and located
 // exactly (file:line) by the line scanner only when there are any.
 //
-// Table columns: k, ids (VARCHAR[]), s<i>/q<i>/e<i> (status, lastQualificationTime,
-// bad-entry reason per audience in Shape.audiences order), a<j> (JSON, per
-// Shape.attributes), _file and _row (where the record came from, when known).
+// Names in the engine tables this module makes (i: index in Shape.audiences, j: index in
+// Shape.attributes; the short names keep the generated SQL readable at 20+ audiences):
+//
+//   snapshot table (LoadOptions.table), one row per profile record kept:
+//     k          VARCHAR    the profile key (value at Shape.keyPath), numbers normalised: 7, 7.0 and "7" are one key
+//     ids        VARCHAR[]  the ids of the identity namespace, distinct, sorted, no empty ones (only with a namespace)
+//     s<i>       VARCHAR    audience i's entry: status (realized | existing | exited, or whatever the record says)
+//     q<i>       VARCHAR    audience i's entry: lastQualificationTime as written
+//     e<i>       VARCHAR    why audience i's entry is bad (NULL: it is good); that run skips the profile and counts it
+//     a<j>       JSON       the value at attribute path j (NULL when absent or JSON null)
+//     bad        VARCHAR    why the whole record is bad, or a repeated key (NULL: good); such rows are reported and deleted
+//     _file      VARCHAR    the part file the record came from (local path; <table>_parts maps it to the part's name);
+//                           NULL on the NDJSON fast path (a problem there sends the load to the scanner)
+//     _row       BIGINT     its line (NDJSON read by the scanner) or row (Parquet), 1-based; NULL on the NDJSON fast path
+//   only inside the load query (the `src` CTE, from either reader):
+//     k_type     the JSON type of the key (a key must be a string or a number)
+//     m<i>       audience i has a membership entry in the record (for e<i>)
+//     idj        the namespace's ids as JSON values, before the checks that make `ids`
+//     id_missing an identity entry has no scalar "id"
+//     _entry_errors  reasons the line scanner stamped on a record's entries, per audience id (JSON object)
+//   <table>_parts (TEMP): path, name, ord — each part's local path, its name for messages, its place in part order
+//   <table>_parquet_schema (TEMP, dropped): an empty table with the Parquet parts' unified columns, to resolve paths
 //
 // A record bad as a whole is removed and reported. A bad membership entry (e<i>) concerns
 // only its audience: that run neither exports nor exits the profile, and counts it.
 import path from 'node:path';
-import { BadInputError, messageOf } from '../errors.js';
+import { BadInputError, messageOf, type AudexError } from '../errors.js';
+import { internalSqlError, isAudexSqlError } from './engine-errors.js';
 import type { Engine } from './session.js';
 import type { Shape } from './shape.js';
 import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';

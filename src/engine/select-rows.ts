@@ -13,6 +13,25 @@
 //   already in the destination (baseline, still active) compete too, and an exit row is
 //   not written for an id such a member still holds.
 // - rows: one per id of the identity namespace; ordered by profile key, then id.
+//
+// Names (i: column index in Shape.columns, j: attribute index in Shape.attributes; the
+// snapshot table's columns k, ids, s<i>, q<i>, e<i>, a<j> are explained in load-snapshot.ts):
+//
+//   baseline table (Selection.baselineTable; the Parquet file of SPEC §8 has the same columns):
+//     k, status, qtime, ids   a profile the destination holds as a member: key, status and
+//                             lastQualificationTime it was sent with, and its ids (VARCHAR[])
+//   candidates (subquery `c`; in a diff built from the join `j` of snapshot `s` and baseline `b`,
+//   whose s_status/s_qtime/s_ids and b_status/b_qtime/b_ids are each side's values):
+//     k, status, qtime, ids   the profile and the membership values this run uses
+//     kind                    'member' | 'exit' | 'retained' | 'unread' (see candidatesSql)
+//     a<j>                    attribute values (JSON), only where they can be written or ranked
+//   <output>_valued (alias `v`): the candidates with
+//     ok                      every mandatory field is present
+//     j<i>                    column i's value as JSON, transforms applied (identity columns NULL here)
+//   <output> (alias `x`), the run's rows in file order:
+//     k, kind                 the profile and 'member' | 'exit'
+//     j<i>                    column i's value as JSON (identity columns: the row's id)
+//   inside the queries: key_value (one dedup key value of a profile), id (one id of a profile's ids, a row)
 import type { Engine } from './session.js';
 import type { Column, Shape } from './shape.js';
 import { ident, literal, literalList } from './sql.js';
