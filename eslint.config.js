@@ -4,6 +4,7 @@
 //   cli → run → plan · engine · writers · storage · state · naming · schedule · config
 //   plan, schedule, naming: pure (no I/O, no engine, no storage)
 //   storage knows no engine; engine knows no storage, state or runs
+//   writers reach the engine through engine/render-parts.ts only
 //   nothing but cli imports cli
 import tseslint from 'typescript-eslint';
 
@@ -51,6 +52,14 @@ const layers = [
     rules: restrict({
       patterns: ['**/run/*', '**/cli/*'],
       message: 'only cli/ drives runs; lower layers do not reach up',
+    }),
+  },
+  {
+    // After the layer rule above (a later no-restricted-imports for the same files replaces it), so it repeats run/ and cli/.
+    files: ['src/writers/**'],
+    rules: restrict({
+      patterns: ['**/run/*', '**/cli/*', '**/engine/*', '!**/engine/render-parts.js'],
+      message: 'writers reach the engine through engine/render-parts.ts only (the SQL and the tables stay in engine/); lower layers do not reach up',
     }),
   },
   {

@@ -14,7 +14,7 @@ import type { RunCounts } from '../state/records.js';
 import { loadSnapshots, prepare } from './prepare.js';
 import { resolveRunNames } from './run-names.js';
 import { createScratchDir } from '../storage/staging.js';
-import { checkParquetTypes } from '../writers/write-parts.js';
+import { countParts, formatOf } from '../writers/formats.js';
 import { BadInputError, messageOf } from '../errors.js';
 
 export interface DryRunOptions {
@@ -91,7 +91,7 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
       const selected = await selectRun(engine, shape, snapshot, run.audienceId, baseline);
       try {
         // The check the run makes before writing: a run doomed by its values is shown as failing.
-        const doomed = dataflow.format.type === 'parquet' ? await checkParquetTypes(selected.rows).then(() => null, (e: unknown) => e) : null;
+        const doomed = await formatOf(dataflow.format).check(selected.rows).then(() => null, (e: unknown) => e);
         if (doomed) {
           if (!(doomed instanceof BadInputError)) throw doomed;
           report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} (${run.reason}) would fail with exit 4: ${messageOf(doomed)}` });
@@ -105,9 +105,7 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
         await dropRun(selected);
       }
       const names = resolveRunNames(dataflow, run);
-      const rowsWritten = selected.counts.rowsWritten;
-      const empty = rowsWritten === 0;
-      const parts = empty ? (dataflow.format.emptyExport === 'skip' ? 0 : 1) : Math.ceil(rowsWritten / dataflow.format.maxRowsPerFile);
+      const parts = countParts(dataflow.format, selected.counts.rowsWritten);
       report.runs.push({
         runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
         snapshotId: run.snapshot.snapshotId, selection: run.selection.kind, reason: run.reason, resumed: run.resumed,

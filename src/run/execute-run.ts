@@ -32,7 +32,8 @@ import { crashPoint } from './crash-points.js';
 import { fileSystemErrorOf } from '../storage/local.js';
 import { resolveRunNames } from './run-names.js';
 import { writeParts, type WrittenPart } from '../writers/write-parts.js';
-import { encryptWrittenPart, type PartEncryption } from '../writers/encrypt-part.js';
+import { formatOf } from '../writers/formats.js';
+import { ENCRYPTED_CONTENT_TYPE, encryptWrittenPart, type PartEncryption } from '../writers/encrypt-part.js';
 
 export interface RunContext {
   dataflow: Dataflow;
@@ -98,6 +99,7 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
   const counts: RunCounts = selected.counts;
 
   const keyOf = names.partKey;
+  const contentType = formatOf(dataflow.format).contentType[dataflow.format.compression];
   const { encryption } = ctx;
   // Encrypted: the plain parts are written into the run's scratch folder (never to the
   // destination), and each is encrypted into the destination's staging right before it is published.
@@ -112,7 +114,7 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
   for (const part of written) {
     const key = keyOf(part.partNumber);
     const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key)) : part;
-    await destination.publish(staged.path, key);
+    await destination.publish(staged.path, key, encryption ? ENCRYPTED_CONTENT_TYPE : contentType);
     parts.push(staged);
     crashPoint('after-part');
   }

@@ -1,9 +1,10 @@
 // Where one run's files go: folder, base name, extension and each part's key, all from the
 // run's logical time (README "Files, names and the manifest"). Used by the run itself and by `audex plan`.
 import type { Dataflow } from '../config/schema.js';
-import { ENCRYPTED_SUFFIX, fileExtension, partFileName, resolveBaseName, resolveRelativeDir } from '../naming/names.js';
+import { ENCRYPTED_SUFFIX, partFileName, resolveBaseName, resolveRelativeDir } from '../naming/names.js';
 import type { PlannedRun } from '../plan/plan-runs.js';
 import { joinKey } from '../storage/backend.js';
+import { formatOf } from '../writers/formats.js';
 
 export interface RunNames {
   folder: string;
@@ -33,7 +34,7 @@ export function resolveRunNames(dataflow: Dataflow, run: PlannedRun): RunNames {
   };
   const folder = resolveRelativeDir(dataflow.folderPath, names);
   const baseName = resolveBaseName(dataflow.fileName, names);
-  const ext = fileExtension(dataflow.format.type, dataflow.format.compression) + (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
+  const ext = formatOf(dataflow.format).extension[dataflow.format.compression] + (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
   const manifest = manifestName(dataflow.id, run.runId);
   return {
     folder, baseName, ext,

@@ -26,8 +26,8 @@ export interface StorageBackend {
   listFolders(prefix: string): Promise<string[]>;
   /** A local path to write the content of `key` to before it is published. */
   stage(key: string): Promise<string>;
-  /** Makes a staged file visible under `key` in one step. */
-  publish(staged: string, key: string): Promise<void>;
+  /** Makes a staged file visible under `key` in one step; `contentType` where the store keeps one (S3). */
+  publish(staged: string, key: string, contentType?: string): Promise<void>;
   /**
    * Removes staged files left by an interrupted run in `folder` whose final names start
    * with one of `names` (a run only cleans up after itself: other dataflows may be

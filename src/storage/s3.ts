@@ -113,12 +113,12 @@ export class S3Storage implements LockableStorage {
     });
   }
 
-  private writeParams(key: string): Omit<PutObjectCommandInput, 'Body'> {
+  private writeParams(key: string, type = contentType(key)): Omit<PutObjectCommandInput, 'Body'> {
     const { sse, kmsKeyId } = this.options.s3;
     return {
       Bucket: this.bucket,
       Key: this.fullKey(key),
-      ContentType: contentType(key),
+      ContentType: type,
       ...(sse ? { ServerSideEncryption: sse } : {}),
       ...(sse === 'aws:kms' && kmsKeyId ? { SSEKMSKeyId: kmsKeyId } : {}),
     };
@@ -236,12 +236,12 @@ export class S3Storage implements LockableStorage {
     return file;
   }
 
-  async publish(staged: string, key: string): Promise<void> {
+  async publish(staged: string, key: string, type?: string): Promise<void> {
     try {
       const Upload = await loadUpload();
       const upload = new Upload({
         client: await this.client(),
-        params: { ...this.writeParams(key), Body: createReadStream(staged) },
+        params: { ...this.writeParams(key, type), Body: createReadStream(staged) },
         partSize: Math.max(5 * MiB, this.options.partSize ?? DEFAULT_PART_SIZE),
         queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
         // Aborted below, so that a store that cannot abort (s3rver: 405) does not hide the real error.
@@ -370,6 +370,7 @@ function normalizeKey(key: string): string {
   return key.replace(/\/+/g, '/').replace(/^\/|\/$/g, '');
 }
 
+/** For objects published without a content type of their own (manifests, state): by the key's ending. */
 function contentType(key: string): string {
   if (key.endsWith('.json')) return 'application/json';
   if (key.endsWith('.csv')) return 'text/csv';

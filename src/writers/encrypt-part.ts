@@ -13,6 +13,9 @@ import { pipeline } from 'node:stream/promises';
 import type { PublicKey } from 'openpgp';
 import type { WrittenPart } from './write-parts.js';
 
+/** An encrypted part is a binary OpenPGP message, whatever its format. */
+export const ENCRYPTED_CONTENT_TYPE = 'application/octet-stream';
+
 export interface PartEncryption {
   /** The recipient's public key, checked by loadEncryptionKey (config/load-encryption-key.ts). */
   key: PublicKey;

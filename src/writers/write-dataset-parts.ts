@@ -12,12 +12,9 @@
 import { copyFile, rename, rm } from 'node:fs/promises';
 import { BadInputError } from '../errors.js';
 import {
-  dropTableSql, firstLine, parquetJsonLinesSql, parquetPartSql, parquetSource, rowRangeSql, rowsTableSql,
-  type CopyFormat, type ReadBatches, type ScannedBatchFile,
-} from '../engine/copy-batches.js';
-import { forEachLine } from '../engine/scan-lines.js';
-import { isBlankLine } from '../engine/scan-records.js';
-import type { Engine } from '../engine/session.js';
+  dropTableSql, firstLine, forEachLine, isBlankLine, parquetJsonLinesSql, parquetPartSql, parquetSource, rowRangeSql, rowsTableSql,
+  type CopyFormat, type Engine, type ReadBatches, type ScannedBatchFile,
+} from '../engine/render-parts.js';
 import { describeFile, TextPart, type WrittenPart } from './write-parts.js';
 
 const CR = 0x0d;
