@@ -20,8 +20,9 @@
 //   only inside the load query (the `src` CTE, from either reader):
 //     k_type     the JSON type of the key (a key must be a string or a number)
 //     m<i>       audience i has a membership entry in the record (for e<i>)
-//     idj        the namespace's ids as JSON values, before the checks that make `ids`
+//     idv        the namespace's ids as text, before the checks that make `ids`
 //     id_missing an identity entry has no scalar "id"
+//     _root_<r>  the values of several attribute paths under top-level field r, extracted in one parse (split into a<j>)
 //     _entry_errors  reasons the line scanner stamped on a record's entries, per audience id (JSON object)
 //   <table>_parts (TEMP): path, name, ord — each part's local path, its name for messages, its place in part order
 //   <table>_parquet_schema (TEMP, dropped): an empty table with the Parquet parts' unified columns, to resolve paths

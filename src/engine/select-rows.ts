@@ -24,7 +24,7 @@
 //   whose s_status/s_qtime/s_ids and b_status/b_qtime/b_ids are each side's values):
 //     k, status, qtime, ids   the profile and the membership values this run uses
 //     kind                    'member' | 'exit' | 'retained' | 'unread' (see candidatesSql)
-//     a<j>                    attribute values (JSON), only where they can be written or ranked
+//     a<j>                    attribute values (JSON), only where they can be written or make a retained member's dedup key
 //   <output>_valued (alias `v`): the candidates with
 //     ok                      every mandatory field is present
 //     j<i>                    column i's value as JSON, transforms applied (identity columns NULL here)
