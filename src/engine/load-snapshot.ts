@@ -40,6 +40,7 @@ import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './sc
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 import { describeTypeConflict } from './describe-type-conflict.js';
 import type { PartFile } from '../snapshots/part-file.js';
+import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
 
 /** Re-exported for the engine's callers; the type belongs to the snapshot side. */
 export type { PartFile } from '../snapshots/part-file.js';
@@ -82,6 +83,9 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
   const create = (json: PartFile[], objectSize: number, scanned: boolean) =>
     engine.run(createTableSql(shape, options.table, json, parquet, parquetRead, objectSize, scanned));
 
+  // Checked while the engine reads (its reader does not see a gzip part cut short).
+  const whole = verifyGzipParts(ndjson);
+  whole.catch(() => undefined);
   const scanned: BadRecord[] = [];
   let readable = parts;
   let needScan = false;
@@ -96,6 +100,7 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     if (ndjson.length === 0 || isAudexSqlError(error)) throw await unreadableParquet(engine, error, parquet, probe, parts);
     needScan = true;
   }
+  await whole;
   if (needScan) {
     const clean: PartFile[] = [];
     const seen = new Map<string, string>();

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { constants, deflateRawSync, gzipSync } from 'node:zlib';
 import { createWorkspace, crmConfig, prof, type Workspace } from '../helpers/harness.js';
 
 let ws: Workspace;
@@ -17,10 +17,18 @@ function writeSnapshot(parts: Record<string, Buffer | string>): void {
   writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: 'snap-broken', evaluatedAt: '2026-11-22T05:00:00Z', audiences: [{ id: 'aud-vip', name: 'VIP Customers' }] }));
 }
 
+/** A gzip part cut right after a flush: its text ends on a line break, with no end of stream and no trailer. */
+function gzipCutAtLineEnd(text: string): Buffer {
+  const header = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03]);
+  return Buffer.concat([header, deflateRawSync(text, { finishFlush: constants.Z_SYNC_FLUSH })]);
+}
+
 describe('an unreadable snapshot part', () => {
   it.each([
     ['a .parquet part that is not Parquet', { 'part-00000.parquet': 'these bytes are not a Parquet file\n' }],
     ['a .ndjson.gz part cut short', { 'part-00000.ndjson.gz': gzipSync(`${JSON.stringify(prof('p-1'))}\n`.repeat(2000)).subarray(0, 400) }],
+    ['a .ndjson.gz part cut before its first line', { 'part-00000.ndjson.gz': gzipSync(`${JSON.stringify(prof('p-1'))}\n`.repeat(200)).subarray(0, 60) }],
+    ['a .ndjson.gz part cut where its text ends on a line break', { 'part-00000.ndjson.gz': gzipCutAtLineEnd(`${JSON.stringify(prof('p-1'))}\n${JSON.stringify(prof('p-2'))}\n`) }],
   ])('%s fails the run with exit 4 and says which part, not "please report"', async (_what, parts) => {
     ws = createWorkspace();
     writeSnapshot(parts);
