@@ -244,7 +244,7 @@ export async function selectRows(
   const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(shape, c, 'c')} AS j${i}`));
   await engine.run(`CREATE OR REPLACE TABLE ${valued} AS
     SELECT c.k, c.kind, c.status, c.qtime, c.ids,
-      ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
+      ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok, FALSE AS lost,
       ${profileValues.join(', ')}
     FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`);
 
@@ -268,18 +268,19 @@ export async function selectRows(
          FROM keyed v SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
        WHERE r > 1`
     : `SELECT NULL::VARCHAR AS k WHERE FALSE`;
-  const keyed = dedup ? `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'),` : '';
+  const keyed = `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained')`;
+  // Members that lose a dedup key are marked in place: the rows keep their order.
+  if (dedup) await engine.run(`UPDATE ${valued} SET lost = TRUE WHERE k IN (WITH ${keyed} ${losers})`);
   const exitsWritten = shape.statusMapped ? 'TRUE' : 'FALSE';
   const idColumn = cols.findIndex((c) => c.ref.kind === 'identity');
   const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(shape, c, 'x')} AS j${i}` : `x.j${i}`));
-  await engine.run(`CREATE OR REPLACE TABLE ${ident(output)} AS
-    WITH ${keyed} losers AS (${losers}),
-    kept AS (
+  const explode = (from: string) => `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
+  const diffRowsSql = `CREATE OR REPLACE TABLE ${ident(output)} AS
+    WITH kept AS (
       SELECT v.* FROM ${valued} v
-      WHERE (v.kind = 'member' AND v.ok AND v.k NOT IN (SELECT k FROM losers))
+      WHERE (v.kind = 'member' AND v.ok AND NOT v.lost)
          OR (v.kind = 'exit' AND ${exitsWritten})),
-    exploded AS (
-      SELECT kept.*, unnest(CASE WHEN len(kept.ids) = 0 THEN [NULL::VARCHAR] ELSE kept.ids END) AS id FROM kept),
+    exploded AS (${explode('kept')}),
     -- An exit must not remove an id that a member the destination keeps still holds.
     exit_ids AS (SELECT DISTINCT id FROM exploded WHERE kind = 'exit' AND id IS NOT NULL),
     held AS (
@@ -288,7 +289,23 @@ export async function selectRows(
     SELECT x.k, x.kind, ${finalValues.join(', ')}
     FROM exploded x
     WHERE NOT (x.kind = 'exit' AND x.id IS NOT NULL AND x.id IN (SELECT id FROM held))
-    ORDER BY x.k, x.id`);
+    ORDER BY x.k, x.id`;
+  // A full selection has members only: no exit, so no id held back; a filter and the id
+  // explosion, which keep the rows' order.
+  const fullRowsSql = (sorted: boolean) => `CREATE OR REPLACE TABLE ${ident(output)} AS
+    SELECT x.k, x.kind, ${finalValues.join(', ')}
+    FROM (${explode(`(SELECT * FROM ${valued} WHERE kind = 'member' AND ok AND NOT lost)`)}) x
+    ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
+  // Rows go out ordered by profile key, then id. A full selection from a snapshot whose rows
+  // already come in key order keeps that order (a filter and the id explosion do not move
+  // rows, and each profile's ids are sorted at load), so it skips the sort; the result is
+  // checked, and sorted after all if the engine moved a row.
+  if (selection.kind === 'diff') await engine.run(diffRowsSql);
+  else {
+    const presorted = await inKeyOrder(engine, `${output}_valued`);
+    await engine.run(fullRowsSql(!presorted));
+    if (presorted && !(await inKeyOrder(engine, output))) await engine.run(fullRowsSql(true));
+  }
 
   const [row] = await engine.all<Record<string, string>>(`SELECT
       count(*) FILTER (WHERE kind IN ('member', 'exit'))::VARCHAR AS received,
@@ -310,6 +327,14 @@ export async function selectRows(
     exitsOmitted,
     exitsWritten: Number(row?.['exits_written'] ?? 0),
   };
+}
+
+/** Whether the table's rows, in table order, have non-decreasing profile keys. */
+async function inKeyOrder(engine: Engine, table: string): Promise<boolean> {
+  const [row] = await engine.all<{ n: string }>(
+    `SELECT count(*)::VARCHAR AS n FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS previous FROM ${ident(table)}) WHERE previous > k`,
+  );
+  return Number(row?.n ?? 0) === 0;
 }
 
 /**
