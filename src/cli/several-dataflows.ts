@@ -82,18 +82,16 @@ export function printEntries(entries: DataflowEntry[], json: boolean, reporter: 
 
 /**
  * The entry of plan, status and validate: one config (a file) runs the command as
- * before; several (repeated --config, or a folder) run it per dataflow. `check` parses the
- * flags once, before any dataflow, so a bad flag is one usage error.
+ * before; several (repeated --config, or a folder) run it per dataflow. The flags were
+ * parsed once already, with argv (program.ts), so a bad flag is one usage error.
  */
 export async function forEachConfig<F extends { config: string | string[]; json?: boolean }>(
   command: string,
   flags: F,
   reporter: Reporter,
   one: (flags: F & { config: string }, reporter: Reporter) => Promise<number>,
-  check: () => void = () => {},
 ): Promise<number> {
   const { files, several } = await resolveConfigPaths(flags.config);
   if (!several) return one({ ...flags, config: files[0]! }, reporter);
-  check();
   return runPerDataflow(command, files, Boolean(flags.json), reporter, (file, sub) => one({ ...flags, config: file }, sub));
 }

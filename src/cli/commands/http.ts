@@ -20,17 +20,17 @@ import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
 import type { AudienceStatus } from './status.js';
-import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
 
+/** The flags of run, plan, status, validate and redrive (program.ts parses and types them). */
 interface CommonFlags {
   config: string;
-  at?: string;
+  at?: Date;
   snapshot?: string;
   json?: boolean;
-  maxBadRecords?: string;
+  maxBadRecords?: number;
   memoryLimit?: string;
   lock?: boolean;
-  showMessages?: string;
+  showMessages?: number;
 }
 
 export function refuseExportNow(config: LoadedHttpConfig): never {
@@ -40,10 +40,10 @@ export function refuseExportNow(config: LoadedHttpConfig): never {
 }
 
 export async function httpRunCommand(config: LoadedHttpConfig, flags: CommonFlags, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
-  const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords ?? '0');
+  const now = flags.at ?? new Date();
+  const maxBadRecords = flags.maxBadRecords ?? 0;
   const result = await invokeHttp({
-    config, now, maxBadRecords, pinnedSnapshot: flags.snapshot, memoryLimit: parseMemoryLimit(flags.memoryLimit), lock: flags.lock !== false,
+    config, now, maxBadRecords, pinnedSnapshot: flags.snapshot, memoryLimit: flags.memoryLimit, lock: flags.lock !== false,
     progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
   });
   if (flags.json) reporter.out(JSON.stringify({ dataflowId: result.dataflowId, at: result.at, runs: result.runs }, null, 2));
@@ -64,9 +64,9 @@ export async function httpRunCommand(config: LoadedHttpConfig, flags: CommonFlag
 }
 
 export async function httpPlanCommand(config: LoadedHttpConfig, flags: CommonFlags, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
-  const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords ?? '0');
-  const show = flags.showMessages === undefined ? 0 : parseCount('--show-messages', flags.showMessages);
+  const now = flags.at ?? new Date();
+  const maxBadRecords = flags.maxBadRecords ?? 0;
+  const show = flags.showMessages ?? 0;
   const { dataflow } = config;
   const { source, state: storage } = openHttpLocations(config);
   const snapshots = await listSnapshots(source);
@@ -76,7 +76,7 @@ export async function httpPlanCommand(config: LoadedHttpConfig, flags: CommonFla
   const plan = planHttpRuns(dataflow, snapshots, cursor, pending, now, flags.snapshot);
   const runs: Record<string, unknown>[] = [];
   const scratchDir = await createScratchDir('plan');
-  const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: parseMemoryLimit(flags.memoryLimit) });
+  const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: flags.memoryLimit });
   try {
     let mappedAt = cursor?.mappedAt;
     let baseTable: string | null = null;
@@ -134,7 +134,7 @@ export async function httpPlanCommand(config: LoadedHttpConfig, flags: CommonFla
 }
 
 export async function httpStatusCommand(config: LoadedHttpConfig, flags: CommonFlags, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
+  const now = flags.at ?? new Date();
   const { dataflow } = config;
   const { state: storage } = openHttpLocations(config);
   const state = new StateStore(storage);

@@ -3,13 +3,11 @@
 import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../errors.js';
+import type { CommandOptions } from '../program.js';
 import type { Reporter } from '../reporter.js';
 import { initDatasets } from './init-datasets.js';
 
-export interface InitFlags {
-  dir: string;
-  datasets?: boolean;
-}
+export type InitFlags = CommandOptions<'init'>;
 
 const CONFIG_NAME = 'audex.yaml';
 const SNAPSHOT_ID = 'sample-20260101';

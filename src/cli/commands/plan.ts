@@ -3,29 +3,20 @@ import { loadConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import { dryRun, type PlanReport } from '../../run/dry-run.js';
 import type { Reporter } from '../reporter.js';
-import { checkEngineFlags, parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 import { forEachConfig } from '../several-dataflows.js';
 import { formatCounts } from './run.js';
 import { planDatasets } from './datasets.js';
 
-export interface PlanFlags {
-  config: string | string[];
-  at?: string;
-  snapshot?: string;
-  json?: boolean;
-  maxBadRecords: string;
-  memoryLimit?: string;
-  showMessages?: string;
-}
+export type PlanFlags = CommandOptions<'plan'>;
 
 export async function planCommand(flags: PlanFlags, reporter: Reporter): Promise<number> {
-  return forEachConfig('plan', flags, reporter, planOne, () => checkEngineFlags(flags));
+  return forEachConfig('plan', flags, reporter, planOne);
 }
 
 async function planOne(flags: PlanFlags & { config: string }, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
-  const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
-  const memoryLimit = parseMemoryLimit(flags.memoryLimit);
+  const now = flags.at ?? new Date();
+  const { maxBadRecords, memoryLimit } = flags;
   const config = await loadConfig(flags.config);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'datasets') return planDatasets(config, { now, maxBadRecords, memoryLimit, json: flags.json }, reporter);

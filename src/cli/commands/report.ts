@@ -6,24 +6,18 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { resolveConfigPaths } from '../../config/config-paths.js';
 import { loadConfig } from '../../config/load.js';
-import { ConfigError, StorageError, exitCodeOf, messageOf } from '../../errors.js';
+import { StorageError, exitCodeOf, messageOf } from '../../errors.js';
 import { renderReport, type ReportDataflow } from '../../report/render-report.js';
 import { openLocations } from '../../run/prepare.js';
 import { readLockHolder } from '../../state/lock.js';
 import { StateStore } from '../../state/state-store.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 import { readAudienceStatuses } from './status.js';
 import { readHttpAudienceStatus } from './http.js';
 import { openHttpLocations } from '../../run/http-build.js';
 
-export interface ReportFlags {
-  config: string[];
-  since?: string;
-  out: string;
-  at?: string;
-  json?: boolean;
-}
+export type ReportFlags = CommandOptions<'report'>;
 
 /** uPlot's minified script and stylesheet, inlined into the page (no network needed to view it). */
 async function readChartLibrary(): Promise<{ script: string; style: string }> {
@@ -50,13 +44,8 @@ export async function reportCommand(flags: ReportFlags, reporter: Reporter): Pro
 }
 
 async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
-  let since: Date | null = null;
-  try {
-    since = flags.since === undefined ? null : parseAt(flags.since, () => new Date(0));
-  } catch {
-    throw new ConfigError(`--since ${flags.since}: not an ISO 8601 time; use e.g. 2026-11-01 or 2026-11-20T05:00:00Z`);
-  }
+  const now = flags.at ?? new Date();
+  const since = flags.since ?? null;
   const configs = [];
   for (const file of (await resolveConfigPaths(flags.config)).files) configs.push(await loadConfig(file));
   const dataflows: ReportDataflow[] = [];

@@ -14,15 +14,9 @@ import { resetAudience } from '../../state/reset-audience.js';
 import { acquireLock, NO_LOCK, type Lease } from '../../state/lock.js';
 import { StateStore } from '../../state/state-store.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 
-export interface ResetFlags {
-  config: string;
-  audience: string;
-  to?: string;
-  at?: string;
-  json?: boolean;
-}
+export type ResetFlags = CommandOptions<'reset'>;
 
 export async function resetCommand(flags: ResetFlags, reporter: Reporter): Promise<number> {
   try {
@@ -35,7 +29,7 @@ export async function resetCommand(flags: ResetFlags, reporter: Reporter): Promi
 }
 
 async function resetOne(flags: ResetFlags, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
+  const now = flags.at ?? new Date();
   const config = await loadConfig(flags.config);
   if (config.kind === 'datasets') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets (${config.file}); audex reset is for incremental audiences`);
   if (config.kind === 'http') throw new ConfigError(`dataflow ${config.dataflow.id} sends to an HTTP endpoint (${config.file}); audex reset is for incremental file audiences`);

@@ -6,27 +6,18 @@ import { ConfigError, asAudexError, type AudexError } from '../../errors.js';
 import { invokeEach, type FailedInvocation, type InvocationResult } from '../../run/invoke.js';
 import type { Reporter } from '../reporter.js';
 import { exitCodeOfOutcomes, mostSevere } from '../exit-codes.js';
-import { parseAt, parseCount, parseMemoryLimit } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 import { captureDataflow, printEntries, type DataflowEntry } from '../several-dataflows.js';
 import { formatDatasetSummary } from './datasets.js';
 
-export interface RunFlags {
-  config: string | string[];
-  at?: string;
-  snapshot?: string;
-  json?: boolean;
-  maxBadRecords: string;
-  memoryLimit?: string;
-  audience?: string[];
-  lock?: boolean;
-}
+export type RunFlags = CommandOptions<'run'> | CommandOptions<'export-now'>;
 
 /** What every dataflow of one invocation shares. */
 interface RunRequest {
   command: 'run' | 'export-now';
   now: Date;
   maxBadRecords: number;
-  memoryLimit: string | undefined;
+  memoryLimit: string;
   flags: RunFlags;
 }
 
@@ -35,9 +26,8 @@ type Invoked = InvocationResult | FailedInvocation;
 type FileConfig = Exclude<AnyLoadedConfig, { kind: 'http' }>;
 
 export async function runCommand(command: 'run' | 'export-now', flags: RunFlags, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
-  const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
-  const memoryLimit = parseMemoryLimit(flags.memoryLimit);
+  const now = flags.at ?? new Date();
+  const { maxBadRecords, memoryLimit } = flags;
   const request: RunRequest = { command, now, maxBadRecords, memoryLimit, flags };
   const { files, several } = await resolveConfigPaths(flags.config);
   if (several) return runSeveral(request, files, reporter);
@@ -68,7 +58,8 @@ async function invokeDataflows(configs: FileConfig[], request: RunRequest, repor
     progress: (m: string) => reporter.progress(say(config)(m)), warn: (m: string) => reporter.warn(say(config)(m)),
   });
   const audiences = configs.filter((c): c is LoadedConfig => c.kind !== 'datasets');
-  const invoked = await invokeEach(audiences.map((config) => ({ config, command, audienceIds: flags.audience, pinnedSnapshot: flags.snapshot, ...common(config) })));
+  const audienceIds = 'audience' in flags ? flags.audience : undefined;
+  const invoked = await invokeEach(audiences.map((config) => ({ config, command, audienceIds, pinnedSnapshot: flags.snapshot, ...common(config) })));
   audiences.forEach((config, i) => results.set(config, invoked[i]!));
   for (const config of configs) {
     if (config.kind !== 'datasets') continue;

@@ -1,30 +1,16 @@
 // `audex runs`: the run history, newest first, filterable.
 import { loadConfig } from '../../config/load.js';
 import { openHttpLocations } from '../../run/http-build.js';
-import { ConfigError } from '../../errors.js';
 import { openLocations } from '../../run/prepare.js';
 import { StateStore } from '../../state/state-store.js';
-import type { RunRecord, RunStatus } from '../../state/records.js';
+import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
-import { parseAt, parseCount } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 
-export interface RunsFlags {
-  config: string;
-  audience?: string[];
-  since?: string;
-  status?: string;
-  limit: string;
-  json?: boolean;
-}
-
-const STATUSES = ['success', 'failed', 'skipped', 'reset'];
+export type RunsFlags = CommandOptions<'runs'>;
 
 export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise<number> {
-  const limit = parseCount('--limit', flags.limit, 1);
-  const since = flags.since === undefined ? null : parseAt(flags.since, () => new Date(0), '--since');
-  if (flags.status !== undefined && !STATUSES.includes(flags.status)) {
-    throw new ConfigError(`--status ${flags.status}: expected one of ${STATUSES.join(', ')}`);
-  }
+  const { limit, since } = flags;
   const config = await loadConfig(flags.config);
   reporter.context['dataflowId'] = config.dataflow.id;
   // Only the records shown are read: the newest month folders first, filtered on names.
@@ -32,7 +18,7 @@ export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise
     limit,
     ...(since ? { since } : {}),
     ...(flags.audience ? { audienceId: flags.audience } : {}),
-    ...(flags.status ? { status: flags.status as RunStatus } : {}),
+    ...(flags.status ? { status: flags.status } : {}),
   });
   reporter.out(flags.json ? JSON.stringify({ dataflowId: config.dataflow.id, runs }, null, 2) : formatRuns(runs));
   return 0;

@@ -9,15 +9,11 @@ import { audienceTag, stateKeys, type HistoryEntry } from '../../state/keys.js';
 import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
-import { checkEngineFlags, parseAt } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 import { forEachConfig } from '../several-dataflows.js';
 import { statusDatasets } from './datasets.js';
 
-export interface StatusFlags {
-  config: string | string[];
-  at?: string;
-  json?: boolean;
-}
+export type StatusFlags = CommandOptions<'status'>;
 
 export interface AudienceStatus {
   audienceId: string;
@@ -91,11 +87,11 @@ async function readStateSize(state: StateStore, audienceId: string, cursorSizes:
 }
 
 export async function statusCommand(flags: StatusFlags, reporter: Reporter): Promise<number> {
-  return forEachConfig('status', flags, reporter, statusOne, () => checkEngineFlags({ at: flags.at }));
+  return forEachConfig('status', flags, reporter, statusOne);
 }
 
 async function statusOne(flags: StatusFlags & { config: string }, reporter: Reporter): Promise<number> {
-  const now = parseAt(flags.at, () => new Date());
+  const now = flags.at ?? new Date();
   const config = await loadConfig(flags.config);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
   if (config.kind === 'datasets') return statusDatasets(config, { now, json: flags.json }, reporter);

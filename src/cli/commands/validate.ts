@@ -5,27 +5,21 @@ import path from 'node:path';
 import { loadConfig, type LoadedConfig } from '../../config/load.js';
 import { loadEncryptionKey } from '../../config/load-encryption-key.js';
 import type { Dataflow } from '../../config/schema.js';
-import { badRecordsFor, loadSnapshot, type PartFile } from '../../engine/load-snapshot.js';
+import { badRecordsFor, loadSnapshot } from '../../engine/load-snapshot.js';
 import { activeMembersSql } from '../../engine/select-rows.js';
 import { openEngine } from '../../engine/session.js';
 import { buildShape } from '../../engine/shape.js';
 import { BadInputError, ConfigError, messageOf } from '../../errors.js';
 import { findTemplateProblems, findTimeResolution, TIME_LEVELS, type TimeLevel } from '../../naming/names.js';
-import { openLocations } from '../../run/prepare.js';
-import { listParts, listSnapshots, pickSnapshot, type BrokenSnapshot, type SnapshotInfo } from '../../snapshots/list-snapshots.js';
+import { fetchParts, openLocations } from '../../run/prepare.js';
+import { listSnapshots, pickSnapshot, type BrokenSnapshot, type SnapshotInfo } from '../../snapshots/list-snapshots.js';
 import type { Reporter } from '../reporter.js';
-import { checkEngineFlags, parseCount, parseMemoryLimit } from '../parse-options.js';
+import type { CommandOptions } from '../program.js';
 import { forEachConfig } from '../several-dataflows.js';
 import { createScratchDir } from '../../storage/staging.js';
 import { validateDatasets } from './datasets.js';
 
-export interface ValidateFlags {
-  config: string | string[];
-  snapshot?: string;
-  json?: boolean;
-  maxBadRecords: string;
-  memoryLimit?: string;
-}
+export type ValidateFlags = CommandOptions<'validate'>;
 
 interface SnapshotCheck {
   snapshotId: string;
@@ -89,12 +83,11 @@ export function configWarnings(dataflow: Dataflow): string[] {
 }
 
 export async function validateCommand(flags: ValidateFlags, reporter: Reporter): Promise<number> {
-  return forEachConfig('validate', flags, reporter, validateOne, () => checkEngineFlags(flags));
+  return forEachConfig('validate', flags, reporter, validateOne);
 }
 
 async function validateOne(flags: ValidateFlags & { config: string }, reporter: Reporter): Promise<number> {
-  const maxBadRecords = parseCount('--max-bad-records', flags.maxBadRecords);
-  const memoryLimit = parseMemoryLimit(flags.memoryLimit);
+  const { maxBadRecords, memoryLimit } = flags;
   const loaded = await loadConfig(flags.config);
   if (loaded.kind === 'datasets') {
     Object.assign(reporter.context, { config: loaded.file, dataflowId: loaded.dataflow.id });
@@ -190,8 +183,7 @@ async function checkSnapshot(
   const scratchDir = await createScratchDir('validate');
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit });
   try {
-    const parts: PartFile[] = [];
-    for (const part of await listParts(source, info)) parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
+    const parts = await fetchParts(source, info, scratchDir);
     reporter.progress(`reading snapshot ${info.snapshotId} (${parts.length} part(s))`);
     const loaded = await loadSnapshot(engine, shape, parts, { table: 'snap', scratchDir });
     const [members] = await engine.all<Record<string, string>>(activeMembersSql(shape, 'snap'));
