@@ -11,15 +11,17 @@ import type { LockableStorage } from '../../src/storage/backend.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { S3Storage } from '../../src/storage/s3.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 let s3: S3Test;
+
+const s3Server = useS3Server(['contract']);
 let proxyClient: S3Client;
 const temp = mkdtempSync(path.join(tmpdir(), 'audex-contract-'));
 let counter = 0;
 
 beforeAll(async () => {
-  s3 = await startS3(['contract']);
+  s3 = await s3Server();
   proxyClient = new S3Client({
     region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
@@ -29,7 +31,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   proxyClient?.destroy();
-  await s3?.stop();
   rmSync(temp, { recursive: true, force: true });
 });
 

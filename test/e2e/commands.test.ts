@@ -352,13 +352,13 @@ describe.concurrent('operator commands', () => {
     it('writes a starter config and sample snapshot that validate and run accept; a second init changes nothing', async () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'audex-init-'));
       dirs.push(dir);
-      const init = ok(await runCli(['init'], dir));
+      const init = ok(await runCli(['init'], { cwd: dir }));
       expect(listFiles(dir)).toEqual(['audex.yaml', 'snapshots/sample-20260101/_snapshot.json', 'snapshots/sample-20260101/profiles/part-00000.ndjson']);
       expect(readFileSync(path.join(dir, 'audex.yaml'), 'utf8')).toMatch(/^#/m); // commented
       expect(init.stdout).toContain('audex.yaml');
 
-      ok(await runCli(['validate', '--config', 'audex.yaml', '--snapshot', 'sample-20260101'], dir));
-      const run = ok(await runCli(['run', '--config', 'audex.yaml', '--at', '2026-11-20T07:00:00Z', '--json'], dir)).json();
+      ok(await runCli(['validate', '--config', 'audex.yaml', '--snapshot', 'sample-20260101'], { cwd: dir }));
+      const run = ok(await runCli(['run', '--config', 'audex.yaml', '--at', '2026-11-20T07:00:00Z', '--json'], { cwd: dir })).json();
       expect(run.runs.map((r) => r.status)).toEqual(['success']);
       const written = listFiles(dir).filter((f) => f.endsWith('.csv.gz'));
       expect(written).toHaveLength(1);
@@ -367,7 +367,7 @@ describe.concurrent('operator commands', () => {
       expect(run.runs[0]!.counts.rowsWritten).toBeGreaterThan(0);
 
       const before = tree(dir);
-      const again = await runCli(['init'], dir);
+      const again = await runCli(['init'], { cwd: dir });
       expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/already exists/);
       expect(tree(dir)).toEqual(before);
@@ -377,7 +377,7 @@ describe.concurrent('operator commands', () => {
   // ---------------------------------------------------------------------------------------
   describe('audex schema', () => {
     it('prints a draft 2020-12 JSON Schema covering every key of the README example config', async () => {
-      const r = ok(await runCli(['schema'], ROOT));
+      const r = ok(await runCli(['schema'], { cwd: ROOT }));
       const schema = JSON.parse(r.stdout) as { $schema: string; type: string; properties: Record<string, { properties?: Record<string, unknown>; items?: { properties?: Record<string, unknown> } }> };
       expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
       expect(schema.type).toBe('object');
@@ -398,7 +398,7 @@ describe.concurrent('operator commands', () => {
   // ---------------------------------------------------------------------------------------
   describe('--help', () => {
     it.concurrent.each(['run', 'export-now', 'plan', 'status', 'runs', 'validate', 'init', 'schema'])('audex %s --help exits 0 with examples', async (command) => {
-      const r = ok(await runCli([command, '--help'], ROOT));
+      const r = ok(await runCli([command, '--help'], { cwd: ROOT }));
       expect(r.stdout).toContain(`Usage: audex ${command}`);
       expect(r.stdout).toContain('Examples');
       expect(r.stdout).toContain(`$ audex ${command}`);

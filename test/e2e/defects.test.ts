@@ -1,7 +1,7 @@
 // Defects found by using audex end to end as a demanding data engineer would (issue
 // "Exact data at the destination"), each pinned through the real CLI on tiny snapshots.
 import { describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -10,12 +10,12 @@ import path from 'node:path';
 import { stateKeys } from '../../src/state/keys.js';
 import {
   addSnapshot,
-  BIN,
   crmConfig,
   prof,
   readCsv,
   readJsonLines,
   readParquet,
+  runCli,
   trackWorkspaces,
   vip,
   type CliResult,
@@ -530,15 +530,8 @@ const canMount = (() => {
 
 function audexOnMount(ws: Workspace, mountPoint: string, options: string, args: string[]): Promise<CliResult> {
   const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  const script = `mount -t tmpfs -o ${options} tmpfs ${quote(mountPoint)} && exec ${[process.execPath, BIN, ...args].map(quote).join(' ')}`;
-  return new Promise((resolve) => {
-    const child = spawn('unshare', ['-m', 'sh', '-c', script], { cwd: ws.dir });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) as JsonSummary }));
-  });
+  const wrap = (argv: string[]) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o ${options} tmpfs ${quote(mountPoint)} && exec ${argv.map(quote).join(' ')}`];
+  return runCli(args, { cwd: ws.dir, wrap });
 }
 
 describe.skipIf(!canMount)('12: storage errors name the location and say what is wrong', () => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { crmConfig, listFiles, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
 import { keyMaterialSample, startGpg, type Gpg, type TestKey } from '../helpers/gpg.js';
 import { isStagedName } from '../helpers/reliability.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const AT = '2026-11-21T06:00:00Z';
 const KEY_ENV = 'AUDEX_TEST_RECIPIENT_KEY';
@@ -240,11 +240,9 @@ describe('a killed encrypted run, run again', () => {
 
 describe('an encrypted export to S3', () => {
   let s3: S3Test;
+  const s3Server = useS3Server(['exports']);
   beforeAll(async () => {
-    s3 = await startS3(['exports']);
-  });
-  afterAll(async () => {
-    await s3?.stop();
+    s3 = await s3Server();
   });
 
   it('the objects decrypt with gpg to the unencrypted local run; the manifest on S3 lists their sha256', async () => {

@@ -1,12 +1,13 @@
-// A fault-injecting HTTP proxy for the reliability tests, in front of the test S3 server
-// (test/helpers/s3-server.ts: the proxy that enforces conditional writes, then s3rver):
+// The suite's one fault-injecting HTTP proxy, for the S3 tests: the proxy of the test S3
+// server (s3-server.ts) applies these rules first, and the reliability tests start one of
+// their own per test case in front of it (startFaultProxy):
 //
-//   audex → fault proxy (this) → conditional-write proxy → s3rver
+//   audex → fault proxy (startFaultProxy) → test S3 server's proxy (rules, conditional writes) → s3rver
 //
 // One per test case, so cases with faults on shared objects (the snapshot listing, a part)
 // can run side by side. Rules match on method, path AND query (a ListObjectsV2 is
-// `GET /bucket?list-type=2…`, a CompleteMultipartUpload `POST /bucket/key?uploadId=…`,
-// which the path-only faults of s3-server.ts cannot tell apart) and act:
+// `GET /bucket?list-type=2…`, a CompleteMultipartUpload `POST /bucket/key?uploadId=…`)
+// and act:
 //   error          answer an S3 error (status + code) without forwarding;
 //   reset          drop the connection (TCP reset) before forwarding;
 //   stall          hold the request `ms`, then forward it, or drop the connection;
@@ -82,54 +83,66 @@ export interface FaultProxyOptions {
   serialize?: (r: ProxyRequest) => boolean;
 }
 
+/** The request as rules see it. */
+export function toProxyRequest(req: http.IncomingMessage): ProxyRequest {
+  const url = new URL(req.url ?? '/', 'http://proxy');
+  return { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers };
+}
+
+/** The first rule that matches and has acts left, counted as hit; null when none does. */
+export function takeRule(rules: FaultRule[], request: ProxyRequest): FaultRule | null {
+  const hit = rules.find((r) => (r.times === undefined || r.hits < r.times) && r.match(request));
+  if (hit) hit.hits += 1;
+  return hit ?? null;
+}
+
+/** Acts on a request as the rule says (answers, drops or forwards it). */
+export function applyFault(action: FaultAction, req: http.IncomingMessage, res: http.ServerResponse, upstream: string, request: ProxyRequest): void {
+  switch (action.kind) {
+    case 'error': {
+      req.resume();
+      const message = (action.message?.(request) ?? 'injected by the fault proxy').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+      const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${action.code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`;
+      res.writeHead(action.status, { 'content-type': 'application/xml', 'content-length': request.method === 'HEAD' ? 0 : Buffer.byteLength(body) });
+      res.end(request.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    case 'reset':
+      req.resume();
+      drop(req.socket);
+      return;
+    case 'stall':
+      req.pause();
+      setTimeout(() => {
+        if (action.then === 'reset') drop(req.socket);
+        else void forward(req, res, upstream, {});
+      }, action.ms);
+      return;
+    case 'truncate':
+      void forward(req, res, upstream, { truncateAfter: action.afterBytes });
+      return;
+    case 'lose-response':
+      void forward(req, res, upstream, { loseResponse: true });
+      return;
+  }
+}
+
 export async function startFaultProxy(upstream: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const proxy: FaultProxy = { endpoint: '', rules: [], requests: [], close: async () => undefined };
   let queue: Promise<void> = Promise.resolve();
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://proxy');
-    const request: ProxyRequest = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers };
-    const hit = proxy.rules.find((r) => (r.times === undefined || r.hits < r.times) && r.match(request));
+    const request = toProxyRequest(req);
+    const hit = takeRule(proxy.rules, request);
     const accessKeyId = /Credential=([^/,\s]+)/.exec(req.headers.authorization ?? '')?.[1] ?? null;
     proxy.requests.push({ method: request.method, url: req.url ?? '/', fault: hit?.name ?? null, accessKeyId });
     const mapped = accessKeyId === null ? undefined : options.accessKeyIds?.[accessKeyId];
     if (mapped !== undefined) req.headers.authorization = req.headers.authorization!.replace(`Credential=${accessKeyId}/`, `Credential=${mapped}/`);
-    if (!hit) {
-      if (options.serialize?.(request)) {
-        queue = queue.then(() => forward(req, res, upstream, {}));
-        return;
-      }
-      void forward(req, res, upstream, {});
+    if (hit) return applyFault(hit.action, req, res, upstream, request);
+    if (options.serialize?.(request)) {
+      queue = queue.then(() => forward(req, res, upstream, {}));
       return;
     }
-    hit.hits += 1;
-    const action = hit.action;
-    switch (action.kind) {
-      case 'error': {
-        req.resume();
-        const message = (action.message?.(request) ?? 'injected by the fault proxy').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-        const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${action.code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`;
-        res.writeHead(action.status, { 'content-type': 'application/xml', 'content-length': request.method === 'HEAD' ? 0 : Buffer.byteLength(body) });
-        res.end(request.method === 'HEAD' ? undefined : body);
-        return;
-      }
-      case 'reset':
-        req.resume();
-        drop(req.socket);
-        return;
-      case 'stall':
-        req.pause();
-        setTimeout(() => {
-          if (action.then === 'reset') drop(req.socket);
-          else void forward(req, res, upstream, {});
-        }, action.ms);
-        return;
-      case 'truncate':
-        void forward(req, res, upstream, { truncateAfter: action.afterBytes });
-        return;
-      case 'lose-response':
-        void forward(req, res, upstream, { loseResponse: true });
-        return;
-    }
+    void forward(req, res, upstream, {});
   });
   const sockets = new Set<Socket>();
   server.on('connection', (s) => {
@@ -146,7 +159,7 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
 }
 
 /** Forwards a request; resolves once the exchange is over (answered, cut or failed). */
-function forward(req: http.IncomingMessage, res: http.ServerResponse, upstream: string, how: { truncateAfter?: number; loseResponse?: boolean }): Promise<void> {
+export function forward(req: http.IncomingMessage, res: http.ServerResponse, upstream: string, how: { truncateAfter?: number; loseResponse?: boolean } = {}): Promise<void> {
   return new Promise((resolve) => {
     res.on('close', () => resolve());
     // Node answered `Expect: 100-continue` already; the upstream gets the body without it.
@@ -194,6 +207,8 @@ function forward(req: http.IncomingMessage, res: http.ServerResponse, upstream: 
 
 // Matchers for the S3 requests audex makes (path-style addressing: /bucket/key).
 export const s3Match = {
+  /** Any request whose path contains `pathPart` (and, if given, with that method). */
+  any: (pathPart: string, method?: string) => (r: ProxyRequest) => (method === undefined || r.method === method) && r.path.includes(pathPart),
   /** ListObjectsV2 on `bucket` whose prefix starts with `prefix` (and, if given, with that delimiter). */
   list: (bucket: string, prefix: string, delimiter?: string) => (r: ProxyRequest) =>
     r.method === 'GET' && r.path.replace(/\/$/, '') === `/${bucket}` && r.query.get('list-type') === '2' &&

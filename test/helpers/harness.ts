@@ -31,9 +31,22 @@ export interface Workspace {
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended the process, if one did (e.g. the test's SIGKILL). */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** How long it ran (wall clock, milliseconds). */
+  ms: number;
   json: () => JsonSummary;
+}
+
+export interface CliOptions {
+  cwd: string;
+  env?: Record<string, string>;
+  /** Send SIGKILL from the test after this many milliseconds (if still running). */
+  killAfterMs?: number;
+  /** Runs the CLI's command line (node, bin, args) inside another one, e.g. `unshare … sh -c`. */
+  wrap?: (argv: string[]) => string[];
 }
 
 export interface JsonSummary {
@@ -54,17 +67,22 @@ export interface JsonSummary {
   }[];
 }
 
-export function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<CliResult> {
+/** The suite's one CLI spawner: runs `audex …` as its own process, as a user or cron would, and reports how it ended. */
+export function runCli(args: string[], options: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = performance.now();
+    const [command, ...rest] = (options.wrap ?? ((argv) => argv))([process.execPath, BIN, ...args]);
+    const child = spawn(command!, rest, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = options.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
     child.on('error', reject);
-    child.on('close', (code) =>
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
       resolve({
-        code, stdout, stderr,
+        code, signal, stdout, stderr, ms: performance.now() - started,
         json: () => {
           try {
             return JSON.parse(stdout) as JsonSummary;
@@ -72,8 +90,8 @@ export function runCli(args: string[], cwd: string, env: Record<string, string> 
             throw new Error(`stdout is not JSON (exit ${code}):\n${stdout}\nstderr:\n${stderr}`);
           }
         },
-      }),
-    );
+      });
+    });
   });
 }
 
@@ -113,7 +131,7 @@ export function createWorkspace(): Workspace {
       writeFileSync(file, name.endsWith('.json') ? JSON.stringify(body, null, 2) : toYaml(body));
       return file;
     },
-    audex: (args, env) => runCli(args, dir, env),
+    audex: (args, env) => runCli(args, { cwd: dir, env }),
     files(sub = 'out', includeState = false) {
       return listFiles(path.join(dir, sub)).filter((f) => includeState || !f.startsWith('_audex/'));
     },

@@ -64,7 +64,7 @@ export function trackHttpWorkspaces(): () => HttpWorkspace {
         writeFileSync(file, toYaml(body));
         return file;
       },
-      audex: (args, env = {}) => runCli(args, dir, { AUDEX_HTTP_BACKOFF_MS: '20', ...env }),
+      audex: (args, env = {}) => runCli(args, { cwd: dir, env: { AUDEX_HTTP_BACKOFF_MS: '20', ...env } }),
     };
   };
 }

@@ -1,48 +1,56 @@
-// Shared pieces of the reliability tests (test/reliability/): the CLI as a child process
-// whose death by signal is visible (and that the test can SIGKILL at a chosen moment),
-// the benchmark's deterministic synthetic snapshots, file trees by sha256, a seeded PRNG.
-import { spawn } from 'node:child_process';
+// Shared pieces of the reliability tests (test/reliability/): the dataflow they run, the
+// benchmark's deterministic synthetic snapshots, file trees by sha256, a seeded PRNG. The
+// CLI is spawned by harness.ts runCli (its death by signal is visible, and the test can
+// SIGKILL it at a chosen moment).
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BIN, ROOT } from './harness.js';
+import { ROOT, runCli, type CliResult } from './harness.js';
 import { localTree } from './s3-server.js';
 
-export interface Proc {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-export interface ProcOptions {
-  cwd: string;
-  env?: Record<string, string>;
-  /** Send SIGKILL from the test after this many milliseconds (if still running). */
-  killAfterMs?: number;
-}
-
-/** Runs `audex …` as its own process, like a user or cron would, and reports how it ended. */
-export function audexProc(args: string[], options: ProcOptions): Promise<Proc> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = options.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
+/** The suite's CLI spawner (harness.ts), by the name test/http/kill.test.ts imports it. */
+export const audexProc = runCli;
 
 /** One line to explain a failed expectation on a process. */
-export function describeProc(p: Proc): string {
+export function describeProc(p: CliResult): string {
   return `exit ${p.code} signal ${p.signal}\nstdout:\n${p.stdout.slice(0, 4000)}\nstderr:\n${p.stderr.slice(0, 4000)}`;
+}
+
+/** A reliability test's dataflow: where it reads and writes, and what it maps and exports. */
+export interface ReliabilityFlow {
+  name: string;
+  id: string;
+  snapshots: string;
+  destination: string;
+  /** The state path, or the whole state block (retention settings). */
+  state: string | Record<string, unknown>;
+  s3?: Record<string, unknown>;
+  /** Over CSV with a manifest. */
+  format?: Record<string, unknown>;
+  folderPath?: string;
+  fileName?: string;
+  /** The mapped columns, source → target, in order. */
+  columns: Record<string, string>;
+  /** Without a schedule: daily at 06:00 from 2026-11-20 (the synthetic snapshots' first day). */
+  audiences: { id: string; mode: 'incremental' | 'full'; schedule?: Record<string, unknown> }[];
+}
+
+const DAILY = { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' };
+
+/** The dataflow config the reliability tests run (an object: write it as JSON or YAML). */
+export function reliabilityDataflow(flow: ReliabilityFlow): Record<string, unknown> {
+  return {
+    name: flow.name,
+    id: flow.id,
+    source: { snapshots: flow.snapshots },
+    destination: { path: flow.destination },
+    state: typeof flow.state === 'string' ? { path: flow.state } : flow.state,
+    ...(flow.s3 ? { s3: flow.s3 } : {}),
+    format: { type: 'csv', manifest: true, ...flow.format },
+    folderPath: flow.folderPath ?? '%SEGMENT_ID%',
+    fileName: flow.fileName ?? '%SEGMENT_ID%_%DATETIME%',
+    mapping: Object.entries(flow.columns).map(([source, target]) => ({ source, target })),
+    audiences: flow.audiences.map(({ id, mode, schedule = DAILY }) => ({ id, mode, schedule })),
+  };
 }
 
 export interface Dataset {

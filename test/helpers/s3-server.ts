@@ -5,7 +5,7 @@
 //   - answers for marked access keys as AWS would for bad credentials
 //     (AUDEXBADKEY… → 403 InvalidAccessKeyId, AUDEXBADSIG… → 403 SignatureDoesNotMatch,
 //     AUDEXDENIED… → 403 AccessDenied, AUDEXEXPIRED… → 400 ExpiredToken);
-//   - injects faults on request (503 SlowDown, 500, hangs) a given number of times;
+//   - applies fault rules (fault-proxy.ts: errors, stalls, truncated bodies, ...) set in `faults`;
 //   - optionally emulates ListMultipartUploads / AbortMultipartUpload (s3rver: 501/405);
 //   - records every request (method, url, headers) for assertions.
 // `bareEndpoint` reaches s3rver directly: a store that ignores conditional writes.
@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -24,6 +25,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { applyFault, forward, takeRule, toProxyRequest, type FaultRule } from './fault-proxy.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 's3rver-child.mjs');
 
@@ -47,20 +49,6 @@ export function s3TestEnv(dir: string, accessKeyId = 'S3RVER'): Record<string, s
   };
 }
 
-export interface Fault {
-  method?: string;
-  /** Matches when the request path (/bucket/key) contains this. */
-  pathIncludes?: string;
-  status: number;
-  code: string;
-  /** How many matching requests fail (default: all). */
-  times?: number;
-  /** Hold the request this long without answering, then drop the connection. */
-  hangMs?: number;
-  /** Forward the request, but cut the response body off after this many bytes. */
-  truncateAfter?: number;
-}
-
 export interface RecordedRequest {
   method: string;
   url: string;
@@ -75,7 +63,8 @@ export interface S3Test {
   dir: string;
   client: S3Client;
   requests: RecordedRequest[];
-  faults: Fault[];
+  /** Fault rules (fault-proxy.ts `rule`), applied before anything else but bad credentials. */
+  faults: FaultRule[];
   /** When set, the proxy answers ListMultipartUploads from this list and records aborts. */
   uploads: { key: string; uploadId: string }[] | null;
   aborted: { key: string; uploadId: string }[];
@@ -100,7 +89,7 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
   const upstream = `http://127.0.0.1:${port}`;
   const state = {
     requests: [] as RecordedRequest[],
-    faults: [] as Fault[],
+    faults: [] as FaultRule[],
     uploads: null as { key: string; uploadId: string }[] | null,
     aborted: [] as { key: string; uploadId: string }[],
   };
@@ -179,6 +168,19 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
   return test;
 }
 
+/**
+ * The test file's (or describe block's) S3 server: started at the first call (from a
+ * beforeAll), stopped after the tests of the file or block it was declared in. The
+ * suite's one S3 teardown.
+ */
+export function useS3Server(buckets: string[] = []): () => Promise<S3Test> {
+  let server: Promise<S3Test> | undefined;
+  afterAll(async () => {
+    await server?.then((s) => s.stop(), () => undefined);
+  });
+  return () => (server ??= startS3(buckets));
+}
+
 function readPort(child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -197,7 +199,7 @@ function readPort(child: ChildProcess): Promise<number> {
 
 interface ProxyState {
   requests: RecordedRequest[];
-  faults: Fault[];
+  faults: FaultRule[];
   uploads: { key: string; uploadId: string }[] | null;
   aborted: { key: string; uploadId: string }[];
 }
@@ -232,21 +234,9 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
   for (const [marker, [status, code]] of Object.entries(deny)) {
     if (accessKey.startsWith(marker)) return answer(req, res, status, code, { AWSAccessKeyId: accessKey, StringToSign: `AWS4-HMAC-SHA256 ${accessKey}` });
   }
-  for (const fault of state.faults) {
-    if (fault.method && fault.method !== method) continue;
-    if (fault.pathIncludes && !decodeURIComponent(url.pathname).includes(fault.pathIncludes)) continue;
-    if (fault.times !== undefined) {
-      if (fault.times <= 0) continue;
-      fault.times -= 1;
-    }
-    if (fault.truncateAfter !== undefined) return forward(req, res, upstream, fault.truncateAfter);
-    if (fault.hangMs !== undefined) {
-      req.resume();
-      setTimeout(() => res.destroy(), fault.hangMs);
-      return;
-    }
-    return answer(req, res, fault.status, fault.code);
-  }
+  const request = toProxyRequest(req);
+  const fault = takeRule(state.faults, request);
+  if (fault) return applyFault(fault.action, req, res, upstream, request);
   const [bucket = '', ...rest] = decodeURIComponent(url.pathname).slice(1).split('/');
   const key = rest.join('/');
   if (state.uploads && url.searchParams.has('uploads') && method === 'GET') return listUploads(req, res, bucket, url.searchParams.get('prefix') ?? '', state.uploads);
@@ -281,41 +271,6 @@ function headEtag(upstream: string, pathname: string): Promise<string | null> {
     });
     r.on('error', reject);
     r.end();
-  });
-}
-
-function forward(req: http.IncomingMessage, res: http.ServerResponse, upstream: string, truncateAfter?: number): Promise<void> {
-  return new Promise((resolve) => {
-    const headers = { ...req.headers };
-    delete headers.expect;
-    const out = http.request(`${upstream}${req.url ?? '/'}`, { method: req.method, headers }, (response) => {
-      res.writeHead(response.statusCode ?? 502, response.headers);
-      if (truncateAfter === undefined) {
-        response.pipe(res);
-      } else {
-        let sent = 0;
-        response.on('data', (chunk: Buffer) => {
-          if (sent + chunk.length > truncateAfter) {
-            res.write(chunk.subarray(0, truncateAfter - sent));
-            res.destroy();
-            response.destroy();
-            resolve();
-            return;
-          }
-          sent += chunk.length;
-          res.write(chunk);
-        });
-        response.on('end', () => res.end());
-      }
-      response.on('end', () => resolve());
-      response.on('error', () => resolve());
-    });
-    out.on('error', () => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end();
-      resolve();
-    });
-    req.pipe(out);
   });
 }
 

@@ -10,10 +10,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { JsonSummary } from '../helpers/harness.js';
-import { audexProc, describeProc, hashTree, syntheticSnapshots, treeDiff, type Dataset, type Proc } from '../helpers/reliability.js';
+import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
+import { describeProc, reliabilityDataflow, hashTree, syntheticSnapshots, treeDiff, type Dataset } from '../helpers/reliability.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const DAY1 = '2026-11-20T07:00:00Z';
 const TIMEOUT = 120_000;
@@ -24,38 +24,24 @@ let work = '';
 const makeWork = () => (work ||= mkdtempSync(path.join(tmpdir(), 'audex-conc-')));
 let dataset: Dataset;
 let s3: S3Test;
+const s3Server = useS3Server(['exports']);
 let n = 0;
 /** The destination after one clean day-1 run (sha256 by path). */
 let cleanOut: Record<string, string>;
 
 function dataflow(destination: string, state: string, s3Block?: Record<string, unknown>): Record<string, unknown> {
-  return {
-    name: 'Conc',
-    id: 'conc',
-    source: { snapshots: dataset.root },
-    destination: { path: destination },
-    state: { path: state },
-    ...(s3Block ? { s3: s3Block } : {}),
-    format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 2_000, manifest: true },
-    folderPath: '%SEGMENT_ID%',
-    fileName: '%SEGMENT_ID%_%DATETIME%',
-    mapping: [
-      { source: 'identityMap.email', target: 'email' },
-      { source: 'person.name.firstName', target: 'first_name' },
-      { source: 'loyalty.tier', target: 'tier' },
-      { source: 'segmentMembership.status', target: 'status' },
-    ],
-    audiences: [
-      { id: 'aud-00', mode: 'incremental', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } },
-      { id: 'aud-02', mode: 'full', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } },
-    ],
-  };
+  return reliabilityDataflow({
+    name: 'Conc', id: 'conc', snapshots: dataset.root, destination, state, ...(s3Block ? { s3: s3Block } : {}),
+    format: { compression: 'gzip', maxRowsPerFile: 2_000 },
+    columns: { 'identityMap.email': 'email', 'person.name.firstName': 'first_name', 'loyalty.tier': 'tier', 'segmentMembership.status': 'status' },
+    audiences: [{ id: 'aud-00', mode: 'incremental' }, { id: 'aud-02', mode: 'full' }],
+  });
 }
 
 interface Flow {
   dir: string;
   root: string;
-  run(env?: Record<string, string>): Promise<Proc>;
+  run(env?: Record<string, string>): Promise<CliResult>;
   out(): Promise<Record<string, string>>;
   stateKeys(): Promise<string[]>;
 }
@@ -68,7 +54,7 @@ function localFlow(): Flow {
   return {
     dir, root,
     // A private TMPDIR: a killed run leaves its scratch folder there.
-    run: (env = {}) => audexProc(['run', '--config', 'flow.json', '--at', DAY1, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: dir, ...env } }),
+    run: (env = {}) => runCli(['run', '--config', 'flow.json', '--at', DAY1, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: dir, ...env } }),
     out: async () => hashTree(path.join(dir, 'out')),
     stateKeys: async () => Object.keys(hashTree(path.join(dir, 'state'))),
   };
@@ -90,7 +76,7 @@ async function s3Flow(): Promise<Flow> {
   writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow(`s3://exports/${root}/out`, `s3://exports/${root}/state`, block)));
   return {
     dir, root,
-    run: (env = {}) => audexProc(['run', '--config', 'flow.json', '--at', DAY1, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: dir, ...env } }),
+    run: (env = {}) => runCli(['run', '--config', 'flow.json', '--at', DAY1, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: dir, ...env } }),
     out: () => s3.tree('exports', `${root}/out`),
     stateKeys: async () => (await s3.listKeys('exports', `${root}/state/`)).map((k) => k.slice(`${root}/state/`.length)),
   };
@@ -98,7 +84,7 @@ async function s3Flow(): Promise<Flow> {
 
 beforeAll(async () => {
   makeWork();
-  [dataset, s3] = await Promise.all([syntheticSnapshots(path.join(work, 'cache'), 20_000), startS3(['exports'])]);
+  [dataset, s3] = await Promise.all([syntheticSnapshots(path.join(work, 'cache'), 20_000), s3Server()]);
   const f = localFlow();
   const p = await f.run();
   expect(p.code, describeProc(p)).toBe(0);
@@ -108,12 +94,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(proxies.map((p) => p.close()));
-  await s3?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
 /** How many runs a process exported (whatever its exit code). */
-function exported(p: Proc): number {
+function exported(p: CliResult): number {
   if (!p.stdout.trim()) return 0;
   return (JSON.parse(p.stdout) as JsonSummary).runs.filter((r) => r.status === 'success').length;
 }
@@ -124,7 +109,7 @@ function exported(p: Proc): number {
  * started after the winner had finished, found nothing due. The destination is a single
  * clean run's, and no lock is left.
  */
-async function race(f: Flow, count: number): Promise<Proc[]> {
+async function race(f: Flow, count: number): Promise<CliResult[]> {
   const procs = await Promise.all(Array.from({ length: count }, () => f.run()));
   const winners = procs.filter((p) => exported(p) > 0);
   expect(winners.length, `processes that exported:\n${procs.map(describeProc).join('\n----\n')}`).toBe(1);

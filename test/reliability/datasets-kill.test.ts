@@ -17,10 +17,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { JsonSummary } from '../helpers/harness.js';
+import { type JsonSummary, runCli, type CliResult } from '../helpers/harness.js';
 import { addBatch, batchLines, datasetConfig } from '../helpers/datasets.js';
-import { audexProc, describeProc, hashTree, isStagedName, treeDiff, type Proc } from '../helpers/reliability.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { describeProc, hashTree, isStagedName, treeDiff } from '../helpers/reliability.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const T1 = '2026-11-20T07:00:00Z';
 const T2 = '2026-11-20T13:00:00Z';
@@ -75,11 +75,12 @@ let afterT1: Ref;
 let afterT2: Ref;
 let cleanDir = '';
 let s3: S3Test;
+const s3Server = useS3Server(['exports']);
 let made = 0;
 
 interface Site {
   dir: string;
-  audex(at: string, source: string, env?: Record<string, string>): Promise<Proc>;
+  audex(at: string, source: string, env?: Record<string, string>): Promise<CliResult>;
   out(): Promise<Record<string, string>>;
   state(): Promise<Record<string, string>>;
   /** The text of every final-name manifest in the destination. */
@@ -98,7 +99,7 @@ function localSite(fromT1: boolean, type = 'json'): Site {
     dir,
     audex(at, source, env = {}) {
       writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow(source, './out', './state', undefined, type)));
-      return audexProc(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp'), ...env } });
+      return runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp'), ...env } });
     },
     out: async () => hashTree(path.join(dir, 'out')),
     state: async () => hashTree(path.join(dir, 'state')),
@@ -117,7 +118,7 @@ async function s3Site(): Promise<Site> {
     dir,
     audex(at, source, env = {}) {
       writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow(source, `s3://exports/${root}/out`, `s3://exports/${root}/state`, s3Block)));
-      return audexProc(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp'), ...env } });
+      return runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp'), ...env } });
     },
     out: () => s3.tree('exports', `${root}/out`),
     state: () => s3.tree('exports', `${root}/state`),
@@ -136,7 +137,7 @@ async function s3Site(): Promise<Site> {
   };
 }
 
-async function refOf(site: Site, p: Proc): Promise<Ref> {
+async function refOf(site: Site, p: CliResult): Promise<Ref> {
   expect(p.code, describeProc(p)).toBe(0);
   const state = await site.state();
   return { out: await site.out(), cursors: Object.fromEntries(Object.entries(state).filter(([k]) => isCursor(k))), runs: (JSON.parse(p.stdout) as JsonSummary).runs };
@@ -147,7 +148,7 @@ async function batchesByManifest(site: Site): Promise<string[]> {
   return (await site.manifests()).flatMap((text) => (JSON.parse(text) as { datasetId: string; batches: string[] }).batches);
 }
 
-async function rerunAfterKill(site: Site, at: string, source: string): Promise<Proc> {
+async function rerunAfterKill(site: Site, at: string, source: string): Promise<CliResult> {
   // On S3 the killed run's lease stays live for up to a minute (test/reliability/kill.test.ts
   // checks that the rerun then refuses with a clear message); here it expires at once.
   await site.expireLease?.();
@@ -164,7 +165,7 @@ async function expectLikeClean(site: Site, ref: Ref, when: string): Promise<void
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'audex-ds-kill-'));
   sources = writeSources();
-  s3 = await startS3(['exports']);
+  s3 = await s3Server();
   cleanDir = path.join(work, 'clean');
   const site = localSite(false);
   afterT1 = await refOf(site, await site.audex(T1, sources.A));
@@ -177,10 +178,6 @@ beforeAll(async () => {
   const batches = await batchesByManifest(site);
   expect(batches.sort()).toEqual(['b-001', 'b-002', 'b-003', 'b-late', 'w-001', 'w-002']);
 }, TIMEOUT);
-
-afterAll(async () => {
-  await s3?.stop();
-});
 
 const POINTS = ['after-read', 'after-pending', 'after-part', 'after-part:3', 'after-data', 'after-manifest', 'after-cursor'];
 const CASES = [...POINTS.map((point) => ({ where: 'local' as const, point })), ...POINTS.map((point) => ({ where: 's3' as const, point }))];
@@ -254,7 +251,7 @@ describe('kill -9 during a dataset export, then run again', () => {
     mkdirSync(path.join(dir, 'tmp'), { recursive: true });
     const s3Block = { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' };
     writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow('s3://exports/ds-source', './out', './state', s3Block)));
-    const p = await audexProc(['run', '--config', 'flow.json', '--at', T1, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp') } });
+    const p = await runCli(['run', '--config', 'flow.json', '--at', T1, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp') } });
     expect(p.code, describeProc(p)).toBe(0);
     expect(treeDiff(hashTree(path.join(dir, 'out')), afterT1.out)).toEqual([]);
   }, TIMEOUT);

@@ -26,9 +26,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stateKeys } from '../../src/state/keys.js';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { JsonSummary } from '../helpers/harness.js';
-import { audexProc, describeProc, hashTree, isCursorOrBaseline, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset, type Proc } from '../helpers/reliability.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
+import { describeProc, reliabilityDataflow, hashTree, isCursorOrBaseline, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset } from '../helpers/reliability.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const DAYS = ['2026-11-20T07:00:00Z', '2026-11-21T07:00:00Z', '2026-11-22T07:00:00Z'] as const;
 const INCREMENTAL = 'aud-00';
@@ -44,30 +44,17 @@ afterAll(() => {
 let made = 0;
 
 function dataflow(snapshots: string, destination: string, state: string, maxRowsPerFile: number, s3?: Record<string, unknown>): Record<string, unknown> {
-  return {
-    name: 'Rel Kill',
-    id: 'rel-kill',
-    source: { snapshots },
-    destination: { path: destination },
-    state: { path: state },
-    ...(s3 ? { s3 } : {}),
-    format: { type: 'csv', compression: 'gzip', maxRowsPerFile, manifest: true, emptyExport: 'write' },
+  return reliabilityDataflow({
+    name: 'Rel Kill', id: 'rel-kill', snapshots, destination, state, ...(s3 ? { s3 } : {}),
+    format: { compression: 'gzip', maxRowsPerFile, emptyExport: 'write' },
     folderPath: '%SEGMENT_NAME%',
     fileName: '%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME%',
-    mapping: [
-      { source: 'identityMap.email', target: 'email' },
-      { source: 'person.name.firstName', target: 'first_name' },
-      { source: 'person.name.lastName', target: 'last_name' },
-      { source: 'loyalty.tier', target: 'tier' },
-      { source: 'loyalty.points', target: 'points' },
-      { source: 'segmentMembership.status', target: 'status' },
-      { source: 'segmentMembership.lastQualificationTime', target: 'qualified_at' },
-    ],
-    audiences: [
-      { id: INCREMENTAL, mode: 'incremental', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } },
-      { id: FULL, mode: 'full', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } },
-    ],
-  };
+    columns: {
+      'identityMap.email': 'email', 'person.name.firstName': 'first_name', 'person.name.lastName': 'last_name', 'loyalty.tier': 'tier',
+      'loyalty.points': 'points', 'segmentMembership.status': 'status', 'segmentMembership.lastQualificationTime': 'qualified_at',
+    },
+    audiences: [{ id: INCREMENTAL, mode: 'incremental' }, { id: FULL, mode: 'full' }],
+  });
 }
 
 const isFinal = (rel: string) => !isStagedName(rel);
@@ -104,7 +91,7 @@ function scale(profiles: number, maxRowsPerFile: number): Promise<Scale> {
       const days: DayRef[] = [];
       const day1Dir = path.join(work, `clean-${profiles}-day1`);
       for (const at of DAYS) {
-        const p = await audexProc(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp') } });
+        const p = await runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp') } });
         expect(p.code, describeProc(p)).toBe(0);
         const runs = (JSON.parse(p.stdout) as JsonSummary).runs;
         expect(runs.map((r) => r.status)).toEqual(['success', 'success']);
@@ -124,7 +111,7 @@ function scale(profiles: number, maxRowsPerFile: number): Promise<Scale> {
 /** A destination + state the scenario kills and recovers (local folders, or S3 prefixes). */
 interface Site {
   /** Runs audex in the scenario's folder (config, private TMPDIR). */
-  audex(at: string, env?: Record<string, string>, killAfterMs?: number): Promise<Proc>;
+  audex(at: string, env?: Record<string, string>, killAfterMs?: number): Promise<CliResult>;
   out(): Promise<Record<string, string>>;
   /** Every key under the state location, with its sha256. */
   state(): Promise<Record<string, string>>;
@@ -145,7 +132,7 @@ function scenarioDir(): { dir: string; tmp: string } {
 
 function runner(dir: string, tmp: string, baseEnv: Record<string, string> = {}) {
   return (at: string, env: Record<string, string> = {}, killAfterMs?: number) =>
-    audexProc(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { ...baseEnv, TMPDIR: tmp, ...env }, ...(killAfterMs === undefined ? {} : { killAfterMs }) });
+    runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { ...baseEnv, TMPDIR: tmp, ...env }, ...(killAfterMs === undefined ? {} : { killAfterMs }) });
 }
 
 function localSite(s: Scale, startAfterDay: 0 | 1): Site {
@@ -172,6 +159,7 @@ function localSite(s: Scale, startAfterDay: 0 | 1): Site {
 }
 
 let s3: S3Test | undefined;
+const s3Server = useS3Server(['exports']);
 let s3Flows = 0;
 
 async function s3Site(s: Scale, startAfterDay: 0 | 1): Promise<Site> {
@@ -408,7 +396,7 @@ async function siteFor(where: Where, s: Scale, startAfterDay: 0 | 1): Promise<Si
 describe('kill -9 at every step, then run again', () => {
   beforeAll(async () => {
     makeWork();
-    const [big, small] = await Promise.all([scale(BIG.profiles, BIG.rows), scale(SMALL.profiles, SMALL.rows), startS3(['exports']).then((t) => (s3 = t))]);
+    const [big, small] = await Promise.all([scale(BIG.profiles, BIG.rows), scale(SMALL.profiles, SMALL.rows), s3Server().then((t) => (s3 = t))]);
     for (const s of [big, small]) {
       // The shape the cases rely on: several parts per file on both days.
       const parts = s.days.map((d) => d.runs.map((r) => r.files.length));
@@ -425,7 +413,6 @@ describe('kill -9 at every step, then run again', () => {
   const randomKills: boolean[] = [];
 
   afterAll(async () => {
-    await s3?.stop();
     // A random moment may come after the run finished; but if none landed, the random cases tested nothing.
     if (randomKills.length === CASES.filter((c) => c.seed !== undefined).length) {
       expect(randomKills.filter(Boolean).length, 'random-moment kills that landed before the run finished').toBeGreaterThan(0);

@@ -24,10 +24,10 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stateKeys } from '../../src/state/keys.js';
-import type { JsonSummary } from '../helpers/harness.js';
+import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
 import { rule, s3Match, startFaultProxy, type FaultProxy, type FaultRule, type ProxyRequest } from '../helpers/fault-proxy.js';
-import { audexProc, describeProc, hashTree, isCursorOrBaseline, treeDiff, type Proc } from '../helpers/reliability.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { describeProc, reliabilityDataflow, hashTree, isCursorOrBaseline, treeDiff } from '../helpers/reliability.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const DAY1 = '2026-11-20T07:00:00Z';
 const DAY2 = '2026-11-21T07:00:00Z';
@@ -42,6 +42,7 @@ let work = '';
 const makeWork = () => (work ||= mkdtempSync(path.join(tmpdir(), 'audex-faults-')));
 let snapshotsDir = '';
 let s3: S3Test;
+const s3Server = useS3Server(['lake', 'exports']);
 let n = 0;
 
 /** ~1.7 kB of deterministic text per profile, so the full audience's CSV is ~10 MB. */
@@ -79,29 +80,14 @@ function writeSnapshots(): void {
 }
 
 function dataflow(source: string, destination: string, state: string, endpoint?: string): Record<string, unknown> {
-  return {
-    name: 'Faults',
-    id: 'faults',
-    source: { snapshots: source },
-    destination: { path: destination },
-    state: { path: state },
+  return reliabilityDataflow({
+    name: 'Faults', id: 'faults', snapshots: source, destination, state,
     ...(endpoint ? { s3: { endpoint, forcePathStyle: true, region: 'us-east-1' } } : {}),
-    format: { type: 'csv', compression: 'none', manifest: true },
-    folderPath: '%SEGMENT_ID%',
-    fileName: '%SEGMENT_ID%_%DATETIME%',
-    mapping: [
-      { source: 'identityMap.email', target: 'email' },
-      { source: 'bio', target: 'bio' },
-      { source: 'loyalty.tier', target: 'tier' },
-      { source: 'segmentMembership.status', target: 'status' },
-    ],
-    audiences: [
-      { id: INC, mode: 'incremental', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } },
-      { id: BIG, mode: 'full', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } },
-    ],
-  };
+    format: { compression: 'none' },
+    columns: { 'identityMap.email': 'email', bio: 'bio', 'loyalty.tier': 'tier', 'segmentMembership.status': 'status' },
+    audiences: [{ id: INC, mode: 'incremental' }, { id: BIG, mode: 'full' }],
+  });
 }
-
 
 /** The clean sequence on local disk: same bytes as on S3 (checked by the no-fault case). */
 const clean = {
@@ -119,10 +105,10 @@ beforeAll(async () => {
   const dir = path.join(work, 'clean');
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow(snapshotsDir, './out', './state')));
-  const [server] = await Promise.all([startS3(['lake', 'exports'])]);
+  const [server] = await Promise.all([s3Server()]);
   s3 = server;
   await s3.putTree(snapshotsDir, 'lake', 'snapshots');
-  const run = (at: string) => audexProc(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir });
+  const run = (at: string) => runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir });
   const d1 = await run(DAY1);
   expect(d1.code, describeProc(d1)).toBe(0);
   clean.day1Dir = path.join(work, 'clean-day1');
@@ -142,14 +128,13 @@ beforeAll(async () => {
 }, TIMEOUT);
 
 afterAll(async () => {
-  await s3?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
 interface Flow {
   root: string;
   proxy: FaultProxy;
-  audex(): Promise<Proc>;
+  audex(): Promise<CliResult>;
   out(): Promise<Record<string, string>>;
   state(): Promise<Record<string, string>>;
   cursors(): Promise<Record<string, string>>;
@@ -166,7 +151,7 @@ async function flow(): Promise<Flow> {
   writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow('s3://lake/snapshots', `s3://exports/${root}/out`, `s3://exports/${root}/state`, proxy.endpoint)));
   return {
     root, proxy,
-    audex: () => audexProc(['run', '--config', 'flow.json', '--at', DAY2, '--json', '--quiet'], { cwd: dir, env: s3.env() }),
+    audex: () => runCli(['run', '--config', 'flow.json', '--at', DAY2, '--json', '--quiet'], { cwd: dir, env: s3.env() }),
     out: () => s3.tree('exports', `${root}/out`),
     state: () => s3.tree('exports', `${root}/state`),
     cursors: async () =>
@@ -299,7 +284,7 @@ describe('S3 faults at chosen requests', () => {
 });
 
 /** Day 2 as in the clean sequence: same files, manifests, cursors and baselines; nothing left over. */
-async function expectClean(f: Flow, p: Proc): Promise<void> {
+async function expectClean(f: Flow, p: CliResult): Promise<void> {
   const runs = (JSON.parse(p.stdout) as JsonSummary).runs;
   expect(runs.every((r) => r.status === 'success'), describeProc(p)).toBe(true);
   for (const r of runs) expect(clean.day2.runs.map((x) => x.runId)).toContain(r.runId);

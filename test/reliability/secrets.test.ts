@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FIXTURE_SNAPSHOTS, crmConfig } from '../helpers/harness.js';
+import { FIXTURE_SNAPSHOTS, crmConfig, runCli, type CliResult } from '../helpers/harness.js';
 import { rule, s3Match, startFaultProxy, type FaultProxy, type FaultRule, type ProxyRequest } from '../helpers/fault-proxy.js';
-import { audexProc, describeProc, type Proc } from '../helpers/reliability.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { describeProc } from '../helpers/reliability.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const DAY1 = '2026-11-20T06:00:00Z';
 const DAY2 = '2026-11-21T06:00:00Z';
@@ -38,11 +38,12 @@ const PROFILE_TOKEN = `IQoJb3JpZ2luX2VjEAUDEX${'Zm9vYmFyYmF6cXV4'.repeat(12)}/AU
 let work = '';
 const makeWork = () => (work ||= mkdtempSync(path.join(tmpdir(), 'audex-secrets-')));
 let s3: S3Test;
+const s3Server = useS3Server(['lake', 'exports']);
 let n = 0;
 
 beforeAll(async () => {
   makeWork();
-  s3 = await startS3(['lake', 'exports']);
+  s3 = await s3Server();
   await s3.putTree(FIXTURE_SNAPSHOTS, 'lake', 'snapshots');
   // A snapshot with a bad record, for the exit-4 case.
   const bad = path.join(work, 'bad-snapshots', 'snap-bad');
@@ -53,7 +54,6 @@ beforeAll(async () => {
 }, TIMEOUT);
 
 afterAll(async () => {
-  await s3?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -61,7 +61,7 @@ interface Flow {
   root: string;
   dir: string;
   proxy: FaultProxy;
-  audex(args: string[], env?: Record<string, string>): Promise<Proc>;
+  audex(args: string[], env?: Record<string, string>): Promise<CliResult>;
 }
 
 async function flow(source = 's3://lake/snapshots'): Promise<Flow> {
@@ -81,12 +81,12 @@ async function flow(source = 's3://lake/snapshots'): Promise<Flow> {
   const baseEnv = { ...s3.env(), AWS_ACCESS_KEY_ID: KEY_ID, AWS_SECRET_ACCESS_KEY: SECRET, AWS_SESSION_TOKEN: TOKEN, TMPDIR: dir };
   return {
     root, dir, proxy,
-    audex: (args, env = {}) => audexProc([...args.slice(0, 1), '--config', 'flow.json', ...args.slice(1)], { cwd: dir, env: { ...baseEnv, ...env } }),
+    audex: (args, env = {}) => runCli([...args.slice(0, 1), '--config', 'flow.json', ...args.slice(1)], { cwd: dir, env: { ...baseEnv, ...env } }),
   };
 }
 
 /** Every place a secret could end up: the processes' output and every object of the flow. */
-async function expectNoSecret(f: Flow, procs: Proc[], needles: string[]): Promise<void> {
+async function expectNoSecret(f: Flow, procs: CliResult[], needles: string[]): Promise<void> {
   const places: [string, string][] = [];
   for (const [i, p] of procs.entries()) places.push([`process ${i} stdout`, p.stdout], [`process ${i} stderr`, p.stderr]);
   const keys = await s3.listKeys('exports', `${f.root}/`);
@@ -106,8 +106,8 @@ const echo = (r: ProxyRequest) =>
   `invalid request; Authorization: ${String(r.headers.authorization)}; x-amz-security-token: ${String(r.headers['x-amz-security-token'])}`;
 
 /** The run, then its commands that read the state (each with --json and without). */
-async function runAndInspect(f: Flow, runArgs: string[] = [], env: Record<string, string> = {}): Promise<Proc[]> {
-  const procs: Proc[] = [];
+async function runAndInspect(f: Flow, runArgs: string[] = [], env: Record<string, string> = {}): Promise<CliResult[]> {
+  const procs: CliResult[] = [];
   // The human form with progress on stderr, then (a day later, or the same failure again) --json.
   procs.push(await f.audex(['run', '--at', DAY1, ...runArgs], env));
   procs.push(await f.audex(['run', '--at', DAY2, '--json', ...runArgs], env));

@@ -14,8 +14,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { listFiles } from '../helpers/harness.js';
-import { audexProc, describeProc, seededRandom } from '../helpers/reliability.js';
+import { listFiles, runCli } from '../helpers/harness.js';
+import { describeProc, reliabilityDataflow, seededRandom } from '../helpers/reliability.js';
 import { CRASH_POINTS } from '../../src/run/crash-points.js';
 import { parseHistoryKey, stateKeys } from '../../src/state/keys.js';
 
@@ -67,18 +67,17 @@ describe('state after many runs, some killed', () => {
     const out = path.join(work, 'out');
     const schedule = (frequency: string) => ({ frequency, startTime: '00:00', startDate: '2026-11-01' });
     const config = path.join(work, 'dataflow.yaml');
-    writeFileSync(config, toYaml({
-      name: 'Bounded', id: 'bounded', source: { snapshots }, destination: { path: out },
+    writeFileSync(config, toYaml(reliabilityDataflow({
+      name: 'Bounded', id: 'bounded', snapshots, destination: out,
       state: { path: state, keepBaselines: KEEP, keepHistoryDays: KEEP_DAYS },
-      format: { type: 'csv', manifest: true }, folderPath: '%SEGMENT_ID%', fileName: '%SEGMENT_ID%_%DATETIME%',
-      mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'loyalty.tier', target: 'tier' }, { source: 'segmentMembership.status', target: 'status' }],
+      columns: { 'identityMap.email': 'email', 'loyalty.tier': 'tier', 'segmentMembership.status': 'status' },
       audiences: [
         { id: 'inc-3h', mode: 'incremental', schedule: schedule('every3Hours') },
         { id: 'inc-6h', mode: 'incremental', schedule: schedule('every6Hours') },
         { id: 'inc-daily', mode: 'incremental', schedule: schedule('daily') },
         { id: FULL, mode: 'full', schedule: schedule('every12Hours') },
       ],
-    }));
+    })));
     const env = { TMPDIR: temp };
     const random = seededRandom(1000);
     let runs = 0;
@@ -90,7 +89,7 @@ describe('state after many runs, some killed', () => {
       const args = i % 9 === 4
         ? ['export-now', '--config', config, '--audience', 'inc-6h', '--at', new Date(at - HOUR).toISOString(), '--json', '-q']
         : ['run', '--config', config, '--at', new Date(at).toISOString(), '--json', '-q'];
-      const p = await audexProc(args, { cwd: work, env: crash ? { ...env, AUDEX_CRASH_AT: crash } : env });
+      const p = await runCli(args, { cwd: work, env: crash ? { ...env, AUDEX_CRASH_AT: crash } : env });
       if (p.signal === 'SIGKILL') {
         kills += 1;
         continue;
@@ -100,7 +99,7 @@ describe('state after many runs, some killed', () => {
     }
     // The last invocation, never killed, finishes whatever the kills left.
     at += STEP_HOURS * HOUR;
-    const last = await audexProc(['run', '--config', config, '--at', new Date(at).toISOString(), '--json', '-q'], { cwd: work, env });
+    const last = await runCli(['run', '--config', config, '--at', new Date(at).toISOString(), '--json', '-q'], { cwd: work, env });
     expect(last.code, describeProc(last)).toBe(0);
     expect(kills, 'some invocations were killed').toBeGreaterThan(0);
 

@@ -2,11 +2,11 @@
 // (s3rver on 127.0.0.1 behind the conditional-write proxy), and mixed with local disk:
 // two days in a row (backfill, then incremental) must give the same bytes as on local
 // disk, with manifests, cursors, baselines and history on S3, and nothing left behind.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { crmConfig, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
-import { localTree, startS3, type S3Test } from '../helpers/s3-server.js';
+import { localTree, useS3Server, type S3Test } from '../helpers/s3-server.js';
 import { stateKeys } from '../../src/state/keys.js';
 
 const DAY1 = '2026-11-20T06:00:00Z';
@@ -14,14 +14,11 @@ const DAY2 = '2026-11-21T06:00:00Z';
 
 const workspace = trackWorkspaces();
 let s3: S3Test;
+const s3Server = useS3Server(['lake', 'exports']);
 
 beforeAll(async () => {
-  s3 = await startS3(['lake', 'exports']);
+  s3 = await s3Server();
   await s3.putTree(workspace().snapshots, 'lake', 'snapshots');
-});
-
-afterAll(async () => {
-  await s3?.stop();
 });
 
 const flows: Record<string, Record<string, unknown>> = {

@@ -2,24 +2,22 @@
 // ignores conditional writes), credentials and bucket errors (exit 3, no secret in the
 // output), and transient failures (retried, then exit 1 with the state unchanged; the
 // next run finishes the same run).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { crmConfig, trackWorkspaces, type CliResult } from '../helpers/harness.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
+import { rule, s3Match } from '../helpers/fault-proxy.js';
 
 const DAY1 = '2026-11-20T06:00:00Z';
 const SECRET = 'S3RVER-test-secret-do-not-print';
 
 const workspace = trackWorkspaces();
 let s3: S3Test;
+const s3Server = useS3Server(['lake', 'exports']);
 let n = 0;
 
 beforeAll(async () => {
-  s3 = await startS3(['lake', 'exports']);
+  s3 = await s3Server();
   await s3.putTree(workspace().snapshots, 'lake', 'snapshots');
-});
-
-afterAll(async () => {
-  await s3?.stop();
 });
 
 /** A dataflow entirely on S3 under its own prefix. */
@@ -102,7 +100,7 @@ describe('S3 errors', () => {
 
   it('transient failures are retried, then the run fails (exit 1) uncommitted; the next run finishes it', async () => {
     const flow = s3Flow();
-    s3.faults = [{ method: 'PUT', pathIncludes: `${flow.root}/state/cursors/`, status: 500, code: 'InternalError' }];
+    s3.faults = [rule('cursor write fails', s3Match.any(`${flow.root}/state/cursors/`, 'PUT'), { kind: 'error', status: 500, code: 'InternalError' })];
     s3.requests = [];
     let failed: CliResult;
     try {

@@ -1,20 +1,17 @@
 // Issue 16: `audex report` with the state on S3 (s3rver behind the conditional-write
 // proxy): the history is read from the bucket, and a lease held there is named with its expiry.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { crmConfig, trackWorkspaces, type CliResult } from '../helpers/harness.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const workspace = trackWorkspaces();
 let s3: S3Test;
+const s3Server = useS3Server(['exports']);
 
 beforeAll(async () => {
-  s3 = await startS3(['exports']);
-});
-
-afterAll(async () => {
-  await s3?.stop();
+  s3 = await s3Server();
 });
 
 function ok(r: CliResult): CliResult {

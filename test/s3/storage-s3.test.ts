@@ -12,20 +12,22 @@ import type { S3Options } from '../../src/config/schema.js';
 import { S3Storage, type S3StorageOptions } from '../../src/storage/s3.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { acquireLock, type Lease } from '../../src/state/lock.js';
-import { startS3, type S3Test } from '../helpers/s3-server.js';
+import { useS3Server, type S3Test } from '../helpers/s3-server.js';
+import { rule, s3Match } from '../helpers/fault-proxy.js';
 
 let s3: S3Test;
+
+const s3Server = useS3Server(['b']);
 const temp = mkdtempSync(path.join(tmpdir(), 'audex-s3-test-'));
 const clients: S3Client[] = [];
 let n = 0;
 
 beforeAll(async () => {
-  s3 = await startS3(['b']);
+  s3 = await s3Server();
 });
 
 afterAll(async () => {
   for (const c of clients) c.destroy();
-  await s3?.stop();
   rmSync(temp, { recursive: true, force: true });
 });
 
@@ -87,7 +89,7 @@ describe('S3 storage', () => {
     const st = store({ client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2 }), partSize: 5 * 1024 * 1024 });
     const staged = await st.stage('big/failed.csv.gz');
     writeFileSync(staged, randomBytes(11 * 1024 * 1024));
-    s3.faults = [{ method: 'PUT', pathIncludes: 'big/failed.csv.gz', status: 503, code: 'ServiceUnavailable' }];
+    s3.faults = [rule('upload fails', s3Match.any('big/failed.csv.gz', 'PUT'), { kind: 'error', status: 503, code: 'ServiceUnavailable' })];
     const error = await st.publish(staged, 'big/failed.csv.gz').catch((e: unknown) => e);
     s3.faults = [];
     expect(error).toBeInstanceOf(RunFailedError);
@@ -102,7 +104,7 @@ describe('S3 storage', () => {
     const staged = await st.stage('dl/part-00000.parquet');
     writeFileSync(staged, bytes);
     await st.publish(staged, 'dl/part-00000.parquet');
-    s3.faults = [{ method: 'GET', pathIncludes: 'dl/part-00000.parquet', status: 0, code: '', truncateAfter: 70_000, times: 1 }];
+    s3.faults = [rule('download breaks off', s3Match.any('dl/part-00000.parquet', 'GET'), { kind: 'truncate', afterBytes: 70_000 }, 1)];
     s3.requests = [];
     const file = await st.fetch('dl/part-00000.parquet', mkdtempSync(path.join(temp, 'scratch-')));
     s3.faults = [];
@@ -139,9 +141,9 @@ describe('S3 storage', () => {
     onTestFinished(() => void vi.unstubAllEnvs());
     const st = new S3Storage({ bucket: 'b', prefix: 'retry-root' }, { configPath: 'state.path', s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' } });
     await st.writeText('retry/a.json', 'ok');
-    s3.faults = [{ method: 'GET', pathIncludes: 'retry/a.json', status: 503, code: 'SlowDown', times: 2 }];
+    s3.faults = [rule('throttled twice', s3Match.any('retry/a.json', 'GET'), { kind: 'error', status: 503, code: 'SlowDown' }, 2)];
     expect(await st.readText('retry/a.json')).toBe('ok');
-    s3.faults = [{ method: 'GET', pathIncludes: 'retry/a.json', status: 500, code: 'InternalError' }];
+    s3.faults = [rule('always failing', s3Match.any('retry/a.json', 'GET'), { kind: 'error', status: 500, code: 'InternalError' })];
     s3.requests = [];
     const error = await st.readText('retry/a.json').catch((e: unknown) => e);
     s3.faults = [];
@@ -152,7 +154,7 @@ describe('S3 storage', () => {
 
   it('times out a silent connection and reports it as transient', async () => {
     const st = store({ client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2, requestHandler: { socketTimeout: 300 } }) });
-    s3.faults = [{ pathIncludes: 'hang/', status: 0, code: '', hangMs: 3_000 }];
+    s3.faults = [rule('silent connection', s3Match.any('hang/'), { kind: 'stall', ms: 3_000, then: 'reset' })];
     const error = await st.readText('hang/x.json').catch((e: unknown) => e);
     s3.faults = [];
     expect(error).toBeInstanceOf(RunFailedError);
