@@ -159,7 +159,7 @@ async function uploadAll(endpoint, prefix, objects) {
 }
 
 async function benchHistoryReads(o, work) {
-  const { stateKeys } = await import(path.join(ROOT, 'dist', 'state', 'keys.js'));
+  const { stateKeys } = await import(path.join(ROOT, 'dist', 'state', 'state-keys.js'));
   const objects = [...stateObjects(o.history, stateKeys, 'bench-history')];
   mkdirSync(path.join(work, 'snapshots'));
   const results = [];

@@ -11,7 +11,7 @@
 import type { DatasetDataflow } from '../config/dataset-schema.js';
 import { deriveRunId } from '../plan/plan-runs.js';
 import { latestSlotAtOrBefore, nextSlotAfter, slotsBetween } from '../schedule/slots.js';
-import { stateKeys } from '../state/keys.js';
+import { stateKeys } from '../state/state-keys.js';
 import type { Cursor, PendingRun, RunRecord } from '../state/records.js';
 import type { BatchInfo } from './list-batches.js';
 

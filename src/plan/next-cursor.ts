@@ -5,7 +5,7 @@
 // A run that does not move the cursor (export-now), or that did not succeed, leaves it as
 // it was. A successful scheduled run moves it to its slot and snapshot; an incremental
 // one also to the baseline it wrote (keyed by its run id), with its size when known.
-import { stateKeys } from '../state/keys.js';
+import { stateKeys } from '../state/state-keys.js';
 import type { Cursor, RunMode } from '../state/records.js';
 
 export interface CursorRun {

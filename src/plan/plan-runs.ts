@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { AudienceConfig, Dataflow } from '../config/schema.js';
 import { latestSlotAtOrBefore, nextSlotAfter, slotsBetween, isWithinWindow } from '../schedule/slots.js';
 import { pickSnapshot, type SnapshotInfo } from '../snapshots/list-snapshots.js';
-import { stateKeys } from '../state/keys.js';
+import { stateKeys } from '../state/state-keys.js';
 import type { Cursor, PendingRun, RunMode, RunTrigger } from '../state/records.js';
 import { nextCursor } from './next-cursor.js';
 

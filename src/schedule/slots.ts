@@ -18,6 +18,10 @@
  * 24 is divisible by every N offered), so they keep their local times across DST changes.
  * Monthly slots fall on the start date's day-of-month, clamped to the month's last day.
  * endDate is exclusive and compared with the slot's nominal local date (its wall-clock date).
+ *
+ * Named for what it computes rather than for one export: its exports (latestSlotAtOrBefore,
+ * nextSlotAfter, slotsBetween, isWithinWindow, describeSchedule) are equal peers over one
+ * private SlotGrid, and schedule/slots reads as "the slots of a schedule".
  */
 import { IANAZone } from 'luxon';
 
@@ -64,10 +68,11 @@ const GRID_PERIOD_MS: Record<Exclude<Frequency, 'once' | 'monthly'>, number> = {
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 /**
+ * A schedule resolved for slot arithmetic: its slot 0 and the bounds of its slot indexes.
  * "Wall" values are local wall-clock times encoded as milliseconds as if the local time were
  * UTC; they have no DST, so plain arithmetic on them is calendar arithmetic in the timezone.
  */
-interface Plan {
+interface SlotGrid {
   frequency: Frequency;
   zone: IANAZone;
   timezone: string;
@@ -88,16 +93,16 @@ interface Plan {
 
 /** The latest slot at or before `now`, or null if there is none. */
 export function latestSlotAtOrBefore(spec: ScheduleSpec, timezone: string, now: Date): Date | null {
-  const plan = buildPlan(spec, timezone);
-  const k = Math.min(findLastIndexAtOrBefore(plan, now.getTime()), plan.kMax);
-  return k < plan.kMin ? null : new Date(slotInstant(plan, k));
+  const grid = buildSlotGrid(spec, timezone);
+  const k = Math.min(findLastIndexAtOrBefore(grid, now.getTime()), grid.kMax);
+  return k < grid.kMin ? null : new Date(slotInstant(grid, k));
 }
 
 /** The first slot strictly after `after`, or null if the schedule has ended. */
 export function nextSlotAfter(spec: ScheduleSpec, timezone: string, after: Date): Date | null {
-  const plan = buildPlan(spec, timezone);
-  const k = Math.max(findLastIndexAtOrBefore(plan, after.getTime()) + 1, plan.kMin);
-  return k > plan.kMax ? null : new Date(slotInstant(plan, k));
+  const grid = buildSlotGrid(spec, timezone);
+  const k = Math.max(findLastIndexAtOrBefore(grid, after.getTime()) + 1, grid.kMin);
+  return k > grid.kMax ? null : new Date(slotInstant(grid, k));
 }
 
 /**
@@ -114,17 +119,17 @@ export function slotsBetween(
   if (!Number.isInteger(limit) || limit < 0) {
     throw new RangeError(`slotsBetween: limit must be a non-negative integer, got ${limit}`);
   }
-  const plan = buildPlan(spec, timezone);
-  const hi = Math.min(findLastIndexAtOrBefore(plan, upToInclusive.getTime()), plan.kMax);
+  const grid = buildSlotGrid(spec, timezone);
+  const hi = Math.min(findLastIndexAtOrBefore(grid, upToInclusive.getTime()), grid.kMax);
   let lo = afterExclusive === null
-    ? plan.kMin
-    : findLastIndexAtOrBefore(plan, afterExclusive.getTime()) + 1;
-  lo = Math.max(lo, plan.kMin, hi - limit + 1);
+    ? grid.kMin
+    : findLastIndexAtOrBefore(grid, afterExclusive.getTime()) + 1;
+  lo = Math.max(lo, grid.kMin, hi - limit + 1);
 
   const slots: Date[] = [];
   let previous = Number.NEGATIVE_INFINITY;
   for (let k = lo; k <= hi; k++) {
-    const t = slotInstant(plan, k);
+    const t = slotInstant(grid, k);
     // Two wall times can resolve to the same instant only when a whole DST gap swallows one
     // (e.g. a skipped calendar day); a run is due once, not twice.
     if (t !== previous) slots.push(new Date(t));
@@ -135,44 +140,44 @@ export function slotsBetween(
 
 /** startDate <= local date of `at` < endDate, with either bound optional. */
 export function isWithinWindow(spec: ScheduleSpec, timezone: string, at: Date): boolean {
-  const plan = buildPlan(spec, timezone);
-  const localDate = formatWallDate(toWall(plan.zone, at.getTime()));
-  if (plan.startDate !== undefined && localDate < plan.startDate) return false;
-  if (plan.endDate !== undefined && localDate >= plan.endDate) return false;
+  const grid = buildSlotGrid(spec, timezone);
+  const localDate = formatWallDate(toWall(grid.zone, at.getTime()));
+  if (grid.startDate !== undefined && localDate < grid.startDate) return false;
+  if (grid.endDate !== undefined && localDate >= grid.endDate) return false;
   return true;
 }
 
 /** Human-readable one-liner, e.g. "every 6 hours from 02:00 Europe/Berlin, 2026-11-01 to 2026-12-01 (exclusive)". */
 export function describeSchedule(spec: ScheduleSpec, timezone: string): string {
-  const plan = buildPlan(spec, timezone);
-  const at = `${plan.startTime} ${plan.timezone}`;
+  const grid = buildSlotGrid(spec, timezone);
+  const at = `${grid.startTime} ${grid.timezone}`;
   let head: string;
-  switch (plan.frequency) {
+  switch (grid.frequency) {
     case 'once':
-      return `once at ${plan.startDate ?? ''} ${at}${
-        plan.kMax < plan.kMin ? ` (never: endDate ${plan.endDate ?? ''} is not after startDate)` : ''
+      return `once at ${grid.startDate ?? ''} ${at}${
+        grid.kMax < grid.kMin ? ` (never: endDate ${grid.endDate ?? ''} is not after startDate)` : ''
       }`;
     case 'daily':
       head = `daily at ${at}`;
       break;
     case 'weekly':
-      head = `weekly on ${WEEKDAYS[new Date(plan.anchorWall).getUTCDay()] ?? '?'} at ${at}`;
+      head = `weekly on ${WEEKDAYS[new Date(grid.anchorWall).getUTCDay()] ?? '?'} at ${at}`;
       break;
     case 'monthly':
-      head = `monthly on day ${plan.anchorDay}${plan.anchorDay > 28 ? ' (or the month\'s last day)' : ''} at ${at}`;
+      head = `monthly on day ${grid.anchorDay}${grid.anchorDay > 28 ? ' (or the month\'s last day)' : ''} at ${at}`;
       break;
     default:
-      head = `every ${GRID_PERIOD_MS[plan.frequency] / HOUR_MS} hours from ${at}`;
+      head = `every ${GRID_PERIOD_MS[grid.frequency] / HOUR_MS} hours from ${at}`;
   }
-  if (plan.startDate !== undefined && plan.endDate !== undefined) {
-    return `${head}, ${plan.startDate} to ${plan.endDate} (exclusive)`;
+  if (grid.startDate !== undefined && grid.endDate !== undefined) {
+    return `${head}, ${grid.startDate} to ${grid.endDate} (exclusive)`;
   }
-  if (plan.startDate !== undefined) return `${head}, from ${plan.startDate}`;
-  if (plan.endDate !== undefined) return `${head}, until ${plan.endDate} (exclusive)`;
+  if (grid.startDate !== undefined) return `${head}, from ${grid.startDate}`;
+  if (grid.endDate !== undefined) return `${head}, until ${grid.endDate} (exclusive)`;
   return head;
 }
 
-function buildPlan(spec: ScheduleSpec, timezone: string): Plan {
+function buildSlotGrid(spec: ScheduleSpec, timezone: string): SlotGrid {
   // IANAZone.create caches per name and checks validity once; isValidZone would build a new
   // Intl.DateTimeFormat on every call, which dominates the cost of a slot query.
   const zone = IANAZone.create(timezone);
@@ -194,7 +199,7 @@ function buildPlan(spec: ScheduleSpec, timezone: string): Plan {
   // Without a startDate the grid still needs an origin; 1970-01-01 yields the same times of day
   // because every N-hour period divides 24 hours.
   const [year, month, day] = start ?? [1970, 1, 1];
-  const plan: Plan = {
+  const grid: SlotGrid = {
     frequency: spec.frequency,
     zone,
     timezone,
@@ -209,51 +214,51 @@ function buildPlan(spec: ScheduleSpec, timezone: string): Plan {
     kMin: start === undefined ? Number.NEGATIVE_INFINITY : 0,
     kMax: Number.POSITIVE_INFINITY,
   };
-  if (spec.frequency === 'once') plan.kMax = 0;
+  if (spec.frequency === 'once') grid.kMax = 0;
   if (end !== undefined) {
     // endDate cuts in wall-clock space: the last slot is the one before local midnight of endDate.
-    plan.kMax = Math.min(plan.kMax, floorIndexByWall(plan, makeWall(end[0], end[1], end[2], 0) - 1));
+    grid.kMax = Math.min(grid.kMax, floorIndexByWall(grid, makeWall(end[0], end[1], end[2], 0) - 1));
   }
-  return plan;
+  return grid;
 }
 
 /** Largest k whose instant is <= t (ignoring kMin/kMax; callers clamp). */
-function findLastIndexAtOrBefore(plan: Plan, t: number): number {
-  if (plan.frequency === 'once') return slotInstant(plan, 0) <= t ? 0 : -1;
+function findLastIndexAtOrBefore(grid: SlotGrid, t: number): number {
+  if (grid.frequency === 'once') return slotInstant(grid, 0) <= t ? 0 : -1;
   // The wall-clock floor is exact except within a DST shift of a transition; correct from there.
-  let k = floorIndexByWall(plan, toWall(plan.zone, t));
-  for (let i = 0; i < MAX_CORRECTION_STEPS && slotInstant(plan, k) > t; i++) k--;
-  for (let i = 0; i < MAX_CORRECTION_STEPS && slotInstant(plan, k + 1) <= t; i++) k++;
+  let k = floorIndexByWall(grid, toWall(grid.zone, t));
+  for (let i = 0; i < MAX_CORRECTION_STEPS && slotInstant(grid, k) > t; i++) k--;
+  for (let i = 0; i < MAX_CORRECTION_STEPS && slotInstant(grid, k + 1) <= t; i++) k++;
   return k;
 }
 
 /** Largest k whose wall time is <= `wall`. */
-function floorIndexByWall(plan: Plan, wall: number): number {
-  if (plan.frequency === 'once') return wall >= plan.anchorWall ? 0 : -1;
-  if (plan.frequency === 'monthly') {
+function floorIndexByWall(grid: SlotGrid, wall: number): number {
+  if (grid.frequency === 'once') return wall >= grid.anchorWall ? 0 : -1;
+  if (grid.frequency === 'monthly') {
     const d = new Date(wall);
-    let k = (d.getUTCFullYear() - plan.anchorYear) * 12 + (d.getUTCMonth() + 1 - plan.anchorMonth);
-    if (slotWall(plan, k) > wall) k--;
+    let k = (d.getUTCFullYear() - grid.anchorYear) * 12 + (d.getUTCMonth() + 1 - grid.anchorMonth);
+    if (slotWall(grid, k) > wall) k--;
     return k;
   }
-  return Math.floor((wall - plan.anchorWall) / GRID_PERIOD_MS[plan.frequency]);
+  return Math.floor((wall - grid.anchorWall) / GRID_PERIOD_MS[grid.frequency]);
 }
 
-function slotWall(plan: Plan, k: number): number {
+function slotWall(grid: SlotGrid, k: number): number {
   // 'once' only ever asks for k = 0: callers clamp to kMin..kMax before resolving.
-  if (plan.frequency === 'once') return plan.anchorWall;
-  if (plan.frequency === 'monthly') {
-    const monthIndex = plan.anchorMonth - 1 + k;
-    const year = plan.anchorYear + Math.floor(monthIndex / 12);
+  if (grid.frequency === 'once') return grid.anchorWall;
+  if (grid.frequency === 'monthly') {
+    const monthIndex = grid.anchorMonth - 1 + k;
+    const year = grid.anchorYear + Math.floor(monthIndex / 12);
     const month = (((monthIndex % 12) + 12) % 12) + 1;
-    const day = Math.min(plan.anchorDay, daysInMonth(year, month));
-    return makeWall(year, month, day, plan.minutesOfDay);
+    const day = Math.min(grid.anchorDay, daysInMonth(year, month));
+    return makeWall(year, month, day, grid.minutesOfDay);
   }
-  return plan.anchorWall + k * GRID_PERIOD_MS[plan.frequency];
+  return grid.anchorWall + k * GRID_PERIOD_MS[grid.frequency];
 }
 
-function slotInstant(plan: Plan, k: number): number {
-  return resolveWall(plan.zone, slotWall(plan, k));
+function slotInstant(grid: SlotGrid, k: number): number {
+  return resolveWall(grid.zone, slotWall(grid, k));
 }
 
 /** Earliest instant whose local wall time in `zone` is >= `wall` (see header for why). */

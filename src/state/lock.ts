@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { RunFailedError, StorageError } from '../errors.js';
 import { isAlive } from '../process-liveness.js';
 import type { LockableStorage, StorageBackend } from '../storage/backend.js';
-import { stateKeys } from './keys.js';
+import { stateKeys } from './state-keys.js';
 import { readStateJson } from './read-state-json.js';
 
 export interface Lease {

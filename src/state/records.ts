@@ -1,5 +1,8 @@
 // The shapes of what audex keeps in its state location (README "State and safety") and of a run's summary
 // (README "Running it"). History records and the --json summary share RunRecord.
+// Named for all of them rather than one: RunRecord, Cursor and PendingRun are equal peers
+// (the history record, the commit point and the pending record), one file so their fields
+// stay consistent with each other.
 
 export type RunMode = 'full' | 'incremental';
 /** `operator`: a record of an operator's command (`audex reset`), not a run. */

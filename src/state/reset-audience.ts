@@ -9,7 +9,7 @@
 // the dataflow lock, so no run reads the cursor meanwhile.
 import { createHash } from 'node:crypto';
 import { ConfigError, RunFailedError } from '../errors.js';
-import { stateKeys } from './keys.js';
+import { stateKeys } from './state-keys.js';
 import { zeroCounts, type Cursor, type RunRecord } from './records.js';
 import { runStamp, type StateStore } from './state-store.js';
 

@@ -2,7 +2,7 @@
 // backend. The commit order itself lives in run/execute-run.ts and the dataflow lock in
 // lock.ts; this module only knows where records are and how they are encoded.
 import type { StorageBackend } from '../storage/backend.js';
-import { audienceTag, historyMonth, parseHistoryKey, stateKeys, type HistoryEntry } from './keys.js';
+import { audienceTag, historyMonth, parseHistoryKey, stateKeys, type HistoryEntry } from './state-keys.js';
 import type { Cursor, PendingRun, RunRecord, RunStatus } from './records.js';
 import { readStateJson } from './read-state-json.js';
 

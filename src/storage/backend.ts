@@ -1,4 +1,6 @@
-// The one storage interface. Keys are POSIX paths relative to the backend's root.
+// The one storage interface, StorageBackend (storage/backend: the name drops the folder's
+// word), with the small conditional-write capability only the lock needs. Keys are POSIX
+// paths relative to the backend's root.
 // Invariant: a file only ever appears under its final key complete (stage, then publish).
 // Every backend (local.ts, memory.ts, s3.ts) passes the same contract suite
 // (test/contract/storage.test.ts).

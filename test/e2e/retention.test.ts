@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { crmConfig, listFiles, readCsv, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
-import { stateKeys } from '../../src/state/keys.js';
+import { stateKeys } from '../../src/state/state-keys.js';
 
 const workspace = trackWorkspaces();
 /** Day n's run: slot 2026-11-(19+n)T05:30Z; days 2 and later read snap-20261121 (the latest). */

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { crmConfig, listFiles, readCsv, readParquet, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
-import { stateKeys } from '../../src/state/keys.js';
+import { stateKeys } from '../../src/state/state-keys.js';
 
 const workspace = trackWorkspaces();
 

@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stateKeys } from '../../src/state/keys.js';
+import { stateKeys } from '../../src/state/state-keys.js';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
 import { describeProc, reliabilityDataflow, hashTree, isCursorOrBaseline, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset } from '../helpers/reliability.js';

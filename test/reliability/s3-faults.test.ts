@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stateKeys } from '../../src/state/keys.js';
+import { stateKeys } from '../../src/state/state-keys.js';
 import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
 import { rule, s3Match, startFaultProxy, type FaultProxy, type FaultRule, type ProxyRequest } from '../helpers/fault-proxy.js';
 import { describeProc, reliabilityDataflow, hashTree, isCursorOrBaseline, treeDiff } from '../helpers/reliability.js';

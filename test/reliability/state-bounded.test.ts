@@ -17,7 +17,7 @@ import { stringify as toYaml } from 'yaml';
 import { listFiles, runCli } from '../helpers/harness.js';
 import { describeProc, reliabilityDataflow, seededRandom } from '../helpers/reliability.js';
 import { CRASH_POINTS } from '../../src/run/crash-points.js';
-import { parseHistoryKey, stateKeys } from '../../src/state/keys.js';
+import { parseHistoryKey, stateKeys } from '../../src/state/state-keys.js';
 
 const TARGET_RUNS = Number(process.env['AUDEX_STATE_RUNS'] ?? 60);
 const START = Date.parse('2026-11-01T00:00:00Z');

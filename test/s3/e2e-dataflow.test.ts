@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { crmConfig, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
 import { localTree, useS3Server, type S3Test } from '../helpers/s3-server.js';
-import { stateKeys } from '../../src/state/keys.js';
+import { stateKeys } from '../../src/state/state-keys.js';
 
 const DAY1 = '2026-11-20T06:00:00Z';
 const DAY2 = '2026-11-21T06:00:00Z';

@@ -5,7 +5,7 @@ import { nextExportSlot } from '../../plan/next-slot.js';
 import { describeSchedule } from '../../schedule/slots.js';
 import { openLocations, readCursors } from '../../run/prepare.js';
 import { readLockHolder } from '../../state/lock.js';
-import { audienceTag, stateKeys, type HistoryEntry } from '../../state/keys.js';
+import { audienceTag, stateKeys, type HistoryEntry } from '../../state/state-keys.js';
 import { StateStore } from '../../state/state-store.js';
 import type { RunRecord } from '../../state/records.js';
 import type { Reporter } from '../reporter.js';
