@@ -4,7 +4,7 @@
 import type { RunRecord } from '../state/records.js';
 import { buildTimeline, DETAIL_RUNS, sortRuns, type AudienceTimeline } from './build-timeline.js';
 import { chartTitle, numericCounts, type ChartGroup } from './list-counters.js';
-import { drawCharts, type ChartData, type ChartSpec, type TimelineData } from './draw-charts.js';
+import { pageScript, type ChartData, type ChartSpec, type TimelineData } from './draw-charts.js';
 import { REPORT_STYLE } from './report-style.js';
 
 /** What the page shows of an audience's status (the fields of `audex status`). */
@@ -226,7 +226,7 @@ ${sections.join('\n')}
 </main>
 <script type="application/json" id="audex-report-data">${json}</script>
 <script>${input.chartLibrary.script}</script>
-<script>(${drawCharts.toString()})(uPlot, JSON.parse(document.getElementById('audex-report-data').textContent));</script>
+<script>${pageScript('audex-report-data')}</script>
 </body>
 </html>
 `;
