@@ -1,5 +1,5 @@
 // The suite's one fault-injecting HTTP proxy, for the S3 tests: the proxy of the test S3
-// server (s3-server.ts) applies these rules first, and the reliability tests start one of
+// server (s3-server.ts) applies these rules (after its bad-credential answers), and the reliability tests start one of
 // their own per test case in front of it (startFaultProxy):
 //
 //   audex → fault proxy (startFaultProxy) → test S3 server's proxy (rules, conditional writes) → s3rver
