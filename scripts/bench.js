@@ -6,7 +6,7 @@
 //   npm run bench -- --history 100000 [--no-s3] [--baseline-profiles 1000000]   (scripts/bench/history.js)
 //
 // 1. Generates (or reuses, from <cache>/<params>/) two deterministic synthetic snapshots in
-//    the SPEC §2 layout: 20 audiences, ~4 memberships a profile, ~5% membership churn.
+//    the README "Inputs" layout: 20 audiences, ~4 memberships a profile, ~5% membership churn.
 // 2. Times real CLI runs (`node bin/audex.js run --config … --at … --json`), each a fresh
 //    process under /usr/bin/time (peak RSS = its %M, the max resident set of the node
 //    process; without /usr/bin/time, VmHWM sampled from /proc/<pid>/status):
@@ -347,7 +347,7 @@ function duckdbVersion() {
 // ---------------------------------------------------------------- main
 
 async function main() {
-  // Dataset exports (SPEC §12) have a benchmark of their own.
+  // Dataset exports (README "Export datasets") have a benchmark of their own.
   if (process.argv.includes('--datasets')) return (await import('./bench/datasets.js')).benchDatasets(process.argv.slice(2).filter((a) => a !== '--datasets'));
   // The HTTP API destination's benchmark has its own runs and report (scripts/bench/http.js).
   if (process.argv.includes('--http')) return (await import('./bench/http.js')).benchHttp(process.argv.slice(2).filter((a) => a !== '--http'));

@@ -1,5 +1,5 @@
 // Regenerates fixtures/snapshots: two small, readable snapshots whose profiles each show
-// one behaviour of SPEC §3–4 (see the `why` notes). Run: node scripts/make-fixtures.js
+// one behaviour of README "What gets exported" (see the `why` notes). Run: node scripts/make-fixtures.js
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import path from 'node:path';

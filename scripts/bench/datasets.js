@@ -1,4 +1,4 @@
-// Dataset export benchmark (SPEC §12): `npm run bench -- --datasets [options]`.
+// Dataset export benchmark (README "Export datasets"): `npm run bench -- --datasets [options]`.
 //
 // 1. Generates (or reuses, from <cache>/datasets-<records>-<batches>-<seed>/) one dataset
 //    in the §12 input layout: <batches> NDJSON batches of equal size (default 10 × 100,000

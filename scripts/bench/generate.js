@@ -79,7 +79,7 @@ async function generateNdjson(dir, { profiles, seed, partSize, workers }, log) {
   });
   const counts = SNAPSHOTS.map((_, s) => results.reduce((n, r) => n + r.counts[s], 0));
   const bytes = SNAPSHOTS.map((_, s) => results.reduce((n, r) => n + r.bytes[s], 0));
-  // _snapshot.json last: the folder is complete (SPEC §2.1).
+  // _snapshot.json last: the folder is complete (README "Inputs").
   for (const s of SNAPSHOTS) writeFileSync(path.join(tmp, s.snapshotId, '_snapshot.json'), snapshotJson(s));
   renameSync(tmp, dir);
   return { parts, counts, bytes, seconds: (performance.now() - started) / 1000 };

@@ -1,4 +1,4 @@
-// Deterministic synthetic profiles for the benchmark (SPEC §2 layout and record shape).
+// Deterministic synthetic profiles for the benchmark (README "Inputs" layout and record shape).
 //
 // Every profile i is generated from its own PRNG stream seeded by (seed, i), so a part can
 // be written by any worker in any order and the bytes never change. One pass over profile

@@ -61,7 +61,7 @@ export class SelectedRun {
 let runCounter = 0;
 
 /**
- * Selects one audience's rows from a loaded snapshot (SPEC §3–4): a full run without a
+ * Selects one audience's rows from a loaded snapshot (README "What gets exported"): a full run without a
  * baseline, a diff against it with one. The caller drops the run (dropRun) when done with
  * its rows and baseline; a selection that fails drops what it made.
  */
@@ -87,7 +87,7 @@ export async function selectRun(engine: Engine, shape: Shape, snapshot: LoadedSn
   }
 }
 
-/** Writes the baseline the run leaves (SPEC §8) to a local Parquet file; returns its profile count. */
+/** Writes the baseline the run leaves (README "State and safety") to a local Parquet file; returns its profile count. */
 export async function writeNextBaseline(run: SelectedRun, file: string): Promise<number> {
   const { engine } = RunRows.locate(run.rows);
   const [copied] = await engine.all<{ Count: string | number }>(`COPY (${baselineSql(tablesOf(run).output)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`);

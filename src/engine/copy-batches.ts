@@ -1,4 +1,4 @@
-// Reads dataset batch files for an export (SPEC §12), and the SQL that copies them
+// Reads dataset batch files for an export (README "Export datasets"), and the SQL that copies them
 // (writers/write-dataset-parts.ts writes the parts).
 //
 // Before anything is written every input is read once (readBatchFiles): NDJSON lines

@@ -1,4 +1,4 @@
-// One read of a snapshot for several dataflows (SPEC §10: several dataflows in one
+// One read of a snapshot for several dataflows (README "Several dataflows in one invocation": several dataflows in one
 // invocation). Dataflows that judge whole records the same way (the same profile key
 // path and identity namespace) share one load of the union of what they read: every
 // audience's memberships and every attribute path any of them maps. Each dataflow then

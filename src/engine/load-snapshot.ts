@@ -1,6 +1,6 @@
 // Loads one snapshot's profiles into a DuckDB table, reading only what the dataflow needs:
 // the key, the one identity namespace, the mapped audiences' memberships and the mapped
-// attribute paths. Bad records (SPEC §2.2) are found by SQL on the fast path and located
+// attribute paths. Bad records (README "Inputs") are found by SQL on the fast path and located
 // exactly (file:line) by the line scanner only when there are any.
 //
 // Names in the engine tables this module makes (i: index in Shape.audiences, j: index in
@@ -129,7 +129,7 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
 function unreadable(error: unknown, parts: PartFile[]): BadInputError {
   const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
   return new BadInputError(
-    `cannot read snapshot parts (${parts.map((p) => p.name).join(', ')}): ${message}\nCheck that the parts are NDJSON or Parquet with the fields of SPEC §2.2. Nothing was written.`,
+    `cannot read snapshot parts (${parts.map((p) => p.name).join(', ')}): ${message}\nCheck that the parts are NDJSON or Parquet with the fields README "Inputs" lists. Nothing was written.`,
   );
 }
 

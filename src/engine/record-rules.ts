@@ -1,4 +1,4 @@
-// The rules that make a profile record bad (SPEC §2.2), in one place for both checkers:
+// The rules that make a profile record bad (README "Inputs"), in one place for both checkers:
 // the SQL one (fast, on DuckDB's typed read) and the line scanner (exact file:line, used
 // only when the fast path finds something). Both must agree on every rule.
 

@@ -1,4 +1,4 @@
-// How an output table (k, kind, j0..jn JSON) becomes file content, per format (SPEC §4–5).
+// How an output table (k, kind, j0..jn JSON) becomes file content, per format (README "Files, names and the manifest").
 // CSV lines are rendered whole in SQL so every dialect option is exact and the JS side
 // only joins lines; Parquet columns are cast to the mapping's types. The output table was
 // created in row order (ORDER BY profile key, id) and the engine preserves insertion

@@ -1,4 +1,4 @@
-// The record rule of dataset batches (SPEC §12): every non-blank NDJSON line must be a
+// The record rule of dataset batches (README "Export datasets"): every non-blank NDJSON line must be a
 // JSON object (strict JSON: what JSON.parse accepts), valid UTF-8, at most
 // MAX_RECORD_BYTES. A line that is not is a bad record, named by file and line. Used in
 // the main thread and in scan workers (scan-records-worker.ts), so it imports no engine.

@@ -1,4 +1,4 @@
-// Which profiles one run exports and the rows they become (SPEC §3–4), as SQL over the
+// Which profiles one run exports and the rows they become (README "What gets exported"), as SQL over the
 // snapshot table (see load-snapshot.ts) and, for incremental runs, the baseline table.
 //
 // Rules kept here:
@@ -17,7 +17,7 @@
 // Names (i: column index in Shape.columns, j: attribute index in Shape.attributes; the
 // snapshot table's columns k, ids, s<i>, q<i>, e<i>, a<j> are explained in load-snapshot.ts):
 //
-//   baseline table (Selection.baselineTable; the Parquet file of SPEC §8 has the same columns):
+//   baseline table (Selection.baselineTable; the Parquet file of README "State and safety" has the same columns):
 //     k, status, qtime, ids   a profile the destination holds as a member: key, status and
 //                             lastQualificationTime it was sent with, and its ids (VARCHAR[])
 //   candidates (subquery `c`; in a diff built from the join `j` of snapshot `s` and baseline `b`,
@@ -338,7 +338,7 @@ async function inKeyOrder(engine: Engine, table: string): Promise<boolean> {
 }
 
 /**
- * The membership baseline after a run (SPEC §8): the profiles exported as members — this
+ * The membership baseline after a run (README "State and safety"): the profiles exported as members — this
  * run's members, plus the previous baseline's members that are still active (or whose
  * entry is unreadable this time, kept as they were). Exits leave it. Read from the
  * candidates selectRows left, so the snapshot is not joined with the baseline again.

@@ -133,7 +133,7 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
       exportMode: run.mode,
       snapshotId: run.snapshot.snapshotId,
       exportResults: parts.map((p) => ({ sinkPath: folder, name: partFileName(baseName, ext, p.partNumber), size: p.bytes, rows: p.rows, sha256: p.sha256 })),
-      // The manifest keeps SPEC §6's counts (its bytes are pinned); exitsWritten is in --json and history.
+      // The manifest keeps the counts README "Files, names and the manifest" lists (its bytes are pinned); exitsWritten is in --json and history.
       counts: withoutExitsWritten(counts),
     };
     await destination.writeText(key, `${JSON.stringify(body, null, 2)}\n`);

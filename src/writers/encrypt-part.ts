@@ -1,4 +1,4 @@
-// OpenPGP encryption of one finished data file (SPEC §13): the compressed part, as written,
+// OpenPGP encryption of one finished data file (README "Encrypted files"): the compressed part, as written,
 // is read as a stream, encrypted for the dataflow's recipient and written to another file,
 // chunk by chunk, so no file is ever held in memory whole. The result is a standard binary
 // OpenPGP message (`gpg --decrypt` gives back the exact input). It is randomised (a fresh

@@ -1,11 +1,11 @@
-// The file formats of audience exports, one entry each (SPEC §4–5): how a part is named
+// The file formats of audience exports, one entry each (README "Files, names and the manifest"): how a part is named
 // (extension), how it is stored (content type), what is checked before anything is
 // written, how rows split into parts, and how a part is written. Adding a format to the
 // config's `format.type` is one entry here; the compiler names the one missing. The SQL
 // that renders rows stays in engine/ (render-parts.ts is the writers' one door to it).
 //
 //   csv, json  DuckDB's COPY writes each part's rendered lines (CSV in the dialect of
-//              SPEC §5, or JSON objects), in row order; Node prepends the CSV header and
+//              README "Files, names and the manifest", or JSON objects), in row order; Node prepends the CSV header and
 //              gzips (mtime 0, so bytes repeat). No line passes through JavaScript alone.
 //   parquet    DuckDB's COPY, columns cast to the mapping's types, after a check that
 //              every value converts (exit 4 naming the profiles, before any part).

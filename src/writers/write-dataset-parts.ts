@@ -1,4 +1,4 @@
-// Writes a dataset export run's parts (SPEC §12) into local files the caller chooses
+// Writes a dataset export run's parts (README "Export datasets") into local files the caller chooses
 // (staged names); publishing them is the storage layer's job.
 //
 //   NDJSON → JSON      the lines are copied as they are, byte for byte, one record a line

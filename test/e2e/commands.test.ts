@@ -1,4 +1,4 @@
-// Issue 3 / SPEC §7 and §9: the operator commands through the real binary — plan, status,
+// Issue 3 / README "Running it" and README "Running it": the operator commands through the real binary — plan, status,
 // runs, validate, init, schema, --help — and the output discipline cron and CI rely on
 // (--json alone on stdout, plain `audex:` progress lines on stderr, --quiet), plus --at replays.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

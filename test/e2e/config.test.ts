@@ -1,4 +1,4 @@
-// Dataflow config validation end to end (SPEC §2.3, §9): a bad config exits 2, reports
+// Dataflow config validation end to end (README "The dataflow config", §9): a bad config exits 2, reports
 // every problem at once as `line N: path: message`, and nothing is read or written first.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';

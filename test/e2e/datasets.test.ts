@@ -1,4 +1,4 @@
-// Dataset exports end to end (SPEC §12): a dataflow with `datasets:` exports complete
+// Dataset exports end to end (README "Export datasets"): a dataflow with `datasets:` exports complete
 // batches (`_batch.json` written last) incrementally into
 // <destination>/<folderPath>/<datasetId>/exportTime=<YYYYMMDDHHmm>/part-<nnnnn>-<hash>-c000<ext>.
 // Every file is produced by the real CLI and read back with independent readers
@@ -403,7 +403,7 @@ describe.concurrent('config and commands', () => {
   });
 });
 
-describe('encrypted dataset exports (SPEC §13)', () => {
+describe('encrypted dataset exports (README "Encrypted files")', () => {
   let gpg: Gpg;
   beforeAll(() => {
     gpg = startGpg();

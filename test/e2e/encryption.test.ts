@@ -1,4 +1,4 @@
-// Encrypted files (SPEC §13) through the real CLI, checked with the real `gpg`: every data
+// Encrypted files (README "Encrypted files") through the real CLI, checked with the real `gpg`: every data
 // file is `<name><ext>.gpg`, `gpg --decrypt` with the recipient's private key gives back
 // the bytes of the same run without encryption, and the plain manifest lists the encrypted
 // files (name, size, sha256) with the plain row counts. A key audex cannot use is exit 2

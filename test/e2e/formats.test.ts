@@ -1,4 +1,4 @@
-// SPEC §4–5 end to end: CSV dialects (exact bytes and read-back with a standard parser),
+// README "What gets exported" end to end: CSV dialects (exact bytes and read-back with a standard parser),
 // NDJSON shape, Parquet column types and codecs, gzip, part splitting with manifests,
 // empty exports and byte-for-byte determinism. Every file is produced by the real CLI.
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -116,7 +116,7 @@ const withDefaults = (d: Dialect): FullDialect => ({
   delimiter: ',', quote: '"', escape: '\\', emptyValue: '', nullValue: '', header: true, quoteAll: false, ...d,
 });
 
-/** The spec's rendering of one cell (SPEC §5 and the decisions in the brief): the oracle. */
+/** The spec's rendering of one cell (README "Files, names and the manifest" and the decisions in the brief): the oracle. */
 function renderCell(value: Cell, d: FullDialect): string {
   if (value === null) return d.nullValue;
   if (value === '') return d.emptyValue;
@@ -320,7 +320,7 @@ describe('JSON', () => {
     expect(typeof rows[1]!['points']).toBe('number');
     expect(json.files[0]!.rows).toBe(3);
 
-    // CSV and Parquet carry arrays and objects as JSON text (SPEC §4).
+    // CSV and Parquet carry arrays and objects as JSON text (README "What gets exported").
     const csvRows = readCsv(csv.files[0]!.path);
     expect(csvRows[0]).toEqual(['email', 'name', 'interests', 'points', 'optIn', 'status', 'last', 'email_sha256']);
     expect(csvRows[1]![6]).toBe(LEE);

@@ -1,4 +1,4 @@
-// SPEC §2.1–2.2 and §9 (exit 4): which snapshot a run reads, how its parts are read, and
+// README "Inputs" and README "Running it" (exit 4): which snapshot a run reads, how its parts are read, and
 // how bad records are found, located (file:line / Parquet row) and reported — with
 // nothing written unless --max-bad-records allows skipping them.
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// SPEC §6 end to end: where files go (`<destination>/<folderPath>/<fileName><ext>`), every
+// README "Files, names and the manifest" end to end: where files go (`<destination>/<folderPath>/<fileName><ext>`), every
 // name token, logical time and timezone, hostile audience names, overwriting without a
 // date token, and where the state lives. Every file is produced by the real CLI.
 import { describe, expect, it } from 'vitest';
@@ -211,7 +211,7 @@ describe('hostile audience names', () => {
     const longSegment = path.relative(ws.out, longRun.files[0]!.path).split('/')[1]!;
     expect(longSegment.startsWith('日'.repeat(80))).toBe(true);
     expect(Buffer.byteLength(longSegment)).toBeLessThanOrEqual(255);
-    // SPEC §6 "no control characters": C1 controls (NEL U+0085, CSI U+009B) are controls too.
+    // README "Files, names and the manifest" "no control characters": C1 controls (NEL U+0085, CSI U+009B) are controls too.
     expect(c1).toEqual([]);
   });
 

@@ -1,4 +1,4 @@
-// Issue 16 / SPEC §14: `audex report` writes one self-contained HTML page from the run
+// Issue 16 / README "Run report": `audex report` writes one self-contained HTML page from the run
 // history, built here by real CLI runs (--at stepping through a success, a failed run that
 // the next run finishes, and skipped slots), then opened in headless Chromium: no console
 // errors, no network, charts drawn, and the numbers on the page equal the history records.
@@ -73,7 +73,7 @@ const readChartLibrary = () => ({
 
 const cellText = (page: Page, selector: string) => page.$$eval(selector, (els) => els.map((e) => (e as HTMLElement).innerText.trim()));
 
-describe('audex report (SPEC §14)', () => {
+describe('audex report (README "Run report")', () => {
   let w: Workspace;
   let crmFile: string;
   let lakeFile: string;

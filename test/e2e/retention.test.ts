@@ -1,4 +1,4 @@
-// SPEC §8 "state stays bounded" through the real CLI on local disk: old baselines pruned
+// README "State and safety" "state stays bounded" through the real CLI on local disk: old baselines pruned
 // after the commit point (and a kill before, during or after that changes nothing the
 // next run sees), export-now leaving baselines alone, history read newest first without
 // reading every record, the layout before month folders still read and moved, what killed

@@ -1,4 +1,4 @@
-// Which profiles a run exports and the rows they become (SPEC §3, §4, §6 manifest, §9
+// Which profiles a run exports and the rows they become (README "What gets exported", §4, §6 manifest, §9
 // --json), end to end through the real CLI on the fixture snapshots and on small custom
 // snapshots built with addSnapshot.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,7 +99,7 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
     expect(run).toMatchObject({
       mode: 'incremental', trigger: 'schedule', status: 'success', logicalTime: '2026-11-21T05:30:00.000Z', snapshotId: 'snap-20261121',
     });
-    // The baseline holds the profiles exported as members (SPEC §8), so the members held
+    // The baseline holds the profiles exported as members (README "State and safety"), so the members held
     // back on day 1 (p-005, p-007: mandatory; p-003: dedup loser to p-004, still exported)
     // are candidates again and excluded again: 5 enters + 2 exits received.
     expect(run.counts).toEqual({
@@ -121,7 +121,7 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
     expect(third.json().runs).toEqual([]);
   });
 
-  it('--json summary has the SPEC §9 shape and files match the bytes on disk', () => {
+  it('--json summary has the README "Running it" shape and files match the bytes on disk', () => {
     for (const result of [first, second]) {
       const summary = result.json();
       expect(Object.keys(summary).sort()).toEqual(['at', 'dataflowId', 'runs']);
@@ -168,7 +168,7 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
         audienceId: 'aud-vip',
         exportMode: 'incremental',
         snapshotId: run.snapshotId,
-        // SPEC §6's counts: the manifest leaves out exitsWritten (in --json and history only).
+        // README "Files, names and the manifest"'s counts: the manifest leaves out exitsWritten (in --json and history only).
         counts: Object.fromEntries(Object.entries(run.counts).filter(([k]) => k !== 'exitsWritten')),
       });
       expect(manifest['counts']).not.toHaveProperty('exitsWritten');
@@ -509,7 +509,7 @@ describe('mandatory and dedup on custom snapshots', () => {
   });
 
   it('a dedup loser that was never exported produces no exit row when it leaves', async () => {
-    // SPEC §8: the baseline holds the profiles last exported as members. g-2 lost
+    // README "State and safety": the baseline holds the profiles last exported as members. g-2 lost
     // shared@ to g-1 in the backfill, so the consumer never got it; when g-2 exits, an
     // exit row for shared@ would remove g-1's still-active email downstream.
     const root = path.join(ws.dir, 'loser');

@@ -1,4 +1,4 @@
-// SPEC §8 (state and safety) and §9 exit codes: cursors, baselines and history after runs;
+// README "State and safety" (state and safety) and README "Running it" exit codes: cursors, baselines and history after runs;
 // failed and interrupted runs finished by the next run with the same id and bytes; the
 // dataflow lock; storage errors; reruns that find nothing due.
 import { describe, expect, it } from 'vitest';
@@ -50,7 +50,7 @@ describe('state after successful runs', () => {
     expect(run2.snapshotId).toBe('snap-20261121');
     const state = stateDir(w);
 
-    // The incremental file of day 2: enters and exits only (SPEC §3).
+    // The incremental file of day 2: enters and exits only (README "What gets exported").
     expect(readCsv(run2.files[0]!.path)).toEqual([
       HEADER,
       ['bob@example.com', 'Bob', 'silver', '300.5', 'exited'],
@@ -66,7 +66,7 @@ describe('state after successful runs', () => {
       baseline: `baselines/aud-vip/${run2.runId}.parquet`, baselineSize: 6,
     });
 
-    // Baseline: the profiles exported as members (SPEC §8): day 1's still active, plus day 2's
+    // Baseline: the profiles exported as members (README "State and safety"): day 1's still active, plus day 2's
     // enters; held-back members (p-003, p-005, p-007) and exits (p-002, p-011) are not in it.
     const baseline = await readParquet(path.join(state, 'baselines', 'aud-vip', `${run2.runId}.parquet`));
     const members = baseline.rows.map((r) => [r['k'], r['status']]).sort();

@@ -1,4 +1,4 @@
-// Shared pieces of the dataset export tests (SPEC §12): a dataset dataflow config, batch
+// Shared pieces of the dataset export tests (README "Export datasets"): a dataset dataflow config, batch
 // folders as a producer writes them, and the file names audex must give, computed here
 // from the documented rule (README "Export datasets"), not from audex's code.
 import { createHash } from 'node:crypto';

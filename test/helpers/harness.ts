@@ -192,7 +192,7 @@ export function readText(file: string): string {
 }
 
 export function readCsv(file: string, options: Record<string, unknown> = {}): string[][] {
-  // audex's default dialect: quote ", escape \ (SPEC §5 offers only \ or ' as escape).
+  // audex's default dialect: quote ", escape \ (README "Files, names and the manifest" offers only \ or ' as escape).
   return parseCsv(readText(file), { relax_column_count: false, escape: '\\', ...options }) as string[][];
 }
 

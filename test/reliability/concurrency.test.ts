@@ -1,4 +1,4 @@
-// Two invocations of one dataflow at once (SPEC §8): never both exporting. Locally the
+// Two invocations of one dataflow at once (README "State and safety"): never both exporting. Locally the
 // lock is an exclusive-create lock.json, taken over when its process is gone; on S3 a
 // lease created with If-None-Match: *, taken over once expired. Started together, exactly
 // one run exports (each file's bytes are a single clean run's, written once) and the

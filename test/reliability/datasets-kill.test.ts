@@ -1,4 +1,4 @@
-// Kill -9 at every commit step of a dataset export, then run again (SPEC §8, §12). Two
+// Kill -9 at every commit step of a dataset export, then run again (README "State and safety", "Export datasets"). Two
 // datasets (json.gz, 2 records a part, manifests on), a clean sequence computed once:
 //   06:00 slot: backfill of ds-orders b-001 + b-002 (4 parts) and ds-web w-001;
 //   12:00 slot: the increment: ds-orders b-late (committed before 06:00, arrived after it)

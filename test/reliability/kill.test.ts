@@ -1,4 +1,4 @@
-// Kill -9 anywhere, then run again (SPEC §8, RELIABILITY.md). Synthetic snapshots from the
+// Kill -9 anywhere, then run again (README "State and safety", RELIABILITY.md). Synthetic snapshots from the
 // benchmark generator (scripts/bench/generate.js), a dataflow with an incremental audience
 // (aud-00, segmentMembership.status mapped, so exits are written) and a full one (aud-05),
 // csv.gz with several parts per file, manifests on:
@@ -440,7 +440,7 @@ describe('kill -9 at every step, then run again', () => {
     const rerun = await site.audex(DAYS[0]);
     expect(rerun.code, describeProc(rerun)).toBe(0);
     const history = Object.keys(await site.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
-    // SPEC §8: one history record per run. This one was committed and finished before the kill.
+    // README "State and safety": one history record per run. This one was committed and finished before the kill.
     expect(history).toContain(stateKeys.history(done[0]!.runId, 'success', done[0]!.audienceId));
   }, TEST_TIMEOUT);
 
@@ -454,7 +454,7 @@ describe('kill -9 at every step, then run again', () => {
     await site.expireLease!();
     const rerun = await site.audex(DAYS[1]);
     expect(rerun.code, describeProc(rerun)).toBe(0);
-    // SPEC §8: temp files left by a killed run are removed by the next run.
+    // README "State and safety": temp files left by a killed run are removed by the next run.
     const after = site.tmpLeft().map((d) => `${d}: ${listDeep(path.join(site.tmpDir, d)).length} file(s), e.g. ${listDeep(path.join(site.tmpDir, d)).slice(0, 3).join(', ')}`);
     expect(after).toEqual([]);
   }, TEST_TIMEOUT);

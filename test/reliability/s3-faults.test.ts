@@ -313,7 +313,7 @@ describe('S3 faults after the commit point', () => {
       const rerun = await f.audex();
       expect(rerun.code, describeProc(rerun)).toBe(0);
       await expectCleanState(f);
-      // SPEC §8: one history record per run, with its status: these runs succeeded.
+      // README "State and safety": one history record per run, with its status: these runs succeeded.
       const history = Object.keys(await f.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
       for (const r of clean.day2.runs) expect(history, r.audienceId).toContain(stateKeys.history(r.runId, 'success', r.audienceId));
     } finally {

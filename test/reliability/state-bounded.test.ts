@@ -1,4 +1,4 @@
-// SPEC §8 "state stays bounded" over many runs: `audex run` stepping --at by 6 hours over
+// README "State and safety" "state stays bounded" over many runs: `audex run` stepping --at by 6 hours over
 // small generated snapshots (a new one every 12 hours), three incremental audiences
 // (every 3, 6 and 24 hours) and a full one, an occasional export-now, and about one
 // invocation in four killed at a random crash point (AUDEX_CRASH_AT, seeded). After a last

@@ -1,4 +1,4 @@
-// SPEC §8 "state stays bounded" with the state on S3 (s3rver behind the test proxy):
+// README "State and safety" "state stays bounded" with the state on S3 (s3rver behind the test proxy):
 // baselines pruned after each commit; a DELETE the store refuses (403, a permission
 // missing) only warns, and a later run prunes; reset --to with the baseline on S3; status
 // sizes from the listing; runs --limit; a probe object a killed run left is removed, a

@@ -1,4 +1,4 @@
-// SPEC §9 / issue 3: the argv → options mapping of every command, as a table, through
+// README "Running it" / issue 3: the argv → options mapping of every command, as a table, through
 // commander exactly as bin/audex.js parses it (parseCommandLine), without running anything.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';

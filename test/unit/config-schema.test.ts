@@ -1,4 +1,4 @@
-// The config schema in-process (SPEC §2.3): defaults, boundaries and the cross-field rules,
+// The config schema in-process (README "The dataflow config"): defaults, boundaries and the cross-field rules,
 // fast enough to cover what the e2e tests only sample.
 import { describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';

@@ -1,4 +1,4 @@
-// Pure planning of dataset exports (SPEC §12): which batches each due slot exports, from
+// Pure planning of dataset exports (README "Export datasets"): which batches each due slot exports, from
 // the batches found, the exported set in the cursor, pending records and now.
 import { describe, expect, it } from 'vitest';
 import { parseAnyConfigText } from '../../src/config/load.js';

@@ -1,4 +1,4 @@
-// Issue 3 / SPEC §9: where output goes. Progress on stderr only: an ora spinner with each
+// Issue 3 / README "Running it": where output goes. Progress on stderr only: an ora spinner with each
 // finished step ticked off on a terminal, one plain `audex: …` line per step otherwise,
 // nothing with --quiet; the summary (out) on stdout only.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
