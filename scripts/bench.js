@@ -270,12 +270,15 @@ async function waitIdle(limitS) {
 export function audexStages(lines, wallMs) {
   const events = [];
   for (const { t, text } of lines) {
-    const msg = text.replace(/^audex: /, '');
+    // Several dataflows in one invocation prefix their lines with the dataflow's id.
+    const prefix = /^audex: (bench-[\w-]+): /.exec(text);
+    const msg = text.replace(/^audex: (bench-[\w-]+: )?/, '');
+    const who = prefix ? `${prefix[1]}: ` : '';
     let m;
     if ((m = /^reading snapshot (\S+)/.exec(msg))) events.push({ t, kind: 'read', id: m[1] });
     else if ((m = /^snapshot (\S+): (\d+) profiles/.exec(msg))) events.push({ t, kind: 'loaded', id: m[1] });
-    else if ((m = /^(\S+): selecting (\w+) rows/.exec(msg))) events.push({ t, kind: 'select', id: m[1] });
-    else if ((m = /^(\S+): wrote (\d+) rows/.exec(msg))) events.push({ t, kind: 'wrote', id: m[1] });
+    else if ((m = /^(\S+): selecting (\w+) rows/.exec(msg))) events.push({ t, kind: 'select', id: who + m[1] });
+    else if ((m = /^(\S+): wrote (\d+) rows/.exec(msg))) events.push({ t, kind: 'wrote', id: who + m[1] });
   }
   const stages = [];
   let prevT = 0;

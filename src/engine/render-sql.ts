@@ -7,7 +7,7 @@
 import type { CsvOptions } from '../config/schema.js';
 import type { Shape } from './shape.js';
 import { ident, literal } from './sql.js';
-import { normalizeJson, qualificationTimeSql, renderText } from './select-rows.js';
+import { isWhole, normalizeJson, qualificationTimeSql, renderText } from './select-rows.js';
 
 function special(option: '' | '""' | 'null'): string {
   return literal(option);
@@ -74,11 +74,13 @@ function typedValue(shape: Shape, i: number): string {
     case 'string':
       return text;
     case 'int64':
-      return `CASE WHEN ${numeric} AND regexp_full_match(${text}, '-?[0-9]+') THEN TRY_CAST(${text} AS BIGINT) END`;
+      // Integers as they are; a double only when whole (as renderText prints it: at most 15 digits).
+      return `CASE json_type(${json}) WHEN 'BIGINT' THEN TRY_CAST(${json} AS BIGINT) WHEN 'UBIGINT' THEN TRY_CAST(${json} AS BIGINT)
+        WHEN 'DOUBLE' THEN CASE WHEN ${isWhole(json)} THEN TRY_CAST(${json} AS DOUBLE)::BIGINT END END`;
     case 'boolean':
-      return `CASE WHEN json_type(${json}) = 'BOOLEAN' THEN ${text} = 'true' END`;
+      return `CASE WHEN json_type(${json}) = 'BOOLEAN' THEN ${json}::VARCHAR = 'true' END`;
     case 'double':
-      return `CASE WHEN ${numeric} AND isfinite(TRY_CAST(${text} AS DOUBLE)) THEN TRY_CAST(${text} AS DOUBLE) END`;
+      return `CASE WHEN ${numeric} AND isfinite(TRY_CAST(${json} AS DOUBLE)) THEN TRY_CAST(${json} AS DOUBLE) END`;
     case 'timestamp':
       return `CASE WHEN json_type(${json}) = 'VARCHAR' AND regexp_matches(${text}, '^[0-9]{4}-') THEN ${qualificationTimeSql(text)} END`;
   }

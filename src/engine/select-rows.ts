@@ -76,7 +76,7 @@ export function normalizeJson(json: string): string {
 }
 
 /** A JSON double that is a whole number of at most 15 digits (it prints as an integer). */
-function isWhole(json: string): string {
+export function isWhole(json: string): string {
   return `(TRY_CAST(${json} AS DOUBLE) = trunc(TRY_CAST(${json} AS DOUBLE)) AND abs(TRY_CAST(${json} AS DOUBLE)) < 1e15)`;
 }
 
