@@ -238,83 +238,101 @@ export async function selectRows(
   selection: Selection,
   output: string,
 ): Promise<SelectionCounts> {
+  const valued = `${output}_valued`;
+  await engine.run(valuedSql(shape, snapshot, audience, selection, valued));
+  // Members that lose a dedup key are marked in place: the rows keep their order.
+  if (shape.dedup) await engine.run(`UPDATE ${ident(valued)} SET lost = TRUE WHERE k IN (${losersSql(shape, selection, valued)})`);
+  if (selection.kind === 'diff') await engine.run(diffRowsSql(shape, valued, output));
+  else {
+    // Rows go out ordered by profile key, then id. A full selection from a snapshot whose
+    // rows already come in key order keeps that order (a filter and the id explosion do not
+    // move rows, and each profile's ids are sorted at load), so it skips the sort; the
+    // result is checked, and sorted after all if the engine moved a row.
+    const presorted = await inKeyOrder(engine, valued);
+    await engine.run(fullRowsSql(shape, valued, output, !presorted));
+    if (presorted && !(await inKeyOrder(engine, output))) await engine.run(fullRowsSql(shape, valued, output, true));
+  }
+  return countSelection(engine, shape, valued, output);
+}
+
+/** The candidates with their profile-level values, whether they have every mandatory field, and a dedup mark. */
+function valuedSql(shape: Shape, snapshot: string, audience: number, selection: Selection, valued: string): string {
   const cols = shape.columns;
-  const valued = ident(`${output}_valued`);
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
   const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(shape, c, 'c')} AS j${i}`));
-  await engine.run(`CREATE OR REPLACE TABLE ${valued} AS
+  return `CREATE OR REPLACE TABLE ${ident(valued)} AS
     SELECT c.k, c.kind, c.status, c.qtime, c.ids,
       ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok, FALSE AS lost,
       ${profileValues.join(', ')}
-    FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`);
+    FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`;
+}
 
-  const dedup = shape.dedup;
-  const otherCols = cols
+/** The profile keys that lose a dedup key value (shape.dedup is set). */
+function losersSql(shape: Shape, selection: Selection, valued: string): string {
+  const dedup = shape.dedup!;
+  const otherCols = shape.columns
     .map((c, i) => ({ c, i }))
-    .filter(({ c, i }) => c.ref.kind !== 'identity' && !(dedup?.kind === 'attributes' && dedup.columns.includes(i)));
-  const tieBreak = otherCols.map(({ i }) => `${renderText(`v.j${i}`)} ASC NULLS LAST`);
-  let keyValue = '';
-  if (dedup?.kind === 'identity') keyValue = 'unnest(v.ids)::VARCHAR';
-  if (dedup?.kind === 'attributes') keyValue = `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
+    .filter(({ c, i }) => c.ref.kind !== 'identity' && !(dedup.kind === 'attributes' && dedup.columns.includes(i)));
+  const tieBreak = otherCols.map(({ i }) => `, ${renderText(`v.j${i}`)} ASC NULLS LAST`).join('');
+  const keyValue = dedup.kind === 'identity' ? 'unnest(v.ids)::VARCHAR' : `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
   // Only key values held by more than one profile need the (costly) ranking. A retained
   // member keeps what it holds: the destination already has it under that value. So only
   // values a newcomer holds are contested (in a diff, a few among the retained members').
   const newcomerValues = selection.kind === 'diff' ? `SEMI JOIN (SELECT DISTINCT key_value FROM keyed WHERE kind = 'member') n USING (key_value)` : '';
-  const losers = dedup
-    ? `SELECT DISTINCT k FROM (
-         SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY kind = 'retained' DESC, ${qualificationTimeSql('qtime')} DESC NULLS LAST${
-           tieBreak.length ? `, ${tieBreak.join(', ')}` : ''
-         }, k ASC) AS r
-         FROM keyed v SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
-       WHERE r > 1`
-    : `SELECT NULL::VARCHAR AS k WHERE FALSE`;
-  const keyed = `keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${valued} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained')`;
-  // Members that lose a dedup key are marked in place: the rows keep their order.
-  if (dedup) await engine.run(`UPDATE ${valued} SET lost = TRUE WHERE k IN (WITH ${keyed} ${losers})`);
-  const exitsWritten = shape.statusMapped ? 'TRUE' : 'FALSE';
-  const idColumn = cols.findIndex((c) => c.ref.kind === 'identity');
-  const finalValues = cols.map((c, i) => (i === idColumn ? `${columnValue(shape, c, 'x')} AS j${i}` : `x.j${i}`));
-  const explode = (from: string) => `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
-  const diffRowsSql = `CREATE OR REPLACE TABLE ${ident(output)} AS
+  return `WITH keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained')
+    SELECT DISTINCT k FROM (
+      SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY kind = 'retained' DESC, ${qualificationTimeSql('qtime')} DESC NULLS LAST${tieBreak}, k ASC) AS r
+      FROM keyed v SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
+    WHERE r > 1`;
+}
+
+/** The written row's values: the profile's, and the identity column's value of this row's id. */
+function rowValues(shape: Shape): string {
+  const idColumn = shape.columns.findIndex((c) => c.ref.kind === 'identity');
+  return shape.columns.map((c, i) => (i === idColumn ? `${columnValue(shape, c, 'x')} AS j${i}` : `x.j${i}`)).join(', ');
+}
+
+/** One row per id of each candidate in `from` (one row without an id when it has none). */
+const explodeSql = (from: string) => `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
+
+/** A diff's rows: entering members and (when the status is mapped) exits, sorted. */
+function diffRowsSql(shape: Shape, valued: string, output: string): string {
+  const v = ident(valued);
+  return `CREATE OR REPLACE TABLE ${ident(output)} AS
     WITH kept AS (
-      SELECT v.* FROM ${valued} v
+      SELECT v.* FROM ${v} v
       WHERE (v.kind = 'member' AND v.ok AND NOT v.lost)
-         OR (v.kind = 'exit' AND ${exitsWritten})),
-    exploded AS (${explode('kept')}),
+         OR (v.kind = 'exit' AND ${shape.statusMapped ? 'TRUE' : 'FALSE'})),
+    exploded AS (${explodeSql('kept')}),
     -- An exit must not remove an id that a member the destination keeps still holds.
     exit_ids AS (SELECT DISTINCT id FROM exploded WHERE kind = 'exit' AND id IS NOT NULL),
     held AS (
       SELECT id FROM exploded WHERE kind = 'member' AND id IN (SELECT id FROM exit_ids)
-      UNION SELECT id FROM (SELECT unnest(ids) AS id FROM ${valued} WHERE kind = 'retained') WHERE id IN (SELECT id FROM exit_ids))
-    SELECT x.k, x.kind, ${finalValues.join(', ')}
+      UNION SELECT id FROM (SELECT unnest(ids) AS id FROM ${v} WHERE kind = 'retained') WHERE id IN (SELECT id FROM exit_ids))
+    SELECT x.k, x.kind, ${rowValues(shape)}
     FROM exploded x
     WHERE NOT (x.kind = 'exit' AND x.id IS NOT NULL AND x.id IN (SELECT id FROM held))
     ORDER BY x.k, x.id`;
-  // A full selection has members only: no exit, so no id held back; a filter and the id
-  // explosion, which keep the rows' order.
-  const fullRowsSql = (sorted: boolean) => `CREATE OR REPLACE TABLE ${ident(output)} AS
-    SELECT x.k, x.kind, ${finalValues.join(', ')}
-    FROM (${explode(`(SELECT * FROM ${valued} WHERE kind = 'member' AND ok AND NOT lost)`)}) x
-    ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
-  // Rows go out ordered by profile key, then id. A full selection from a snapshot whose rows
-  // already come in key order keeps that order (a filter and the id explosion do not move
-  // rows, and each profile's ids are sorted at load), so it skips the sort; the result is
-  // checked, and sorted after all if the engine moved a row.
-  if (selection.kind === 'diff') await engine.run(diffRowsSql);
-  else {
-    const presorted = await inKeyOrder(engine, `${output}_valued`);
-    await engine.run(fullRowsSql(!presorted));
-    if (presorted && !(await inKeyOrder(engine, output))) await engine.run(fullRowsSql(true));
-  }
+}
 
+/** A full selection's rows: members only (no exit, so no id held back), a filter and the id explosion. */
+function fullRowsSql(shape: Shape, valued: string, output: string, sorted: boolean): string {
+  return `CREATE OR REPLACE TABLE ${ident(output)} AS
+    SELECT x.k, x.kind, ${rowValues(shape)}
+    FROM (${explodeSql(`(SELECT * FROM ${ident(valued)} WHERE kind = 'member' AND ok AND NOT lost)`)}) x
+    ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
+}
+
+async function countSelection(engine: Engine, shape: Shape, valued: string, output: string): Promise<SelectionCounts> {
+  const out = ident(output);
   const [row] = await engine.all<Record<string, string>>(`SELECT
       count(*) FILTER (WHERE kind IN ('member', 'exit'))::VARCHAR AS received,
       count(*) FILTER (WHERE kind = 'member' AND NOT ok)::VARCHAR AS mandatory,
       count(*) FILTER (WHERE kind = 'exit')::VARCHAR AS exits,
-      (SELECT count(*) FROM ${ident(output)})::VARCHAR AS rows,
-      (SELECT count(DISTINCT k) FROM ${ident(output)})::VARCHAR AS exported,
-      (SELECT count(DISTINCT k) FROM ${ident(output)} WHERE kind = 'exit')::VARCHAR AS exits_written
-    FROM ${valued}`);
+      (SELECT count(*) FROM ${out})::VARCHAR AS rows,
+      (SELECT count(DISTINCT k) FROM ${out})::VARCHAR AS exported,
+      (SELECT count(DISTINCT k) FROM ${out} WHERE kind = 'exit')::VARCHAR AS exits_written
+    FROM ${ident(valued)}`);
   const received = Number(row?.['received'] ?? 0);
   const excludedMandatory = Number(row?.['mandatory'] ?? 0);
   const exitsOmitted = shape.statusMapped ? 0 : Number(row?.['exits'] ?? 0);
