@@ -5,14 +5,22 @@
 //   k, act (mapped audiences it is active in), idj (its whole identityMap as JSON text: the
 //   identity set to compare with, and the identityMap of the exit message of a member that
 //   vanishes), idr (hash of idj), ah (hash of the mapped attributes, numbers normalised).
+// The snapshot table carries the same act, idr, ah and idj per profile (profileColumns).
 //
 // Triggers, per profile: entered (an audience in act now, not before), exited (before, not
 // now; a vanished member too), identity (active now and before, and the set of namespace +
 // id pairs changed: compared only where idr differs), attribute (active now and before, ah
 // changed). realized ↔ existing is not a change; unmapped audiences never trigger. A newly
 // mapped audience is in no baseline row, so its members all enter: the backfill of that
-// audience alone. Messages are built here as JSON text, in profile key order, and written
-// to a file by the engine: they never sit in Node's memory all at once.
+// audience alone.
+//
+// Cost: the diff joins only the narrow columns (k, act, idr, ah) of the snapshot and the
+// baseline and keeps the profiles that changed (`<prefix>_d`); identities are parsed only
+// where idr differs; the wide columns (memberships, attributes, identityMap) are read for
+// the changed profiles alone, when their messages are built. Messages are JSON text, in
+// profile key order, written to a file by the engine: they never sit in Node's memory all
+// at once. Unreadable (skipped) profiles are in neither side of the diff: no message, and
+// their baseline rows are carried over as they were.
 import { ACTIVE_STATUSES } from './record-rules.js';
 import type { Engine } from './session.js';
 import type { HttpShape } from './load-http-snapshot.js';
@@ -39,8 +47,13 @@ export interface MessageOptions {
   audiences: AudienceMeta[];
   /** The snapshot's merge policy: that of audiences without their own. */
   defaultMergePolicy: string | null;
-  /** `<prefix>_d` is stored in key order (DiffCounts.sorted): messages need no sort of their own. */
-  sortedDiff?: boolean;
+}
+
+/** The tables of one diff: the snapshot (with `<snapshot>_skip`), the baseline, and `<prefix>_d`. */
+export interface DiffTables {
+  prefix: string;
+  snapshot: string;
+  baseline: string;
 }
 
 export interface DiffCounts {
@@ -50,8 +63,6 @@ export interface DiffCounts {
   attribute: number;
   messages: number;
   baselineSize: number;
-  /** Whether `<prefix>_d` is stored in key order (see diffProfiles). */
-  sorted: boolean;
 }
 
 /** The baseline columns; an empty one for the first run. */
@@ -72,11 +83,15 @@ function normalised(json: string): string {
 
 const list = (items: string[]) => `[${items.join(', ')}]::VARCHAR[]`;
 
-/** The baseline's identityMap type, for comparing a stored identityMap as a set of pairs. */
+/** The identityMap type, for reading an identityMap's JSON text as a set of pairs. */
 const IDMAP_TYPE = 'MAP(VARCHAR, STRUCT(id VARCHAR)[])';
 
-/** A hash of the identities as a set of namespace + id pairs (order and repeats ignored). */
-function pairsHash(map: string): string {
+/** The identityMap column `idmap` of the snapshot read as JSON text (idj). */
+export const IDENTITY_JSON = "coalesce(to_json(idmap)::VARCHAR, '{}')";
+
+/** A hash of the identities (JSON text) as a set of namespace + id pairs (order and repeats ignored). */
+function pairsHash(idj: string): string {
+  const map = `${idj}::JSON::${IDMAP_TYPE}`;
   return `hash(coalesce(list_sort(list_distinct(flatten(list_transform(coalesce(map_entries(${map}), []),
       lambda e: list_transform(list_filter(coalesce(e.value, []), lambda x: x.id IS NOT NULL), lambda x: e.key || chr(0) || x.id))))), []::VARCHAR[]))`;
 }
@@ -87,62 +102,74 @@ function pick(ids: string[], test: (id: string) => string): string {
 }
 
 /**
- * Builds `<prefix>_d`: one row per profile that is active in a mapped audience now or was
- * in the baseline, with its triggers; skipped (unreadable) profiles keep their baseline.
- * Identities are compared as their JSON text first (idr, cheap) and, only where that
- * differs, as sets of pairs: a reordering alone is not a change.
+ * The per-profile values the diff compares, over a row with ups, idj and a<j>: act (the
+ * mapped audiences it is active in), idr (hash of idj) and ah (hash of the mapped
+ * attributes). Stored hashes are MD5-based (stable across engine versions); JSON text
+ * holds no raw control character, so chr(1) separates values and chr(2) stands for an
+ * absent one.
  */
-export async function diffProfiles(engine: Engine, shape: HttpShape, snapshot: string, baseline: string, prefix: string): Promise<DiffCounts> {
+export function profileColumns(shape: HttpShape): string {
+  const act = pick(shape.audiences, (a) => `ups[${a}].status IN ${ACTIVE}`);
+  const ah = `md5_number_upper(concat_ws(chr(1), ${[...shape.attributes.map((_, j) => `coalesce(${normalised(`a${j}`)}, chr(2))`), "''"].join(', ')}))`;
+  return `${act} AS act, md5_number_upper(idj) AS idr, ${ah} AS ah`;
+}
+
+const CHANGED = '(len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)';
+
+/**
+ * Builds `<prefix>_d`: one narrow row per profile that may have changed (pk, present, act,
+ * prev, entered, exited, t_id, t_attr), from the hashes alone; then, for the few whose idr
+ * differs, compares the identities as sets of pairs (a reordering alone is not a change).
+ */
+export async function diffProfiles(engine: Engine, shape: HttpShape, tables: DiffTables): Promise<DiffCounts> {
   const mapped = list(shape.audiences.map((a) => literal(a)));
-  const act = pick(shape.audiences, (a) => `s.ups[${a}].status IN ${ACTIVE}`);
-  // Stored hashes are MD5-based (stable across engine versions); JSON text holds no raw
-  // control character, so chr(1) separates values and chr(2) stands for an absent one.
-  const attrs = `md5_number_upper(concat_ws(chr(1), ${[...shape.attributes.map((_, j) => `coalesce(${normalised(`s.a${j}`)}, chr(2))`), "''"].join(', ')}))`;
-  const d = ident(`${prefix}_d`);
-  // A backfill (empty baseline) sends nearly every row: the diff itself is stored in key
-  // order, so the messages are never sorted as text (the peak memory of a 1M backfill).
-  // Otherwise few rows change, and sorting just their messages is cheaper than the diff.
-  const [base] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(baseline)}`);
-  const sorted = Number(base?.n ?? 0) === 0;
+  const snap = ident(tables.snapshot);
+  const base = ident(tables.baseline);
+  const skip = `(SELECT k FROM ${ident(`${tables.snapshot}_skip`)})`;
+  const d = ident(`${tables.prefix}_d`);
   await engine.run(`CREATE OR REPLACE TABLE ${d} AS
-    WITH cur AS (
-      SELECT s.*, ${act} AS act, coalesce(to_json(s.idmap)::VARCHAR, '{}') AS idj, ${attrs} AS ah
-      FROM ${ident(snapshot)} s
-    ), joined AS (
-      SELECT coalesce(c.k, b.k) AS pk, c.k IS NOT NULL AS present, c.* EXCLUDE (k, act, idj, ah),
-        coalesce(c.act, []::VARCHAR[]) AS act, c.idj, md5_number_upper(c.idj) AS idr, c.ah,
-        list_intersect(coalesce(b.act, []::VARCHAR[]), ${mapped}) AS prev,
-        b.k IS NOT NULL AS known, b.idr AS bidr, b.ah AS bah, b.idj AS bidj, b.act AS bact
-      FROM cur c FULL JOIN ${ident(baseline)} b ON c.k = b.k
-      WHERE (len(c.act) > 0 OR b.k IS NOT NULL)
+    WITH joined AS (
+      SELECT coalesce(c.k, b.k) AS pk, c.k IS NOT NULL AS present, coalesce(c.act, []::VARCHAR[]) AS act, b.act AS bact,
+        c.act IS NOT DISTINCT FROM b.act AS same_act, c.idr IS DISTINCT FROM b.idr AS id_differs, c.ah IS DISTINCT FROM b.ah AS ah_differs
+      FROM (SELECT k, act, idr, ah FROM ${snap} WHERE k NOT IN ${skip}) c
+      FULL JOIN (SELECT k, act, idr, ah FROM ${base} WHERE k NOT IN ${skip}) b ON c.k = b.k
+      WHERE len(c.act) > 0 OR b.k IS NOT NULL
+    ), maybe AS (
+      -- Most profiles have the same memberships and hashes as before: they go no further.
+      SELECT pk, present, act, CASE WHEN same_act THEN act ELSE list_intersect(coalesce(bact, []::VARCHAR[]), ${mapped}) END AS prev, same_act, id_differs, ah_differs
+      FROM joined WHERE NOT same_act OR id_differs OR ah_differs
+    ), flagged AS (
+      SELECT pk, present, act, prev,
+        CASE WHEN same_act THEN []::VARCHAR[] ELSE ${pick(shape.audiences, (a) => `list_contains(act, ${a}) AND NOT list_contains(prev, ${a})`)} END AS entered,
+        CASE WHEN same_act THEN []::VARCHAR[] ELSE ${pick(shape.audiences, (a) => `list_contains(prev, ${a}) AND NOT list_contains(act, ${a})`)} END AS exited,
+        len(act) > 0 AND len(prev) > 0 AND id_differs AS t_id, len(act) > 0 AND len(prev) > 0 AND ah_differs AS t_attr
+      FROM maybe
     )
-    SELECT *, ${pick(shape.audiences, (a) => `list_contains(act, ${a}) AND NOT list_contains(prev, ${a})`)} AS entered,
-      ${pick(shape.audiences, (a) => `list_contains(prev, ${a}) AND NOT list_contains(act, ${a})`)} AS exited,
-      CASE WHEN len(act) = 0 OR len(prev) = 0 OR idr = bidr THEN FALSE
-        ELSE ${pairsHash('idmap')} IS DISTINCT FROM ${pairsHash(`bidj::JSON::${IDMAP_TYPE}`)} END AS t_id,
-      len(act) > 0 AND len(prev) > 0 AND ah IS DISTINCT FROM bah AS t_attr,
-      pk IN (SELECT k FROM ${ident(`${snapshot}_skip`)}) AS skipped
-    FROM joined
-    ${sorted ? 'ORDER BY pk' : ''}`);
+    SELECT * FROM flagged WHERE ${CHANGED}`);
+  // t_id so far means "idr differs": settle it on the identities as sets.
+  await engine.run(`UPDATE ${d} SET t_id = x.changed
+    FROM (SELECT s.k, ${pairsHash('s.idj')} IS DISTINCT FROM ${pairsHash('b.idj')} AS changed
+          FROM ${snap} s JOIN ${base} b ON s.k = b.k WHERE s.k IN (SELECT pk FROM ${d} WHERE t_id)) x
+    WHERE ${d}.pk = x.k AND ${d}.t_id`);
   const [c] = await engine.all<Record<string, string>>(`SELECT
-      count(*) FILTER (WHERE NOT skipped AND len(entered) > 0)::VARCHAR AS entered,
-      count(*) FILTER (WHERE NOT skipped AND len(exited) > 0)::VARCHAR AS exited,
-      count(*) FILTER (WHERE NOT skipped AND t_id)::VARCHAR AS identity,
-      count(*) FILTER (WHERE NOT skipped AND t_attr)::VARCHAR AS attribute,
-      count(*) FILTER (WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr))::VARCHAR AS messages,
-      count(*) FILTER (WHERE (skipped AND known) OR (NOT skipped AND len(act) > 0))::VARCHAR AS baseline
+      count(*) FILTER (WHERE len(entered) > 0)::VARCHAR AS entered,
+      count(*) FILTER (WHERE len(exited) > 0)::VARCHAR AS exited,
+      count(*) FILTER (WHERE t_id)::VARCHAR AS identity,
+      count(*) FILTER (WHERE t_attr)::VARCHAR AS attribute,
+      count(*) FILTER (WHERE ${CHANGED})::VARCHAR AS messages,
+      (SELECT count(*) FROM (${nextBaselineSql(tables)}))::VARCHAR AS baseline
     FROM ${d}`);
   return {
     entered: Number(c?.['entered'] ?? 0), exited: Number(c?.['exited'] ?? 0), identity: Number(c?.['identity'] ?? 0),
-    attribute: Number(c?.['attribute'] ?? 0), messages: Number(c?.['messages'] ?? 0), baselineSize: Number(c?.['baseline'] ?? 0), sorted,
+    attribute: Number(c?.['attribute'] ?? 0), messages: Number(c?.['messages'] ?? 0), baselineSize: Number(c?.['baseline'] ?? 0),
   };
 }
 
 /** The next baseline: active profiles now, and unreadable ones as they were. */
-export function nextBaselineSql(prefix: string): string {
-  return `SELECT pk AS k, CASE WHEN skipped THEN bact ELSE act END AS act, CASE WHEN skipped THEN bidr ELSE idr END AS idr,
-      CASE WHEN skipped THEN bah ELSE ah END AS ah, CASE WHEN skipped THEN bidj ELSE idj END AS idj
-    FROM ${ident(`${prefix}_d`)} WHERE (skipped AND known) OR (NOT skipped AND len(act) > 0)`;
+export function nextBaselineSql(tables: DiffTables): string {
+  const skip = `(SELECT k FROM ${ident(`${tables.snapshot}_skip`)})`;
+  return `SELECT k, act, idr, ah, idj FROM ${ident(tables.snapshot)} WHERE len(act) > 0 AND k NOT IN ${skip}
+    UNION ALL SELECT k, act, idr, ah, idj FROM ${ident(tables.baseline)} WHERE k IN ${skip}`;
 }
 
 interface Node {
@@ -247,20 +274,27 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
 }
 
 /**
- * One message per changed profile, as JSON text, in profile key order: sorted here, or,
- * when `<prefix>_d` is stored sorted by key, scanned in insertion order (the session
- * preserves it).
+ * One message per changed profile, as JSON text, in profile key order. Only the changed
+ * profiles' wide columns are read: the snapshot's for those present, the baseline's
+ * identityMap for those that vanished. The rows are sorted before their messages are put
+ * together (a projection keeps the order): the sort then holds the columns, not the
+ * longer message text (at 1M profiles ~100 MB less peak memory).
  */
-export function messagesSql(shape: HttpShape, prefix: string, options: MessageOptions): string {
+export function messagesSql(shape: HttpShape, tables: DiffTables, options: MessageOptions): string {
   const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
-  const identity = `CASE WHEN present THEN idj ELSE coalesce(bidj, '{}') END`;
   const policy = mergePolicyAllowed(shape, options);
   const allowed = `list_concat(${idList(shape.audiences)}, ${policy.allowed})`;
-  return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || ${identity}) || '}' AS msg
+  const d = ident(`${tables.prefix}_d`);
+  const wide = shape.attributes.map((_, j) => `a${j}`);
+  const changed = `SELECT pk, act, exited FROM ${d} WHERE ${CHANGED}`;
+  const rows = `SELECT c.pk, c.act, c.exited, s.ups, ${[...wide.map((a) => `s.${a}`), 's.idj'].join(', ')}
+      FROM (${changed} AND present) c JOIN ${ident(tables.snapshot)} s ON s.k = c.pk
+    UNION ALL
+    SELECT c.pk, c.act, c.exited, NULL AS ups, ${[...wide.map((a) => `NULL AS ${a}`), "coalesce(b.idj, '{}') AS idj"].join(', ')}
+      FROM (${changed} AND NOT present) c JOIN ${ident(tables.baseline)} b ON b.k = c.pk`;
+  return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || idj) || '}' AS msg
     FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
-          FROM ${ident(`${prefix}_d`)}
-          WHERE NOT skipped AND (len(entered) > 0 OR len(exited) > 0 OR t_id OR t_attr)) m
-    ${options.sortedDiff ? '' : 'ORDER BY pk'}`;
+          FROM (${rows}) ORDER BY pk) m`;
 }
 
 /** Drops the working tables of one diff (`<prefix>_snap`, `_snap_skip`, `_base`, `_d`). */
@@ -269,13 +303,13 @@ export async function dropDiff(engine: Engine, prefix: string): Promise<void> {
 }
 
 /** Writes the next baseline (see nextBaselineSql) to a Parquet file. */
-export async function writeNextBaseline(engine: Engine, prefix: string, file: string): Promise<void> {
-  await engine.run(`COPY (${nextBaselineSql(prefix)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`);
+export async function writeNextBaseline(engine: Engine, tables: DiffTables, file: string): Promise<void> {
+  await engine.run(`COPY (${nextBaselineSql(tables)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`);
 }
 
 /** Keeps the next baseline as a table (for `plan`, which chains runs without writing). */
-export async function keepNextBaseline(engine: Engine, prefix: string, table: string): Promise<void> {
-  await engine.run(`CREATE OR REPLACE TABLE ${ident(table)} AS ${nextBaselineSql(prefix)}`);
+export async function keepNextBaseline(engine: Engine, tables: DiffTables, table: string): Promise<void> {
+  await engine.run(`CREATE OR REPLACE TABLE ${ident(table)} AS ${nextBaselineSql(tables)}`);
 }
 
 export async function loadBaseline(engine: Engine, table: string, parquetPath: string | null): Promise<void> {
@@ -283,8 +317,8 @@ export async function loadBaseline(engine: Engine, table: string, parquetPath: s
 }
 
 /** The first n messages, in order (for `plan --show-messages`). */
-export async function firstMessages(engine: Engine, shape: HttpShape, prefix: string, options: MessageOptions, n: number): Promise<string[]> {
-  const rows = await engine.all<{ msg: string }>(`${messagesSql(shape, prefix, options)} LIMIT ${Math.max(0, Math.floor(n))}`);
+export async function firstMessages(engine: Engine, shape: HttpShape, tables: DiffTables, options: MessageOptions, n: number): Promise<string[]> {
+  const rows = await engine.all<{ msg: string }>(`${messagesSql(shape, tables, options)} LIMIT ${Math.max(0, Math.floor(n))}`);
   return rows.map((r) => r.msg);
 }
 
@@ -294,6 +328,6 @@ export async function firstMessages(engine: Engine, shape: HttpShape, prefix: st
  * messages one chunk at a time. JSON text holds no raw control character, so a single-column
  * CSV with no quoting and a control-character delimiter is exactly one message a line.
  */
-export async function writeMessages(engine: Engine, shape: HttpShape, prefix: string, options: MessageOptions, file: string): Promise<void> {
-  await engine.run(`COPY (${messagesSql(shape, prefix, options)}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`);
+export async function writeMessages(engine: Engine, shape: HttpShape, tables: DiffTables, options: MessageOptions, file: string): Promise<void> {
+  await engine.run(`COPY (${messagesSql(shape, tables, options)}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`);
 }

@@ -2,9 +2,12 @@
 // keeps the whole identityMap (every namespace) and the whole segmentMembership.ups map
 // (unmapped audiences' entries go into messages too), plus the mapped attribute paths.
 //
-// Table columns: k (profile key), idmap MAP(VARCHAR, STRUCT(id VARCHAR)[]),
-// ups MAP(VARCHAR, STRUCT(status VARCHAR, lastQualificationTime VARCHAR)), a<j> (JSON, per
-// mapped attribute in mapping order), _file, _row.
+// Table columns: k (profile key), idj (the identityMap as JSON text, `{ "id" }` per entry),
+// ups MAP(VARCHAR, STRUCT(lastQualificationTime VARCHAR, status VARCHAR)), a<j> (JSON, per
+// mapped attribute in mapping order), and the per-profile values the diff
+// compares (http-diff.ts profileColumns): act, idr, ah. They are computed here, in the
+// read's own pass, so the diff joins narrow rows and touches the wide ones only for the
+// profiles that changed.
 //
 // A bad record (no key, invalid JSON, a malformed entry of a mapped audience, a repeated
 // key) is left out and reported (file:line). Its key, when it has one, is kept in
@@ -17,6 +20,7 @@ import { VALID_STATUSES, SCALAR_JSON_TYPES } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import type { Engine } from './session.js';
 import { ident, jsonPath, literal, literalList } from './sql.js';
+import { IDENTITY_JSON, profileColumns } from './http-diff.js';
 
 export interface HttpShape {
   keyPath: string[];
@@ -106,8 +110,9 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
   }
   const create = async (json: string[]) => {
     const selects = [...(json.length ? [ndjsonSelect(shape, json)] : []), ...(parquet.length ? [parquetSelect(shape, parquet.map((p) => p.path), parquetColumns)] : [])];
-    await engine.run(`CREATE OR REPLACE TABLE ${t} AS WITH src AS (${selects.length ? selects.join('\nUNION ALL BY NAME\n') : emptySelect(shape)})
-      SELECT * EXCLUDE (k_type, _entry_errors), ${badSql(shape)} AS bad FROM src`);
+    await engine.run(`CREATE OR REPLACE TABLE ${t} AS WITH src AS (${selects.length ? selects.join('\nUNION ALL BY NAME\n') : emptySelect(shape)}),
+      typed AS (SELECT * EXCLUDE (k_type, _entry_errors, idmap), ${IDENTITY_JSON} AS idj, ${badSql(shape)} AS bad FROM src)
+      SELECT *, ${profileColumns(shape)} FROM typed`);
   };
   const scanned: BadRecord[] = [];
   let names = new Map(parts.map((p) => [p.path, p.name]));
@@ -150,9 +155,12 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
      WHERE ${t}.rowid = d.rid AND d.n > 1`,
   );
   const bad = await engine.all<{ file: string; row: string | null; reason: string }>(`SELECT _file AS file, _row::VARCHAR AS row, bad AS reason FROM ${t} WHERE bad IS NOT NULL ORDER BY _file, _row`);
+  // Where a record came from matters only for reporting it: the columns go (a quarter of
+  // the table's memory at 1M profiles; dropping a column does not rewrite the others).
   await engine.run(
     `CREATE OR REPLACE TABLE ${ident(`${options.table}_skip`)} AS SELECT DISTINCT k FROM ${t} WHERE bad IS NOT NULL AND k IS NOT NULL AND k <> '' AND bad NOT LIKE 'duplicate profile key%';
-     DELETE FROM ${t} WHERE bad IS NOT NULL`,
+     DELETE FROM ${t} WHERE bad IS NOT NULL;
+     ALTER TABLE ${t} DROP COLUMN _file; ALTER TABLE ${t} DROP COLUMN _row; ALTER TABLE ${t} DROP COLUMN bad`,
   );
   const [count] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${t}`);
   return {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { readLines } from '../delivery/send-requests.js';
 import type { LoadedHttpConfig } from '../config/load.js';
 import { messagesPerRequest, type HttpDataflow } from '../config/http-schema.js';
-import { diffProfiles, dropDiff, loadBaseline, writeMessages, type AudienceMeta, type DiffCounts, type MessageOptions } from '../engine/http-diff.js';
+import { diffProfiles, dropDiff, loadBaseline, writeMessages, type AudienceMeta, type DiffCounts, type DiffTables, type MessageOptions } from '../engine/http-diff.js';
 import { loadHttpSnapshot, type HttpShape } from '../engine/load-http-snapshot.js';
 import { describeBadInput, type PartFile } from '../engine/load-snapshot.js';
 import type { BadRecord } from '../engine/scan-lines.js';
@@ -153,6 +153,7 @@ export function messageOptions(dataflow: HttpDataflow, snapshot: SnapshotInfo, m
 
 export interface BuiltDiff {
   prefix: string;
+  tables: DiffTables;
   counts: DiffCounts;
   badRecords: BadRecord[];
   /** Streams the request bodies, in order (one line each, no newline). */
@@ -187,13 +188,15 @@ export async function buildDiff(
     base = `${options.prefix}_base`;
     await loadBaseline(engine, base, run.previousBaseline ? await fetchBaseline(run.previousBaseline) : null);
   }
-  const counts = await diffProfiles(engine, shape, table, base, options.prefix);
+  const tables: DiffTables = { prefix: options.prefix, snapshot: table, baseline: base };
+  const counts = await diffProfiles(engine, shape, tables);
   options.progress(`snapshot ${run.snapshot.snapshotId}: ${loaded.profiles} profiles, ${counts.messages} message(s) (entered ${counts.entered}, exited ${counts.exited}, identity ${counts.identity}, attribute ${counts.attribute})`);
   const messagesFile = path.join(options.scratchDir, `${options.prefix}-messages.ndjson`);
   const perRequest = messagesPerRequest(dataflow.destination);
   const single = dataflow.destination.envelope === 'single';
   return {
     prefix: options.prefix,
+    tables,
     counts,
     badRecords: loaded.badRecords,
     async requests(onRequest) {
@@ -207,7 +210,7 @@ export async function buildDiff(
         await onRequest(single ? batch[0]! : Buffer.concat([OPEN, ...batch.flatMap((m, i) => (i ? [COMMA, m] : [m])), CLOSE]));
         batch = [];
       };
-      await writeMessages(engine, shape, options.prefix, { ...messageOptions(dataflow, run.snapshot, mappedAt), sortedDiff: counts.sorted }, messagesFile);
+      await writeMessages(engine, shape, tables, messageOptions(dataflow, run.snapshot, mappedAt), messagesFile);
       options.progress(`snapshot ${run.snapshot.snapshotId}: messages built`);
       try {
         for await (const line of readLines(messagesFile)) {

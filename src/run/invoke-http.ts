@@ -305,7 +305,7 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
     await storage.publish(staged, httpKeys.outbox(run.runId));
     const baselineKey = httpKeys.baseline(run.runId);
     const stagedBase = await storage.stage(baselineKey);
-    await writeNextBaseline(engine, prefix, stagedBase);
+    await writeNextBaseline(engine, built.tables, stagedBase);
     await storage.publish(stagedBase, baselineKey);
     const seal: OutboxSeal = {
       runId: run.runId, snapshotId: run.snapshot.snapshotId, evaluatedAt: run.snapshot.evaluatedAt.toISOString(), messages, requests, bytes,

@@ -20,7 +20,7 @@ export interface RecordedRequest {
 }
 
 /** One scripted answer: a status (with optional headers and body), a reset, or a stall (never answered). */
-export type Answer = number | { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'reset' | 'stall';
+export type Answer = number | { status: number; headers?: Record<string, string>; body?: string | ((r: RecordedRequest) => string); delayMs?: number } | 'reset' | 'stall';
 
 export interface HttpSink {
   url: string;
@@ -106,7 +106,7 @@ export async function startHttpSink(): Promise<HttpSink> {
       const a: Exclude<Answer, number | 'reset' | 'stall'> = typeof answer === 'number' ? { status: answer } : answer;
       setTimeout(() => {
         res.writeHead(a.status, { 'Content-Type': 'application/json', ...(a.headers ?? {}) });
-        res.end(a.body ?? (a.status < 300 ? '{"ok":true}' : `{"error":"scripted ${a.status}"}`));
+        res.end((typeof a.body === 'function' ? a.body(recorded) : a.body) ?? (a.status < 300 ? '{"ok":true}' : `{"error":"scripted ${a.status}"}`));
       }, a.delayMs ?? 0);
     });
   });
@@ -122,6 +122,8 @@ export interface TokenServer {
   requests: { grant: string; clientAuth: 'basic' | 'body' | 'none'; form: URLSearchParams }[];
   /** Tokens issued, in order. */
   issued: string[];
+  /** Refresh tokens issued (password grant), in order. */
+  refreshIssued: string[];
   /** Lifetime of issued tokens (seconds). */
   expiresIn: number;
   /** Refuse every token request with this status (e.g. 401). */
@@ -146,6 +148,7 @@ export async function startTokenServer(expect: { clientId: string; clientSecret:
     url: '',
     requests: [],
     issued: [],
+    refreshIssued: [],
     expiresIn: 3600,
     refuse: null,
     isValid: (authorization) => {
@@ -186,7 +189,11 @@ export async function startTokenServer(expect: { clientId: string; clientSecret:
         refreshTokens.delete(old);
         refresh = `refresh-${++n}-tok`;
       } else return refuse(400, 'unsupported_grant_type');
-      if (refresh) refreshTokens.add(refresh);
+      if (refresh) {
+        refresh += `-${Math.random().toString(36).slice(2)}`;
+        refreshTokens.add(refresh);
+        t.refreshIssued.push(refresh);
+      }
       const token = `access-${++n}-${Math.random().toString(36).slice(2)}`;
       t.issued.push(token);
       res.writeHead(200, { 'Content-Type': 'application/json' });

@@ -98,12 +98,12 @@ export async function httpPlanCommand(config: LoadedHttpConfig, flags: CommonFla
           messages: built.counts.messages, requests: Math.ceil(built.counts.messages / messagesPerRequest(dataflow.destination)), baselineSize: built.counts.baselineSize, badRecords: built.badRecords.length,
         };
         if (show > 0) {
-          const shown = await firstMessages(engine, httpShape(dataflow), prefix, { ...messageOptions(dataflow, run.snapshot, runMapped), sortedDiff: built.counts.sorted }, show);
+          const shown = await firstMessages(engine, httpShape(dataflow), built.tables, messageOptions(dataflow, run.snapshot, runMapped), show);
           entry['shownMessages'] = shown.map((m) => JSON.parse(m) as unknown);
         }
         runs.push(entry);
         baseTable = `${prefix}_next`;
-        await keepNextBaseline(engine, prefix, baseTable);
+        await keepNextBaseline(engine, built.tables, baseTable);
       }
       if (baseTable === null && i < plan.runs.length - 1) {
         // A sealed run's own baseline feeds the next one's diff.
