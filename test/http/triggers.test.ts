@@ -229,3 +229,30 @@ describe('HTTP API destination: message options and aggregation', () => {
     expect(byEmail(sink.ackedMessages()).get('p01')!.segmentMembership.ups).toEqual({ 'aud-vip': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized' } });
   });
 });
+
+describe('HTTP API destination: unreadable records', () => {
+  it('a bad record with a key is skipped with --max-bad-records: neither sent nor exited, its baseline kept for the next snapshot', async () => {
+    const ws = workspace();
+    const members = () => [person('p01', { 'aud-vip': 'realized' }), person('p02', { 'aud-vip': 'realized' })];
+    ws.snapshot('s1', S1, members());
+    ws.config(webhookConfig(sink.url));
+    expect((await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT])).code).toBe(0);
+    // s2: p01's mapped entry has a status that is not one of realized/existing/exited; p02 changes a mapped attribute.
+    ws.snapshot('s2', S2, [person('p01', { 'aud-vip': { status: 'bogus' } }), person('p02', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'New' } } })]);
+    sink.reset();
+    const refused = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT]);
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toMatch(/part-00000\.ndjson:1: .*segmentMembership\.ups\.aud-vip\.status is .*bogus/);
+    const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json', '--max-bad-records', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().runs[0]!.counts).toMatchObject({ messages: 1, exited: 0, attribute: 1, badRecords: 1, baselineSize: 2 });
+    expect([...byEmail(sink.ackedMessages()).keys()]).toEqual(['p02']);
+    // s3: p01 readable again and as it was in s1: nothing to send (its baseline was carried over).
+    ws.snapshot('s3', S3, [person('p01', { 'aud-vip': 'existing' }), person('p02', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'New' } } })]);
+    sink.reset();
+    const next = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.json().runs[0]!.counts).toMatchObject({ messages: 0, baselineSize: 2 });
+    expect(sink.requests).toHaveLength(0);
+  });
+});
