@@ -59,7 +59,7 @@ const USAGE = `usage: npm run bench -- [options]     (dataset exports: npm run b
                        (< 15% CPU busy over 1 s; other sessions share the cores) (default 0)
   --render FILE        print the table of a saved JSON report and stop
   --http               the HTTP API destination's benchmark instead (scripts/bench/http.js:
-                       --profiles, --max-records N (default 1000), --memory-limit, --json, --keep)`;
+                       --profiles, --max-records N (default 1000), --memory-limit, --repeat N (medians), --json, --keep)`;
 
 function parseCount(text, flag) {
   const m = /^([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)([kKmM]?)$/.exec(String(text ?? '').trim());

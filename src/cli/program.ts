@@ -128,7 +128,8 @@ const COMMANDS = {
   schema: (program: Command) =>
     program.command('schema').description('print the JSON Schema of the config, for editor completion')
       .option('--datasets', 'the schema of a dataset dataflow (README "Export datasets") instead')
-      .addHelpText('after', examples('audex schema > audex.schema.json', 'audex schema --datasets > audex-datasets.schema.json')),
+      .option('--http', 'the schema of an HTTP API dataflow (README "Send to an HTTP endpoint") instead')
+      .addHelpText('after', examples('audex schema > audex.schema.json', 'audex schema --datasets > audex-datasets.schema.json', 'audex schema --http > audex-http.schema.json')),
 };
 
 export type CommandName = keyof typeof COMMANDS;

@@ -241,6 +241,7 @@ export function messagesPerRequest(dest: HttpDestination): number {
   return dest.aggregation.policy === 'bestEffort' ? dest.aggregation.maxUsersPerRequest : dest.aggregation.maxRecords;
 }
 
+/** The JSON Schema of an HTTP API dataflow config (`audex schema --http`), from the schema that validates it. */
 export function httpConfigJsonSchema(): unknown {
   return z.toJSONSchema(httpDataflowObject, { io: 'input' });
 }

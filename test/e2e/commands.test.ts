@@ -393,6 +393,29 @@ describe.concurrent('operator commands', () => {
       for (const a of example['audiences']) for (const key of Object.keys(a)) expect(Object.keys(schema.properties['audiences']!.items?.properties ?? {}), `audiences.${key}`).toContain(key);
       expect(r.stderr).toBe('');
     });
+
+    it('--http prints the HTTP API dataflow schema covering every key of the README example, every auth type with its fields', async () => {
+      type Node = { properties?: Record<string, Node>; oneOf?: Node[]; const?: string; items?: Node };
+      const schema = JSON.parse(ok(await runCli(['schema', '--http'], ROOT)).stdout) as Node & { $schema: string };
+      expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+      const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+      const example = parseYaml(/## Send to an HTTP endpoint[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!) as Record<string, any>;
+      for (const key of Object.keys(example)) expect(Object.keys(schema.properties!), key).toContain(key);
+      const destination = schema.properties!['destination']!.properties!;
+      for (const key of Object.keys(example['destination'])) expect(Object.keys(destination), `destination.${key}`).toContain(key);
+      expect(destination['type']!.const).toBe('http');
+      const auth = Object.fromEntries(destination['auth']!.oneOf!.map((o) => [o.properties!['type']!.const!, Object.keys(o.properties!)]));
+      expect(auth).toEqual({
+        none: ['type'], bearer: ['type', 'token'],
+        oauth2ClientCredentials: ['type', 'tokenUrl', 'clientId', 'clientSecret', 'clientCredentialsType', 'scope'],
+        oauth2Password: ['type', 'tokenUrl', 'clientId', 'clientSecret', 'username', 'password', 'scope'],
+      });
+      expect(Object.keys(schema.properties!['mapping']!.items!.properties!)).toEqual(['source']);
+      expect(Object.keys(schema.properties!)).not.toContain('format');
+      const both = await runCli(['schema', '--http', '--datasets'], ROOT);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('give --datasets or --http, not both');
+    });
   });
 
   // ---------------------------------------------------------------------------------------
