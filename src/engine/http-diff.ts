@@ -280,21 +280,39 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
  * together (a projection keeps the order): the sort then holds the columns, not the
  * longer message text (at 1M profiles ~100 MB less peak memory).
  */
-export function messagesSql(shape: HttpShape, tables: DiffTables, options: MessageOptions): string {
+export function messagesSql(shape: HttpShape, tables: DiffTables, options: MessageOptions, range: KeyRange = {}): string {
   const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
   const policy = mergePolicyAllowed(shape, options);
   const allowed = `list_concat(${idList(shape.audiences)}, ${policy.allowed})`;
   const d = ident(`${tables.prefix}_d`);
   const wide = shape.attributes.map((_, j) => `a${j}`);
-  const changed = `SELECT pk, act, exited FROM ${d} WHERE ${CHANGED}`;
+  const within = (key: string) => [...(range.from !== undefined ? [`${key} >= ${literal(range.from)}`] : []), ...(range.to !== undefined ? [`${key} < ${literal(range.to)}`] : [])].map((c) => ` AND ${c}`).join('');
+  const changed = `SELECT pk, act, exited FROM ${d} WHERE ${CHANGED}${within('pk')}`;
   const rows = `SELECT c.pk, c.act, c.exited, s.ups, ${[...wide.map((a) => `s.${a}`), 's.idj'].join(', ')}
-      FROM (${changed} AND present) c JOIN ${ident(tables.snapshot)} s ON s.k = c.pk
+      FROM (${changed} AND present) c JOIN (SELECT * FROM ${ident(tables.snapshot)} WHERE TRUE${within('k')}) s ON s.k = c.pk
     UNION ALL
     SELECT c.pk, c.act, c.exited, NULL AS ups, ${[...wide.map((a) => `NULL AS ${a}`), "coalesce(b.idj, '{}') AS idj"].join(', ')}
       FROM (${changed} AND NOT present) c JOIN ${ident(tables.baseline)} b ON b.k = c.pk`;
   return `SELECT '{' || concat_ws(',', ${attrs}, '"segmentMembership":{"ups":' || ${upsJson(shape, options)} || '}', '"identityMap":' || idj) || '}' AS msg
     FROM (SELECT *, ${options.segmentMembership === 'mergePolicy' ? `${allowed} AS allowed, ${policy.unknownAllowed} AS unknown_allowed` : 'NULL AS allowed'}
           FROM (${rows}) ORDER BY pk) m`;
+}
+
+/** Profile keys from `from` (inclusive) to `to` (exclusive); a missing bound is open. */
+export interface KeyRange {
+  from?: string;
+  to?: string;
+}
+
+/** Messages built and sorted per range: the engine's sort holds at most this many at once. */
+export const MESSAGES_PER_RANGE = 100_000;
+
+/** Consecutive key ranges of at most `size` messages each, covering every message in key order. */
+export async function messageRanges(engine: Engine, tables: DiffTables, size = MESSAGES_PER_RANGE): Promise<KeyRange[]> {
+  const rows = await engine.all<{ pk: string }>(`SELECT pk FROM (SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM ${ident(`${tables.prefix}_d`)} WHERE ${CHANGED})
+    WHERE n > 1 AND (n - 1) % ${Math.max(1, Math.floor(size))} = 0 ORDER BY pk`);
+  const bounds = rows.map((r) => r.pk);
+  return [undefined, ...bounds].map((from, i) => ({ ...(from === undefined ? {} : { from }), ...(i < bounds.length ? { to: bounds[i]! } : {}) }));
 }
 
 /** Drops the working tables of one diff (`<prefix>_snap`, `_snap_skip`, `_base`, `_d`). */
@@ -323,11 +341,17 @@ export async function firstMessages(engine: Engine, shape: HttpShape, tables: Di
 }
 
 /**
- * Writes the messages (messagesSql) to a local file, one JSON text a line, in order. The
- * engine writes it in one pass (sorting and spilling as it needs), so Node never pulls
- * messages one chunk at a time. JSON text holds no raw control character, so a single-column
- * CSV with no quoting and a control-character delimiter is exactly one message a line.
+ * Writes the messages (messagesSql) to local files, one JSON text a line, in order: a file
+ * per key range (messageRanges), so a 1M-profile backfill never sorts all its messages at
+ * once. The engine writes each in one pass, so Node never pulls messages one chunk at a
+ * time. JSON text holds no raw control character, so a single-column CSV with no quoting
+ * and a control-character delimiter is exactly one message a line.
  */
-export async function writeMessages(engine: Engine, shape: HttpShape, tables: DiffTables, options: MessageOptions, file: string): Promise<void> {
-  await engine.run(`COPY (${messagesSql(shape, tables, options)}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`);
+export async function writeMessages(engine: Engine, shape: HttpShape, tables: DiffTables, options: MessageOptions, file: (part: number) => string): Promise<string[]> {
+  const files: string[] = [];
+  for (const [i, range] of (await messageRanges(engine, tables)).entries()) {
+    files.push(file(i));
+    await engine.run(`COPY (${messagesSql(shape, tables, options, range)}) TO ${literal(file(i))} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`);
+  }
+  return files;
 }

@@ -191,7 +191,7 @@ export async function buildDiff(
   const tables: DiffTables = { prefix: options.prefix, snapshot: table, baseline: base };
   const counts = await diffProfiles(engine, shape, tables);
   options.progress(`snapshot ${run.snapshot.snapshotId}: ${loaded.profiles} profiles, ${counts.messages} message(s) (entered ${counts.entered}, exited ${counts.exited}, identity ${counts.identity}, attribute ${counts.attribute})`);
-  const messagesFile = path.join(options.scratchDir, `${options.prefix}-messages.ndjson`);
+  const messagesFile = (part: number) => path.join(options.scratchDir, `${options.prefix}-messages-${part}.ndjson`);
   const perRequest = messagesPerRequest(dataflow.destination);
   const single = dataflow.destination.envelope === 'single';
   return {
@@ -210,18 +210,21 @@ export async function buildDiff(
         await onRequest(single ? batch[0]! : Buffer.concat([OPEN, ...batch.flatMap((m, i) => (i ? [COMMA, m] : [m])), CLOSE]));
         batch = [];
       };
-      await writeMessages(engine, shape, tables, messageOptions(dataflow, run.snapshot, mappedAt), messagesFile);
+      const files = await writeMessages(engine, shape, tables, messageOptions(dataflow, run.snapshot, mappedAt), messagesFile);
       options.progress(`snapshot ${run.snapshot.snapshotId}: messages built`);
       try {
-        for await (const line of readLines(messagesFile)) {
-          if (line.length === 0) continue;
-          batch.push(line);
-          messages += 1;
-          if (batch.length >= perRequest) await flush();
+        for (const file of files) {
+          for await (const line of readLines(file)) {
+            if (line.length === 0) continue;
+            batch.push(line);
+            messages += 1;
+            if (batch.length >= perRequest) await flush();
+          }
+          await rm(file, { force: true });
         }
         await flush();
       } finally {
-        await rm(messagesFile, { force: true });
+        await Promise.all(files.map((file) => rm(file, { force: true })));
       }
       return { requests, messages };
     },

@@ -19,7 +19,7 @@ import { createAuthenticator, type Authenticator } from '../delivery/auth.js';
 import { outboxRequests, sendRequests, type Failure } from '../delivery/send-requests.js';
 import { writeNextBaseline } from '../engine/http-diff.js';
 import { openEngine, type Engine } from '../engine/session.js';
-import { EXIT, RunFailedError, exitCodeOf, messageOf } from '../errors.js';
+import { RunFailedError, asAudexError, messageOf } from '../errors.js';
 import { listSnapshots } from '../snapshots/list-snapshots.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { createScratchDir } from '../storage/staging.js';
@@ -28,6 +28,8 @@ import type { PendingRun, RunCounts, RunRecord } from '../state/records.js';
 import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { crashPoint } from './crash-points.js';
+import type { InvocationResult } from './invoke.js';
+import { failed, SUCCEEDED, type Outcome } from './outcome.js';
 import { audienceLabel, buildDiff, checkProspects, dropBuilt, mappedAtFor, openHttpLocations, planHttpRuns, type HttpPlannedRun } from './http-build.js';
 
 export interface HttpInvokeOptions extends InvocationSettings {
@@ -49,13 +51,6 @@ export interface HttpRunCounts extends RunCounts {
   baselineSize: number;
 }
 
-export interface HttpInvocationResult {
-  dataflowId: string;
-  at: string;
-  runs: RunRecord[];
-  exitCode: number;
-}
-
 const zeroHttpCounts = (): HttpRunCounts => ({
   profilesReceived: 0, rowsWritten: 0, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, badRecords: 0,
   messages: 0, requests: 0, acknowledged: 0, retries: 0, deadLetters: 0, entered: 0, exited: 0, identity: 0, attribute: 0, baselineSize: 0,
@@ -74,11 +69,17 @@ interface HttpContext {
   options: HttpInvokeOptions;
 }
 
-export async function invokeHttp(options: HttpInvokeOptions): Promise<HttpInvocationResult> {
+/**
+ * Delivers every due snapshot, oldest first. Like the file runs it returns one outcome per
+ * record (cli/exit-codes.ts turns them into the exit code); what fails before any run
+ * (config, lock, storage) is thrown.
+ */
+export async function invokeHttp(options: HttpInvokeOptions): Promise<InvocationResult> {
   const { dataflow } = options.config;
   const scratchDir = await createScratchDir('run');
   let lease: Lease = NO_LOCK;
   const records: RunRecord[] = [];
+  const outcomes: Outcome[] = [];
   try {
     const { source, state: storage } = openHttpLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(storage);
@@ -93,7 +94,6 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<HttpInvoca
       await state.deletePending(p.runId);
       options.progress(`run ${p.runId} was committed by an earlier invocation; its history record and cleanup are done now`);
     }
-    let exitCode: number = EXIT.ok;
     if (plan.runs.length) {
       const auth = await createAuthenticator(dataflow.destination.auth, options.config.dir, dataflow.destination.timeoutSeconds * 1000);
       const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
@@ -104,17 +104,17 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<HttpInvoca
           const started = performance.now();
           const counts = zeroHttpCounts();
           try {
-            const { record, code } = await executeHttpRun(ctx, run, mappedAt, counts);
+            const { record, outcome } = await executeHttpRun(ctx, run, mappedAt, counts);
             records.push(record);
-            exitCode = Math.max(exitCode, code);
+            outcomes.push(outcome);
             mappedAt = mappedAtFor(dataflow, mappedAt, run.snapshot.evaluatedAt);
           } catch (error) {
             const record = baseRecord(dataflow, run, 'failed', counts);
             record.durationMs = Math.round(performance.now() - started);
             record.error = `${auth.scrub(messageOf(error))}\nThe run was not committed; the next \`audex run\` resumes it (only unacknowledged requests are sent again).`;
             records.push(record);
+            outcomes.push(failed(asAudexError(error)));
             await state.appendHistory(record);
-            exitCode = Math.max(exitCode, exitCodeOf(error));
             break;
           }
         }
@@ -128,9 +128,9 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<HttpInvoca
         runId: '-', audienceId: audienceLabel(dataflow), mode: 'incremental', trigger: 'afterEvaluation', logicalTime: options.now.toISOString(),
         snapshotId: null, status: 'failed', counts: zeroHttpCounts(), files: [], error: plan.problem,
       });
-      exitCode = Math.max(exitCode, EXIT.runFailed);
+      outcomes.push(failed(new RunFailedError(plan.problem)));
     }
-    return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, exitCode };
+    return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
   } finally {
     await lease.release();
     await rm(scratchDir, { recursive: true, force: true });
@@ -193,7 +193,7 @@ class AckLog {
   }
 }
 
-async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMappedAt: Record<string, number> | undefined, counts: HttpRunCounts): Promise<{ record: RunRecord; code: number }> {
+async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMappedAt: Record<string, number> | undefined, counts: HttpRunCounts): Promise<{ record: RunRecord; outcome: Outcome }> {
   const started = performance.now();
   const { dataflow, storage, state, options } = ctx;
   const pending: PendingRun = {
@@ -276,7 +276,8 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
   await state.deletePending(run.runId);
   await cleanupRuns(storage, run.runId, run.previousBaseline);
   options.progress(`run ${run.runId}: ${counts.acknowledged} of ${seal.requests} request(s) acknowledged (${seal.messages} message(s))${counts.deadLetters ? `, ${counts.deadLetters} dead-lettered` : ''}`);
-  return { record, code: counts.deadLetters ? EXIT.runFailed : EXIT.ok };
+  // Dead letters: the run committed, and the invocation still exits 1 (README "Exit codes").
+  return { record, outcome: record.error ? failed(new RunFailedError(record.error)) : SUCCEEDED };
 }
 
 /** Builds, writes and seals the outbox and the new baseline; nothing is sent before the seal. */

@@ -11,7 +11,6 @@ import { firstMessages, keepNextBaseline, loadBaseline } from '../../engine/http
 import { openEngine } from '../../engine/session.js';
 import { ConfigError, EXIT, messageOf } from '../../errors.js';
 import { audienceLabel, buildDiff, checkProspects, httpShape, mappedAtFor, messageOptions, openHttpLocations, planHttpRuns } from '../../run/http-build.js';
-import { invokeHttp } from '../../run/invoke-http.js';
 import { listSnapshots } from '../../snapshots/list-snapshots.js';
 import { createScratchDir } from '../../storage/staging.js';
 import { httpKeys, listDeadLetters, readAcks, readJsonObject, type DeadLetter, type HttpCursor, type OutboxSeal } from '../../state/http-state.js';
@@ -37,30 +36,6 @@ export function refuseExportNow(config: LoadedHttpConfig): never {
   throw new ConfigError(
     `export-now does not apply to HTTP API dataflow ${config.dataflow.id} (${config.file}): it delivers profile changes of every new snapshot, there is no file to export. Use \`audex run\``,
   );
-}
-
-export async function httpRunCommand(config: LoadedHttpConfig, flags: CommonFlags, reporter: Reporter): Promise<number> {
-  const now = flags.at ?? new Date();
-  const maxBadRecords = flags.maxBadRecords ?? 0;
-  const result = await invokeHttp({
-    config, now, maxBadRecords, pinnedSnapshot: flags.snapshot, memoryLimit: flags.memoryLimit, lock: flags.lock !== false,
-    progress: (m) => reporter.progress(m), warn: (m) => reporter.warn(m),
-  });
-  if (flags.json) reporter.out(JSON.stringify({ dataflowId: result.dataflowId, at: result.at, runs: result.runs }, null, 2));
-  else {
-    const lines = result.runs.length ? [`dataflow ${result.dataflowId} at ${result.at}:`] : [`dataflow ${result.dataflowId}: nothing to deliver at ${result.at} (see \`audex plan\`)`];
-    for (const r of result.runs) {
-      const c = r.counts as unknown as Record<string, number>;
-      lines.push(`  ${r.status.padEnd(7)} run ${r.runId} snapshot ${r.snapshotId ?? '-'}${r.note ? ` (${r.note})` : ''}`);
-      if (r.status === 'success' || c['requests']) {
-        lines.push(`    ${c['messages']} message(s) in ${c['requests']} request(s): ${c['acknowledged']} acknowledged, ${c['deadLetters']} dead-lettered, ${c['retries']} retries`);
-        lines.push(`    triggers: entered ${c['entered']}, exited ${c['exited']}, identity ${c['identity']}, attribute ${c['attribute']}`);
-      }
-      if (r.error) lines.push(`    ${r.error.split('\n').join('\n    ')}`);
-    }
-    reporter.out(lines.join('\n'));
-  }
-  return result.exitCode;
 }
 
 export async function httpPlanCommand(config: LoadedHttpConfig, flags: CommonFlags, reporter: Reporter): Promise<number> {

@@ -7,8 +7,9 @@ import { invokeEach, type FailedInvocation, type InvocationResult } from '../../
 import type { Reporter } from '../reporter.js';
 import { exitCodeOfOutcomes, mostSevere } from '../exit-codes.js';
 import type { CommandOptions } from '../program.js';
-import { captureDataflow, printEntries, type DataflowEntry } from '../several-dataflows.js';
+import { printEntries, type DataflowEntry } from '../several-dataflows.js';
 import { formatDatasetSummary } from './datasets.js';
+import { formatHttpSummary } from './http-summary.js';
 
 export type RunFlags = CommandOptions<'run'> | CommandOptions<'export-now'>;
 
@@ -22,8 +23,6 @@ interface RunRequest {
 }
 
 type Invoked = InvocationResult | FailedInvocation;
-/** Dataflows whose runs write files: audiences and datasets. HTTP API dataflows run through commands/http.ts. */
-type FileConfig = Exclude<AnyLoadedConfig, { kind: 'http' }>;
 
 export async function runCommand(command: 'run' | 'export-now', flags: RunFlags, reporter: Reporter): Promise<number> {
   const now = flags.at ?? new Date();
@@ -33,10 +32,6 @@ export async function runCommand(command: 'run' | 'export-now', flags: RunFlags,
   if (several) return runSeveral(request, files, reporter);
   const config = await loadConfig(files[0]!);
   Object.assign(reporter.context, { dataflowId: config.dataflow.id, at: now.toISOString() });
-  if (config.kind === 'http') {
-    const http = await import('./http.js');
-    return command === 'export-now' ? http.refuseExportNow(config) : http.httpRunCommand(config, { ...flags, config: config.file }, reporter);
-  }
   const [result] = await invokeDataflows([config], request, reporter, false);
   if ('error' in result!) throw result.error;
   reportFailedRuns(result!, reporter);
@@ -47,25 +42,33 @@ export async function runCommand(command: 'run' | 'export-now', flags: RunFlags,
 /**
  * The one place a dataflow's kind picks how it runs. Audience dataflows all go through
  * invokeEach, which reads their snapshots through one seam (run/snapshot-reads.ts);
- * dataset dataflows run one after the other. A failure stays that dataflow's.
+ * dataset dataflows, then HTTP API dataflows (which read their snapshots themselves: whole
+ * identity maps and memberships) run one after the other. Each returns outcomes; a
+ * failure stays that dataflow's.
  */
-async function invokeDataflows(configs: FileConfig[], request: RunRequest, reporter: Reporter, prefix: boolean): Promise<Invoked[]> {
+async function invokeDataflows(configs: AnyLoadedConfig[], request: RunRequest, reporter: Reporter, prefix: boolean): Promise<Invoked[]> {
   const { command, now, maxBadRecords, memoryLimit, flags } = request;
-  const results = new Map<FileConfig, Invoked>();
-  const say = (config: FileConfig) => (prefix ? (m: string) => `${config.dataflow.id}: ${m}` : (m: string) => m);
-  const common = (config: FileConfig) => ({
+  const results = new Map<AnyLoadedConfig, Invoked>();
+  const say = (config: AnyLoadedConfig) => (prefix ? (m: string) => `${config.dataflow.id}: ${m}` : (m: string) => m);
+  const common = (config: AnyLoadedConfig) => ({
     now, maxBadRecords, memoryLimit, lock: flags.lock !== false,
     progress: (m: string) => reporter.progress(say(config)(m)), warn: (m: string) => reporter.warn(say(config)(m)),
   });
-  const audiences = configs.filter((c): c is LoadedConfig => c.kind !== 'datasets');
+  const audiences = configs.filter((c): c is LoadedConfig => c.kind !== 'datasets' && c.kind !== 'http');
   const audienceIds = 'audience' in flags ? flags.audience : undefined;
   const invoked = await invokeEach(audiences.map((config) => ({ config, command, audienceIds, pinnedSnapshot: flags.snapshot, ...common(config) })));
   audiences.forEach((config, i) => results.set(config, invoked[i]!));
   for (const config of configs) {
-    if (config.kind !== 'datasets') continue;
+    if (config.kind !== 'datasets' && config.kind !== 'http') continue;
     try {
-      if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
-      results.set(config, await invokeDatasets({ config, ...common(config) }));
+      if (config.kind === 'datasets') {
+        if (command === 'export-now') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets; export-now is for audiences. Run \`audex run\` to export the due slots`);
+        results.set(config, await invokeDatasets({ config, ...common(config) }));
+      } else {
+        if (command === 'export-now') (await import('./http.js')).refuseExportNow(config);
+        const { invokeHttp } = await import('../../run/invoke-http.js');
+        results.set(config, await invokeHttp({ config, pinnedSnapshot: flags.snapshot, ...common(config) }));
+      }
     } catch (error) {
       results.set(config, { dataflowId: config.dataflow.id, at: now.toISOString(), runs: [], error: asAudexError(error) });
     }
@@ -91,18 +94,11 @@ async function runSeveral(request: RunRequest, files: string[], reporter: Report
       loaded.push(null);
     }
   }
-  const configs = loaded.filter((c): c is FileConfig => c !== null && c.kind !== 'http');
+  const configs = loaded.filter((c): c is AnyLoadedConfig => c !== null);
   const invoked = new Map(configs.map((c, i) => [c, i] as const));
   const results = await invokeDataflows(configs, request, reporter, true);
-  const http = new Map<string, DataflowEntry>();
-  for (const [i, config] of loaded.entries()) {
-    if (config?.kind !== 'http') continue;
-    const { httpRunCommand } = await import('./http.js');
-    http.set(files[i]!, await captureDataflow('run', files[i]!, Boolean(request.flags.json), reporter, (sub) => httpRunCommand(config, { ...request.flags, config: config.file }, sub)));
-  }
   const entries: DataflowEntry[] = files.map((file, i) => {
-    if (http.has(file)) return http.get(file)!;
-    const config = loaded[i] as FileConfig | null;
+    const config = loaded[i] ?? null;
     const result: Invoked = config ? results[invoked.get(config)!]! : { dataflowId: '', at, runs: [], error: failures.get(file)! };
     const failure = 'error' in result ? result.error : null;
     if (failure) reporter.warn(`${file}: ${failure.message}`);
@@ -122,8 +118,8 @@ function reportFailedRuns(result: InvocationResult, reporter: Reporter): void {
   for (const run of result.runs) if (run.status === 'failed' && run.error) reporter.warn(`${run.audienceId}: run ${run.runId} failed:\n${run.error}`);
 }
 
-function formatResult(config: FileConfig, result: InvocationResult): string {
-  return config.kind === 'datasets' ? formatDatasetSummary(result) : formatSummary(result);
+function formatResult(config: AnyLoadedConfig, result: InvocationResult): string {
+  return config.kind === 'datasets' ? formatDatasetSummary(result) : config.kind === 'http' ? formatHttpSummary(result) : formatSummary(result);
 }
 
 export function formatCounts(c: InvocationResult['runs'][number]['counts']): string {
