@@ -1,4 +1,4 @@
-// The per-profile diff of the HTTP API destination (SPEC §11.1–11.2), as SQL over the
+// The per-profile diff of the HTTP API destination (README "Send to an HTTP endpoint": what triggers a message, a message), as SQL over the
 // snapshot table (load-http-snapshot.ts) and the baseline (the previous run's, or empty).
 //
 // Baseline, one row per profile active in at least one mapped audience:

@@ -1,4 +1,4 @@
-// Loads one snapshot for the HTTP API destination (SPEC §11): unlike the file loader, it
+// Loads one snapshot for the HTTP API destination (README "Send to an HTTP endpoint"): unlike the file loader, it
 // keeps the whole identityMap (every namespace) and the whole segmentMembership.ups map
 // (unmapped audiences' entries go into messages too), plus the mapped attribute paths.
 //
@@ -173,6 +173,6 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
 function unreadable(error: unknown, parts: PartFile[]): BadInputError {
   const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
   return new BadInputError(
-    `cannot read snapshot parts (${parts.map((p) => p.name).join(', ')}): ${message}\nCheck that the parts are NDJSON or Parquet with the fields of SPEC §2.2. Nothing was sent.`,
+    `cannot read snapshot parts (${parts.map((p) => p.name).join(', ')}): ${message}\nCheck that the parts are NDJSON or Parquet with the fields README "Inputs" lists. Nothing was sent.`,
   );
 }

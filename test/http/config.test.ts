@@ -1,4 +1,4 @@
-// Config errors of an HTTP dataflow (SPEC §11): exit 2, every problem at once, before
+// Config errors of an HTTP dataflow (README "Send to an HTTP endpoint"): exit 2, every problem at once, before
 // anything is read or sent; prospect audiences and export-now refused.
 import { describe, expect, it } from 'vitest';
 import { crmConfig } from '../helpers/harness.js';

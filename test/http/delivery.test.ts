@@ -1,4 +1,4 @@
-// SPEC §11.4–11.5 against a real endpoint and a real OAuth2 token endpoint on 127.0.0.1:
+// README "Send to an HTTP endpoint" (authentication, delivery) against a real endpoint and a real OAuth2 token endpoint on 127.0.0.1:
 // retries (5xx, 429 with Retry-After, resets, stalls), permanent 4xx, onExhausted fail
 // (resumed by the next run) and deadLetter (+ redrive), every auth form, token expiry and
 // refresh, credential failures (exit 3 naming the token URL), and no secret anywhere.

@@ -1,4 +1,4 @@
-// Never lost (SPEC §11.5): audex killed with SIGKILL at every step of an HTTP run (outbox
+// Never lost (README "Send to an HTTP endpoint", delivery guarantee): audex killed with SIGKILL at every step of an HTTP run (outbox
 // half written, sealed, mid-delivery, after an ack, after the last ack, after the cursor),
 // then run again. The distinct acknowledged Idempotency-Keys equal a clean run's, every
 // resend is byte-identical to the clean run's body for that key, and the resumed run

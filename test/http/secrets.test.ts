@@ -1,4 +1,4 @@
-// SPEC §11.4: secrets and tokens never appear in output, --json, history, state, the
+// README "Send to an HTTP endpoint", authentication: secrets and tokens never appear in output, --json, history, state, the
 // outbox or dead letters — for every auth flow. Each flow goes through a failed run (the
 // outbox and its acks stay in state), a resumed run that dead-letters a request (the
 // endpoint's answer echoes the Authorization header it got) and redrive (status and runs

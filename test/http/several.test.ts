@@ -1,4 +1,4 @@
-// SPEC §10 with an HTTP API dataflow among others: `audex run --config files.yaml --config
+// README "Several dataflows in one invocation" with an HTTP API dataflow among others: `audex run --config files.yaml --config
 // webhook.yaml` runs both in one process, each with its own state and outcome; the HTTP
 // dataflow sends what it sends alone, the file dataflow writes what it writes alone, and
 // the exit code is the most severe of the dataflows' (cli/exit-codes.ts).

@@ -1,4 +1,4 @@
-// SPEC §11.1–11.3 through the CLI against a real recording endpoint on 127.0.0.1: what
+// README "Send to an HTTP endpoint" (triggers, message, requests) through the CLI against a real recording endpoint on 127.0.0.1: what
 // triggers a message (one profile per rule), what a message holds (seed 003's shape),
 // aggregation, envelopes, headers and query parameters, determinism, and `plan`.
 import { describe, expect, it } from 'vitest';
