@@ -50,11 +50,18 @@ function ndjsonSelect(shape: HttpShape, files: string[]): string {
   roots.set(ENTRY_ERRORS_FIELD, 'JSON');
   const columns = `{${[...roots].map(([n, t]) => `${literal(n)}: ${literal(t)}`).join(', ')}}`;
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
-  const attrs = shape.attributes.map((p, j) => `, ${nullJson(`json_extract(${ident(p[0]!)}, ${jsonPath(p.slice(1))})`)} AS a${j}`).join('');
-  return `SELECT json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k, json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type,
-      "identityMap" AS idmap, "segmentMembership".ups AS ups${attrs},
+  // Each attribute root is parsed once: its paths extracted together, then split (a JSON
+  // null is no value, as in the Parquet read).
+  const byRoot = new Map<string, number[]>();
+  shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
+  const roots_ = [...byRoot].map(([root, indexes], r) => ({ root, indexes, column: `_root_${r}` }));
+  const extract = roots_.map(({ root, indexes, column }) => `, json_extract(${ident(root)}, [${indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1))).join(', ')}]) AS ${column}`).join('');
+  const split = roots_.flatMap(({ indexes, column }) => indexes.map((j, n) => `, nullif(${column}[${n + 1}], 'null') AS a${j}`)).join('');
+  const exclude = roots_.length ? ` EXCLUDE (${roots_.map((r) => r.column).join(', ')})` : '';
+  return `SELECT *${exclude}${split} FROM (SELECT json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k, json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type,
+      "identityMap" AS idmap, "segmentMembership".ups AS ups${extract},
       filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)}::VARCHAR AS _entry_errors
-    FROM read_json([${literalList(files)}], format = 'newline_delimited', filename = true, maximum_object_size = 67108864, columns = ${columns})`;
+    FROM read_json([${literalList(files)}], format = 'newline_delimited', filename = true, maximum_object_size = 67108864, columns = ${columns}))`;
 }
 
 const nullJson = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN NULL ELSE ${expr} END`;
