@@ -54,10 +54,10 @@ function ndjsonSelect(shape: HttpShape, files: string[]): string {
   // null is no value, as in the Parquet read).
   const byRoot = new Map<string, number[]>();
   shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
-  const roots_ = [...byRoot].map(([root, indexes], r) => ({ root, indexes, column: `_root_${r}` }));
-  const extract = roots_.map(({ root, indexes, column }) => `, json_extract(${ident(root)}, [${indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1))).join(', ')}]) AS ${column}`).join('');
-  const split = roots_.flatMap(({ indexes, column }) => indexes.map((j, n) => `, nullif(${column}[${n + 1}], 'null') AS a${j}`)).join('');
-  const exclude = roots_.length ? ` EXCLUDE (${roots_.map((r) => r.column).join(', ')})` : '';
+  const attributeRoots = [...byRoot].map(([root, indexes], r) => ({ root, indexes, column: `_root_${r}` }));
+  const extract = attributeRoots.map(({ root, indexes, column }) => `, json_extract(${ident(root)}, [${indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1))).join(', ')}]) AS ${column}`).join('');
+  const split = attributeRoots.flatMap(({ indexes, column }) => indexes.map((j, n) => `, nullif(${column}[${n + 1}], 'null') AS a${j}`)).join('');
+  const exclude = attributeRoots.length ? ` EXCLUDE (${attributeRoots.map((r) => r.column).join(', ')})` : '';
   return `SELECT *${exclude}${split} FROM (SELECT json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k, json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type,
       "identityMap" AS idmap, "segmentMembership".ups AS ups${extract},
       filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)}::VARCHAR AS _entry_errors
