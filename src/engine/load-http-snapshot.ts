@@ -15,6 +15,7 @@
 // record that could not be read never looks like a member that left.
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
+import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
 import type { PartFile } from './load-snapshot.js';
 import { VALID_STATUSES, SCALAR_JSON_TYPES } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
@@ -121,6 +122,9 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
       typed AS (SELECT * EXCLUDE (k_type, _entry_errors, idmap), ${IDENTITY_JSON} AS idj, ${badSql(shape)} AS bad FROM src)
       SELECT *, ${profileColumns(shape)} FROM typed`);
   };
+  // Checked while the engine reads (its reader does not see a gzip part cut short).
+  const whole = verifyGzipParts(ndjson);
+  whole.catch(() => undefined);
   const scanned: BadRecord[] = [];
   let names = new Map(parts.map((p) => [p.path, p.name]));
   let needScan = false;
@@ -137,6 +141,7 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
     if (!ndjson.length) throw unreadable(error, parts);
     needScan = true;
   }
+  await whole;
   if (needScan) {
     // The exact scanner names each bad line and writes a clean, line-stamped copy.
     const seen = new Map<string, string>();
