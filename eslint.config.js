@@ -8,7 +8,15 @@
 //   nothing but cli imports cli
 import tseslint from 'typescript-eslint';
 
-const IO_MODULES = ['node:fs', 'node:fs/promises', 'node:child_process', 'node:net', 'node:http', 'node:https', 'node:os'];
+const IO_MODULES = [
+  'node:fs',
+  'node:fs/promises',
+  'node:child_process',
+  'node:net',
+  'node:http',
+  'node:https',
+  'node:os',
+];
 
 /** A no-restricted-imports rule: modules by name, and relative paths by glob. */
 function restrict({ modules = [], patterns = [], message }) {
@@ -28,7 +36,15 @@ const layers = [
     files: ['src/schedule/**', 'src/plan/**', 'src/naming/**', 'src/datasets/plan-datasets.ts'],
     rules: restrict({
       modules: [...IO_MODULES, '@duckdb/node-api', '@aws-sdk/client-s3', '@aws-sdk/lib-storage'],
-      patterns: ['**/engine/*', '**/storage/*', '**/run/*', '**/cli/*', '**/writers/*', '**/state/state-store.js', '**/delivery/*'],
+      patterns: [
+        '**/engine/*',
+        '**/storage/*',
+        '**/run/*',
+        '**/cli/*',
+        '**/writers/*',
+        '**/state/state-store.js',
+        '**/delivery/*',
+      ],
       message: 'planning is pure: it takes what it needs as arguments (no I/O, no engine, no storage)',
     }),
   },
@@ -59,7 +75,8 @@ const layers = [
     files: ['src/writers/**'],
     rules: restrict({
       patterns: ['**/run/*', '**/cli/*', '**/engine/*', '!**/engine/render-parts.js'],
-      message: 'writers reach the engine through engine/render-parts.ts only (the SQL and the tables stay in engine/); lower layers do not reach up',
+      message:
+        'writers reach the engine through engine/render-parts.ts only (the SQL and the tables stay in engine/); lower layers do not reach up',
     }),
   },
   {
@@ -71,7 +88,10 @@ const layers = [
   },
   {
     files: ['src/run/**', 'src/datasets/**'],
-    rules: restrict({ patterns: ['**/cli/*'], message: 'run/ and datasets/ are called by cli/, never the other way round' }),
+    rules: restrict({
+      patterns: ['**/cli/*'],
+      message: 'run/ and datasets/ are called by cli/, never the other way round',
+    }),
   },
 ];
 
@@ -84,7 +104,10 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-syntax': [
         'error',
-        { selector: "MemberExpression[object.name='process'][property.name='exit']", message: 'only src/cli/main.ts sets the exit code' },
+        {
+          selector: "MemberExpression[object.name='process'][property.name='exit']",
+          message: 'only src/cli/main.ts sets the exit code',
+        },
       ],
     },
   },

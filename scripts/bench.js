@@ -24,7 +24,17 @@
 //
 // Progress goes to stderr; the table (or, with --json, one JSON object) to stdout.
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,47 +81,117 @@ function parseCount(text, flag) {
 
 export function parseArgs(argv) {
   const o = {
-    profiles: 1_000_000, format: 'csv', input: 'ndjson', memoryLimit: null, json: false,
-    cache: path.join(ROOT, '.bench-cache'), seed: 42, partSize: 250_000, workers: Math.max(1, Math.min(4, os.cpus().length)),
-    repeat: 1, runs: ['full', 'incremental', 'pair', 'raw'], audiences: 5, encrypt: false, generateOnly: false, keep: false, help: false, audexBin: BIN, save: null, render: null, waitIdle: 0,
+    profiles: 1_000_000,
+    format: 'csv',
+    input: 'ndjson',
+    memoryLimit: null,
+    json: false,
+    cache: path.join(ROOT, '.bench-cache'),
+    seed: 42,
+    partSize: 250_000,
+    workers: Math.max(1, Math.min(4, os.cpus().length)),
+    repeat: 1,
+    runs: ['full', 'incremental', 'pair', 'raw'],
+    audiences: 5,
+    encrypt: false,
+    generateOnly: false,
+    keep: false,
+    help: false,
+    audexBin: BIN,
+    save: null,
+    render: null,
+    waitIdle: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined) throw new Error(`${flag} needs a value`);
       return v;
     };
     switch (flag) {
-      case '--profiles': o.profiles = parseCount(value(), flag); break;
-      case '--format': o.format = value(); break;
-      case '--input': o.input = value(); break;
-      case '--memory-limit': o.memoryLimit = value(); break;
-      case '--json': o.json = true; break;
-      case '--cache': o.cache = path.resolve(value()); break;
-      case '--seed': o.seed = parseCount(value(), flag); break;
-      case '--part-size': o.partSize = parseCount(value(), flag); break;
-      case '--workers': o.workers = parseCount(value(), flag); break;
-      case '--repeat': o.repeat = parseCount(value(), flag); break;
-      case '--runs': o.runs = value().split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--audiences': o.audiences = parseCount(value(), flag); break;
-      case '--encrypt': o.encrypt = true; break;
-      case '--generate-only': o.generateOnly = true; break;
-      case '--keep': o.keep = true; break;
-      case '--audex-bin': o.audexBin = path.resolve(value()); break;
-      case '--save': o.save = path.resolve(value()); break;
-      case '--wait-idle': o.waitIdle = Number(value()); break;
-      case '--render': o.render = path.resolve(value()); break;
-      case '-h': case '--help': o.help = true; break;
-      default: throw new Error(`unknown option ${arg}`);
+      case '--profiles':
+        o.profiles = parseCount(value(), flag);
+        break;
+      case '--format':
+        o.format = value();
+        break;
+      case '--input':
+        o.input = value();
+        break;
+      case '--memory-limit':
+        o.memoryLimit = value();
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '--cache':
+        o.cache = path.resolve(value());
+        break;
+      case '--seed':
+        o.seed = parseCount(value(), flag);
+        break;
+      case '--part-size':
+        o.partSize = parseCount(value(), flag);
+        break;
+      case '--workers':
+        o.workers = parseCount(value(), flag);
+        break;
+      case '--repeat':
+        o.repeat = parseCount(value(), flag);
+        break;
+      case '--runs':
+        o.runs = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        break;
+      case '--audiences':
+        o.audiences = parseCount(value(), flag);
+        break;
+      case '--encrypt':
+        o.encrypt = true;
+        break;
+      case '--generate-only':
+        o.generateOnly = true;
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--audex-bin':
+        o.audexBin = path.resolve(value());
+        break;
+      case '--save':
+        o.save = path.resolve(value());
+        break;
+      case '--wait-idle':
+        o.waitIdle = Number(value());
+        break;
+      case '--render':
+        o.render = path.resolve(value());
+        break;
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new Error(`unknown option ${arg}`);
     }
   }
-  if (!['csv', 'json', 'parquet'].includes(o.format)) throw new Error(`--format: csv, json or parquet, not ${o.format}`);
+  if (!['csv', 'json', 'parquet'].includes(o.format))
+    throw new Error(`--format: csv, json or parquet, not ${o.format}`);
   if (!['ndjson', 'parquet'].includes(o.input)) throw new Error(`--input: ndjson or parquet, not ${o.input}`);
-  if (o.memoryLimit !== null && !/^[0-9.]+\s*[KMGT]i?B$/i.test(o.memoryLimit)) throw new Error(`--memory-limit: a size like 1GB or 512MB, not ${o.memoryLimit}`);
-  for (const r of o.runs) if (!['full', 'incremental', 'pair', 'raw'].includes(r)) throw new Error(`--runs: full, incremental, pair, raw; not ${r}`);
-  if (o.encrypt && !o.runs.includes('full')) throw new Error('--encrypt times the full run encrypted against the plain one: keep full in --runs');
+  if (o.memoryLimit !== null && !/^[0-9.]+\s*[KMGT]i?B$/i.test(o.memoryLimit))
+    throw new Error(`--memory-limit: a size like 1GB or 512MB, not ${o.memoryLimit}`);
+  for (const r of o.runs)
+    if (!['full', 'incremental', 'pair', 'raw'].includes(r))
+      throw new Error(`--runs: full, incremental, pair, raw; not ${r}`);
+  if (o.encrypt && !o.runs.includes('full'))
+    throw new Error('--encrypt times the full run encrypted against the plain one: keep full in --runs');
   if (o.audiences > 19) throw new Error('--audiences: at most 19 (aud-19 is a prospect audience)');
   return o;
 }
@@ -133,7 +213,10 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 /** Mapped audiences: spread over the popularity range (aud-00 is the biggest). */
 export function pickAudiences(n) {
   const preferred = [0, 2, 5, 9, 14, 1, 3, 4, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18];
-  return preferred.slice(0, n).sort((a, b) => a - b).map((i) => `aud-${String(i).padStart(2, '0')}`);
+  return preferred
+    .slice(0, n)
+    .sort((a, b) => a - b)
+    .map((i) => `aud-${String(i).padStart(2, '0')}`);
 }
 
 const SLOT_1 = '2026-11-20T06:00:00Z'; // after snapshot 1 (05:00), before snapshot 2
@@ -145,7 +228,13 @@ function dataflowConfig({ id, mode, snapshots, destination, format, audiences, e
     id,
     source: { snapshots },
     destination: { path: destination },
-    format: { type: format, compression: 'gzip', manifest: true, emptyExport: 'write', ...(encryption ? { encryption } : {}) },
+    format: {
+      type: format,
+      compression: 'gzip',
+      manifest: true,
+      emptyExport: 'write',
+      ...(encryption ? { encryption } : {}),
+    },
     folderPath: '%SEGMENT_ID%',
     fileName: '%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME%',
     mapping: [
@@ -176,7 +265,10 @@ function measure(command, args, { rssFile }) {
     const cpuBefore = machineBusySeconds();
     const started = performance.now();
     const child = useTime
-      ? spawn(TIME, ['-f', '%M %U %S', '-o', rssFile, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT })
+      ? spawn(TIME, ['-f', '%M %U %S', '-o', rssFile, command, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          cwd: ROOT,
+        })
       : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
     live.child = child;
     let stdout = '';
@@ -225,7 +317,19 @@ function measure(command, args, { rssFile }) {
         // /usr/bin/time writes "Command exited with non-zero status N" first; the exit code is ours.
       }
       const othersCpu = machineBusy === null || cpuUser === null ? null : Math.max(0, machineBusy - cpuUser - cpuSys);
-      resolve({ code, wallMs, peakKb, cpuUser, cpuSys, othersCpu, stdout, lines, rssMethod: useTime ? '/usr/bin/time %M (max RSS of the process)' : '/proc/<pid>/status VmHWM sampled every 20 ms' });
+      resolve({
+        code,
+        wallMs,
+        peakKb,
+        cpuUser,
+        cpuSys,
+        othersCpu,
+        stdout,
+        lines,
+        rssMethod: useTime
+          ? '/usr/bin/time %M (max RSS of the process)'
+          : '/proc/<pid>/status VmHWM sampled every 20 ms',
+      });
     });
   });
 }
@@ -295,7 +399,8 @@ export function audexStages(lines, wallMs) {
     if (e.kind === 'read') [label, group] = [`load snapshot ${e.id} (read + checks)`, 'load snapshot'];
     else if (e.kind === 'loaded') [label, group] = ['bad-record check, run set-up', 'commit / set-up'];
     else if (e.kind === 'select') [label, group] = [`${e.id}: select + write`, 'select + write'];
-    else if (e.kind === 'wrote') [label, group] = [`${e.id}: commit (manifest, baseline, cursor) + next set-up`, 'commit / set-up'];
+    else if (e.kind === 'wrote')
+      [label, group] = [`${e.id}: commit (manifest, baseline, cursor) + next set-up`, 'commit / set-up'];
   }
   close(wallMs);
   if (stages.length && stages[stages.length - 1].group === 'commit / set-up') {
@@ -342,7 +447,8 @@ function ensureBuilt() {
 
 function duckdbVersion() {
   try {
-    return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', '@duckdb', 'node-api', 'package.json'), 'utf8')).version;
+    return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', '@duckdb', 'node-api', 'package.json'), 'utf8'))
+      .version;
   } catch {
     return null;
   }
@@ -352,11 +458,14 @@ function duckdbVersion() {
 
 async function main() {
   // Dataset exports (README "Export datasets") have a benchmark of their own.
-  if (process.argv.includes('--datasets')) return (await import('./bench/datasets.js')).benchDatasets(process.argv.slice(2).filter((a) => a !== '--datasets'));
+  if (process.argv.includes('--datasets'))
+    return (await import('./bench/datasets.js')).benchDatasets(process.argv.slice(2).filter((a) => a !== '--datasets'));
   // The HTTP API destination's benchmark has its own runs and report (scripts/bench/http.js).
-  if (process.argv.includes('--http')) return (await import('./bench/http.js')).benchHttp(process.argv.slice(2).filter((a) => a !== '--http'));
+  if (process.argv.includes('--http'))
+    return (await import('./bench/http.js')).benchHttp(process.argv.slice(2).filter((a) => a !== '--http'));
   // The state benchmark (issue 17): history reads and baseline sizes.
-  if (process.argv.includes('--history')) return (await import('./bench/history.js')).benchHistory(process.argv.slice(2));
+  if (process.argv.includes('--history'))
+    return (await import('./bench/history.js')).benchHistory(process.argv.slice(2));
   let o;
   try {
     o = parseArgs(process.argv.slice(2));
@@ -409,14 +518,29 @@ async function main() {
     } catch {
       /* reported below */
     }
-    const runs = (summary?.dataflows?.flatMap((d) => d.runs ?? []) ?? summary?.runs ?? []).filter((r) => r.status !== 'skipped');
-    const failed = m.code !== 0 || !summary || runs.length !== audiences.length * files.length || runs.some((r) => r.status !== 'success');
+    const runs = (summary?.dataflows?.flatMap((d) => d.runs ?? []) ?? summary?.runs ?? []).filter(
+      (r) => r.status !== 'skipped',
+    );
+    const failed =
+      m.code !== 0 ||
+      !summary ||
+      runs.length !== audiences.length * files.length ||
+      runs.some((r) => r.status !== 'success');
     const sum = (key) => runs.reduce((n, r) => n + (r.counts?.[key] ?? 0), 0);
     return {
       ...m,
       ok: !failed,
       error: failed
-        ? `exit ${m.code}; ${runs.filter((r) => r.status !== 'success').map((r) => `${r.audienceId}: ${r.error}`).join('; ') || m.lines.slice(-5).map((l) => l.text).join(' | ')}`
+        ? `exit ${m.code}; ${
+            runs
+              .filter((r) => r.status !== 'success')
+              .map((r) => `${r.audienceId}: ${r.error}`)
+              .join('; ') ||
+            m.lines
+              .slice(-5)
+              .map((l) => l.text)
+              .join(' | ')
+          }`
         : undefined,
       rows: sum('rowsWritten'),
       selected: sum('profilesReceived'),
@@ -432,10 +556,19 @@ async function main() {
     mkdirSync(out, { recursive: true });
     const [previous, current] = profilesDirs(dataset.root);
     const options = {
-      mode, input: o.input, format: o.format, previous, current, audiences, outDir: out,
-      memoryLimit: o.memoryLimit ?? '1GB', tempDir: path.join(work, `raw-spill-${mode}`),
+      mode,
+      input: o.input,
+      format: o.format,
+      previous,
+      current,
+      audiences,
+      outDir: out,
+      memoryLimit: o.memoryLimit ?? '1GB',
+      tempDir: path.join(work, `raw-spill-${mode}`),
     };
-    const m = await measure(process.execPath, [RAW, JSON.stringify(options)], { rssFile: path.join(work, `rss-${++seq}.txt`) });
+    const m = await measure(process.execPath, [RAW, JSON.stringify(options)], {
+      rssFile: path.join(work, `rss-${++seq}.txt`),
+    });
     let parsed = null;
     try {
       parsed = JSON.parse(m.stdout);
@@ -449,11 +582,19 @@ async function main() {
     return {
       ...m,
       ok: m.code === 0 && parsed !== null,
-      error: m.code === 0 && parsed ? undefined : `exit ${m.code}: ${m.lines.slice(-5).map((l) => l.text).join(' | ')}`,
+      error:
+        m.code === 0 && parsed
+          ? undefined
+          : `exit ${m.code}: ${m.lines
+              .slice(-5)
+              .map((l) => l.text)
+              .join(' | ')}`,
       rows: rowsOf('full') + rowsOf('incremental'),
       rowsByKind: parsed?.rows,
       bytes,
-      stageInfo: parsed ? { stages: parsed.stages.map((s) => ({ name: s.name, group: s.name, ms: s.ms })), groups: null } : null,
+      stageInfo: parsed
+        ? { stages: parsed.stages.map((s) => ({ name: s.name, group: s.name, ms: s.ms })), groups: null }
+        : null,
     };
   }
 
@@ -474,7 +615,10 @@ async function main() {
     const ok = attempts.filter((a) => a.ok);
     const best = (ok.length ? ok : attempts).reduce((x, y) => (y.wallMs < x.wallMs ? y : x));
     return {
-      name, kind, ok: best.ok, error: best.error,
+      name,
+      kind,
+      ok: best.ok,
+      error: best.error,
       wallSeconds: best.wallMs / 1000,
       profiles,
       profilesPerSecond: profiles / (best.wallMs / 1000),
@@ -491,7 +635,9 @@ async function main() {
       allCpuSeconds: attempts.map((a) => (a.cpuUser == null ? null : a.cpuUser + a.cpuSys)),
       allOthersCpuSeconds: attempts.map((a) => a.othersCpu),
       stages: best.stageInfo?.stages.map((st) => ({ name: st.name, group: st.group, seconds: st.ms / 1000 })) ?? [],
-      stageGroups: best.stageInfo?.groups ? Object.fromEntries(Object.entries(best.stageInfo.groups).map(([k, v]) => [k, v / 1000])) : null,
+      stageGroups: best.stageInfo?.groups
+        ? Object.fromEntries(Object.entries(best.stageInfo.groups).map(([k, v]) => [k, v / 1000]))
+        : null,
       rssMethod: best.rssMethod,
     };
   }
@@ -499,19 +645,47 @@ async function main() {
   const dest = (name) => path.join(work, name);
   const writeConfig = (name, mode, encryption) => {
     const file = path.join(work, `${name}.json`);
-    writeFileSync(file, JSON.stringify(dataflowConfig({ id: `bench-${name}`, mode, snapshots: dataset.root, destination: dest(name), format: o.format, audiences, encryption }), null, 2));
+    writeFileSync(
+      file,
+      JSON.stringify(
+        dataflowConfig({
+          id: `bench-${name}`,
+          mode,
+          snapshots: dataset.root,
+          destination: dest(name),
+          format: o.format,
+          audiences,
+          encryption,
+        }),
+        null,
+        2,
+      ),
+    );
     return file;
   };
 
   // Attempts are interleaved (full, backfill, incremental, raw × 3, then again), so audex
   // and the raw baseline see the same machine when other sessions share its cores.
-  const attempts = { full: [], fullEncrypted: [], backfill: [], incremental: [], pair: [], rawFull: [], rawIncremental: [], rawBoth: [] };
+  const attempts = {
+    full: [],
+    fullEncrypted: [],
+    backfill: [],
+    incremental: [],
+    pair: [],
+    rawFull: [],
+    rawIncremental: [],
+    rawBoth: [],
+  };
   try {
     const fullCfg = o.runs.includes('full') ? writeConfig('full', 'full') : null;
-    const encCfg = o.encrypt ? writeConfig('full-encrypted', 'full', { type: 'pgp', publicKey: { file: await writeBenchKey(work) } }) : null;
+    const encCfg = o.encrypt
+      ? writeConfig('full-encrypted', 'full', { type: 'pgp', publicKey: { file: await writeBenchKey(work) } })
+      : null;
     const incCfg = o.runs.includes('incremental') ? writeConfig('incremental', 'incremental') : null;
     // The same two dataflows run in one invocation (README "Several dataflows in one invocation"): one read of snapshot 2.
-    const pairCfg = o.runs.includes('pair') ? [writeConfig('pair-full', 'full'), writeConfig('pair-incremental', 'incremental')] : null;
+    const pairCfg = o.runs.includes('pair')
+      ? [writeConfig('pair-full', 'full'), writeConfig('pair-incremental', 'incremental')]
+      : null;
     for (let r = 0; r < o.repeat; r++) {
       if (o.repeat > 1) log(`round ${r + 1}/${o.repeat}`);
       if (fullCfg) {
@@ -536,7 +710,9 @@ async function main() {
         const b = await attempt('audex backfill', () => audexRun(incCfg, SLOT_1));
         attempts.backfill.push(b);
         attempts.incremental.push(
-          b.ok ? await attempt('audex incremental', () => audexRun(incCfg, SLOT_2)) : { ...b, error: `backfill failed: ${b.error}` },
+          b.ok
+            ? await attempt('audex incremental', () => audexRun(incCfg, SLOT_2))
+            : { ...b, error: `backfill failed: ${b.error}` },
         );
       }
       if (pairCfg) {
@@ -544,7 +720,9 @@ async function main() {
         for (const name of ['pair-full', 'pair-incremental']) rmSync(dest(name), { recursive: true, force: true });
         const b = await audexRun(pairCfg[1], SLOT_1);
         attempts.pair.push(
-          b.ok ? await attempt('audex full + incremental, one invocation', () => audexRun(pairCfg, SLOT_2)) : { ...b, error: `backfill failed: ${b.error}` },
+          b.ok
+            ? await attempt('audex full + incremental, one invocation', () => audexRun(pairCfg, SLOT_2))
+            : { ...b, error: `backfill failed: ${b.error}` },
         );
       }
       if (o.runs.includes('raw')) {
@@ -587,31 +765,62 @@ async function main() {
     cpuIncremental: cpuRatio(inc, rawInc),
     encryption: ratio(fullEncrypted, full),
     cpuEncryption: cpuRatio(fullEncrypted, full),
-    cpuTotal: full?.cpuSeconds && inc?.cpuSeconds && rawBoth?.cpuSeconds ? (full.cpuSeconds + inc.cpuSeconds) / rawBoth.cpuSeconds : null,
+    cpuTotal:
+      full?.cpuSeconds && inc?.cpuSeconds && rawBoth?.cpuSeconds
+        ? (full.cpuSeconds + inc.cpuSeconds) / rawBoth.cpuSeconds
+        : null,
     pairToRaw: ratio(pair, rawBoth),
     cpuPairToRaw: cpuRatio(pair, rawBoth),
     pairToTwo: pair && full && inc ? pair.wallSeconds / (full.wallSeconds + inc.wallSeconds) : null,
-    cpuPairToTwo: pair?.cpuSeconds && full?.cpuSeconds && inc?.cpuSeconds ? pair.cpuSeconds / (full.cpuSeconds + inc.cpuSeconds) : null,
+    cpuPairToTwo:
+      pair?.cpuSeconds && full?.cpuSeconds && inc?.cpuSeconds
+        ? pair.cpuSeconds / (full.cpuSeconds + inc.cpuSeconds)
+        : null,
   };
   for (const r of results) {
-    r.ratioToRaw = r.name === 'audex full' ? ratios.full : r.name === 'audex incremental' ? ratios.incremental : r.name === 'audex full + incremental, one invocation' ? ratios.pairToRaw : null;
+    r.ratioToRaw =
+      r.name === 'audex full'
+        ? ratios.full
+        : r.name === 'audex incremental'
+          ? ratios.incremental
+          : r.name === 'audex full + incremental, one invocation'
+            ? ratios.pairToRaw
+            : null;
   }
 
   const report = {
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
     machine: {
-      cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      platform: `${os.platform()} ${os.release()}`, node: process.version, duckdbNodeApi: duckdbVersion(),
-      loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg(),
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? null,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      platform: `${os.platform()} ${os.release()}`,
+      node: process.version,
+      duckdbNodeApi: duckdbVersion(),
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: os.loadavg(),
     },
     params: {
-      profiles: o.profiles, format: o.format, compression: 'gzip', input: o.input, memoryLimit: o.memoryLimit ?? '1GB (audex default)',
-      audiences, seed: o.seed, partSize: o.partSize, repeat: o.repeat, waitIdle: o.waitIdle, audexBin: o.audexBin,
+      profiles: o.profiles,
+      format: o.format,
+      compression: 'gzip',
+      input: o.input,
+      memoryLimit: o.memoryLimit ?? '1GB (audex default)',
+      audiences,
+      seed: o.seed,
+      partSize: o.partSize,
+      repeat: o.repeat,
+      waitIdle: o.waitIdle,
+      audexBin: o.audexBin,
     },
     dataset: {
-      root: dataset.root, snapshots: dataset.snapshots, parts: dataset.meta.parts,
-      generatedSeconds: dataset.meta.ndjsonSeconds, parquetSeconds: dataset.meta.parquetSeconds ?? null,
-      preparedThisRunSeconds: datasetSeconds, pageCacheWarmSeconds: warm.seconds,
+      root: dataset.root,
+      snapshots: dataset.snapshots,
+      parts: dataset.meta.parts,
+      generatedSeconds: dataset.meta.ndjsonSeconds,
+      parquetSeconds: dataset.meta.parquetSeconds ?? null,
+      preparedThisRunSeconds: datasetSeconds,
+      pageCacheWarmSeconds: warm.seconds,
     },
     runs: results,
     ratios,
@@ -626,7 +835,13 @@ async function main() {
 /** A throwaway Curve25519 recipient key (public part only) for the encrypted run. */
 async function writeBenchKey(work) {
   const openpgp = await import('openpgp');
-  const { publicKey } = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'audex bench', email: 'bench@example.com' }], date: new Date('2026-01-01T00:00:00Z'), format: 'armored' });
+  const { publicKey } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'curve25519Legacy',
+    userIDs: [{ name: 'audex bench', email: 'bench@example.com' }],
+    date: new Date('2026-01-01T00:00:00Z'),
+    format: 'armored',
+  });
   const file = path.join(work, 'recipient.asc');
   writeFileSync(file, publicKey);
   return file;
@@ -639,7 +854,9 @@ function renderReport(report) {
     `audex bench: ${int(params.profiles)} profiles (snapshot 1: ${int(dataset.snapshots[0].profiles)}, snapshot 2: ${int(dataset.snapshots[1].profiles)}), ` +
       `input ${params.input}, output ${params.format}.gz, ${params.audiences.length} audiences (${params.audiences.join(', ')}), memory limit ${params.memoryLimit}`,
   );
-  out.push(`machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.node}, @duckdb/node-api ${machine.duckdbNodeApi}; load ${machine.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')} before`);
+  out.push(
+    `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.node}, @duckdb/node-api ${machine.duckdbNodeApi}; load ${machine.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')} before`,
+  );
   out.push('');
   const header = ['run', 'wall s', 'profiles/s', 'peak RSS MB', 'CPU s', 'others CPU s', 'selected', 'rows', 'vs raw'];
   const rows = runs.map((r) => [
@@ -654,13 +871,20 @@ function renderReport(report) {
     r.ratioToRaw == null ? '' : `${r.ratioToRaw.toFixed(2)}×`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  const line = (cells) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   out.push(line(header));
   out.push(`|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const r of rows) out.push(line(r));
   out.push('');
-  if (ratios.total != null) out.push(`audex full + incremental vs raw full+incremental (one process, both snapshots): ${ratios.total.toFixed(2)}× (issue target ≤ 1.0×)`);
-  if (ratios.full != null) out.push(`audex full vs raw full: ${ratios.full.toFixed(2)}×;  audex incremental vs raw incremental: ${ratios.incremental?.toFixed(2) ?? '—'}×`);
+  if (ratios.total != null)
+    out.push(
+      `audex full + incremental vs raw full+incremental (one process, both snapshots): ${ratios.total.toFixed(2)}× (issue target ≤ 1.0×)`,
+    );
+  if (ratios.full != null)
+    out.push(
+      `audex full vs raw full: ${ratios.full.toFixed(2)}×;  audex incremental vs raw incremental: ${ratios.incremental?.toFixed(2) ?? '—'}×`,
+    );
   if (ratios.encryption != null) {
     const encrypted = runs.find((r) => r.name === 'audex full, encrypted');
     const plain = runs.find((r) => r.name === 'audex full');
@@ -675,14 +899,29 @@ function renderReport(report) {
         `vs raw full+incremental: ${ratios.pairToRaw?.toFixed(2) ?? '—'}× wall, ${ratios.cpuPairToRaw?.toFixed(2) ?? '—'}× CPU`,
     );
   }
-  if (ratios.cpuFull != null) out.push(`by CPU seconds: full ${ratios.cpuFull.toFixed(2)}×, incremental ${ratios.cpuIncremental?.toFixed(2) ?? '—'}×, full + incremental ${ratios.cpuTotal?.toFixed(2) ?? '—'}×`);
-  if (runs.some((r) => r.allWallSeconds.length > 1)) for (const r of runs) out.push(`attempts, ${r.name}: ${r.allWallSeconds.map((w, i) => `${fmt(w)} s (others ${fmt(r.allOthersCpuSeconds[i], 1)})`).join(', ')}`);
+  if (ratios.cpuFull != null)
+    out.push(
+      `by CPU seconds: full ${ratios.cpuFull.toFixed(2)}×, incremental ${ratios.cpuIncremental?.toFixed(2) ?? '—'}×, full + incremental ${ratios.cpuTotal?.toFixed(2) ?? '—'}×`,
+    );
+  if (runs.some((r) => r.allWallSeconds.length > 1))
+    for (const r of runs)
+      out.push(
+        `attempts, ${r.name}: ${r.allWallSeconds.map((w, i) => `${fmt(w)} s (others ${fmt(r.allOthersCpuSeconds[i], 1)})`).join(', ')}`,
+      );
   out.push(`peak RSS: ${runs[0]?.rssMethod ?? ''}; profiles/s = snapshot-2 profiles / wall s (backfill: snapshot 1);`);
-  out.push("CPU s = the process's user+sys; others CPU s = CPU the rest of the machine used meanwhile (other sessions: > 0.5 × wall s means the timing is contended)");
-  out.push('selected = profiles selected (audex profilesReceived; raw: rows, one per profile); rows = rows written (audex: one per email id, after dedup)');
+  out.push(
+    "CPU s = the process's user+sys; others CPU s = CPU the rest of the machine used meanwhile (other sessions: > 0.5 × wall s means the timing is contended)",
+  );
+  out.push(
+    'selected = profiles selected (audex profilesReceived; raw: rows, one per profile); rows = rows written (audex: one per email id, after dedup)',
+  );
   for (const r of runs.filter((x) => x.ok && x.kind === 'audex')) {
     out.push('');
-    out.push(`stages, ${r.name} (${fmt(r.wallSeconds)} s): ${Object.entries(r.stageGroups ?? {}).map(([g, s]) => `${g} ${fmt(s)} s`).join(', ')}`);
+    out.push(
+      `stages, ${r.name} (${fmt(r.wallSeconds)} s): ${Object.entries(r.stageGroups ?? {})
+        .map(([g, s]) => `${g} ${fmt(s)} s`)
+        .join(', ')}`,
+    );
     for (const s of r.stages) out.push(`  ${fmt(s.seconds).padStart(7)} s  ${s.name}`);
   }
   for (const r of runs.filter((x) => x.ok && x.kind === 'raw')) {

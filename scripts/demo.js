@@ -22,34 +22,59 @@ const steps = [
 ];
 for (const [config, at] of steps) {
   console.log(`\n$ audex run --config ${config} --at ${at}`);
-  const result = spawnSync(process.execPath, [bin, 'run', '--config', config, '--at', at, '--quiet'], { cwd: root, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [bin, 'run', '--config', config, '--at', at, '--quiet'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-const reportArgs = ['report', '--config', 'fixtures/demo/acme-crm.yaml', '--config', 'fixtures/demo/acme-lake.yaml', '--at', '2026-11-25T07:00:00Z', '--out', 'out/report.html', '--quiet'];
+const reportArgs = [
+  'report',
+  '--config',
+  'fixtures/demo/acme-crm.yaml',
+  '--config',
+  'fixtures/demo/acme-lake.yaml',
+  '--at',
+  '2026-11-25T07:00:00Z',
+  '--out',
+  'out/report.html',
+  '--quiet',
+];
 console.log(`\n$ audex ${reportArgs.join(' ')}`);
 const report = spawnSync(process.execPath, [bin, ...reportArgs], { cwd: root, stdio: 'inherit' });
 if (report.status !== 0) process.exit(report.status ?? 1);
 await screenshot(path.join(root, 'out', 'report.html'), path.join(root, 'out', 'report.png'));
 
-console.log('\nThe files are under ./out (state under ./out/<dataflow>/_audex). Try: zcat "out/acme-crm/crm/VIP Customers/"*.csv.gz');
+console.log(
+  '\nThe files are under ./out (state under ./out/<dataflow>/_audex). Try: zcat "out/acme-crm/crm/VIP Customers/"*.csv.gz',
+);
 console.log('Open out/report.html in a browser for the run report (it needs no network).');
 
 /** A full-page screenshot with the system chromium; without one, say how to get it and go on. */
 async function screenshot(page, png) {
-  const chromium = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && existsSync(p));
+  const chromium = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
+    (p) => p && existsSync(p),
+  );
   if (!chromium) {
-    console.log('No chromium found, so no out/report.png; install it with `apt-get install chromium` (or set CHROMIUM_PATH).');
+    console.log(
+      'No chromium found, so no out/report.png; install it with `apt-get install chromium` (or set CHROMIUM_PATH).',
+    );
     return;
   }
   let puppeteer;
   try {
     puppeteer = (await import('puppeteer-core')).default;
   } catch {
-    console.log('puppeteer-core is not installed (a development dependency), so no out/report.png; run `npm install` in this folder.');
+    console.log(
+      'puppeteer-core is not installed (a development dependency), so no out/report.png; run `npm install` in this folder.',
+    );
     return;
   }
-  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--headless=new', '--no-sandbox', '--disable-gpu'] });
+  const browser = await puppeteer.launch({
+    executablePath: chromium,
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu'],
+  });
   try {
     const tab = await browser.newPage();
     await tab.setViewport({ width: 1280, height: 900 });

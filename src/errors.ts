@@ -53,7 +53,10 @@ export class RunFailedError extends AudexError {
 export class InternalError extends AudexError {
   readonly exitCode = EXIT.runFailed;
   constructor(cause: unknown) {
-    super(`${cause instanceof Error ? cause.message : String(cause)}\nThis is a bug in audex, please report it with the command you ran.`, { cause });
+    super(
+      `${cause instanceof Error ? cause.message : String(cause)}\nThis is a bug in audex, please report it with the command you ran.`,
+      { cause },
+    );
   }
 }
 

@@ -26,7 +26,10 @@ interface BenchRun {
 
 function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.js'), ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -52,7 +55,8 @@ describe('bench smoke', () => {
     for (const s of report.dataset.snapshots) expect(s.profiles).toBeGreaterThan(1900);
 
     const names = report.runs.map((r) => r.name);
-    for (const name of ['audex full', 'audex incremental', 'raw full', 'raw incremental', 'raw full+incremental']) expect(names).toContain(name);
+    for (const name of ['audex full', 'audex incremental', 'raw full', 'raw incremental', 'raw full+incremental'])
+      expect(names).toContain(name);
     for (const run of report.runs) {
       expect(run.ok, `${run.name}: ${run.error}`).toBe(true);
       expect(run.rows, run.name).toBeGreaterThan(0);
@@ -74,9 +78,23 @@ describe('bench smoke', () => {
   });
 
   it('--encrypt times the full run with OpenPGP encryption beside the plain one', async () => {
-    const result = await bench(['--profiles', '2000', '--part-size', '1000', '--cache', cache, '--runs', 'full', '--encrypt', '--json']);
+    const result = await bench([
+      '--profiles',
+      '2000',
+      '--part-size',
+      '1000',
+      '--cache',
+      cache,
+      '--runs',
+      'full',
+      '--encrypt',
+      '--json',
+    ]);
     expect(result.code, result.stderr).toBe(0);
-    const report = JSON.parse(result.stdout) as { runs: (BenchRun & { bytes: number })[]; ratios: { encryption: number | null } };
+    const report = JSON.parse(result.stdout) as {
+      runs: (BenchRun & { bytes: number })[];
+      ratios: { encryption: number | null };
+    };
     expect(report.runs.map((r) => r.name)).toEqual(['audex full', 'audex full, encrypted']);
     const [plain, encrypted] = report.runs;
     for (const run of report.runs) expect(run.ok, `${run.name}: ${run.error}`).toBe(true);
@@ -90,11 +108,37 @@ describe('bench smoke', () => {
     const dsCache = mkdtempSync(path.join(tmpdir(), 'audex-bench-smoke-ds-'));
     try {
       // json.gz only, to keep this quick; --formats parquet runs the same steps.
-      const result = await bench(['--datasets', '--records', '3000', '--batches', '3', '--formats', 'json', '--cache', dsCache, '--json']);
+      const result = await bench([
+        '--datasets',
+        '--records',
+        '3000',
+        '--batches',
+        '3',
+        '--formats',
+        'json',
+        '--cache',
+        dsCache,
+        '--json',
+      ]);
       expect(result.code, result.stderr).toBe(0);
-      const report = JSON.parse(result.stdout) as { records: number; incrementRecords: number; runs: { name: string; kind: string; format: string; ok: boolean; rows: number; wallSeconds: number; vsRaw?: number | null }[] };
+      const report = JSON.parse(result.stdout) as {
+        records: number;
+        incrementRecords: number;
+        runs: {
+          name: string;
+          kind: string;
+          format: string;
+          ok: boolean;
+          rows: number;
+          wallSeconds: number;
+          vsRaw?: number | null;
+        }[];
+      };
       expect(report.runs.map((r) => `${r.kind} ${r.name} ${r.format}`)).toEqual([
-        'audex backfill json', 'raw backfill json', 'audex increment json', 'raw increment json',
+        'audex backfill json',
+        'raw backfill json',
+        'audex increment json',
+        'raw increment json',
       ]);
       for (const run of report.runs) {
         expect(run.ok, `${run.kind} ${run.name} ${run.format}`).toBe(true);

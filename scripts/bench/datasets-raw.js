@@ -11,7 +11,11 @@ import path from 'node:path';
 
 const opts = JSON.parse(process.argv[2]);
 const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
-const db = await DuckDBInstance.create(':memory:', { temp_directory: opts.tempDir, memory_limit: '1GB', preserve_insertion_order: 'true' });
+const db = await DuckDBInstance.create(':memory:', {
+  temp_directory: opts.tempDir,
+  memory_limit: '1GB',
+  preserve_insertion_order: 'true',
+});
 const c = await db.connect();
 const source = `read_json([${opts.files.map(q).join(', ')}], format = 'newline_delimited')`;
 const target = path.join(opts.outDir, opts.format === 'json' ? 'part-0.json.gz' : 'part-0.gz.parquet');

@@ -11,7 +11,17 @@
 //    of the same files to the same format (scripts/bench/datasets-raw.js, its own
 //    process), and prints audex's time as a ratio to it.
 import { spawn } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,7 +48,17 @@ const USAGE = `usage: npm run bench -- --datasets [options]
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
 
 function parseArgs(argv) {
-  const o = { records: 1_000_000, batches: 10, formats: ['json', 'parquet'], repeat: 1, cache: path.join(ROOT, '.bench-cache'), seed: 42, json: false, save: null, help: false };
+  const o = {
+    records: 1_000_000,
+    batches: 10,
+    formats: ['json', 'parquet'],
+    repeat: 1,
+    cache: path.join(ROOT, '.bench-cache'),
+    seed: 42,
+    json: false,
+    save: null,
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -52,19 +72,42 @@ function parseArgs(argv) {
       return Math.round(Number(m[1]) * (m[2] ? (/k/i.test(m[2]) ? 1e3 : 1e6) : 1));
     };
     switch (flag) {
-      case '--records': o.records = count(); break;
-      case '--batches': o.batches = count(); break;
-      case '--formats': o.formats = value().split(',').map((s) => s.trim()); break;
-      case '--repeat': o.repeat = count(); break;
-      case '--cache': o.cache = path.resolve(value()); break;
-      case '--seed': o.seed = count(); break;
-      case '--json': o.json = true; break;
-      case '--save': o.save = path.resolve(value()); break;
-      case '-h': case '--help': o.help = true; break;
-      default: throw new Error(`unknown option ${flag}`);
+      case '--records':
+        o.records = count();
+        break;
+      case '--batches':
+        o.batches = count();
+        break;
+      case '--formats':
+        o.formats = value()
+          .split(',')
+          .map((s) => s.trim());
+        break;
+      case '--repeat':
+        o.repeat = count();
+        break;
+      case '--cache':
+        o.cache = path.resolve(value());
+        break;
+      case '--seed':
+        o.seed = count();
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '--save':
+        o.save = path.resolve(value());
+        break;
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new Error(`unknown option ${flag}`);
     }
   }
-  for (const f of o.formats) if (!['json', 'parquet'].includes(f)) throw new Error(`--formats: json or parquet, not ${f}`);
+  for (const f of o.formats)
+    if (!['json', 'parquet'].includes(f)) throw new Error(`--formats: json or parquet, not ${f}`);
   if (o.records < o.batches) throw new Error('--records must be at least --batches');
   return o;
 }
@@ -86,7 +129,12 @@ const CHANNELS = ['web', 'mobile', 'email', 'store', 'call-center'];
 const EVENTS = ['page.view', 'product.view', 'cart.add', 'checkout', 'purchase'];
 
 function record(rand, n) {
-  const items = Array.from({ length: 1 + Math.floor(rand() * 3) }, (_, i) => ({ sku: `SKU-${Math.floor(rand() * 50_000)}`, qty: 1 + Math.floor(rand() * 4), price: Math.round(rand() * 20_000) / 100, line: i + 1 }));
+  const items = Array.from({ length: 1 + Math.floor(rand() * 3) }, (_, i) => ({
+    sku: `SKU-${Math.floor(rand() * 50_000)}`,
+    qty: 1 + Math.floor(rand() * 4),
+    price: Math.round(rand() * 20_000) / 100,
+    line: i + 1,
+  }));
   return {
     eventId: `ev-${String(n).padStart(9, '0')}`,
     timestamp: new Date(Date.UTC(2026, 10, 19) + Math.floor(rand() * 86_400_000)).toISOString(),
@@ -96,7 +144,10 @@ function record(rand, n) {
     amount: Math.round(rand() * 100_000) / 100,
     consent: rand() < 0.8,
     items,
-    web: { url: `https://shop.example.com/p/${Math.floor(rand() * 10_000)}`, referrer: rand() < 0.5 ? null : 'https://search.example.com/' },
+    web: {
+      url: `https://shop.example.com/p/${Math.floor(rand() * 10_000)}`,
+      referrer: rand() < 0.5 ? null : 'https://search.example.com/',
+    },
   };
 }
 
@@ -130,13 +181,26 @@ async function ensureDataset(o) {
   for (let b = 0; b < o.batches; b++) {
     const count = b === o.batches - 1 ? o.records - per * (o.batches - 1) : per;
     const id = `batch-${String(b + 1).padStart(4, '0')}`;
-    await writeBatch(path.join(tmp, 'datasets', DATASET, id), id, new Date(Date.UTC(2026, 10, 20, 0, b)).toISOString(), b * per, count, rand);
+    await writeBatch(
+      path.join(tmp, 'datasets', DATASET, id),
+      id,
+      new Date(Date.UTC(2026, 10, 20, 0, b)).toISOString(),
+      b * per,
+      count,
+      rand,
+    );
     files.push(path.join(root, 'datasets', DATASET, id, 'part-00000.ndjson'));
     log(`generated ${id} (${count} records)`);
   }
   const incId = `batch-${String(o.batches + 1).padStart(4, '0')}`;
   await writeBatch(path.join(tmp, 'datasets', DATASET, incId), incId, '2026-11-20T08:00:00Z', o.records, per, rand);
-  const meta = { root: path.join(root, 'datasets'), backfillFiles: files, incrementFiles: [path.join(root, 'datasets', DATASET, incId, 'part-00000.ndjson')], records: o.records, incrementRecords: per };
+  const meta = {
+    root: path.join(root, 'datasets'),
+    backfillFiles: files,
+    incrementFiles: [path.join(root, 'datasets', DATASET, incId, 'part-00000.ndjson')],
+    records: o.records,
+    incrementRecords: per,
+  };
   writeFileSync(path.join(tmp, 'done.json'), JSON.stringify(meta, null, 2));
   mkdirSync(o.cache, { recursive: true });
   renameSync(tmp, root);
@@ -150,7 +214,12 @@ function measure(args, rssFile) {
   const useTime = existsSync(TIME);
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = useTime ? spawn(TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = useTime
+      ? spawn(TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, ...args], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
@@ -220,24 +289,42 @@ export async function benchDatasets(argv) {
         const m = await fastest(o.repeat, async () => {
           const out = path.join(work, `raw-${++seq}`);
           mkdirSync(out, { recursive: true });
-          const r = await measure([RAW, JSON.stringify({ files, format, outDir: out, tempDir: path.join(work, `raw-tmp-${seq}`) })], path.join(work, `rss-${seq}`));
+          const r = await measure(
+            [RAW, JSON.stringify({ files, format, outDir: out, tempDir: path.join(work, `raw-tmp-${seq}`) })],
+            path.join(work, `rss-${seq}`),
+          );
           rmSync(out, { recursive: true, force: true });
           const rows = r.code === 0 ? JSON.parse(r.stdout).rows : 0;
-          return { ...r, ok: r.code === 0 && rows === records, rows, error: r.code === 0 ? undefined : r.stderr.slice(-400) };
+          return {
+            ...r,
+            ok: r.code === 0 && rows === records,
+            rows,
+            error: r.code === 0 ? undefined : r.stderr.slice(-400),
+          };
         });
         results.push({ name, kind: 'raw', format, ...summarize(m, records) });
       };
       const audexOf = async (name, records, prepare) => {
         const m = await fastest(o.repeat, async () => {
           const { file, at } = prepare();
-          const r = await measure([BIN, 'run', '--config', file, '--at', at, '--json', '--quiet'], path.join(work, `rss-${++seq}`));
+          const r = await measure(
+            [BIN, 'run', '--config', file, '--at', at, '--json', '--quiet'],
+            path.join(work, `rss-${++seq}`),
+          );
           let rows = 0;
           try {
-            rows = JSON.parse(r.stdout).runs.filter((x) => x.status === 'success').reduce((n, x) => n + x.counts.rowsWritten, 0);
+            rows = JSON.parse(r.stdout)
+              .runs.filter((x) => x.status === 'success')
+              .reduce((n, x) => n + x.counts.rowsWritten, 0);
           } catch {
             /* reported below */
           }
-          return { ...r, ok: r.code === 0 && rows === records, rows, error: r.code === 0 ? undefined : r.stdout.slice(-400) + r.stderr.slice(-400) };
+          return {
+            ...r,
+            ok: r.code === 0 && rows === records,
+            rows,
+            error: r.code === 0 ? undefined : r.stdout.slice(-400) + r.stderr.slice(-400),
+          };
         });
         results.push({ name, kind: 'audex', format, ...summarize(m, records) });
       };
@@ -254,7 +341,10 @@ export async function benchDatasets(argv) {
       // The increment runs after a backfill; with --repeat, each attempt starts from a copy of that state.
       log(`${format}: increment of ${data.incrementRecords} records`);
       fresh();
-      const base = await measure([BIN, 'run', '--config', configFile, '--at', SLOT_1, '--quiet'], path.join(work, `rss-${++seq}`));
+      const base = await measure(
+        [BIN, 'run', '--config', configFile, '--at', SLOT_1, '--quiet'],
+        path.join(work, `rss-${++seq}`),
+      );
       if (base.code !== 0) throw new Error(`the backfill before the increment failed: ${base.stderr}`);
       const snapshot = path.join(work, `${format}-after-backfill`);
       rmSync(snapshot, { recursive: true, force: true });
@@ -273,9 +363,20 @@ export async function benchDatasets(argv) {
     const raw = results.find((x) => x.kind === 'raw' && x.name === r.name && x.format === r.format);
     r.vsRaw = raw && raw.ok && r.ok ? Math.round((r.wallSeconds / raw.wallSeconds) * 100) / 100 : null;
     // CPU time (user + sys) is steadier than wall time on a machine shared with other work.
-    r.cpuVsRaw = raw && raw.ok && r.ok && raw.cpuSeconds && r.cpuSeconds !== null ? Math.round((r.cpuSeconds / raw.cpuSeconds) * 100) / 100 : null;
+    r.cpuVsRaw =
+      raw && raw.ok && r.ok && raw.cpuSeconds && r.cpuSeconds !== null
+        ? Math.round((r.cpuSeconds / raw.cpuSeconds) * 100) / 100
+        : null;
   }
-  const report = { records: data.records, batches: o.batches, incrementRecords: data.incrementRecords, cores: os.cpus().length, node: process.version, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), runs: results };
+  const report = {
+    records: data.records,
+    batches: o.batches,
+    incrementRecords: data.incrementRecords,
+    cores: os.cpus().length,
+    node: process.version,
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    runs: results,
+  };
   if (o.save) writeFileSync(o.save, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
   return results.every((r) => r.ok) ? 0 : 1;
@@ -309,8 +410,14 @@ function render(report) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const lines = [
     `dataset export: ${report.records} records in ${report.batches} batches (increment ${report.incrementRecords}); ${report.cores} cores, node ${report.node}, load ${report.loadAverage.join(' ')}`,
-    ...[header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()),
+    ...[header, ...rows].map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    ),
   ];
-  for (const r of report.runs.filter((x) => !x.ok)) lines.push(`${r.kind} ${r.name} ${r.format}: ${r.error ?? 'wrong row count'}`);
+  for (const r of report.runs.filter((x) => !x.ok))
+    lines.push(`${r.kind} ${r.name} ${r.format}: ${r.error ?? 'wrong row count'}`);
   return `${lines.join('\n')}\n`;
 }

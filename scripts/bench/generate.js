@@ -141,15 +141,23 @@ export async function ensureDataset({ cacheDir, profiles, seed, partSize, input,
   if (!meta) {
     rmSync(ndjsonDir, { recursive: true, force: true });
     rmSync(path.join(base, 'parquet'), { recursive: true, force: true });
-    log(`generate: ${profiles.toLocaleString('en-US')} profiles, seed ${seed}, ${partSize.toLocaleString('en-US')} per part, ${workers} worker(s) → ${ndjsonDir}`);
+    log(
+      `generate: ${profiles.toLocaleString('en-US')} profiles, seed ${seed}, ${partSize.toLocaleString('en-US')} per part, ${workers} worker(s) → ${ndjsonDir}`,
+    );
     const gen = await generateNdjson(ndjsonDir, { profiles, seed, partSize, workers }, log);
     meta = {
-      generatorVersion: GEN_VERSION, profiles, seed, partSize, parts: gen.parts,
+      generatorVersion: GEN_VERSION,
+      profiles,
+      seed,
+      partSize,
+      parts: gen.parts,
       snapshots: SNAPSHOTS.map((s, i) => ({ ...s, profiles: gen.counts[i], ndjsonBytes: gen.bytes[i] })),
       ndjsonSeconds: gen.seconds,
     };
     writeFileSync(metaFile, `${JSON.stringify(meta, null, 2)}\n`);
-    log(`generate: NDJSON done in ${gen.seconds.toFixed(1)} s (${gen.counts.join(' / ')} profiles, ${gen.bytes.map((b) => `${(b / 1e6).toFixed(0)} MB`).join(' / ')})`);
+    log(
+      `generate: NDJSON done in ${gen.seconds.toFixed(1)} s (${gen.counts.join(' / ')} profiles, ${gen.bytes.map((b) => `${(b / 1e6).toFixed(0)} MB`).join(' / ')})`,
+    );
   } else {
     log(`generate: reusing ${ndjsonDir}`);
   }

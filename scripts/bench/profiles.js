@@ -23,10 +23,26 @@ export const SNAPSHOTS = [
 ];
 
 const AUDIENCE_NAMES = [
-  'High Value Customers', 'Cart Abandoners', 'Newsletter Subscribers', 'Lapsed Buyers', 'Loyalty Gold+',
-  'App Installers', 'Winter Promo', 'Churn Risk', 'Recent Purchasers', 'Store Visitors',
-  'Email Engaged 30d', 'Sports Enthusiasts', 'Luxury Shoppers', 'Discount Seekers', 'New Parents',
-  'Travel Intent', 'Birthday This Month', 'Reactivation Targets', 'B2B Contacts', 'Lookalike Prospects',
+  'High Value Customers',
+  'Cart Abandoners',
+  'Newsletter Subscribers',
+  'Lapsed Buyers',
+  'Loyalty Gold+',
+  'App Installers',
+  'Winter Promo',
+  'Churn Risk',
+  'Recent Purchasers',
+  'Store Visitors',
+  'Email Engaged 30d',
+  'Sports Enthusiasts',
+  'Luxury Shoppers',
+  'Discount Seekers',
+  'New Parents',
+  'Travel Intent',
+  'Birthday This Month',
+  'Reactivation Targets',
+  'B2B Contacts',
+  'Lookalike Prospects',
 ];
 
 export const AUDIENCES = AUDIENCE_NAMES.map((name, i) => ({
@@ -44,26 +60,129 @@ const CUMULATIVE = (() => {
 })();
 
 const FIRST = [
-  'Ann', 'Bob', 'Carla', 'David', 'Elena', 'Frank', 'Grace', 'Hiro', 'Ines', 'Jamal', 'Kate', 'Liam', 'Maria', 'Noah',
-  'Olivia', 'Pablo', 'Quinn', 'Rosa', 'Sam', 'Tara', 'Umar', 'Vera', 'Will', 'Xena', 'Yusuf', 'Zoë', 'José', 'Łukasz',
-  'Chloé', 'Mia', 'Ethan', 'Ava', 'Lucas', 'Sofia', 'Mateo', 'Emma', 'Leo', 'Isla', 'Arjun', 'Mei', 'Sven', 'Aisha',
+  'Ann',
+  'Bob',
+  'Carla',
+  'David',
+  'Elena',
+  'Frank',
+  'Grace',
+  'Hiro',
+  'Ines',
+  'Jamal',
+  'Kate',
+  'Liam',
+  'Maria',
+  'Noah',
+  'Olivia',
+  'Pablo',
+  'Quinn',
+  'Rosa',
+  'Sam',
+  'Tara',
+  'Umar',
+  'Vera',
+  'Will',
+  'Xena',
+  'Yusuf',
+  'Zoë',
+  'José',
+  'Łukasz',
+  'Chloé',
+  'Mia',
+  'Ethan',
+  'Ava',
+  'Lucas',
+  'Sofia',
+  'Mateo',
+  'Emma',
+  'Leo',
+  'Isla',
+  'Arjun',
+  'Mei',
+  'Sven',
+  'Aisha',
 ];
 const LAST = [
-  'Lee', 'Stone', 'Garcia', 'Smith', 'Müller', "O'Neil", 'Nguyen', 'Kim', 'Patel', 'Rossi', 'Dubois', 'Novak', 'Silva',
-  'Johnson', 'Brown', 'Tanaka', 'Kowalski', 'Andersen', 'Okafor', 'Haddad', 'Cohen', 'Ivanova', 'Martin', 'López',
-  'Smith, Jr.', 'Williams', 'Jones', 'Davis', 'Miller', 'Wilson', 'Moore', 'Taylor', 'Thomas', 'White', 'Harris', 'Clark',
+  'Lee',
+  'Stone',
+  'Garcia',
+  'Smith',
+  'Müller',
+  "O'Neil",
+  'Nguyen',
+  'Kim',
+  'Patel',
+  'Rossi',
+  'Dubois',
+  'Novak',
+  'Silva',
+  'Johnson',
+  'Brown',
+  'Tanaka',
+  'Kowalski',
+  'Andersen',
+  'Okafor',
+  'Haddad',
+  'Cohen',
+  'Ivanova',
+  'Martin',
+  'López',
+  'Smith, Jr.',
+  'Williams',
+  'Jones',
+  'Davis',
+  'Miller',
+  'Wilson',
+  'Moore',
+  'Taylor',
+  'Thomas',
+  'White',
+  'Harris',
+  'Clark',
 ];
-const slug = (s) => s.normalize('NFD').replace(/[^A-Za-z]/g, '').toLowerCase() || 'x';
+const slug = (s) =>
+  s
+    .normalize('NFD')
+    .replace(/[^A-Za-z]/g, '')
+    .toLowerCase() || 'x';
 const FIRST_SLUG = FIRST.map(slug);
 const LAST_SLUG = LAST.map(slug);
 const DOMAINS = ['example.com', 'mail.example.net', 'inbox.example.org', 'corp.example.io', 'shop.example.co.uk'];
 const CITIES = [
-  ['Seattle', 'US', 'WA'], ['Austin', 'US', 'TX'], ['New York', 'US', 'NY'], ['Chicago', 'US', 'IL'], ['Denver', 'US', 'CO'],
-  ['Toronto', 'CA', 'ON'], ['London', 'GB', 'ENG'], ['Paris', 'FR', 'IDF'], ['Berlin', 'DE', 'BE'], ['München', 'DE', 'BY'],
-  ['Madrid', 'ES', 'MD'], ['São Paulo', 'BR', 'SP'], ['Tokyo', 'JP', '13'], ['Sydney', 'AU', 'NSW'], ['Kraków', 'PL', 'MA'],
-  ['Washington, D.C.', 'US', 'DC'], ['Dublin', 'IE', 'D'], ['Milan', 'IT', 'MI'], ['Seoul', 'KR', '11'], ['Mumbai', 'IN', 'MH'],
+  ['Seattle', 'US', 'WA'],
+  ['Austin', 'US', 'TX'],
+  ['New York', 'US', 'NY'],
+  ['Chicago', 'US', 'IL'],
+  ['Denver', 'US', 'CO'],
+  ['Toronto', 'CA', 'ON'],
+  ['London', 'GB', 'ENG'],
+  ['Paris', 'FR', 'IDF'],
+  ['Berlin', 'DE', 'BE'],
+  ['München', 'DE', 'BY'],
+  ['Madrid', 'ES', 'MD'],
+  ['São Paulo', 'BR', 'SP'],
+  ['Tokyo', 'JP', '13'],
+  ['Sydney', 'AU', 'NSW'],
+  ['Kraków', 'PL', 'MA'],
+  ['Washington, D.C.', 'US', 'DC'],
+  ['Dublin', 'IE', 'D'],
+  ['Milan', 'IT', 'MI'],
+  ['Seoul', 'KR', '11'],
+  ['Mumbai', 'IN', 'MH'],
 ];
-const STREETS = ['Main St', 'Oak Ave', 'Pine Rd', 'Maple Dr', 'Cedar Ln', 'Elm St', 'Lake View', 'Hill Rd', 'Park Blvd', 'River Way'];
+const STREETS = [
+  'Main St',
+  'Oak Ave',
+  'Pine Rd',
+  'Maple Dr',
+  'Cedar Ln',
+  'Elm St',
+  'Lake View',
+  'Hill Rd',
+  'Park Blvd',
+  'River Way',
+];
 const GENDERS = ['female', 'male', 'non_specified', 'female', 'male'];
 const CHANNELS = ['web', 'mobile', 'store', 'call_center'];
 
@@ -150,9 +269,11 @@ export function profileLines(seed, i) {
   const emailCount = emailCountRoll < 0.01 ? 0 : emailCountRoll < 0.71 ? 1 : emailCountRoll < 0.93 ? 2 : 3;
   const emails = [];
   if (emailCount > 0) emails.push(`${FIRST_SLUG[f]}.${LAST_SLUG[l]}.${i}@${domain}`);
-  for (let k = 1; k < emailCount; k++) emails.push(`${FIRST_SLUG[f][0]}${LAST_SLUG[l]}${i}+${k}@${DOMAINS[ri(DOMAINS.length)]}`);
+  for (let k = 1; k < emailCount; k++)
+    emails.push(`${FIRST_SLUG[f][0]}${LAST_SLUG[l]}${i}+${k}@${DOMAINS[ri(DOMAINS.length)]}`);
   // Households of four neighbours share an address now and then (dedup has work to do).
-  if (emailCount > 0 && mix(seed ^ 0x5bd1e995, i >>> 2) % 100 < 3 && rf() < 0.5) emails.push(`home.${i >>> 2}@family.example.com`);
+  if (emailCount > 0 && mix(seed ^ 0x5bd1e995, i >>> 2) % 100 < 3 && rf() < 0.5)
+    emails.push(`home.${i >>> 2}@family.example.com`);
   const ecidCountRoll = rf();
   const ecidCount = ecidCountRoll < 0.6 ? 1 : ecidCountRoll < 0.9 ? 2 : 3;
   const ecids = [];

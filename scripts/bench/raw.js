@@ -33,7 +33,9 @@ const ACTIVE = `('realized', 'existing')`;
 function readSql(dir, withAttributes) {
   const glob = path.join(dir, 'profiles', opts.input === 'parquet' ? '*.parquet' : '*.ndjson');
   const auds = opts.audiences.map((a, i) =>
-    opts.input === 'parquet' ? `segmentMembership.ups[${q(a)}].status AS s${i}` : `segmentMembership.ups.${id(a)}.status AS s${i}`,
+    opts.input === 'parquet'
+      ? `segmentMembership.ups[${q(a)}].status AS s${i}`
+      : `segmentMembership.ups.${id(a)}.status AS s${i}`,
   );
   const attrs = withAttributes
     ? [
@@ -68,7 +70,9 @@ const db = await DuckDBInstance.create(':memory:', {
 });
 const con = await db.connect();
 const copy = async (select, name) => {
-  const reader = await con.runAndReadAll(`COPY (${select}) TO ${q(path.join(opts.outDir, name + EXT[opts.format]))} ${COPY_OPTIONS[opts.format]}`);
+  const reader = await con.runAndReadAll(
+    `COPY (${select}) TO ${q(path.join(opts.outDir, name + EXT[opts.format]))} ${COPY_OPTIONS[opts.format]}`,
+  );
   return Number(reader.getRowObjectsJson()[0]?.Count ?? 0);
 };
 const rows = { full: {}, incremental: {} };

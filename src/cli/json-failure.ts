@@ -2,7 +2,12 @@
 
 /** The fields a failed command's --json object always has (`runs` holds what ran). */
 export const JSON_FIELDS: Record<string, Record<string, unknown>> = {
-  run: { runs: [] }, 'export-now': { runs: [] }, plan: { runs: [] }, runs: { runs: [] }, status: { audiences: [] }, validate: { valid: false },
+  run: { runs: [] },
+  'export-now': { runs: [] },
+  plan: { runs: [] },
+  runs: { runs: [] },
+  status: { audiences: [] },
+  validate: { valid: false },
 };
 
 /** --json prints exactly one object on stdout, on every outcome: a failure gets `error`. */

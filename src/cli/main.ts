@@ -57,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
     const failure = asAudexError(error);
     process.stderr.write(`audex: ${failure.message}\n`);
     if ('json' in parsed.flags && parsed.flags.json && !reporter.printed) {
-      reporter.out(jsonFailure({ ...reporter.context, ...JSON_FIELDS[parsed.command] }, failure.exitCode, failure.message));
+      reporter.out(
+        jsonFailure({ ...reporter.context, ...JSON_FIELDS[parsed.command] }, failure.exitCode, failure.message),
+      );
     }
     return failure.exitCode;
   } finally {

@@ -7,13 +7,17 @@ import { DateTime } from 'luxon';
 /** `--at`, `--since`: an ISO 8601 time; without an offset it is read as UTC. */
 export function parseTime(flag: string, value: string): Date {
   const parsed = DateTime.fromISO(value, { zone: 'UTC', setZone: true });
-  if (!parsed.isValid) throw new InvalidArgumentError(`${flag} ${value}: not an ISO 8601 time; use e.g. 2026-11-20T05:00:00Z or 2026-11-20 (UTC when it has no offset)`);
+  if (!parsed.isValid)
+    throw new InvalidArgumentError(
+      `${flag} ${value}: not an ISO 8601 time; use e.g. 2026-11-20T05:00:00Z or 2026-11-20 (UTC when it has no offset)`,
+    );
   return parsed.toJSDate();
 }
 
 /** `--max-bad-records`, `--limit`, `--show-messages`: a whole number, `min` or more. */
 export function parseCount(flag: string, value: string, min: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new InvalidArgumentError(`${flag} ${value}: expected a whole number, ${min} or more`);
+  if (!/^\d+$/.test(value) || Number(value) < min)
+    throw new InvalidArgumentError(`${flag} ${value}: expected a whole number, ${min} or more`);
   return Number(value);
 }
 

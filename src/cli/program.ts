@@ -16,7 +16,9 @@ const configOption = () => new Option(CONFIG_FLAGS, 'dataflow config (YAML or JS
 
 /** `--config` of the commands that take several dataflows: repeat it, or name a folder of configs. */
 const configsOption = () =>
-  new Option(CONFIG_FLAGS, 'dataflow config (YAML or JSON), or a folder of them; repeat for several dataflows').argParser(collectConfigs).makeOptionMandatory();
+  new Option(CONFIG_FLAGS, 'dataflow config (YAML or JSON), or a folder of them; repeat for several dataflows')
+    .argParser(collectConfigs)
+    .makeOptionMandatory();
 
 /** One --config stays a string (as before); repeated, the values become a list. */
 function collectConfigs(value: string, previous: string | string[] | undefined): string | string[] {
@@ -33,11 +35,14 @@ function countOption<const F extends string>(flags: F, description: string, min:
   return option.argParser((value) => parseCount(option.long ?? flags, value, min));
 }
 
-const atOption = (description = 'logical "now" as ISO 8601 (default: the clock; no offset means UTC)') => timeOption('--at <time>', description);
-const sinceOption = () => timeOption('--since <time>', 'only runs whose logical time is at or after this ISO 8601 time');
+const atOption = (description = 'logical "now" as ISO 8601 (default: the clock; no offset means UTC)') =>
+  timeOption('--at <time>', description);
+const sinceOption = () =>
+  timeOption('--since <time>', 'only runs whose logical time is at or after this ISO 8601 time');
 const jsonOption = () => new Option('--json', 'print a machine-readable result on stdout');
 const quietOption = () => new Option('-q, --quiet', 'no progress on stderr');
-const noLockOption = (description = 'do not take the dataflow lock (see README)') => new Option('--no-lock', description);
+const noLockOption = (description = 'do not take the dataflow lock (see README)') =>
+  new Option('--no-lock', description);
 
 /** The flags of every command that reads snapshots through the engine. */
 function engineOptions<O extends OptionValues>(command: Command<[], O>) {
@@ -58,78 +63,178 @@ const RUN_STATUSES = ['success', 'failed', 'skipped', 'reset'] as const satisfie
 
 const COMMANDS = {
   run: (program: Command) =>
-    engineOptions(program.command('run').description('export every audience with a due slot, once, at its latest due slot'))
-      .addOption(configsOption()).addOption(atOption()).addOption(jsonOption()).addOption(quietOption())
-      .addOption(noLockOption('do not take the dataflow lock (only for stores that cannot do conditional writes; see README)'))
-      .addHelpText('after', examples('audex run --config dataflow.yaml', 'audex run -c dataflow.yaml --at 2026-11-20T06:00:00Z --json', 'audex run -c crm.yaml -c lake.yaml', 'audex run -c dataflows/')),
+    engineOptions(
+      program.command('run').description('export every audience with a due slot, once, at its latest due slot'),
+    )
+      .addOption(configsOption())
+      .addOption(atOption())
+      .addOption(jsonOption())
+      .addOption(quietOption())
+      .addOption(
+        noLockOption('do not take the dataflow lock (only for stores that cannot do conditional writes; see README)'),
+      )
+      .addHelpText(
+        'after',
+        examples(
+          'audex run --config dataflow.yaml',
+          'audex run -c dataflow.yaml --at 2026-11-20T06:00:00Z --json',
+          'audex run -c crm.yaml -c lake.yaml',
+          'audex run -c dataflows/',
+        ),
+      ),
 
   'export-now': (program: Command) =>
-    engineOptions(program.command('export-now').description('write a full file now for the given audiences (schedule and baseline untouched)'))
-      .addOption(configOption()).requiredOption('-a, --audience <id...>', 'audience id (repeatable)')
-      .addOption(atOption()).addOption(jsonOption()).addOption(quietOption()).addOption(noLockOption())
-      .addHelpText('after', examples('audex export-now -c dataflow.yaml --audience aud-vip', 'audex export-now -c dataflow.yaml -a aud-vip -a aud-churn --json')),
+    engineOptions(
+      program
+        .command('export-now')
+        .description('write a full file now for the given audiences (schedule and baseline untouched)'),
+    )
+      .addOption(configOption())
+      .requiredOption('-a, --audience <id...>', 'audience id (repeatable)')
+      .addOption(atOption())
+      .addOption(jsonOption())
+      .addOption(quietOption())
+      .addOption(noLockOption())
+      .addHelpText(
+        'after',
+        examples(
+          'audex export-now -c dataflow.yaml --audience aud-vip',
+          'audex export-now -c dataflow.yaml -a aud-vip -a aud-churn --json',
+        ),
+      ),
 
   plan: (program: Command) =>
-    engineOptions(program.command('plan').description('show what is due now and why, with the rows each run would write; writes nothing'))
-      .addOption(configsOption()).addOption(atOption()).addOption(jsonOption()).addOption(quietOption())
-      .addOption(countOption('--show-messages <n>', 'HTTP API dataflows: print the first n message bodies (nothing is sent)', 0))
-      .addHelpText('after', examples('audex plan -c dataflow.yaml', 'audex plan -c dataflow.yaml --at 2026-11-23T06:00:00Z --json')),
+    engineOptions(
+      program
+        .command('plan')
+        .description('show what is due now and why, with the rows each run would write; writes nothing'),
+    )
+      .addOption(configsOption())
+      .addOption(atOption())
+      .addOption(jsonOption())
+      .addOption(quietOption())
+      .addOption(
+        countOption('--show-messages <n>', 'HTTP API dataflows: print the first n message bodies (nothing is sent)', 0),
+      )
+      .addHelpText(
+        'after',
+        examples('audex plan -c dataflow.yaml', 'audex plan -c dataflow.yaml --at 2026-11-23T06:00:00Z --json'),
+      ),
 
   status: (program: Command) =>
-    program.command('status').description('per audience: last successful run, next slot, baseline size, last error')
-      .addOption(configsOption()).addOption(atOption()).addOption(jsonOption())
+    program
+      .command('status')
+      .description('per audience: last successful run, next slot, baseline size, last error')
+      .addOption(configsOption())
+      .addOption(atOption())
+      .addOption(jsonOption())
       .addHelpText('after', examples('audex status -c dataflow.yaml', 'audex status -c dataflow.yaml --json')),
 
   runs: (program: Command) => {
     const status = new Option('--status <status>', 'only success, failed, skipped or reset records');
-    return program.command('runs').description('the run history, newest first')
+    return program
+      .command('runs')
+      .description('the run history, newest first')
       .addOption(configOption())
       .option('-a, --audience <id...>', 'only these audiences')
       .addOption(sinceOption())
       .addOption(status.argParser((value) => parseChoice('--status', value, RUN_STATUSES)))
       .addOption(countOption('-n, --limit <n>', 'at most n runs', 1).default(20))
       .addOption(jsonOption())
-      .addHelpText('after', examples('audex runs -c dataflow.yaml', 'audex runs -c dataflow.yaml -a aud-vip --since 2026-11-01 --json'));
+      .addHelpText(
+        'after',
+        examples('audex runs -c dataflow.yaml', 'audex runs -c dataflow.yaml -a aud-vip --since 2026-11-01 --json'),
+      );
   },
 
   report: (program: Command) =>
-    program.command('report').description('write one self-contained HTML page of the run history: charts per audience, failures, current status')
+    program
+      .command('report')
+      .description(
+        'write one self-contained HTML page of the run history: charts per audience, failures, current status',
+      )
       .requiredOption('-c, --config <file...>', 'dataflow config (YAML or JSON); repeat for several dataflows')
       .addOption(sinceOption())
       .option('-o, --out <file>', 'where to write the page', 'report.html')
-      .addOption(atOption()).addOption(jsonOption()).addOption(quietOption())
-      .addHelpText('after', examples('audex report -c dataflow.yaml', 'audex report -c crm.yaml -c lake.yaml --since 2026-11-01 --out out/report.html')),
+      .addOption(atOption())
+      .addOption(jsonOption())
+      .addOption(quietOption())
+      .addHelpText(
+        'after',
+        examples(
+          'audex report -c dataflow.yaml',
+          'audex report -c crm.yaml -c lake.yaml --since 2026-11-01 --out out/report.html',
+        ),
+      ),
 
   reset: (program: Command) =>
-    program.command('reset').description("make an incremental audience's next run a full backfill, or (--to) a diff against a kept earlier baseline")
+    program
+      .command('reset')
+      .description(
+        "make an incremental audience's next run a full backfill, or (--to) a diff against a kept earlier baseline",
+      )
       .addOption(configOption())
       .requiredOption('-a, --audience <id>', 'the audience to reset')
       .option('--to <runId>', 'diff the next run against the baseline this run left (while it is kept)')
       .addOption(atOption('the time recorded for the reset (default: the clock)'))
       .addOption(jsonOption())
-      .addHelpText('after', examples('audex reset -c dataflow.yaml --audience aud-vip', 'audex reset -c dataflow.yaml -a aud-vip --to 20261120T053000Z-9e9a9e25')),
+      .addHelpText(
+        'after',
+        examples(
+          'audex reset -c dataflow.yaml --audience aud-vip',
+          'audex reset -c dataflow.yaml -a aud-vip --to 20261120T053000Z-9e9a9e25',
+        ),
+      ),
 
   validate: (program: Command) =>
-    engineOptions(program.command('validate').description('check the config (and, with --snapshot, that the snapshot reads and has the mapped audiences)'))
-      .addOption(configsOption()).addOption(jsonOption()).addOption(quietOption())
-      .addHelpText('after', examples('audex validate -c dataflow.yaml', 'audex validate -c dataflow.yaml --snapshot snap-20261120')),
+    engineOptions(
+      program
+        .command('validate')
+        .description('check the config (and, with --snapshot, that the snapshot reads and has the mapped audiences)'),
+    )
+      .addOption(configsOption())
+      .addOption(jsonOption())
+      .addOption(quietOption())
+      .addHelpText(
+        'after',
+        examples('audex validate -c dataflow.yaml', 'audex validate -c dataflow.yaml --snapshot snap-20261120'),
+      ),
 
   redrive: (program: Command) =>
-    program.command('redrive').description('HTTP API dataflows: send the dead-lettered requests again (same body, same Idempotency-Key)')
-      .addOption(configOption()).addOption(jsonOption()).addOption(quietOption()).addOption(noLockOption())
+    program
+      .command('redrive')
+      .description('HTTP API dataflows: send the dead-lettered requests again (same body, same Idempotency-Key)')
+      .addOption(configOption())
+      .addOption(jsonOption())
+      .addOption(quietOption())
+      .addOption(noLockOption())
       .addHelpText('after', examples('audex redrive -c webhook.yaml')),
 
   init: (program: Command) =>
-    program.command('init').description('write a commented starter config and a tiny sample snapshot')
+    program
+      .command('init')
+      .description('write a commented starter config and a tiny sample snapshot')
       .option('-d, --dir <folder>', 'where to write them', '.')
       .option('--datasets', 'a dataset export starter (README "Export datasets") and a sample dataset batch instead')
-      .addHelpText('after', examples('audex init', 'audex init --dir my-dataflow', 'audex init --datasets --dir my-datasets')),
+      .addHelpText(
+        'after',
+        examples('audex init', 'audex init --dir my-dataflow', 'audex init --datasets --dir my-datasets'),
+      ),
 
   schema: (program: Command) =>
-    program.command('schema').description('print the JSON Schema of the config, for editor completion')
+    program
+      .command('schema')
+      .description('print the JSON Schema of the config, for editor completion')
       .option('--datasets', 'the schema of a dataset dataflow (README "Export datasets") instead')
       .option('--http', 'the schema of an HTTP API dataflow (README "Send to an HTTP endpoint") instead')
-      .addHelpText('after', examples('audex schema > audex.schema.json', 'audex schema --datasets > audex-datasets.schema.json', 'audex schema --http > audex-http.schema.json')),
+      .addHelpText(
+        'after',
+        examples(
+          'audex schema > audex.schema.json',
+          'audex schema --datasets > audex-datasets.schema.json',
+          'audex schema --http > audex-http.schema.json',
+        ),
+      ),
 };
 
 export type CommandName = keyof typeof COMMANDS;
@@ -160,7 +265,10 @@ export function buildProgram(onParsed: (parsed: ParsedCommand) => void): Command
 }
 
 /** Parses argv (with the node and script entries). Null when help or the version was shown. */
-export async function parseCommandLine(argv: string[], configure?: (program: Command) => void): Promise<ParsedCommand | null> {
+export async function parseCommandLine(
+  argv: string[],
+  configure?: (program: Command) => void,
+): Promise<ParsedCommand | null> {
   let parsed: ParsedCommand | null = null;
   const program = buildProgram((p) => {
     parsed = p;

@@ -50,7 +50,13 @@ export async function runPerDataflow(
 }
 
 /** Runs one dataflow's command with its own reporter; its error stays its entry's. */
-export async function captureDataflow(command: string, file: string, json: boolean, reporter: Reporter, run: (sub: Reporter) => Promise<number>): Promise<DataflowEntry> {
+export async function captureDataflow(
+  command: string,
+  file: string,
+  json: boolean,
+  reporter: Reporter,
+  run: (sub: Reporter) => Promise<number>,
+): Promise<DataflowEntry> {
   const sub = captureReporter(reporter, file);
   let code: number;
   let failure: string | null = null;
@@ -65,14 +71,29 @@ export async function captureDataflow(command: string, file: string, json: boole
   return entryOf(command, file, code, failure, sub, json);
 }
 
-export function entryOf(command: string, file: string, code: number, failure: string | null, sub: { text: string | null; context: Record<string, unknown> }, json: boolean): DataflowEntry {
+export function entryOf(
+  command: string,
+  file: string,
+  code: number,
+  failure: string | null,
+  sub: { text: string | null; context: Record<string, unknown> },
+  json: boolean,
+): DataflowEntry {
   if (json) {
     const printed = sub.text === null ? null : (JSON.parse(sub.text) as Record<string, unknown>);
     const error = failure === null ? {} : { error: { exitCode: code, message: failure } };
-    return { config: file, code, output: { config: file, ...(printed ?? { ...sub.context, ...JSON_FIELDS[command], ...error }) } };
+    return {
+      config: file,
+      code,
+      output: { config: file, ...(printed ?? { ...sub.context, ...JSON_FIELDS[command], ...error }) },
+    };
   }
   const text = sub.text ?? '';
-  return { config: file, code, output: failure === null ? text : `${text ? `${text}\n` : ''}config ${file}: failed (exit ${code}): ${failure}` };
+  return {
+    config: file,
+    code,
+    output: failure === null ? text : `${text ? `${text}\n` : ''}config ${file}: failed (exit ${code}): ${failure}`,
+  };
 }
 
 export function printEntries(entries: DataflowEntry[], json: boolean, reporter: Reporter): void {
@@ -93,5 +114,7 @@ export async function forEachConfig<F extends { config: string | string[]; json?
 ): Promise<number> {
   const { files, several } = await resolveConfigPaths(flags.config);
   if (!several) return one({ ...flags, config: files[0]! }, reporter);
-  return runPerDataflow(command, files, Boolean(flags.json), reporter, (file, sub) => one({ ...flags, config: file }, sub));
+  return runPerDataflow(command, files, Boolean(flags.json), reporter, (file, sub) =>
+    one({ ...flags, config: file }, sub),
+  );
 }

@@ -23,10 +23,22 @@ export async function resolveConfigPaths(args: string | readonly string[]): Prom
       continue;
     }
     folder = true;
-    const names = (await readdir(arg, { withFileTypes: true })).filter((e) => e.isFile() && CONFIG_FILE.test(e.name)).map((e) => e.name).sort();
-    if (names.length === 0) throw new ConfigError(`--config ${arg}: the folder holds no *.yaml, *.yml or *.json config; name a config file, or put the dataflow configs in it`);
+    const names = (await readdir(arg, { withFileTypes: true }))
+      .filter((e) => e.isFile() && CONFIG_FILE.test(e.name))
+      .map((e) => e.name)
+      .sort();
+    if (names.length === 0)
+      throw new ConfigError(
+        `--config ${arg}: the folder holds no *.yaml, *.yml or *.json config; name a config file, or put the dataflow configs in it`,
+      );
     files.push(...names.map((name) => path.join(arg, name)));
   }
   const unique = [...new Set(files.map((f) => path.resolve(f)))];
-  return { files: unique.length === files.length ? files : files.filter((f, i) => files.findIndex((g) => path.resolve(g) === path.resolve(f)) === i), several: folder || unique.length > 1 };
+  return {
+    files:
+      unique.length === files.length
+        ? files
+        : files.filter((f, i) => files.findIndex((g) => path.resolve(g) === path.resolve(f)) === i),
+    several: folder || unique.length > 1,
+  };
 }

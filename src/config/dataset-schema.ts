@@ -31,7 +31,12 @@ const datasetSchedule = z
 
 const dataset = z
   .object({
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'use letters, digits, ".", "_" or "-" (at most 128), starting with a letter or digit'),
+    id: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+        'use letters, digits, ".", "_" or "-" (at most 128), starting with a letter or digit',
+      ),
     schedule: datasetSchedule,
   })
   .strict();
@@ -50,9 +55,19 @@ const datasetDataflowObject = z
   .object({
     name: shared.name,
     id: shared.id,
-    timezone: z.literal('UTC', { message: 'dataset exports are scheduled in UTC; remove timezone or set it to UTC' }).default('UTC'),
+    timezone: z
+      .literal('UTC', { message: 'dataset exports are scheduled in UTC; remove timezone or set it to UTC' })
+      .default('UTC'),
     customText: shared.customText,
-    source: z.object({ datasets: z.string().min(1).describe('<datasetId>/<batchId>/{_batch.json, part-*}: a local folder or s3://bucket/prefix'), s3: shared.s3 }).strict(),
+    source: z
+      .object({
+        datasets: z
+          .string()
+          .min(1)
+          .describe('<datasetId>/<batchId>/{_batch.json, part-*}: a local folder or s3://bucket/prefix'),
+        s3: shared.s3,
+      })
+      .strict(),
     destination: shared.destination,
     state: shared.state,
     s3: shared.s3,
@@ -82,7 +97,8 @@ const NOT_FOR_DATASET_FORMAT: Record<string, string> = {
   emptyExport: 'a slot with no new batch writes no data file (only its manifest); remove emptyExport',
 };
 
-const field = (v: unknown, key: string): unknown => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined);
+const field = (v: unknown, key: string): unknown =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
 const has = (v: unknown, key: string): boolean => v !== null && typeof v === 'object' && !Array.isArray(v) && key in v;
 
 /** Whether a raw config is a dataset dataflow (it has `datasets:`). */
@@ -91,7 +107,9 @@ export function isDatasetConfig(raw: unknown): boolean {
 }
 
 /** Validates a raw dataset dataflow: the schema and the rules of README "Export datasets", every problem at once. */
-export function validateDatasetDataflow(raw: unknown): { ok: true; dataflow: DatasetDataflow } | { ok: false; issues: Issue[] } {
+export function validateDatasetDataflow(
+  raw: unknown,
+): { ok: true; dataflow: DatasetDataflow } | { ok: false; issues: Issue[] } {
   const issues: Issue[] = [];
   const refused = new Set<string>();
   for (const [key, message] of Object.entries(NOT_FOR_DATASETS)) {
@@ -111,28 +129,39 @@ export function validateDatasetDataflow(raw: unknown): { ok: true; dataflow: Dat
   const ids = new Map<string, number>();
   (Array.isArray(datasets) ? datasets : []).forEach((d, i) => {
     if (has(d, 'mode')) {
-      issues.push({ path: ['datasets', i, 'mode'], message: 'dataset exports are always incremental (the first one a backfill); remove mode' });
+      issues.push({
+        path: ['datasets', i, 'mode'],
+        message: 'dataset exports are always incremental (the first one a backfill); remove mode',
+      });
       refused.add(`datasets.${i}.mode`);
     }
     const schedule = field(d, 'schedule');
     if (has(schedule, 'trigger')) {
-      issues.push({ path: ['datasets', i, 'schedule', 'trigger'], message: 'dataset exports run on their schedule only; remove trigger' });
+      issues.push({
+        path: ['datasets', i, 'schedule', 'trigger'],
+        message: 'dataset exports run on their schedule only; remove trigger',
+      });
       refused.add(`datasets.${i}.schedule.trigger`);
     }
     const startDate = field(schedule, 'startDate');
     const endDate = field(schedule, 'endDate');
     if (typeof startDate === 'string' && typeof endDate === 'string' && endDate <= startDate) {
-      issues.push({ path: ['datasets', i, 'schedule', 'endDate'], message: `endDate ${endDate} is not after startDate ${startDate} (endDate is exclusive)` });
+      issues.push({
+        path: ['datasets', i, 'schedule', 'endDate'],
+        message: `endDate ${endDate} is not after startDate ${startDate} (endDate is exclusive)`,
+      });
     }
     const id = field(d, 'id');
     if (typeof id !== 'string') return;
     const prev = ids.get(id);
-    if (prev !== undefined) issues.push({ path: ['datasets', i, 'id'], message: `dataset "${id}" is listed twice (also datasets[${prev}])` });
+    if (prev !== undefined)
+      issues.push({ path: ['datasets', i, 'id'], message: `dataset "${id}" is listed twice (also datasets[${prev}])` });
     ids.set(id, i);
   });
   const folderPath = field(raw, 'folderPath');
   if (typeof folderPath === 'string') {
-    for (const e of findTemplateProblems(folderPath, '%SEGMENT_ID%').errors) if (e.field === 'folderPath') issues.push({ path: ['folderPath'], message: e.message });
+    for (const e of findTemplateProblems(folderPath, '%SEGMENT_ID%').errors)
+      if (e.field === 'folderPath') issues.push({ path: ['folderPath'], message: e.message });
   }
 
   const parsed = datasetDataflowObject.safeParse(raw);
@@ -140,7 +169,9 @@ export function validateDatasetDataflow(raw: unknown): { ok: true; dataflow: Dat
     for (const issue of parsed.error.issues) {
       const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) if (!refused.has([...path, key].join('.'))) issues.push({ path: [...path, key], message: 'unknown key; check its spelling and nesting' });
+        for (const key of issue.keys)
+          if (!refused.has([...path, key].join('.')))
+            issues.push({ path: [...path, key], message: 'unknown key; check its spelling and nesting' });
       } else issues.push({ path, message: issue.message });
     }
   }

@@ -10,7 +10,10 @@ import { parseSourcePath } from './sources.js';
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** A secret is read at run time from the environment or a file, never written in the config. */
-const secretRef = z.union([z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]);
+const secretRef = z.union([
+  z.object({ env: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
 export type SecretRef = z.output<typeof secretRef>;
 
 const auth = z.discriminatedUnion('type', [
@@ -43,8 +46,19 @@ export type HttpAuthConfig = z.output<typeof auth>;
 const stringMap = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
 
 const aggregation = z.discriminatedUnion('policy', [
-  z.object({ policy: z.literal('bestEffort'), maxUsersPerRequest: z.number().int().min(1).max(10_000).default(10) }).strict(),
-  z.object({ policy: z.literal('configurable'), maxRecords: z.number().int().min(1, 'maxRecords is 1 to 10,000').max(10_000, 'maxRecords is at most 10,000 (the seed\'s limit)') }).strict(),
+  z
+    .object({ policy: z.literal('bestEffort'), maxUsersPerRequest: z.number().int().min(1).max(10_000).default(10) })
+    .strict(),
+  z
+    .object({
+      policy: z.literal('configurable'),
+      maxRecords: z
+        .number()
+        .int()
+        .min(1, 'maxRecords is 1 to 10,000')
+        .max(10_000, "maxRecords is at most 10,000 (the seed's limit)"),
+    })
+    .strict(),
 ]);
 
 const destination = z
@@ -88,7 +102,11 @@ type Issue = { path: (string | number)[]; message: string };
 
 /** Keys of the file destination that mean nothing to an HTTP dataflow. */
 const FILE_ONLY_KEYS = ['format', 'folderPath', 'fileName', 'mandatory', 'dedupKeys', 'customText'];
-const SECRET_FIELDS: Record<string, string[]> = { bearer: ['token'], oauth2ClientCredentials: ['clientSecret'], oauth2Password: ['clientSecret', 'password'] };
+const SECRET_FIELDS: Record<string, string[]> = {
+  bearer: ['token'],
+  oauth2ClientCredentials: ['clientSecret'],
+  oauth2Password: ['clientSecret', 'password'],
+};
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
@@ -112,34 +130,62 @@ function checkUrl(value: unknown, at: (string | number)[], what: string): Issue[
   }
   if (url.protocol === 'https:') return [];
   if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return [];
-  if (url.protocol === 'http:') return [{ path: at, message: `${what} must use https:// (plain http:// is allowed only to a loopback address such as 127.0.0.1)` }];
+  if (url.protocol === 'http:')
+    return [
+      {
+        path: at,
+        message: `${what} must use https:// (plain http:// is allowed only to a loopback address such as 127.0.0.1)`,
+      },
+    ];
   return [{ path: at, message: `${what} must be an https:// URL, not ${url.protocol}` }];
 }
 
 function checkCrossFields(raw: Record<string, unknown>): Issue[] {
   const issues: Issue[] = [];
   for (const key of FILE_ONLY_KEYS) {
-    if (key in raw) issues.push({ path: [key], message: `"${key}" is a file-destination key; an HTTP dataflow (destination.type: http) does not take it. Remove it` });
+    if (key in raw)
+      issues.push({
+        path: [key],
+        message: `"${key}" is a file-destination key; an HTTP dataflow (destination.type: http) does not take it. Remove it`,
+      });
   }
   const dest = raw['destination'];
   if (isObject(dest)) {
-    if ('path' in dest) issues.push({ path: ['destination', 'path'], message: 'an HTTP destination has an endpoint, not a path; remove destination.path (state.path holds the state)' });
+    if ('path' in dest)
+      issues.push({
+        path: ['destination', 'path'],
+        message:
+          'an HTTP destination has an endpoint, not a path; remove destination.path (state.path holds the state)',
+      });
     issues.push(...checkUrl(dest['endpoint'], ['destination', 'endpoint'], 'destination.endpoint'));
     const a = dest['auth'];
     if (isObject(a)) {
-      if ('tokenUrl' in a) issues.push(...checkUrl(a['tokenUrl'], ['destination', 'auth', 'tokenUrl'], 'destination.auth.tokenUrl'));
+      if ('tokenUrl' in a)
+        issues.push(...checkUrl(a['tokenUrl'], ['destination', 'auth', 'tokenUrl'], 'destination.auth.tokenUrl'));
       for (const f of SECRET_FIELDS[String(a['type'])] ?? []) {
         if (typeof a[f] === 'string' || typeof a[f] === 'number') {
-          issues.push({ path: ['destination', 'auth', f], message: `a literal secret is not allowed in the config; write { env: NAME } (an environment variable) or { file: PATH } (a file holding it)` });
+          issues.push({
+            path: ['destination', 'auth', f],
+            message: `a literal secret is not allowed in the config; write { env: NAME } (an environment variable) or { file: PATH } (a file holding it)`,
+          });
         }
       }
     }
-    if (typeof dest['headers'] === 'string') issues.push(...checkPairs(dest['headers'], ',', ':', ['destination', 'headers'], 'h1:v1,h2:v2'));
-    if (typeof dest['queryParameters'] === 'string') issues.push(...checkPairs(dest['queryParameters'], '&', '=', ['destination', 'queryParameters'], 'a=1&b=2'));
-    const headers = isObject(dest['headers']) ? Object.keys(dest['headers']) : typeof dest['headers'] === 'string' ? parsePairs(dest['headers'], ',', ':').map(([k]) => k) : [];
+    if (typeof dest['headers'] === 'string')
+      issues.push(...checkPairs(dest['headers'], ',', ':', ['destination', 'headers'], 'h1:v1,h2:v2'));
+    if (typeof dest['queryParameters'] === 'string')
+      issues.push(...checkPairs(dest['queryParameters'], '&', '=', ['destination', 'queryParameters'], 'a=1&b=2'));
+    const headers = isObject(dest['headers'])
+      ? Object.keys(dest['headers'])
+      : typeof dest['headers'] === 'string'
+        ? parsePairs(dest['headers'], ',', ':').map(([k]) => k)
+        : [];
     for (const h of headers) {
       if (/^(authorization|idempotency-key|content-type|content-length)$/i.test(h)) {
-        issues.push({ path: ['destination', 'headers'], message: `header "${h}" is set by audex (auth, idempotency key, content type); remove it from headers` });
+        issues.push({
+          path: ['destination', 'headers'],
+          message: `header "${h}" is set by audex (auth, idempotency key, content type); remove it from headers`,
+        });
       }
     }
   }
@@ -147,17 +193,28 @@ function checkCrossFields(raw: Record<string, unknown>): Issue[] {
   asArray(raw['mapping']).forEach((m, i) => {
     if (!isObject(m)) return;
     for (const key of ['target', 'type', 'transform']) {
-      if (key in m) issues.push({ path: ['mapping', i, key], message: `"${key}" is a file-destination mapping key; an HTTP mapping takes XDM attribute paths only ({ source: person.name.firstName })` });
+      if (key in m)
+        issues.push({
+          path: ['mapping', i, key],
+          message: `"${key}" is a file-destination mapping key; an HTTP mapping takes XDM attribute paths only ({ source: person.name.firstName })`,
+        });
     }
     const source = m['source'];
     if (typeof source !== 'string') return;
     const ref = parseSourcePath(source);
     if (typeof ref === 'string') issues.push({ path: ['mapping', i, 'source'], message: ref });
     else if (ref.kind !== 'attribute') {
-      issues.push({ path: ['mapping', i, 'source'], message: `"${source}": an HTTP mapping takes XDM attribute paths only; identities and memberships are always sent` });
+      issues.push({
+        path: ['mapping', i, 'source'],
+        message: `"${source}": an HTTP mapping takes XDM attribute paths only; identities and memberships are always sent`,
+      });
     } else {
       const overlap = paths.findIndex((p) => p === source || p.startsWith(`${source}.`) || source.startsWith(`${p}.`));
-      if (overlap >= 0) issues.push({ path: ['mapping', i, 'source'], message: `"${source}" overlaps mapping[${overlap}] "${paths[overlap]}"; map each attribute once` });
+      if (overlap >= 0)
+        issues.push({
+          path: ['mapping', i, 'source'],
+          message: `"${source}" overlaps mapping[${overlap}] "${paths[overlap]}"; map each attribute once`,
+        });
     }
     paths.push(source);
   });
@@ -165,15 +222,28 @@ function checkCrossFields(raw: Record<string, unknown>): Issue[] {
   asArray(raw['audiences']).forEach((a, i) => {
     if (!isObject(a)) return;
     for (const key of ['mode', 'schedule']) {
-      if (key in a) issues.push({ path: ['audiences', i, key], message: `"${key}" is a file-destination key; an HTTP dataflow delivers every new snapshot (write { id } only)` });
+      if (key in a)
+        issues.push({
+          path: ['audiences', i, key],
+          message: `"${key}" is a file-destination key; an HTTP dataflow delivers every new snapshot (write { id } only)`,
+        });
     }
     const id = a['id'];
     if (typeof id !== 'string') return;
     const prev = ids.get(id);
-    if (prev !== undefined) issues.push({ path: ['audiences', i, 'id'], message: `audience "${id}" is mapped twice (also audiences[${prev}])` });
+    if (prev !== undefined)
+      issues.push({
+        path: ['audiences', i, 'id'],
+        message: `audience "${id}" is mapped twice (also audiences[${prev}])`,
+      });
     ids.set(id, i);
   });
-  if (!isObject(raw['state'])) issues.push({ path: ['state'], message: 'state.path is required for an HTTP dataflow (there is no file destination to hold the state); e.g. state: { path: ./state/<id> }' });
+  if (!isObject(raw['state']))
+    issues.push({
+      path: ['state'],
+      message:
+        'state.path is required for an HTTP dataflow (there is no file destination to hold the state); e.g. state: { path: ./state/<id> }',
+    });
   return issues;
 }
 
@@ -192,8 +262,15 @@ function checkPairs(text: string, between: string, within: string, at: (string |
   const bad = text
     .split(between)
     .map((p) => p.trim())
-    .filter((p) => p && (p.indexOf(within) <= 0));
-  return bad.length ? [{ path: at, message: `"${bad[0]}" is not a ${within === ':' ? 'name:value' : 'name=value'} pair; write them like "${example}"` }] : [];
+    .filter((p) => p && p.indexOf(within) <= 0);
+  return bad.length
+    ? [
+        {
+          path: at,
+          message: `"${bad[0]}" is not a ${within === ':' ? 'name:value' : 'name=value'} pair; write them like "${example}"`,
+        },
+      ]
+    : [];
 }
 
 export type HttpValidationResult = { ok: true; dataflow: HttpDataflow } | { ok: false; issues: Issue[] };
@@ -225,7 +302,9 @@ export function headerPairs(dest: HttpDestination): [string, string][] {
 }
 
 export function queryPairs(dest: HttpDestination): [string, string][] {
-  return typeof dest.queryParameters === 'string' ? parsePairs(dest.queryParameters, '&', '=') : Object.entries(dest.queryParameters);
+  return typeof dest.queryParameters === 'string'
+    ? parsePairs(dest.queryParameters, '&', '=')
+    : Object.entries(dest.queryParameters);
 }
 
 /** The endpoint with the configured query parameters merged into its own query. */

@@ -42,7 +42,9 @@ export async function loadConfig(file: string): Promise<AnyLoadedConfig> {
     text = await readFile(abs, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read config ${abs}: ${code === 'ENOENT' ? 'no such file' : String(error)}; pass the dataflow file with --config FILE`);
+    throw new ConfigError(
+      `cannot read config ${abs}: ${code === 'ENOENT' ? 'no such file' : String(error)}; pass the dataflow file with --config FILE`,
+    );
   }
   const parsed = parseAnyConfigText(text, abs);
   return { ...parsed, file: abs, dir: path.dirname(abs) } as AnyLoadedConfig;
@@ -50,11 +52,20 @@ export async function loadConfig(file: string): Promise<AnyLoadedConfig> {
 
 export function parseConfigText(text: string, file: string): Dataflow {
   const parsed = parseAnyConfigText(text, file);
-  if (parsed.kind !== 'audiences') throw new ConfigError([`${file}: this is ${parsed.kind === 'http' ? 'an HTTP API dataflow (destination.type: http)' : 'a dataset dataflow (it has datasets:)'}; expected audiences`], file);
+  if (parsed.kind !== 'audiences')
+    throw new ConfigError(
+      [
+        `${file}: this is ${parsed.kind === 'http' ? 'an HTTP API dataflow (destination.type: http)' : 'a dataset dataflow (it has datasets:)'}; expected audiences`,
+      ],
+      file,
+    );
   return parsed.dataflow;
 }
 
-type ParsedConfig = { kind: 'audiences'; dataflow: Dataflow } | { kind: 'datasets'; dataflow: DatasetDataflow } | { kind: 'http'; dataflow: HttpDataflow };
+type ParsedConfig =
+  | { kind: 'audiences'; dataflow: Dataflow }
+  | { kind: 'datasets'; dataflow: DatasetDataflow }
+  | { kind: 'http'; dataflow: HttpDataflow };
 
 function isHttp(raw: object): boolean {
   const dest = (raw as Record<string, unknown>)['destination'];
@@ -76,14 +87,23 @@ export function parseAnyConfigText(text: string, file: string): ParsedConfig {
   }
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError([`${file}: the config must be a mapping of keys (name, id, source, destination, format, mapping, audiences)`], file);
+    throw new ConfigError(
+      [`${file}: the config must be a mapping of keys (name, id, source, destination, format, mapping, audiences)`],
+      file,
+    );
   }
   const http = isHttp(raw);
   const datasets = !http && isDatasetConfig(raw);
-  const result = http ? validateHttpDataflow(raw as Record<string, unknown>) : datasets ? validateDatasetDataflow(raw) : validateDataflow(raw);
+  const result = http
+    ? validateHttpDataflow(raw as Record<string, unknown>)
+    : datasets
+      ? validateDatasetDataflow(raw)
+      : validateDataflow(raw);
   if (result.ok) {
     if (http) return { kind: 'http', dataflow: result.dataflow as HttpDataflow };
-    return datasets ? { kind: 'datasets', dataflow: result.dataflow as DatasetDataflow } : { kind: 'audiences', dataflow: result.dataflow as Dataflow };
+    return datasets
+      ? { kind: 'datasets', dataflow: result.dataflow as DatasetDataflow }
+      : { kind: 'audiences', dataflow: result.dataflow as Dataflow };
   }
   throw new ConfigError(
     result.issues.map((issue) => {

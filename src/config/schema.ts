@@ -13,7 +13,10 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const isoDate = z
   .string()
   .regex(DATE, 'expected a date as YYYY-MM-DD')
-  .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s), 'not a real calendar date');
+  .refine(
+    (s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s),
+    'not a real calendar date',
+  );
 
 export const s3Options = z
   .object({
@@ -28,7 +31,10 @@ export const s3Options = z
 
 const location = (what: string) =>
   z
-    .object({ path: z.string().min(1).describe(`${what}: a local folder or s3://bucket/prefix`), s3: s3Options.optional() })
+    .object({
+      path: z.string().min(1).describe(`${what}: a local folder or s3://bucket/prefix`),
+      s3: s3Options.optional(),
+    })
     .strict();
 
 const csvOptions = z
@@ -49,11 +55,22 @@ const encryptionOptions = z
     type: z.literal('pgp'),
     publicKey: z
       .object({
-        file: z.string().min(1).optional().describe('an OpenPGP public key file (armored or binary), relative to this config'),
-        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional().describe('an environment variable holding the armored public key'),
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('an OpenPGP public key file (armored or binary), relative to this config'),
+        env: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+          .optional()
+          .describe('an environment variable holding the armored public key'),
       })
       .strict()
-      .refine((k) => (k.file === undefined) !== (k.env === undefined), 'give exactly one of { file: PATH } or { env: NAME }'),
+      .refine(
+        (k) => (k.file === undefined) !== (k.env === undefined),
+        'give exactly one of { file: PATH } or { env: NAME }',
+      ),
   })
   .strict()
   .describe('encrypt every data file for this recipient (OpenPGP), after compression; names get ".gpg"');
@@ -74,12 +91,24 @@ const mappingEntry = z
   .object({
     source: z.string().min(1),
     target: z.string().min(1).max(255).optional(),
-    type: z.enum(['string', 'int64', 'double', 'boolean', 'timestamp']).default('string').describe('Parquet column type'),
+    type: z
+      .enum(['string', 'int64', 'double', 'boolean', 'timestamp'])
+      .default('string')
+      .describe('Parquet column type'),
     transform: z.enum(['sha256']).optional().describe('sha256: lowercase + trim, then hex SHA-256'),
   })
   .strict();
 
-export const FREQUENCIES = ['once', 'daily', 'every3Hours', 'every6Hours', 'every8Hours', 'every12Hours', 'weekly', 'monthly'] as const;
+export const FREQUENCIES = [
+  'once',
+  'daily',
+  'every3Hours',
+  'every6Hours',
+  'every8Hours',
+  'every12Hours',
+  'weekly',
+  'monthly',
+] as const;
 
 const schedule = z
   .object({
@@ -103,15 +132,36 @@ const dataflowObject = z
   .object({
     name: z.string().min(1).describe('-> %DESTINATION_NAME% (spaces become _)'),
     id: z.string().regex(ID, 'use letters, digits, ".", "_" or "-" (at most 128), starting with a letter or digit'),
-    timezone: z.string().default('UTC').refine((tz) => IANAZone.isValidZone(tz), 'not an IANA time zone name (like UTC or Europe/Berlin)'),
+    timezone: z
+      .string()
+      .default('UTC')
+      .refine((tz) => IANAZone.isValidZone(tz), 'not an IANA time zone name (like UTC or Europe/Berlin)'),
     customText: z.string().optional(),
     profileKey: z.string().default('profileId'),
     source: z.object({ snapshots: z.string().min(1), s3: s3Options.optional() }).strict(),
-    destination: location('where export files go').extend({ type: z.literal('files').optional().describe('absent or files: files (this schema); http: the HTTP API destination') }),
+    destination: location('where export files go').extend({
+      type: z
+        .literal('files')
+        .optional()
+        .describe('absent or files: files (this schema); http: the HTTP API destination'),
+    }),
     state: location('where audex keeps cursors, baselines, history and the lock')
       .extend({
-        keepBaselines: z.number().int().min(1).max(1000).default(2).describe('baselines kept per incremental audience after each commit (the current one and older ones, for audex reset --to)'),
-        keepHistoryDays: z.number().int().min(1).optional().describe('remove history records whose logical time is older than this many days (default: keep all)'),
+        keepBaselines: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(2)
+          .describe(
+            'baselines kept per incremental audience after each commit (the current one and older ones, for audex reset --to)',
+          ),
+        keepHistoryDays: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe('remove history records whose logical time is older than this many days (default: keep all)'),
       })
       .partial({ path: true })
       .optional(),
@@ -132,7 +182,8 @@ type Issue = { path: (string | number)[]; message: string };
 // other field is missing or mistyped (every problem at once).
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const asString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const field = (v: unknown, key: string): unknown => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined);
+const field = (v: unknown, key: string): unknown =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
 
 function checkCrossFields(raw: unknown): Issue[] {
   const issues: Issue[] = [];
@@ -140,7 +191,10 @@ function checkCrossFields(raw: unknown): Issue[] {
   const keyPath = asString(field(raw, 'profileKey')) ?? 'profileId';
   const key = parseSourcePath(keyPath);
   if (typeof key === 'string' || key.kind !== 'attribute') {
-    issues.push({ path: ['profileKey'], message: typeof key === 'string' ? key : 'the profile key must be an attribute path' });
+    issues.push({
+      path: ['profileKey'],
+      message: typeof key === 'string' ? key : 'the profile key must be an attribute path',
+    });
   }
   const targets = new Map<string, number>();
   // Parquet column names are matched without case by most readers (and the engine would
@@ -161,41 +215,68 @@ function checkCrossFields(raw: unknown): Issue[] {
     const target = asString(field(m, 'target')) ?? defaultTargetName(source);
     const seen = targets.get(target);
     const sameButCase = folded.get(target.toLowerCase());
-    if (seen !== undefined) issues.push({ path: ['mapping', i, 'target'], message: `duplicate target name "${target}" (also mapping[${seen}])` });
+    if (seen !== undefined)
+      issues.push({
+        path: ['mapping', i, 'target'],
+        message: `duplicate target name "${target}" (also mapping[${seen}])`,
+      });
     else if (parquet && sameButCase !== undefined) {
-      issues.push({ path: ['mapping', i, 'target'], message: `target "${target}" differs from mapping[${sameButCase}]'s only in case; Parquet column names must differ in more than case` });
+      issues.push({
+        path: ['mapping', i, 'target'],
+        message: `target "${target}" differs from mapping[${sameButCase}]'s only in case; Parquet column names must differ in more than case`,
+      });
     } else targets.set(target, i);
     folded.set(target.toLowerCase(), folded.get(target.toLowerCase()) ?? i);
   });
   if (namespaces.length > 1) {
-    issues.push({ path: ['mapping'], message: `at most one identity namespace per dataflow; found ${namespaces.map((n) => `identityMap.${n}`).join(', ')}` });
+    issues.push({
+      path: ['mapping'],
+      message: `at most one identity namespace per dataflow; found ${namespaces.map((n) => `identityMap.${n}`).join(', ')}`,
+    });
   }
   asArray(field(raw, 'mandatory')).forEach((m, i) => {
-    if (typeof m === 'string' && !refs.has(m)) issues.push({ path: ['mandatory', i], message: `"${m}" is not a mapped source; mandatory fields must be mapped` });
+    if (typeof m === 'string' && !refs.has(m))
+      issues.push({
+        path: ['mandatory', i],
+        message: `"${m}" is not a mapped source; mandatory fields must be mapped`,
+      });
   });
   const dedupKeys = asArray(field(raw, 'dedupKeys')).filter((k): k is string => typeof k === 'string');
   const ns = namespaces[0];
   if (ns !== undefined) {
     const bad = dedupKeys.filter((k) => k !== `identityMap.${ns}`);
     if (bad.length > 0) {
-      issues.push({ path: ['dedupKeys'], message: `identityMap.${ns} is mapped, so it is the dedup key; remove ${bad.join(', ')}` });
+      issues.push({
+        path: ['dedupKeys'],
+        message: `identityMap.${ns} is mapped, so it is the dedup key; remove ${bad.join(', ')}`,
+      });
     }
   } else {
     dedupKeys.forEach((k, i) => {
       const ref = refs.get(k);
-      if (!ref) issues.push({ path: ['dedupKeys', i], message: `"${k}" is not a mapped source; dedup keys must be mapped` });
-      else if (ref.kind !== 'attribute') issues.push({ path: ['dedupKeys', i], message: `"${k}": a dedup key is one identity namespace or one or two attributes` });
+      if (!ref)
+        issues.push({ path: ['dedupKeys', i], message: `"${k}" is not a mapped source; dedup keys must be mapped` });
+      else if (ref.kind !== 'attribute')
+        issues.push({
+          path: ['dedupKeys', i],
+          message: `"${k}": a dedup key is one identity namespace or one or two attributes`,
+        });
     });
   }
   const folderPath = asString(field(raw, 'folderPath')) ?? '';
   const fileName = asString(field(raw, 'fileName')) ?? DEFAULT_FILE_NAME;
-  for (const e of findTemplateProblems(folderPath, fileName).errors) issues.push({ path: [e.field], message: e.message });
+  for (const e of findTemplateProblems(folderPath, fileName).errors)
+    issues.push({ path: [e.field], message: e.message });
   const ids = new Map<string, number>();
   asArray(field(raw, 'audiences')).forEach((a, i) => {
     const id = asString(field(a, 'id'));
     if (id === undefined) return;
     const prev = ids.get(id);
-    if (prev !== undefined) issues.push({ path: ['audiences', i, 'id'], message: `audience "${id}" is mapped twice (also audiences[${prev}])` });
+    if (prev !== undefined)
+      issues.push({
+        path: ['audiences', i, 'id'],
+        message: `audience "${id}" is mapped twice (also audiences[${prev}])`,
+      });
     ids.set(id, i);
     issues.push(...checkSchedule(asString(field(a, 'mode')), field(a, 'schedule'), ['audiences', i]));
   });
@@ -212,16 +293,25 @@ function checkSchedule(mode: string | undefined, schedule: unknown, at: (string 
   const endDate = asString(field(schedule, 'endDate'));
   if (frequency === undefined) return issues;
   if (mode === 'incremental' && !INCREMENTAL_FREQUENCIES.has(frequency)) {
-    issues.push({ path: [...at, 'schedule', 'frequency'], message: `incremental exports run daily or every 3/6/8/12 hours, not "${frequency}"` });
+    issues.push({
+      path: [...at, 'schedule', 'frequency'],
+      message: `incremental exports run daily or every 3/6/8/12 hours, not "${frequency}"`,
+    });
   }
   if (trigger === 'afterEvaluation' && (mode !== 'full' || frequency !== 'daily')) {
-    issues.push({ path: [...at, 'schedule', 'trigger'], message: 'afterEvaluation is for full exports with frequency daily' });
+    issues.push({
+      path: [...at, 'schedule', 'trigger'],
+      message: 'afterEvaluation is for full exports with frequency daily',
+    });
   }
   if (['once', 'weekly', 'monthly'].includes(frequency) && !startDate) {
     issues.push({ path: [...at, 'schedule', 'startDate'], message: `frequency "${frequency}" needs a startDate` });
   }
   if (startDate && endDate && endDate <= startDate) {
-    issues.push({ path: [...at, 'schedule', 'endDate'], message: `endDate ${endDate} is not after startDate ${startDate} (endDate is exclusive)` });
+    issues.push({
+      path: [...at, 'schedule', 'endDate'],
+      message: `endDate ${endDate} is not after startDate ${startDate} (endDate is exclusive)`,
+    });
   }
   return issues;
 }
@@ -238,12 +328,15 @@ export function validateDataflow(raw: unknown): ValidationResult {
     for (const issue of parsed.error.issues) {
       const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
       // One problem per unknown key, at the key itself, so its line can be shown.
-      if (issue.code === 'unrecognized_keys') for (const key of issue.keys) issues.push({ path: [...path, key], message: 'unknown key; check its spelling and nesting' });
+      if (issue.code === 'unrecognized_keys')
+        for (const key of issue.keys)
+          issues.push({ path: [...path, key], message: 'unknown key; check its spelling and nesting' });
       else issues.push({ path, message: issue.message });
     }
   }
   const seen = new Set(issues.map((i) => `${i.path.join('.')}|${i.message}`));
-  for (const issue of checkCrossFields(raw)) if (!seen.has(`${issue.path.join('.')}|${issue.message}`)) issues.push(issue);
+  for (const issue of checkCrossFields(raw))
+    if (!seen.has(`${issue.path.join('.')}|${issue.message}`)) issues.push(issue);
   return parsed.success && issues.length === 0 ? { ok: true, dataflow: parsed.data } : { ok: false, issues };
 }
 export type AudienceConfig = Dataflow['audiences'][number];

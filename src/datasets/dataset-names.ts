@@ -7,7 +7,13 @@
 // retry of the run, so a rerun overwrites exactly the files of its first attempt.
 import { createHash } from 'node:crypto';
 import type { DatasetDataflow } from '../config/dataset-schema.js';
-import { ENCRYPTED_SUFFIX, fileExtension, formatDateTimePattern, resolveRelativeDir, sanitizeSegment } from '../naming/names.js';
+import {
+  ENCRYPTED_SUFFIX,
+  fileExtension,
+  formatDateTimePattern,
+  resolveRelativeDir,
+  sanitizeSegment,
+} from '../naming/names.js';
 import { manifestName } from '../run/run-names.js';
 import { joinKey } from '../storage/backend.js';
 
@@ -27,22 +33,42 @@ export function exportTimeOf(logicalTime: Date): string {
 }
 
 export function datasetPartHash(dataflowId: string, datasetId: string, exportTime: string, index: number): string {
-  const hex = createHash('sha256').update([dataflowId, datasetId, exportTime, String(index)].join('\n')).digest('hex');
+  const hex = createHash('sha256')
+    .update([dataflowId, datasetId, exportTime, String(index)].join('\n'))
+    .digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-export function resolveDatasetRunNames(dataflow: DatasetDataflow, datasetId: string, runId: string, logicalTime: Date): DatasetRunNames {
+export function resolveDatasetRunNames(
+  dataflow: DatasetDataflow,
+  datasetId: string,
+  runId: string,
+  logicalTime: Date,
+): DatasetRunNames {
   const exportTime = exportTimeOf(logicalTime);
   const base = resolveRelativeDir(dataflow.folderPath, {
-    destinationName: dataflow.name, segmentId: datasetId, segmentName: datasetId, dataflowId: dataflow.id, runId,
-    exportMode: 'incremental', customText: dataflow.customText ?? '', logicalTime, timezone: 'UTC',
+    destinationName: dataflow.name,
+    segmentId: datasetId,
+    segmentName: datasetId,
+    dataflowId: dataflow.id,
+    runId,
+    exportMode: 'incremental',
+    customText: dataflow.customText ?? '',
+    logicalTime,
+    timezone: 'UTC',
   });
   const folder = joinKey(base, sanitizeSegment(datasetId), `exportTime=${exportTime}`);
-  const ext = fileExtension(dataflow.format.type, dataflow.format.compression) + (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
-  const partName = (index: number) => `part-${String(index).padStart(5, '0')}-${datasetPartHash(dataflow.id, datasetId, exportTime, index)}-c000${ext}`;
+  const ext =
+    fileExtension(dataflow.format.type, dataflow.format.compression) +
+    (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
+  const partName = (index: number) =>
+    `part-${String(index).padStart(5, '0')}-${datasetPartHash(dataflow.id, datasetId, exportTime, index)}-c000${ext}`;
   const manifest = manifestName(dataflow.id, runId);
   return {
-    folder, ext, exportTime, partName,
+    folder,
+    ext,
+    exportTime,
+    partName,
     partKey: (index) => joinKey(folder, partName(index)),
     manifestName: manifest,
     manifestKey: joinKey(folder, manifest),

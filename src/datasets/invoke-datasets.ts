@@ -7,7 +7,13 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedDatasetConfig } from '../config/load.js';
 import { loadEncryptionKey } from '../config/load-encryption-key.js';
-import { findSchemaConflicts, readBatchFiles, type BatchFile, type CopyFormat, type ReadBatches } from '../engine/copy-batches.js';
+import {
+  findSchemaConflicts,
+  readBatchFiles,
+  type BatchFile,
+  type CopyFormat,
+  type ReadBatches,
+} from '../engine/copy-batches.js';
 import type { BadRecord } from '../engine/scan-lines.js';
 import { openEngine, type Engine } from '../engine/session.js';
 import { BadInputError, CommittedRunError, RunFailedError, asAudexError } from '../errors.js';
@@ -23,8 +29,15 @@ import { crashPoint } from '../run/crash-points.js';
 import { executeDatasetRun } from './execute-dataset-run.js';
 import { listBatches, type BatchInfo } from './list-batches.js';
 import {
-  DATASET_MODE, DATASET_TRIGGER, deriveDatasetRunId, planDatasetRuns,
-  type DatasetCursor, type DatasetPending, type DatasetPlan, type DatasetPlannedRun, type DatasetRunRecord,
+  DATASET_MODE,
+  DATASET_TRIGGER,
+  deriveDatasetRunId,
+  planDatasetRuns,
+  type DatasetCursor,
+  type DatasetPending,
+  type DatasetPlan,
+  type DatasetPlannedRun,
+  type DatasetRunRecord,
 } from './plan-datasets.js';
 
 export interface DatasetInvokeOptions extends InvocationSettings {
@@ -41,7 +54,11 @@ export interface PreparedDatasets {
 }
 
 /** Lists the batches, reads the state and plans; nothing is written. */
-export async function prepareDatasets(config: LoadedDatasetConfig, now: Date, locations = openLocations(config)): Promise<PreparedDatasets> {
+export async function prepareDatasets(
+  config: LoadedDatasetConfig,
+  now: Date,
+  locations = openLocations(config),
+): Promise<PreparedDatasets> {
   const state = new StateStore(locations.state);
   const { dataflow } = config;
   const batches = new Map<string, BatchInfo[]>();
@@ -52,7 +69,9 @@ export async function prepareDatasets(config: LoadedDatasetConfig, now: Date, lo
     if (cursor) {
       const exported = (cursor as Partial<DatasetCursor>).exportedBatches;
       if (!Array.isArray(exported)) {
-        throw new BadInputError(`the cursor of ${ds.id} in ${locations.state.root} has no exportedBatches list: it belongs to an audience of another dataflow sharing this state location, or was edited. Give this dataflow a state.path of its own`);
+        throw new BadInputError(
+          `the cursor of ${ds.id} in ${locations.state.root} has no exportedBatches list: it belongs to an audience of another dataflow sharing this state location, or was edited. Give this dataflow a state.path of its own`,
+        );
       }
       cursors.set(ds.id, { ...cursor, datasetId: ds.id, exportedBatches: exported });
     }
@@ -82,7 +101,13 @@ export async function readRunInputs(
   for (const [i, run] of runs.entries()) {
     const local: BatchFile[] = [];
     for (const batch of run.batches) {
-      for (const part of batch.parts) local.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind, batchId: batch.batchId });
+      for (const part of batch.parts)
+        local.push({
+          path: await source.fetch(part.key, scratchDir),
+          name: source.describe(part.key),
+          kind: part.kind,
+          batchId: batch.batchId,
+        });
     }
     const out = path.join(scratchDir, `prepared-${i}${format.compression === 'gzip' ? '.gz' : ''}.parquet`);
     const input = await readBatchFiles(engine, local, format, mode, out);
@@ -90,11 +115,15 @@ export async function readRunInputs(
     options.progress(`${run.datasetId}: read ${run.batches.length} batch(es), ${input.records} records`);
     const conflicts = findSchemaConflicts(files);
     if (conflicts.length > 0) {
-      problems.push(`dataset ${run.datasetId}: Parquet parts with conflicting schemas:\n${conflicts.map((c) => `  ${c}`).join('\n')}\nRewrite those parts with one type per column.`);
+      problems.push(
+        `dataset ${run.datasetId}: Parquet parts with conflicting schemas:\n${conflicts.map((c) => `  ${c}`).join('\n')}\nRewrite those parts with one type per column.`,
+      );
     }
     if (bad.length > options.maxBadRecords) problems.push(describeBadBatches(run, bad, options.maxBadRecords));
     else if (bad.length > 0) {
-      options.progress(`${run.datasetId}: skipping ${bad.length} bad record(s) (--max-bad-records ${options.maxBadRecords})`);
+      options.progress(
+        `${run.datasetId}: skipping ${bad.length} bad record(s) (--max-bad-records ${options.maxBadRecords})`,
+      );
       for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
     }
     inputs.set(run, input);
@@ -107,7 +136,8 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
   const { dataflow } = options.config;
   // The recipient key is checked before anything is read or written (README "Encrypted files").
   const encryption = await loadEncryptionKey(options.config, options.now);
-  if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
+  if (encryption)
+    options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   const scratchDir = await createScratchDir('run');
   let lease: Lease = NO_LOCK;
   try {
@@ -116,14 +146,36 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
     if (options.lock !== false) lease = await acquireLock(locations.state, dataflow.id, new Date());
     const { plan } = await prepareDatasets(options.config, options.now, locations);
     await finishCommitted(state, plan.committedPending, options.progress);
-    const records: RunRecord[] = plan.problems.map((p) => failedRecord(dataflow.id, p.datasetId, p.logicalTime ?? options.now, [], p.error));
+    const records: RunRecord[] = plan.problems.map((p) =>
+      failedRecord(dataflow.id, p.datasetId, p.logicalTime ?? options.now, [], p.error),
+    );
     const outcomes: Outcome[] = plan.problems.map((p) => failedOutcome(new RunFailedError(p.error)));
     if (plan.runs.length > 0) {
-      const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
+      const engine = await openEngine({
+        tempDirectory: path.join(scratchDir, 'spill'),
+        memoryLimit: options.memoryLimit,
+      });
       try {
-        const inputs = await readRunInputs(engine, locations.source, plan.runs, options, scratchDir, dataflow.format, 'convert');
+        const inputs = await readRunInputs(
+          engine,
+          locations.source,
+          plan.runs,
+          options,
+          scratchDir,
+          dataflow.format,
+          'convert',
+        );
         crashPoint('after-read');
-        const ctx = { dataflow, engine, destination: locations.destination, state, lease, scratchDir, progress: options.progress, ...(encryption ? { encryption } : {}) };
+        const ctx = {
+          dataflow,
+          engine,
+          destination: locations.destination,
+          state,
+          lease,
+          scratchDir,
+          progress: options.progress,
+          ...(encryption ? { encryption } : {}),
+        };
         const failed = new Map<string, string>();
         for (const run of plan.runs) {
           const skipped = skippedRecords(run);
@@ -148,7 +200,17 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
               continue;
             }
             failed.set(run.datasetId, run.runId);
-            records.push({ ...failedRecord(dataflow.id, run.datasetId, run.logicalTime, run.batches, uncommittedError(error), run.runId), durationMs: Math.round(performance.now() - started) });
+            records.push({
+              ...failedRecord(
+                dataflow.id,
+                run.datasetId,
+                run.logicalTime,
+                run.batches,
+                uncommittedError(error),
+                run.runId,
+              ),
+              durationMs: Math.round(performance.now() - started),
+            });
             outcomes.push(failedOutcome(asAudexError(error)));
           }
         }
@@ -173,18 +235,44 @@ function describeBadBatches(run: DatasetPlannedRun, records: BadRecord[], max: n
   ].join('\n');
 }
 
-function failedRecord(dataflowId: string, datasetId: string, logicalTime: Date, batches: BatchInfo[], error: string, runId?: string): DatasetRunRecord {
+function failedRecord(
+  dataflowId: string,
+  datasetId: string,
+  logicalTime: Date,
+  batches: BatchInfo[],
+  error: string,
+  runId?: string,
+): DatasetRunRecord {
   return {
-    runId: runId ?? deriveDatasetRunId(dataflowId, datasetId, logicalTime), audienceId: datasetId, datasetId, mode: DATASET_MODE, trigger: DATASET_TRIGGER,
-    logicalTime: logicalTime.toISOString(), snapshotId: null, batchIds: batches.map((b) => b.batchId), status: 'failed', counts: zeroCounts(), files: [], error,
+    runId: runId ?? deriveDatasetRunId(dataflowId, datasetId, logicalTime),
+    audienceId: datasetId,
+    datasetId,
+    mode: DATASET_MODE,
+    trigger: DATASET_TRIGGER,
+    logicalTime: logicalTime.toISOString(),
+    snapshotId: null,
+    batchIds: batches.map((b) => b.batchId),
+    status: 'failed',
+    counts: zeroCounts(),
+    files: [],
+    error,
   };
 }
 
 /** Missed slots coalesced into `run`, recorded so the history shows every slot. */
 function skippedRecords(run: DatasetPlannedRun): DatasetRunRecord[] {
   return run.skippedSlots.map((slot) => ({
-    runId: deriveDatasetRunId(run.dataflowId, run.datasetId, slot), audienceId: run.datasetId, datasetId: run.datasetId, mode: DATASET_MODE, trigger: DATASET_TRIGGER,
-    logicalTime: slot.toISOString(), snapshotId: null, batchIds: [], status: 'skipped', counts: zeroCounts(), files: [],
+    runId: deriveDatasetRunId(run.dataflowId, run.datasetId, slot),
+    audienceId: run.datasetId,
+    datasetId: run.datasetId,
+    mode: DATASET_MODE,
+    trigger: DATASET_TRIGGER,
+    logicalTime: slot.toISOString(),
+    snapshotId: null,
+    batchIds: [],
+    status: 'skipped',
+    counts: zeroCounts(),
+    files: [],
     note: `coalesced into run ${run.runId} at ${run.logicalTime.toISOString()}`,
   }));
 }

@@ -61,17 +61,23 @@ export async function listBatches(source: StorageBackend, datasetId: string): Pr
     try {
       raw = JSON.parse(text);
     } catch (error) {
-      throw new BadInputError(`${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _batch.json ({ "batchId", "committedAt" })`);
+      throw new BadInputError(
+        `${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _batch.json ({ "batchId", "committedAt" })`,
+      );
     }
     const parsed = batchDescriptor.safeParse(raw);
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-      throw new BadInputError(`${source.describe(key)} is not a valid batch descriptor: ${problems}; expected { "batchId", "committedAt" (RFC 3339) }`);
+      throw new BadInputError(
+        `${source.describe(key)} is not a valid batch descriptor: ${problems}; expected { "batchId", "committedAt" (RFC 3339) }`,
+      );
     }
     const { batchId, committedAt } = parsed.data;
     const other = byId.get(batchId);
     if (other !== undefined) {
-      throw new BadInputError(`batch id ${batchId} of dataset ${datasetId} is claimed by two folders (${other} and ${folder}); each batch must have its own id. Nothing was written`);
+      throw new BadInputError(
+        `batch id ${batchId} of dataset ${datasetId} is claimed by two folders (${other} and ${folder}); each batch must have its own id. Nothing was written`,
+      );
     }
     byId.set(batchId, folder);
     const parts = (await source.list(`${datasetId}/${folder}`)).flatMap((k): BatchPart[] => {

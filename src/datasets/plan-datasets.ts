@@ -87,19 +87,34 @@ export function planDatasetRuns(input: DatasetPlanInput): DatasetPlan {
       const missing = pending.batchIds.filter((id) => !byId.has(id));
       if (missing.length > 0) {
         plan.problems.push({
-          datasetId: ds.id, logicalTime: new Date(pending.logicalTime),
+          datasetId: ds.id,
+          logicalTime: new Date(pending.logicalTime),
           error: `interrupted run ${pending.runId} exported batch(es) ${missing.join(', ')}, which are gone; it cannot be finished exactly. Restore them, or delete ${stateKeys.pending(pending.runId)} in the state location to drop that run`,
         });
         blocked = true;
         break;
       }
       plan.runs.push({
-        runId: pending.runId, dataflowId: dataflow.id, datasetId: ds.id, logicalTime: new Date(pending.logicalTime),
-        batches: pending.batchIds.map((id) => byId.get(id)!), exportedBefore: [...exported].sort(), resumed: true, skippedSlots: [],
+        runId: pending.runId,
+        dataflowId: dataflow.id,
+        datasetId: ds.id,
+        logicalTime: new Date(pending.logicalTime),
+        batches: pending.batchIds.map((id) => byId.get(id)!),
+        exportedBefore: [...exported].sort(),
+        resumed: true,
+        skippedSlots: [],
         reason: `finishing interrupted run ${pending.runId}`,
       });
       exported = new Set([...exported, ...pending.batchIds]);
-      cursor = { audienceId: ds.id, datasetId: ds.id, lastSlot: pending.logicalTime, runId: pending.runId, snapshotId: '', mode: DATASET_MODE, exportedBatches: [...exported].sort() };
+      cursor = {
+        audienceId: ds.id,
+        datasetId: ds.id,
+        lastSlot: pending.logicalTime,
+        runId: pending.runId,
+        snapshotId: '',
+        mode: DATASET_MODE,
+        exportedBatches: [...exported].sort(),
+      };
     }
     if (blocked) continue;
     const schedule = ds.schedule;
@@ -114,12 +129,20 @@ export function planDatasetRuns(input: DatasetPlanInput): DatasetPlan {
       plan.idle.push({ datasetId: ds.id, reason: `slot ${slot.toISOString()} already exported`, nextSlot: next });
       continue;
     }
-    const skippedSlots = last ? slotsBetween(schedule, 'UTC', last, slot).filter((s) => s.getTime() < slot.getTime()) : [];
+    const skippedSlots = last
+      ? slotsBetween(schedule, 'UTC', last, slot).filter((s) => s.getTime() < slot.getTime())
+      : [];
     const batches = all.filter((b) => !exported.has(b.batchId) && b.committedAt.getTime() <= now.getTime());
     const what = cursor ? `${batches.length} new batch(es)` : `first export: backfill of ${batches.length} batch(es)`;
     plan.runs.push({
-      runId: deriveDatasetRunId(dataflow.id, ds.id, slot), dataflowId: dataflow.id, datasetId: ds.id, logicalTime: slot,
-      batches, exportedBefore: [...exported].sort(), resumed: false, skippedSlots,
+      runId: deriveDatasetRunId(dataflow.id, ds.id, slot),
+      dataflowId: dataflow.id,
+      datasetId: ds.id,
+      logicalTime: slot,
+      batches,
+      exportedBefore: [...exported].sort(),
+      resumed: false,
+      skippedSlots,
       reason: `slot ${slot.toISOString()} is due${skippedSlots.length ? ` (${skippedSlots.length} missed slot(s) coalesced)` : ''}; ${what}`,
     });
   }

@@ -23,7 +23,8 @@ export interface Authenticator {
 export async function resolveSecret(ref: SecretRef, where: string, configDir: string): Promise<string> {
   if ('env' in ref) {
     const value = process.env[ref.env];
-    if (value === undefined || value === '') throw new ConfigError(`${where}: the environment variable ${ref.env} is not set; export it before running audex`);
+    if (value === undefined || value === '')
+      throw new ConfigError(`${where}: the environment variable ${ref.env} is not set; export it before running audex`);
     return value;
   }
   const file = path.resolve(configDir, ref.file);
@@ -33,7 +34,9 @@ export async function resolveSecret(ref: SecretRef, where: string, configDir: st
     return value;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    throw new ConfigError(`${where}: cannot read the secret file ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ConfigError(
+      `${where}: cannot read the secret file ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
 }
 
@@ -44,30 +47,58 @@ interface Token {
   renewAt: number;
 }
 
-export async function createAuthenticator(auth: HttpAuthConfig, configDir: string, timeoutMs: number, now: () => number = Date.now): Promise<Authenticator> {
+export async function createAuthenticator(
+  auth: HttpAuthConfig,
+  configDir: string,
+  timeoutMs: number,
+  now: () => number = Date.now,
+): Promise<Authenticator> {
   const secrets: string[] = [];
   const scrub = (text: string) => secrets.reduce((t, s) => (s.length >= 4 ? t.split(s).join('***') : t), text);
   const remember = (s: string) => {
     secrets.push(s, encodeURIComponent(s), Buffer.from(s).toString('base64'));
     return s;
   };
-  if (auth.type === 'none') return { header: async () => undefined, refreshable: false, invalidate: () => undefined, describe: 'no authentication', scrub };
+  if (auth.type === 'none')
+    return {
+      header: async () => undefined,
+      refreshable: false,
+      invalidate: () => undefined,
+      describe: 'no authentication',
+      scrub,
+    };
   if (auth.type === 'bearer') {
     const token = remember(await resolveSecret(auth.token, 'destination.auth.token', configDir));
-    return { header: async () => `Bearer ${token}`, refreshable: false, invalidate: () => undefined, describe: 'the bearer token (destination.auth.token)', scrub };
+    return {
+      header: async () => `Bearer ${token}`,
+      refreshable: false,
+      invalidate: () => undefined,
+      describe: 'the bearer token (destination.auth.token)',
+      scrub,
+    };
   }
   const clientSecret = remember(await resolveSecret(auth.clientSecret, 'destination.auth.clientSecret', configDir));
-  const password = auth.type === 'oauth2Password' ? remember(await resolveSecret(auth.password, 'destination.auth.password', configDir)) : undefined;
-  if (auth.type === 'oauth2ClientCredentials' && auth.clientCredentialsType === 'basicAuthorization') remember(`${auth.clientId}:${clientSecret}`);
+  const password =
+    auth.type === 'oauth2Password'
+      ? remember(await resolveSecret(auth.password, 'destination.auth.password', configDir))
+      : undefined;
+  if (auth.type === 'oauth2ClientCredentials' && auth.clientCredentialsType === 'basicAuthorization')
+    remember(`${auth.clientId}:${clientSecret}`);
   const tokenUrl = auth.tokenUrl;
   let token: Token | null = null;
 
   const request = async (grant: Record<string, string>): Promise<Token> => {
     const form = new URLSearchParams(grant);
-    const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8', Accept: 'application/json' };
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8',
+      Accept: 'application/json',
+    };
     if (auth.type === 'oauth2ClientCredentials' && auth.clientCredentialsType === 'basicAuthorization') {
-      headers['Authorization'] = `Basic ${Buffer.from(`${encodeURIComponent(auth.clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`;
-      remember(Buffer.from(`${encodeURIComponent(auth.clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64'));
+      headers['Authorization'] =
+        `Basic ${Buffer.from(`${encodeURIComponent(auth.clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`;
+      remember(
+        Buffer.from(`${encodeURIComponent(auth.clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64'),
+      );
     } else {
       form.set('client_id', auth.clientId);
       form.set('client_secret', clientSecret);
@@ -75,9 +106,18 @@ export async function createAuthenticator(auth: HttpAuthConfig, configDir: strin
     if (auth.scope) form.set('scope', auth.scope);
     let response: Response;
     try {
-      response = await fetch(tokenUrl, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(timeoutMs) });
+      response = await fetch(tokenUrl, {
+        method: 'POST',
+        headers,
+        body: form.toString(),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
     } catch (error) {
-      throw new StorageError(scrub(`cannot reach the token endpoint ${tokenUrl}: ${describeFetchError(error)}; check destination.auth.tokenUrl and the network. Nothing was committed; run again`));
+      throw new StorageError(
+        scrub(
+          `cannot reach the token endpoint ${tokenUrl}: ${describeFetchError(error)}; check destination.auth.tokenUrl and the network. Nothing was committed; run again`,
+        ),
+      );
     }
     const text = await response.text();
     let body: Record<string, unknown> = {};
@@ -90,12 +130,17 @@ export async function createAuthenticator(auth: HttpAuthConfig, configDir: strin
     if (!response.ok || !access) {
       const reason = typeof body['error'] === 'string' ? ` (${body['error']})` : '';
       throw new StorageError(
-        scrub(`the token endpoint ${tokenUrl} refused to issue a token: HTTP ${response.status}${reason}; check destination.auth (client id, secret${auth.type === 'oauth2Password' ? ', username, password' : ''}). Nothing was committed; run again once fixed`),
+        scrub(
+          `the token endpoint ${tokenUrl} refused to issue a token: HTTP ${response.status}${reason}; check destination.auth (client id, secret${auth.type === 'oauth2Password' ? ', username, password' : ''}). Nothing was committed; run again once fixed`,
+        ),
       );
     }
     remember(access);
     const refresh = typeof body['refresh_token'] === 'string' ? remember(body['refresh_token']) : undefined;
-    const lifetime = typeof body['expires_in'] === 'number' ? body['expires_in'] * 1000 : Number(body['expires_in']) * 1000 || 3_600_000;
+    const lifetime =
+      typeof body['expires_in'] === 'number'
+        ? body['expires_in'] * 1000
+        : Number(body['expires_in']) * 1000 || 3_600_000;
     const margin = Math.min(60_000, lifetime / 10);
     return { access, ...(refresh ? { refresh } : {}), renewAt: now() + lifetime - margin };
   };
@@ -108,7 +153,8 @@ export async function createAuthenticator(auth: HttpAuthConfig, configDir: strin
         // A refused refresh token: fall back to the full grant below.
       }
     }
-    if (auth.type === 'oauth2Password') return request({ grant_type: 'password', username: auth.username, password: password! });
+    if (auth.type === 'oauth2Password')
+      return request({ grant_type: 'password', username: auth.username, password: password! });
     return request({ grant_type: 'client_credentials' });
   };
   let inFlight: Promise<Token> | null = null;

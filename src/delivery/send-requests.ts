@@ -98,7 +98,11 @@ export interface OutgoingRequest {
 }
 
 /** The unsettled requests of an outbox file (line n = seq n). */
-export async function* outboxRequests(file: string, runId: string, settled: Set<number>): AsyncGenerator<OutgoingRequest> {
+export async function* outboxRequests(
+  file: string,
+  runId: string,
+  settled: Set<number>,
+): AsyncGenerator<OutgoingRequest> {
   let seq = 0;
   for await (const line of readLines(file)) {
     seq += 1;
@@ -106,7 +110,11 @@ export async function* outboxRequests(file: string, runId: string, settled: Set<
   }
 }
 
-export async function sendRequests(requests: AsyncIterable<OutgoingRequest>, options: SendOptions, callbacks: SendCallbacks): Promise<SendStats> {
+export async function sendRequests(
+  requests: AsyncIterable<OutgoingRequest>,
+  options: SendOptions,
+  callbacks: SendCallbacks,
+): Promise<SendStats> {
   const stats: SendStats = { sent: 0, retries: 0, failed: 0 };
   const pace = pacer(options.maxRequestsPerSecond);
   const backoff = options.backoffMs ?? 500;
@@ -132,7 +140,12 @@ export async function sendRequests(requests: AsyncIterable<OutgoingRequest>, opt
       let response = '';
       let retryAfter: number | null = null;
       try {
-        const res = await fetch(options.url, { method: 'POST', headers, body: body as unknown as BodyInit, signal: AbortSignal.timeout(options.timeoutMs) });
+        const res = await fetch(options.url, {
+          method: 'POST',
+          headers,
+          body: body as unknown as BodyInit,
+          signal: AbortSignal.timeout(options.timeoutMs),
+        });
         status = res.status;
         response = (await res.text()).slice(0, 1024);
         retryAfter = retryAfterMs(res.headers.get('retry-after'), Date.now());
@@ -165,15 +178,26 @@ export async function sendRequests(requests: AsyncIterable<OutgoingRequest>, opt
       if (retryable && attempts <= RETRIES) {
         stats.retries += 1;
         const jittered = backoff * 2 ** (attempts - 1) * (0.5 + Math.random());
-        const wait = status === 429 || status === 503 ? Math.max(jittered, Math.min(retryAfter ?? 0, MAX_RETRY_AFTER_MS)) : jittered;
+        const wait =
+          status === 429 || status === 503
+            ? Math.max(jittered, Math.min(retryAfter ?? 0, MAX_RETRY_AFTER_MS))
+            : jittered;
         await sleep(wait);
         continue;
       }
       stats.failed += 1;
       if (options.stopOnFailure) stopped = true;
       await callbacks.onFailure({
-        seq, key, status, attempts, body,
-        error: options.auth.scrub(status === null ? `network error: ${error}` : `HTTP ${status}${retryable ? ` after ${RETRIES} retries` : ' (permanent)'}`),
+        seq,
+        key,
+        status,
+        attempts,
+        body,
+        error: options.auth.scrub(
+          status === null
+            ? `network error: ${error}`
+            : `HTTP ${status}${retryable ? ` after ${RETRIES} retries` : ' (permanent)'}`,
+        ),
         response: options.auth.scrub(response),
       });
       return;

@@ -65,7 +65,13 @@ let runCounter = 0;
  * baseline, a diff against it with one. The caller drops the run (dropRun) when done with
  * its rows and baseline; a selection that fails drops what it made.
  */
-export async function selectRun(engine: Engine, shape: Shape, snapshot: LoadedSnapshot, audienceId: string, baseline?: BaselineSource): Promise<SelectedRun> {
+export async function selectRun(
+  engine: Engine,
+  shape: Shape,
+  snapshot: LoadedSnapshot,
+  audienceId: string,
+  baseline?: BaselineSource,
+): Promise<SelectedRun> {
   const audience = shape.audiences.indexOf(audienceId);
   if (audience < 0) throw new Error(`internal: audience ${audienceId} is not in the dataflow's shape`);
   const tables: RunTables = { output: `audience_run_${++runCounter}` };
@@ -75,7 +81,9 @@ export async function selectRun(engine: Engine, shape: Shape, snapshot: LoadedSn
       selection = { kind: 'diff', baselineTable: KeptBaseline.tableOf(baseline) };
     } else if (baseline) {
       tables.ownBaseline = `${tables.output}_baseline`;
-      await engine.run(`CREATE OR REPLACE TABLE ${ident(tables.ownBaseline)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(baseline.file)})`);
+      await engine.run(
+        `CREATE OR REPLACE TABLE ${ident(tables.ownBaseline)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(baseline.file)})`,
+      );
       selection = { kind: 'diff', baselineTable: tables.ownBaseline };
     }
     const counts = await selectRows(engine, shape, snapshot.table, audience, selection, tables.output);
@@ -90,7 +98,9 @@ export async function selectRun(engine: Engine, shape: Shape, snapshot: LoadedSn
 /** Writes the baseline the run leaves (README "State and safety") to a local Parquet file; returns its profile count. */
 export async function writeNextBaseline(run: SelectedRun, file: string): Promise<number> {
   const { engine } = RunRows.locate(run.rows);
-  const [copied] = await engine.all<{ Count: string | number }>(`COPY (${baselineSql(tablesOf(run).output)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`);
+  const [copied] = await engine.all<{ Count: string | number }>(
+    `COPY (${baselineSql(tablesOf(run).output)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
   return Number(copied?.Count ?? 0);
 }
 

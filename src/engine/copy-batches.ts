@@ -43,14 +43,25 @@ export interface CopyFormat {
 }
 
 /** Reads one input once: its record count, and its bad lines (NDJSON) or its schema (Parquet). */
-export async function scanBatchFile(engine: Engine, file: BatchFile): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }> {
+export async function scanBatchFile(
+  engine: Engine,
+  file: BatchFile,
+): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }> {
   if (file.kind === 'parquet') {
     try {
-      const columns = (await engine.all<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet(${literal(file.path)})`)).map((c) => ({ name: c.column_name, type: c.column_type }));
-      const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM read_parquet(${literal(file.path)})`);
+      const columns = (
+        await engine.all<{ column_name: string; column_type: string }>(
+          `DESCRIBE SELECT * FROM read_parquet(${literal(file.path)})`,
+        )
+      ).map((c) => ({ name: c.column_name, type: c.column_type }));
+      const [row] = await engine.all<{ n: string }>(
+        `SELECT count(*)::VARCHAR AS n FROM read_parquet(${literal(file.path)})`,
+      );
       return { scanned: { ...file, records: Number(row?.n ?? 0), badLines: new Set(), columns }, bad: [] };
     } catch (error) {
-      throw new BadInputError(`cannot read the Parquet part ${file.name}: ${firstLine(error)}. Check that the producer wrote a complete Parquet file. Nothing was written.`);
+      throw new BadInputError(
+        `cannot read the Parquet part ${file.name}: ${firstLine(error)}. Check that the producer wrote a complete Parquet file. Nothing was written.`,
+      );
     }
   }
   try {
@@ -62,7 +73,9 @@ export async function scanBatchFile(engine: Engine, file: BatchFile): Promise<{ 
 }
 
 const unreadableNdjson = (file: BatchFile, error: unknown) =>
-  new BadInputError(`cannot read ${file.name}: ${firstLine(error)}. Check that the part is complete (and valid gzip when it ends in .gz). Nothing was written.`);
+  new BadInputError(
+    `cannot read ${file.name}: ${firstLine(error)}. Check that the part is complete (and valid gzip when it ends in .gz). Nothing was written.`,
+  );
 
 /** Files this big in all are scanned on worker threads, one file per thread at a time. */
 const PARALLEL_SCAN_BYTES = 16 * 1024 * 1024;
@@ -71,7 +84,10 @@ const PARALLEL_SCAN_BYTES = 16 * 1024 * 1024;
  * scanBatchFile for every file, in order. NDJSON scanning is JSON.parse bound, so larger
  * inputs are spread over worker threads (one per core, at most 4).
  */
-export async function scanBatchFiles(engine: Engine, files: BatchFile[]): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }[]> {
+export async function scanBatchFiles(
+  engine: Engine,
+  files: BatchFile[],
+): Promise<{ scanned: ScannedBatchFile; bad: BadRecord[] }[]> {
   const ndjson = files.filter((f) => f.kind === 'ndjson');
   const bytes = (await Promise.all(ndjson.map((f) => stat(f.path).then((s) => s.size)))).reduce((a, b) => a + b, 0);
   const threads = Math.min(4, availableParallelism(), ndjson.length);
@@ -89,12 +105,18 @@ export async function scanBatchFiles(engine: Engine, files: BatchFile[]): Promis
     }
     const scan = scans.get(file)!;
     if ('error' in scan) throw unreadableNdjson(file, new Error(scan.error));
-    out.push({ scanned: { ...file, records: scan.records, badLines: new Set(scan.bad.map((b) => b.line)) }, bad: scan.bad });
+    out.push({
+      scanned: { ...file, records: scan.records, badLines: new Set(scan.bad.map((b) => b.line)) },
+      bad: scan.bad,
+    });
   }
   return out;
 }
 
-async function scanInWorkers(files: BatchFile[], threads: number): Promise<Map<BatchFile, RecordScan | { error: string }>> {
+async function scanInWorkers(
+  files: BatchFile[],
+  threads: number,
+): Promise<Map<BatchFile, RecordScan | { error: string }>> {
   const results = new Map<BatchFile, RecordScan | { error: string }>();
   let next = 0;
   const url = new URL('./scan-records-worker.js', import.meta.url);
@@ -140,7 +162,8 @@ export function findSchemaConflicts(files: ScannedBatchFile[]): string[] {
     for (const column of file.columns ?? []) {
       const first = seen.get(column.name);
       if (!first) seen.set(column.name, { type: column.type, file: file.name });
-      else if (first.type !== column.type) conflicts.push(`column "${column.name}" is ${first.type} in ${first.file} but ${column.type} in ${file.name}`);
+      else if (first.type !== column.type)
+        conflicts.push(`column "${column.name}" is ${first.type} in ${first.file} but ${column.type} in ${file.name}`);
     }
   }
   return conflicts;
@@ -171,24 +194,44 @@ export interface ReadBatches {
  * mode "count" it only counts. Only when DuckDB refuses the input are the lines scanned,
  * to name each bad one by file:line; the export then converts the other lines.
  */
-export async function readBatchFiles(engine: Engine, files: BatchFile[], format: CopyFormat, mode: 'convert' | 'count', out: string): Promise<ReadBatches> {
+export async function readBatchFiles(
+  engine: Engine,
+  files: BatchFile[],
+  format: CopyFormat,
+  mode: 'convert' | 'count',
+  out: string,
+): Promise<ReadBatches> {
   if (format.type === 'parquet' && files.length > 0 && files.every((f) => f.kind === 'ndjson')) {
     const source = `read_json([${literalList(files.map((f) => f.path))}], ${NDJSON_READ})`;
     const codec = format.compression === 'gzip' ? 'gzip' : 'snappy';
     try {
-      const sql = mode === 'convert' ? `COPY (SELECT * FROM ${source}) TO ${literal(out)} (FORMAT parquet, COMPRESSION ${codec})` : `SELECT count(*) AS Count FROM ${source}`;
+      const sql =
+        mode === 'convert'
+          ? `COPY (SELECT * FROM ${source}) TO ${literal(out)} (FORMAT parquet, COMPRESSION ${codec})`
+          : `SELECT count(*) AS Count FROM ${source}`;
       const [row] = await engine.all<{ Count: string | number }>(sql);
       const records = Number(row?.Count ?? 0);
-      return { files: files.map((f) => ({ ...f, records: null, badLines: new Set<number>() })), bad: [], records, prepared: mode === 'convert' ? { path: out, rows: records } : null };
+      return {
+        files: files.map((f) => ({ ...f, records: null, badLines: new Set<number>() })),
+        bad: [],
+        records,
+        prepared: mode === 'convert' ? { path: out, rows: records } : null,
+      };
     } catch {
       // Refused: the scan below names the bad lines.
     }
   }
   const scans = await scanBatchFiles(engine, files);
-  return { files: scans.map((s) => s.scanned), bad: scans.flatMap((s) => s.bad), records: scans.reduce((n, s) => n + (s.scanned.records ?? 0), 0), prepared: null };
+  return {
+    files: scans.map((s) => s.scanned),
+    bad: scans.flatMap((s) => s.bad),
+    records: scans.reduce((n, s) => n + (s.scanned.records ?? 0), 0),
+    prepared: null,
+  };
 }
 
-const NDJSON_READ = "format = 'newline_delimited', records = true, union_by_name = true, maximum_object_size = 67108864";
+const NDJSON_READ =
+  "format = 'newline_delimited', records = true, union_by_name = true, maximum_object_size = 67108864";
 
 /**
  * The relation of every record in input order. NDJSON only: one read_json over every
@@ -198,14 +241,19 @@ const NDJSON_READ = "format = 'newline_delimited', records = true, union_by_name
  */
 export async function parquetSource(engine: Engine, files: ScannedBatchFile[], scratchDir: string): Promise<string> {
   const readable: string[] = [];
-  for (const [i, file] of files.entries()) readable.push(file.badLines.size ? await writeCleanCopy(file, path.join(scratchDir, `clean-${i}.ndjson`)) : file.path);
+  for (const [i, file] of files.entries())
+    readable.push(
+      file.badLines.size ? await writeCleanCopy(file, path.join(scratchDir, `clean-${i}.ndjson`)) : file.path,
+    );
   if (files.every((f) => f.kind === 'ndjson')) return `read_json([${literalList(readable)}], ${NDJSON_READ})`;
   const inputs: string[] = [];
   let group: string[] = [];
   const convert = async () => {
     if (group.length === 0) return;
     const out = path.join(scratchDir, `converted-${inputs.length}.parquet`);
-    await engine.run(`COPY (SELECT * FROM read_json([${literalList(group)}], ${NDJSON_READ})) TO ${literal(out)} (FORMAT parquet)`);
+    await engine.run(
+      `COPY (SELECT * FROM read_json([${literalList(group)}], ${NDJSON_READ})) TO ${literal(out)} (FORMAT parquet)`,
+    );
     inputs.push(out);
     group = [];
   };
@@ -264,4 +312,3 @@ export function dropTableSql(table: string): string {
 export function rowRangeSql(table: string, first: number, last: number): string {
   return `SELECT * FROM ${ident(table)} WHERE rowid BETWEEN ${first} AND ${last}`;
 }
-

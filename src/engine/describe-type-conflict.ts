@@ -13,7 +13,9 @@ interface NamedPart {
 export async function describeTypeConflict(engine: Engine, parts: NamedPart[], probe: string): Promise<string | null> {
   const seen = new Map<string, { type: string; part: string }>();
   for (const part of parts) {
-    await engine.run(`CREATE OR REPLACE TEMP TABLE ${ident(probe)} AS SELECT * FROM read_parquet(${literal(part.path)}) LIMIT 0`);
+    await engine.run(
+      `CREATE OR REPLACE TEMP TABLE ${ident(probe)} AS SELECT * FROM read_parquet(${literal(part.path)}) LIMIT 0`,
+    );
     const columns = await engine.all<{ column_name: string; column_type: string }>(`DESCRIBE ${ident(probe)}`);
     for (const { column_name: column, column_type: type } of columns) {
       const first = seen.get(column);
@@ -36,7 +38,7 @@ function firstDifference(column: string, a: string, b: string): { path: string; 
   const names: string[] = [column];
   const stack: number[] = [];
   let last: string | null = null;
-  for (let j = 0; j < i; ) {
+  for (let j = 0; j < i;) {
     const c = a[j]!;
     if (c === '"') {
       const end = a.indexOf('"', j + 1);
@@ -77,6 +79,16 @@ function kindOf(rest: string): string {
   }
   const type = rest.slice(0, end);
   const word = /^[A-Z]+/.exec(type)?.[0] ?? type;
-  const kinds: Record<string, string> = { STRUCT: 'a struct', MAP: 'a map', VARCHAR: 'text', BOOLEAN: 'a boolean', DOUBLE: 'a number', FLOAT: 'a number', BIGINT: 'a number', INTEGER: 'a number', JSON: 'JSON' };
+  const kinds: Record<string, string> = {
+    STRUCT: 'a struct',
+    MAP: 'a map',
+    VARCHAR: 'text',
+    BOOLEAN: 'a boolean',
+    DOUBLE: 'a number',
+    FLOAT: 'a number',
+    BIGINT: 'a number',
+    INTEGER: 'a number',
+    JSON: 'JSON',
+  };
   return `${kinds[word] ?? word.toLowerCase()} (${type.length > 60 ? `${type.slice(0, 60)}…` : type})`;
 }

@@ -18,5 +18,7 @@ export function isAudexSqlError(error: unknown): boolean {
 
 /** The internal error for audex's own SQL failing while it did `what` (e.g. "load snapshot parts a, b"). */
 export function internalSqlError(what: string, error: unknown): InternalError {
-  return new InternalError(new Error(`the engine rejected audex's query to ${what}: ${messageOf(error).split('\n')[0]}`, { cause: error }));
+  return new InternalError(
+    new Error(`the engine rejected audex's query to ${what}: ${messageOf(error).split('\n')[0]}`, { cause: error }),
+  );
 }

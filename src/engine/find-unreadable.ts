@@ -14,7 +14,10 @@ interface KeyTree {
   items?: KeyTree;
 }
 
-const tree = (keys: Iterable<string>, children: [string, KeyTree][] = []): KeyTree => ({ keys: new Set(keys), children: new Map(children) });
+const tree = (keys: Iterable<string>, children: [string, KeyTree][] = []): KeyTree => ({
+  keys: new Set(keys),
+  children: new Map(children),
+});
 
 /** The objects the reader reads as structs for these rules; `roots` are every top-level column it declares. */
 export function structKeys(rules: RecordRules, roots: readonly string[]): KeyTree {
@@ -23,7 +26,10 @@ export function structKeys(rules: RecordRules, roots: readonly string[]): KeyTre
     const entries: KeyTree = { ...tree([]), items: tree(['id']) };
     children.push(['identityMap', tree([rules.namespace], [[rules.namespace, entries]])]);
   }
-  const audiences = tree(rules.audiences, rules.audiences.map((a) => [a, tree(['status', 'lastQualificationTime'])]));
+  const audiences = tree(
+    rules.audiences,
+    rules.audiences.map((a) => [a, tree(['status', 'lastQualificationTime'])]),
+  );
   children.push(['segmentMembership', tree(['ups'], [['ups', audiences]])]);
   return tree(roots, children);
 }
@@ -51,7 +57,9 @@ export function findUnreadable(text: string, keys: KeyTree): string | null {
     space();
     const c = text[i];
     if (c === '"') {
-      return hasLoneSurrogate(string()) ? `${where} holds a lone UTF-16 surrogate escape, which is not Unicode text` : null;
+      return hasLoneSurrogate(string())
+        ? `${where} holds a lone UTF-16 surrogate escape, which is not Unicode text`
+        : null;
     }
     if (c === '{') {
       i++;
@@ -64,14 +72,18 @@ export function findUnreadable(text: string, keys: KeyTree): string | null {
       for (;;) {
         space();
         const key = string();
-        if (hasLoneSurrogate(key)) return `a key in ${where} holds a lone UTF-16 surrogate escape, which is not Unicode text`;
+        if (hasLoneSurrogate(key))
+          return `a key in ${where} holds a lone UTF-16 surrogate escape, which is not Unicode text`;
         if (node?.keys.has(key)) {
           if (seen.has(key)) return `${where} has the key ${JSON.stringify(key)} twice`;
           seen.add(key);
         }
         space();
         i++; // ':'
-        const problem = value(where === 'the record' ? key : `${where}.${key}`, node?.keys.has(key) ? node.children.get(key) : undefined);
+        const problem = value(
+          where === 'the record' ? key : `${where}.${key}`,
+          node?.keys.has(key) ? node.children.get(key) : undefined,
+        );
         if (problem) return problem;
         space();
         if (text[i++] === '}') return null;

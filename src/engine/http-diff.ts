@@ -98,7 +98,9 @@ function pairsHash(idj: string): string {
 
 /** The ids of `ids` for which `test(id)` holds, as a list (built per audience: no lambda per row). */
 function pick(ids: string[], test: (id: string) => string): string {
-  return ids.length ? `list_distinct(${list(ids.map((a) => `CASE WHEN ${test(literal(a))} THEN ${literal(a)} END`))})` : '[]::VARCHAR[]';
+  return ids.length
+    ? `list_distinct(${list(ids.map((a) => `CASE WHEN ${test(literal(a))} THEN ${literal(a)} END`))})`
+    : '[]::VARCHAR[]';
 }
 
 /**
@@ -160,8 +162,12 @@ export async function diffProfiles(engine: Engine, shape: HttpShape, tables: Dif
       (SELECT count(*) FROM (${nextBaselineSql(tables)}))::VARCHAR AS baseline
     FROM ${d}`);
   return {
-    entered: Number(c?.['entered'] ?? 0), exited: Number(c?.['exited'] ?? 0), identity: Number(c?.['identity'] ?? 0),
-    attribute: Number(c?.['attribute'] ?? 0), messages: Number(c?.['messages'] ?? 0), baselineSize: Number(c?.['baseline'] ?? 0),
+    entered: Number(c?.['entered'] ?? 0),
+    exited: Number(c?.['exited'] ?? 0),
+    identity: Number(c?.['identity'] ?? 0),
+    attribute: Number(c?.['attribute'] ?? 0),
+    messages: Number(c?.['messages'] ?? 0),
+    baselineSize: Number(c?.['baseline'] ?? 0),
   };
 }
 
@@ -199,14 +205,17 @@ function attributeTree(paths: string[][]): Node[] {
 /** A nested object fragment (`"a":{...}`) present only when some leaf under it is. */
 function fragment(node: Node): string {
   const key = literal(`${JSON.stringify(node.name)}:`);
-  if (node.attribute !== undefined) return `CASE WHEN a${node.attribute} IS NOT NULL THEN ${key} || a${node.attribute}::VARCHAR END`;
+  if (node.attribute !== undefined)
+    return `CASE WHEN a${node.attribute} IS NOT NULL THEN ${key} || a${node.attribute}::VARCHAR END`;
   const inner = `concat_ws(',', ${node.children.map(fragment).join(', ')})`;
   return `CASE WHEN ${inner} <> '' THEN ${key} || '{' || ${inner} || '}' END`;
 }
 
 /** `CASE <expr> WHEN 'id' THEN value ... END` over a fixed table of audience values (NULL elsewhere). */
 function caseOf(expr: string, entries: [string, string][]): string {
-  return entries.length ? `CASE ${expr} ${entries.map(([k, v]) => `WHEN ${literal(k)} THEN ${v}`).join(' ')} END` : 'NULL';
+  return entries.length
+    ? `CASE ${expr} ${entries.map(([k, v]) => `WHEN ${literal(k)} THEN ${v}`).join(' ')} END`
+    : 'NULL';
 }
 
 const idList = (ids: string[]) => `[${ids.map((a) => literal(a)).join(', ')}]::VARCHAR[]`;
@@ -241,18 +250,26 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
   const entries = 'coalesce(map_entries(ups), [])';
   let kept: string;
   if (o.segmentMembership === 'all') kept = entries;
-  else if (o.segmentMembership === 'mapped') kept = `list_filter(${entries}, lambda e: list_contains(${mapped}, e.key))`;
-  else kept = `list_filter(${entries}, lambda e: list_contains(allowed, e.key) OR (unknown_allowed AND NOT list_contains(${known}, e.key)))`;
+  else if (o.segmentMembership === 'mapped')
+    kept = `list_filter(${entries}, lambda e: list_contains(${mapped}, e.key))`;
+  else
+    kept = `list_filter(${entries}, lambda e: list_contains(allowed, e.key) OR (unknown_allowed AND NOT list_contains(${known}, e.key)))`;
   // A mapped audience left with no entry in the snapshot (dropped, or the profile vanished)
   // is sent as exited at the snapshot's time. (An audience left with an entry has status exited.)
-  const exitEntry = (a: string) => `{'key': ${a}, 'value': {'lastQualificationTime': ${literal(o.evaluatedAt)}, 'status': 'exited'}}`;
+  const exitEntry = (a: string) =>
+    `{'key': ${a}, 'value': {'lastQualificationTime': ${literal(o.evaluatedAt)}, 'status': 'exited'}}`;
   const synthesized = shape.audiences.length
     ? `CASE WHEN len(exited) = 0 THEN [] ELSE list_filter([${shape.audiences.map((a) => `CASE WHEN list_contains(exited, ${literal(a)}) AND ups[${literal(a)}] IS NULL THEN ${exitEntry(literal(a))} END`).join(', ')}], lambda x: x IS NOT NULL) END`
     : '[]';
   const all = `list_sort(list_concat(${kept}, ${synthesized}))`;
   const extras: [string, (a: AudienceMeta) => number | string | null][] = [];
   if (o.includeSegmentTimestamps) {
-    extras.push(['createdAt', (a) => a.createdAt], ['updatedAt', (a) => a.updatedAt], ['mappingCreatedAt', (a) => a.mappingCreatedAt], ['mappingUpdatedAt', (a) => a.mappingUpdatedAt]);
+    extras.push(
+      ['createdAt', (a) => a.createdAt],
+      ['updatedAt', (a) => a.updatedAt],
+      ['mappingCreatedAt', (a) => a.mappingCreatedAt],
+      ['mappingUpdatedAt', (a) => a.mappingUpdatedAt],
+    );
   }
   if (o.includeSegmentNames) extras.push(['name', (a) => a.name]);
   let json: string;
@@ -280,13 +297,26 @@ function upsJson(shape: HttpShape, o: MessageOptions): string {
  * together (a projection keeps the order): the sort then holds the columns, not the
  * longer message text (at 1M profiles ~100 MB less peak memory).
  */
-export function messagesSql(shape: HttpShape, tables: DiffTables, options: MessageOptions, range: KeyRange = {}): string {
-  const attrs = shape.attributes.length ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')` : 'NULL';
+export function messagesSql(
+  shape: HttpShape,
+  tables: DiffTables,
+  options: MessageOptions,
+  range: KeyRange = {},
+): string {
+  const attrs = shape.attributes.length
+    ? `nullif(concat_ws(',', ${attributeTree(shape.attributes).map(fragment).join(', ')}), '')`
+    : 'NULL';
   const policy = mergePolicyAllowed(shape, options);
   const allowed = `list_concat(${idList(shape.audiences)}, ${policy.allowed})`;
   const d = ident(`${tables.prefix}_d`);
   const wide = shape.attributes.map((_, j) => `a${j}`);
-  const within = (key: string) => [...(range.from !== undefined ? [`${key} >= ${literal(range.from)}`] : []), ...(range.to !== undefined ? [`${key} < ${literal(range.to)}`] : [])].map((c) => ` AND ${c}`).join('');
+  const within = (key: string) =>
+    [
+      ...(range.from !== undefined ? [`${key} >= ${literal(range.from)}`] : []),
+      ...(range.to !== undefined ? [`${key} < ${literal(range.to)}`] : []),
+    ]
+      .map((c) => ` AND ${c}`)
+      .join('');
   const changed = `SELECT pk, act, exited FROM ${d} WHERE ${CHANGED}${within('pk')}`;
   const rows = `SELECT c.pk, c.act, c.exited, s.ups, ${[...wide.map((a) => `s.${a}`), 's.idj'].join(', ')}
       FROM (${changed} AND present) c JOIN (SELECT * FROM ${ident(tables.snapshot)} WHERE TRUE${within('k')}) s ON s.k = c.pk
@@ -308,16 +338,27 @@ export interface KeyRange {
 export const MESSAGES_PER_RANGE = 100_000;
 
 /** Consecutive key ranges of at most `size` messages each, covering every message in key order. */
-export async function messageRanges(engine: Engine, tables: DiffTables, size = MESSAGES_PER_RANGE): Promise<KeyRange[]> {
-  const rows = await engine.all<{ pk: string }>(`SELECT pk FROM (SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM ${ident(`${tables.prefix}_d`)} WHERE ${CHANGED})
+export async function messageRanges(
+  engine: Engine,
+  tables: DiffTables,
+  size = MESSAGES_PER_RANGE,
+): Promise<KeyRange[]> {
+  const rows = await engine.all<{
+    pk: string;
+  }>(`SELECT pk FROM (SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM ${ident(`${tables.prefix}_d`)} WHERE ${CHANGED})
     WHERE n > 1 AND (n - 1) % ${Math.max(1, Math.floor(size))} = 0 ORDER BY pk`);
   const bounds = rows.map((r) => r.pk);
-  return [undefined, ...bounds].map((from, i) => ({ ...(from === undefined ? {} : { from }), ...(i < bounds.length ? { to: bounds[i]! } : {}) }));
+  return [undefined, ...bounds].map((from, i) => ({
+    ...(from === undefined ? {} : { from }),
+    ...(i < bounds.length ? { to: bounds[i]! } : {}),
+  }));
 }
 
 /** Drops the working tables of one diff (`<prefix>_snap`, `_snap_skip`, `_base`, `_d`). */
 export async function dropDiff(engine: Engine, prefix: string): Promise<void> {
-  await engine.run(['_snap', '_snap_skip', '_base', '_d'].map((s) => `DROP TABLE IF EXISTS ${ident(prefix + s)};`).join(' '));
+  await engine.run(
+    ['_snap', '_snap_skip', '_base', '_d'].map((s) => `DROP TABLE IF EXISTS ${ident(prefix + s)};`).join(' '),
+  );
 }
 
 /** Writes the next baseline (see nextBaselineSql) to a Parquet file. */
@@ -335,8 +376,16 @@ export async function loadBaseline(engine: Engine, table: string, parquetPath: s
 }
 
 /** The first n messages, in order (for `plan --show-messages`). */
-export async function firstMessages(engine: Engine, shape: HttpShape, tables: DiffTables, options: MessageOptions, n: number): Promise<string[]> {
-  const rows = await engine.all<{ msg: string }>(`${messagesSql(shape, tables, options)} LIMIT ${Math.max(0, Math.floor(n))}`);
+export async function firstMessages(
+  engine: Engine,
+  shape: HttpShape,
+  tables: DiffTables,
+  options: MessageOptions,
+  n: number,
+): Promise<string[]> {
+  const rows = await engine.all<{ msg: string }>(
+    `${messagesSql(shape, tables, options)} LIMIT ${Math.max(0, Math.floor(n))}`,
+  );
   return rows.map((r) => r.msg);
 }
 
@@ -347,11 +396,19 @@ export async function firstMessages(engine: Engine, shape: HttpShape, tables: Di
  * time. JSON text holds no raw control character, so a single-column CSV with no quoting
  * and a control-character delimiter is exactly one message a line.
  */
-export async function writeMessages(engine: Engine, shape: HttpShape, tables: DiffTables, options: MessageOptions, file: (part: number) => string): Promise<string[]> {
+export async function writeMessages(
+  engine: Engine,
+  shape: HttpShape,
+  tables: DiffTables,
+  options: MessageOptions,
+  file: (part: number) => string,
+): Promise<string[]> {
   const files: string[] = [];
   for (const [i, range] of (await messageRanges(engine, tables)).entries()) {
     files.push(file(i));
-    await engine.run(`COPY (${messagesSql(shape, tables, options, range)}) TO ${literal(file(i))} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`);
+    await engine.run(
+      `COPY (${messagesSql(shape, tables, options, range)}) TO ${literal(file(i))} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')`,
+    );
   }
   return files;
 }

@@ -56,8 +56,15 @@ function ndjsonSelect(shape: HttpShape, files: string[]): string {
   const byRoot = new Map<string, number[]>();
   shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
   const attributeRoots = [...byRoot].map(([root, indexes], r) => ({ root, indexes, column: `_root_${r}` }));
-  const extract = attributeRoots.map(({ root, indexes, column }) => `, json_extract(${ident(root)}, [${indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1))).join(', ')}]) AS ${column}`).join('');
-  const split = attributeRoots.flatMap(({ indexes, column }) => indexes.map((j, n) => `, nullif(${column}[${n + 1}], 'null') AS a${j}`)).join('');
+  const extract = attributeRoots
+    .map(
+      ({ root, indexes, column }) =>
+        `, json_extract(${ident(root)}, [${indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1))).join(', ')}]) AS ${column}`,
+    )
+    .join('');
+  const split = attributeRoots
+    .flatMap(({ indexes, column }) => indexes.map((j, n) => `, nullif(${column}[${n + 1}], 'null') AS a${j}`))
+    .join('');
   const exclude = attributeRoots.length ? ` EXCLUDE (${attributeRoots.map((r) => r.column).join(', ')})` : '';
   return `SELECT *${exclude}${split} FROM (SELECT json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k, json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type,
       "identityMap" AS idmap, "segmentMembership".ups AS ups${extract},
@@ -77,7 +84,8 @@ function parquetSelect(shape: HttpShape, files: string[], columns: Set<string>):
   const at = (p: string[]) => (p.length > 1 ? `json_extract(${root(p[0]!)}, ${jsonPath(p.slice(1))})` : root(p[0]!));
   const attrs = shape.attributes.map((p, j) => `, ${nullJson(at(p))} AS a${j}`).join('');
   const present = (map: string) => `list_filter(map_entries(${map}), lambda e: e.value IS NOT NULL)`;
-  const rfc3339 = (t: string) => `regexp_replace(${t}, ${literal(String.raw`^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(\.\d+)?)$`)}, ${literal(String.raw`\1T\2Z`)})`;
+  const rfc3339 = (t: string) =>
+    `regexp_replace(${t}, ${literal(String.raw`^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(\.\d+)?)$`)}, ${literal(String.raw`\1T\2Z`)})`;
   const idmap = `map_from_entries(${present(`${root('identityMap')}::${IDMAP_TYPE}`)})`;
   const ups = `map_from_entries(list_transform(${present(`json_extract(${root('segmentMembership')}, '$.ups')::${UPS_TYPE}`)},
       lambda e: {'key': e.key, 'value': {'lastQualificationTime': ${rfc3339('e.value.lastQualificationTime')}, 'status': e.value.status}}))`;
@@ -96,7 +104,9 @@ function emptySelect(shape: HttpShape): string {
 /** Why a record is bad as a whole for this destination (NULL when it is fine). */
 function badSql(shape: HttpShape): string {
   const statuses = shape.audiences.map(
-    (a) => `WHEN ups[${literal(a)}] IS NOT NULL AND coalesce(ups[${literal(a)}].status, '') NOT IN (${literalList(VALID_STATUSES)})
+    (
+      a,
+    ) => `WHEN ups[${literal(a)}] IS NOT NULL AND coalesce(ups[${literal(a)}].status, '') NOT IN (${literalList(VALID_STATUSES)})
       THEN ${literal(`segmentMembership.ups.${a}.status is `)} || coalesce(to_json(ups[${literal(a)}].status)::VARCHAR, 'null') || '; expected realized, existing or exited'`,
   );
   return `CASE WHEN k IS NULL OR k = '' OR k_type NOT IN (${literalList(SCALAR_JSON_TYPES.filter((t) => t !== 'BOOLEAN'))})
@@ -105,19 +115,39 @@ function badSql(shape: HttpShape): string {
     ${statuses.join('\n    ')} END`;
 }
 
-export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: PartFile[], options: { table: string; scratchDir: string }): Promise<LoadedHttpSnapshot> {
+export async function loadHttpSnapshot(
+  engine: Engine,
+  shape: HttpShape,
+  parts: PartFile[],
+  options: { table: string; scratchDir: string },
+): Promise<LoadedHttpSnapshot> {
   const t = ident(options.table);
   const ndjson = parts.filter((p) => p.kind === 'ndjson');
   const parquet = parts.filter((p) => p.kind === 'parquet');
   let parquetColumns = new Set<string>();
   if (parquet.length) {
-    const rows = await engine.all<{ column_name: string }>(`DESCRIBE SELECT * FROM read_parquet([${literalList(parquet.map((p) => p.path))}], union_by_name = true)`).catch((e: unknown) => {
-      throw unreadable(e, parquet);
-    });
+    const rows = await engine
+      .all<{ column_name: string }>(
+        `DESCRIBE SELECT * FROM read_parquet([${literalList(parquet.map((p) => p.path))}], union_by_name = true)`,
+      )
+      .catch((e: unknown) => {
+        throw unreadable(e, parquet);
+      });
     parquetColumns = new Set(rows.map((r) => r.column_name));
   }
   const create = async (json: string[]) => {
-    const selects = [...(json.length ? [ndjsonSelect(shape, json)] : []), ...(parquet.length ? [parquetSelect(shape, parquet.map((p) => p.path), parquetColumns)] : [])];
+    const selects = [
+      ...(json.length ? [ndjsonSelect(shape, json)] : []),
+      ...(parquet.length
+        ? [
+            parquetSelect(
+              shape,
+              parquet.map((p) => p.path),
+              parquetColumns,
+            ),
+          ]
+        : []),
+    ];
     await engine.run(`CREATE OR REPLACE TABLE ${t} AS WITH src AS (${selects.length ? selects.join('\nUNION ALL BY NAME\n') : emptySelect(shape)}),
       typed AS (SELECT * EXCLUDE (k_type, _entry_errors, idmap), ${IDENTITY_JSON} AS idj, ${badSql(shape)} AS bad FROM src)
       SELECT *, ${profileColumns(shape)} FROM typed`);
@@ -148,7 +178,15 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
     const clean: string[] = [];
     for (const [i, part] of ndjson.entries()) {
       const out = path.join(options.scratchDir, `http-clean-${options.table}-${i}.ndjson`);
-      scanned.push(...(await scanNdjson(part.path, part.name, out, { keyPath: shape.keyPath, namespace: null, audiences: shape.audiences }, seen)));
+      scanned.push(
+        ...(await scanNdjson(
+          part.path,
+          part.name,
+          out,
+          { keyPath: shape.keyPath, namespace: null, audiences: shape.audiences },
+          seen,
+        )),
+      );
       clean.push(out);
       names.set(out, part.name);
     }
@@ -166,7 +204,9 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
            WHERE bad IS NULL AND k IN (SELECT k FROM ${t} WHERE bad IS NULL GROUP BY k HAVING count(*) > 1)) d
      WHERE ${t}.rowid = d.rid AND d.n > 1`,
   );
-  const bad = await engine.all<{ file: string; row: string | null; reason: string }>(`SELECT _file AS file, _row::VARCHAR AS row, bad AS reason FROM ${t} WHERE bad IS NOT NULL ORDER BY _file, _row`);
+  const bad = await engine.all<{ file: string; row: string | null; reason: string }>(
+    `SELECT _file AS file, _row::VARCHAR AS row, bad AS reason FROM ${t} WHERE bad IS NOT NULL ORDER BY _file, _row`,
+  );
   // Where a record came from matters only for reporting it: the columns go (a quarter of
   // the table's memory at 1M profiles; dropping a column does not rewrite the others).
   await engine.run(
@@ -178,7 +218,10 @@ export async function loadHttpSnapshot(engine: Engine, shape: HttpShape, parts: 
   return {
     table: options.table,
     profiles: Number(count?.n ?? 0),
-    badRecords: [...scanned, ...bad.map((b) => ({ file: names.get(b.file) ?? b.file, line: Number(b.row ?? 0), reason: b.reason }))],
+    badRecords: [
+      ...scanned,
+      ...bad.map((b) => ({ file: names.get(b.file) ?? b.file, line: Number(b.row ?? 0), reason: b.reason })),
+    ],
   };
 }
 

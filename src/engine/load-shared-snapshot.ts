@@ -18,7 +18,12 @@ import { ident } from './sql.js';
  * the order given), a LoadedSnapshot whose `table` is a view named `<options.table>_<i>`
  * equal to what `loadSnapshot(engine, shapes[i], parts, …)` would load.
  */
-export async function loadSnapshotForDataflows(engine: Engine, shapes: readonly Shape[], parts: PartFile[], options: LoadOptions): Promise<LoadedSnapshot[]> {
+export async function loadSnapshotForDataflows(
+  engine: Engine,
+  shapes: readonly Shape[],
+  parts: PartFile[],
+  options: LoadOptions,
+): Promise<LoadedSnapshot[]> {
   const groups = new Map<string, number[]>();
   shapes.forEach((shape, i) => {
     const key = JSON.stringify([shape.keyPath, shape.namespace]);
@@ -32,7 +37,9 @@ export async function loadSnapshotForDataflows(engine: Engine, shapes: readonly 
     for (const i of members) {
       const shape = shapes[i]!;
       const view = `${options.table}_${i}`;
-      await engine.run(`CREATE OR REPLACE VIEW ${ident(view)} AS SELECT ${viewColumns(union, shape).join(', ')} FROM ${ident(loaded.table)}`);
+      await engine.run(
+        `CREATE OR REPLACE VIEW ${ident(view)} AS SELECT ${viewColumns(union, shape).join(', ')} FROM ${ident(loaded.table)}`,
+      );
       results[i] = {
         table: view,
         profiles: loaded.profiles,
@@ -50,7 +57,16 @@ function unionShape(shapes: Shape[]): Shape {
   const audiences = [...new Set(shapes.flatMap((s) => s.audiences))];
   const attributes = new Map<string, string[]>();
   for (const s of shapes) for (const p of s.attributes) attributes.set(JSON.stringify(p), p);
-  return { keyPath: first.keyPath, namespace: first.namespace, attributes: [...attributes.values()], audiences, columns: [], required: [], dedup: null, statusMapped: false };
+  return {
+    keyPath: first.keyPath,
+    namespace: first.namespace,
+    attributes: [...attributes.values()],
+    audiences,
+    columns: [],
+    required: [],
+    dedup: null,
+    statusMapped: false,
+  };
 }
 
 /** The loaded table's columns under the names one dataflow's own load gives them. */
@@ -61,6 +77,8 @@ function viewColumns(union: Shape, shape: Shape): string[] {
     for (const c of ['s', 'q', 'e']) cols.push(`${ident(`${c}${u}`)} AS ${ident(`${c}${i}`)}`);
   });
   const attributeIndex = union.attributes.map((p) => JSON.stringify(p));
-  shape.attributes.forEach((p, j) => cols.push(`${ident(`a${attributeIndex.indexOf(JSON.stringify(p))}`)} AS ${ident(`a${j}`)}`));
+  shape.attributes.forEach((p, j) =>
+    cols.push(`${ident(`a${attributeIndex.indexOf(JSON.stringify(p))}`)} AS ${ident(`a${j}`)}`),
+  );
   return cols;
 }

@@ -35,7 +35,13 @@ import { internalSqlError, isAudexSqlError } from './engine-errors.js';
 import type { Engine } from './session.js';
 import type { Shape } from './shape.js';
 import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';
-import { MAX_RECORD_BYTES, QUALIFICATION_TIME_PATTERN, SCALAR_JSON_TYPES, VALID_STATUSES, type RecordRules } from './record-rules.js';
+import {
+  MAX_RECORD_BYTES,
+  QUALIFICATION_TIME_PATTERN,
+  SCALAR_JSON_TYPES,
+  VALID_STATUSES,
+  type RecordRules,
+} from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 import { describeTypeConflict } from './describe-type-conflict.js';
@@ -76,7 +82,12 @@ export function describeBadInput(snapshotId: string, audienceId: string, records
   ].join('\n');
 }
 
-export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile[], options: LoadOptions): Promise<LoadedSnapshot> {
+export async function loadSnapshot(
+  engine: Engine,
+  shape: Shape,
+  parts: PartFile[],
+  options: LoadOptions,
+): Promise<LoadedSnapshot> {
   const ndjson = parts.filter((p) => p.kind === 'ndjson');
   const parquet = parts.filter((p) => p.kind === 'parquet');
   const parquetRead = parquet.length ? await parquetReader(engine, shape, parquet, options.table) : null;
@@ -97,14 +108,20 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     needScan = ndjson.length > 0 && problems.unlocated > 0;
   } catch (error) {
     // The exact scanner can fix records, not a query that does not bind.
-    if (ndjson.length === 0 || isAudexSqlError(error)) throw await unreadableParquet(engine, error, parquet, probe, parts);
+    if (ndjson.length === 0 || isAudexSqlError(error))
+      throw await unreadableParquet(engine, error, parquet, probe, parts);
     needScan = true;
   }
   await whole;
   if (needScan) {
     const clean: PartFile[] = [];
     const seen = new Map<string, string>();
-    const rules: RecordRules = { keyPath: shape.keyPath, namespace: shape.namespace, audiences: shape.audiences, readRoots: readRoots(shape) };
+    const rules: RecordRules = {
+      keyPath: shape.keyPath,
+      namespace: shape.namespace,
+      audiences: shape.audiences,
+      readRoots: readRoots(shape),
+    };
     for (const [i, part] of ndjson.entries()) {
       const out = path.join(options.scratchDir, `clean-${options.table}-${i}.ndjson`);
       scanned.push(...(await scanNdjson(part.path, part.name, out, rules, seen)));
@@ -116,14 +133,22 @@ export async function loadSnapshot(engine: Engine, shape: Shape, parts: PartFile
     } catch (error) {
       if (isAudexSqlError(error)) throw await unreadableParquet(engine, error, parquet, probe, parts);
       // Name the user's parts, not the scanner's copies (whose lines are the records kept).
-      const named = clean.reduce((text, c) => text.replaceAll(c.path, `${c.name} (its records kept by the scanner)`), messageOf(error));
+      const named = clean.reduce(
+        (text, c) => text.replaceAll(c.path, `${c.name} (its records kept by the scanner)`),
+        messageOf(error),
+      );
       throw unreadable(new Error(named), parts);
     }
   }
   if (needScan) problems = await countProblems(engine, shape, options.table);
   const flagged = await collectSqlProblems(engine, shape, options.table, readable, problems!);
   const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(options.table)}`);
-  return { table: options.table, profiles: Number(row?.n ?? 0), badRecords: [...scanned, ...flagged.bad], entryErrors: flagged.entries };
+  return {
+    table: options.table,
+    profiles: Number(row?.n ?? 0),
+    badRecords: [...scanned, ...flagged.bad],
+    entryErrors: flagged.entries,
+  };
 }
 
 function unreadable(error: unknown, parts: PartFile[]): BadInputError {
@@ -138,11 +163,18 @@ function unreadable(error: unknown, parts: PartFile[]): BadInputError {
  * that as a binder error); otherwise audex's own SQL failing is an internal error, and any
  * other failure is unreadable input (unreadable()).
  */
-async function unreadableParquet(engine: Engine, error: unknown, parquet: PartFile[], probe: string, parts: PartFile[] = parquet): Promise<AudexError> {
+async function unreadableParquet(
+  engine: Engine,
+  error: unknown,
+  parquet: PartFile[],
+  probe: string,
+  parts: PartFile[] = parquet,
+): Promise<AudexError> {
   const conflict = parquet.length ? await describeTypeConflict(engine, parquet, probe).catch(() => null) : null;
   await engine.run(`DROP TABLE IF EXISTS ${ident(probe)}`);
   if (conflict) return new BadInputError(`cannot read snapshot parts: ${conflict}. Nothing was written.`);
-  if (isAudexSqlError(error)) return internalSqlError(`load snapshot parts ${parts.map((p) => p.name).join(', ')}`, error);
+  if (isAudexSqlError(error))
+    return internalSqlError(`load snapshot parts ${parts.map((p) => p.name).join(', ')}`, error);
   return unreadable(error, parts);
 }
 
@@ -150,7 +182,9 @@ async function unreadableParquet(engine: Engine, error: unknown, parquet: PartFi
 async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], table: string): Promise<PathAccess> {
   const probe = `${table}_parquet_schema`;
   try {
-    await engine.run(`CREATE OR REPLACE TEMP TABLE ${ident(probe)} AS SELECT * FROM read_parquet([${literalList(parts.map((p) => p.path))}], union_by_name = true) LIMIT 0`);
+    await engine.run(
+      `CREATE OR REPLACE TEMP TABLE ${ident(probe)} AS SELECT * FROM read_parquet([${literalList(parts.map((p) => p.path))}], union_by_name = true) LIMIT 0`,
+    );
     const rows = await engine.all<{ column_name: string }>(`DESCRIBE ${ident(probe)}`);
     return await parquetAccess(engine, probe, new Set(rows.map((r) => r.column_name)), readPaths(shape));
   } catch (error) {
@@ -217,7 +251,9 @@ function typedModeColumns(shape: Shape, scanned: boolean): string[] {
     const entries = fieldChain('identityMap', [shape.namespace]);
     const notScalar = scanned ? 'FALSE' : `(starts_with(e.id, '{') OR starts_with(e.id, '['))`;
     cols.push(`[e.id FOR e IN ${entries}] AS idv`);
-    cols.push(`len(list_filter(${entries}, lambda e: e IS NOT NULL AND (e.id IS NULL OR ${notScalar}))) > 0 AS id_missing`);
+    cols.push(
+      `len(list_filter(${entries}, lambda e: e IS NOT NULL AND (e.id IS NULL OR ${notScalar}))) > 0 AS id_missing`,
+    );
   }
   shape.audiences.forEach((a, i) => {
     cols.push(`${fieldChain('segmentMembership', ['ups', a])} IS NOT NULL AS m${i}`);
@@ -250,7 +286,12 @@ function splitRootColumns(shape: Shape): { select: string[]; exclude: string[] }
 
 /** The top-level fields the typed NDJSON read declares (besides the scanner's own). */
 function readRoots(shape: Shape): string[] {
-  return [shape.keyPath[0]!, ...shape.attributes.map((p) => p[0]!), ...(shape.namespace !== null ? ['identityMap'] : []), 'segmentMembership'];
+  return [
+    shape.keyPath[0]!,
+    ...shape.attributes.map((p) => p[0]!),
+    ...(shape.namespace !== null ? ['identityMap'] : []),
+    'segmentMembership',
+  ];
 }
 
 function ndjsonColumnTypes(shape: Shape): string {
@@ -325,7 +366,11 @@ function createTableSql(
     const read = `SELECT ${typedModeColumns(shape, scanned).join(', ')}, ${file} AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
        FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = ${scanned},
                       maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`;
-    selects.push(roots.select.length ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.select.join(', ')} FROM (${read})` : read);
+    selects.push(
+      roots.select.length
+        ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.select.join(', ')} FROM (${read})`
+        : read,
+    );
   }
   if (parquet.length > 0 && parquetRead) {
     selects.push(
@@ -335,7 +380,12 @@ function createTableSql(
   }
   if (selects.length === 0) {
     // A snapshot without parts is valid and empty: same columns, no rows.
-    selects.push(`SELECT ${jsonModeColumns(shape, jsonRootAccess(() => 'NULL::JSON')).join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row, NULL::JSON AS _entry_errors WHERE FALSE`);
+    selects.push(
+      `SELECT ${jsonModeColumns(
+        shape,
+        jsonRootAccess(() => 'NULL::JSON'),
+      ).join(', ')}, NULL::VARCHAR AS _file, NULL::BIGINT AS _row, NULL::JSON AS _entry_errors WHERE FALSE`,
+    );
   }
   // Sorted, distinct, non-empty ids; one id (the common case) needs no list functions.
   const ids =

@@ -32,7 +32,12 @@ interface Resolved {
  * Resolves every path against the parts' schema (`probeTable`: an empty table with the
  * unified columns) and returns an accessor for the SELECT over read_parquet.
  */
-export async function parquetAccess(engine: Engine, probeTable: string, columns: Set<string>, paths: readonly (readonly string[])[]): Promise<PathAccess> {
+export async function parquetAccess(
+  engine: Engine,
+  probeTable: string,
+  columns: Set<string>,
+  paths: readonly (readonly string[])[],
+): Promise<PathAccess> {
   const typeOf = async (expr: string): Promise<string | null> => {
     try {
       const [row] = await engine.all<{ column_type: string }>(`DESCRIBE SELECT ${expr} AS x FROM ${ident(probeTable)}`);
@@ -55,7 +60,11 @@ export async function parquetAccess(engine: Engine, probeTable: string, columns:
     let i = 0;
     for (; i < rest.length && type !== 'JSON'; i++) {
       const segment = rest[i]!;
-      const next = type.startsWith('STRUCT(') ? `${expr}.${ident(segment)}` : type.startsWith('MAP(') ? `${expr}[${literal(segment)}]` : null;
+      const next = type.startsWith('STRUCT(')
+        ? `${expr}.${ident(segment)}`
+        : type.startsWith('MAP(')
+          ? `${expr}[${literal(segment)}]`
+          : null;
       const nextType = next === null ? null : await typeOf(next);
       if (next === null || nextType === null) break;
       expr = next;
@@ -68,7 +77,8 @@ export async function parquetAccess(engine: Engine, probeTable: string, columns:
     if (found === undefined) throw new Error(`internal: Parquet path ${path.join('.')} was not resolved`);
     return found;
   };
-  const asJson = (r: Resolved) => (r.type === 'JSON' ? r.expr : isTimestamp(r.type) ? `to_json(${rfc3339(r)})` : `to_json(${r.expr})`);
+  const asJson = (r: Resolved) =>
+    r.type === 'JSON' ? r.expr : isTimestamp(r.type) ? `to_json(${rfc3339(r)})` : `to_json(${r.expr})`;
   return {
     json(path) {
       const r = get(path);

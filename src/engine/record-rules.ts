@@ -82,7 +82,8 @@ export function checkRecord(record: unknown, rules: RecordRules): Verdict {
 }
 
 function checkMembership(audience: string, status: unknown, time: unknown): string | null {
-  if (status !== null && status !== undefined && !isScalarText(status)) return `segmentMembership.ups.${audience}.status is not a string`;
+  if (status !== null && status !== undefined && !isScalarText(status))
+    return `segmentMembership.ups.${audience}.status is not a string`;
   if (status == null || !(VALID_STATUSES as readonly string[]).includes(String(status))) {
     return `segmentMembership.ups.${audience}.status is ${JSON.stringify(status ?? null)}; expected realized, existing or exited`;
   }

@@ -9,8 +9,16 @@ export type { RunRows } from './run-rows.js';
 export type { Engine } from './session.js';
 // Dataset exports (writers/write-dataset-parts.ts): batch copies and line reading.
 export {
-  dropTableSql, firstLine, parquetJsonLinesSql, parquetPartSql, parquetSource, rowRangeSql, rowsTableSql,
-  type CopyFormat, type ReadBatches, type ScannedBatchFile,
+  dropTableSql,
+  firstLine,
+  parquetJsonLinesSql,
+  parquetPartSql,
+  parquetSource,
+  rowRangeSql,
+  rowsTableSql,
+  type CopyFormat,
+  type ReadBatches,
+  type ScannedBatchFile,
 } from './copy-batches.js';
 export { forEachLine } from './scan-lines.js';
 export { isBlankLine } from './scan-records.js';
@@ -23,13 +31,25 @@ export async function renderCsvHeader(rows: RunRows, csv: CsvOptions): Promise<s
 }
 
 /** Writes rows first..last (1-based) as CSV lines (`csv` given) or JSON lines, one "\n" each, uncompressed. */
-export async function copyTextLines(rows: RunRows, csv: CsvOptions | null, firstRow: number, lastRow: number, file: string): Promise<void> {
+export async function copyTextLines(
+  rows: RunRows,
+  csv: CsvOptions | null,
+  firstRow: number,
+  lastRow: number,
+  file: string,
+): Promise<void> {
   const { engine, shape, table } = RunRows.locate(rows);
   await engine.run(textLinesCopySql(shape, table, csv, firstRow, lastRow, file));
 }
 
 /** Writes rows first..last (1-based) as one Parquet file with the mapping's column types. */
-export async function copyParquetPart(rows: RunRows, firstRow: number, lastRow: number, file: string, gzip: boolean): Promise<void> {
+export async function copyParquetPart(
+  rows: RunRows,
+  firstRow: number,
+  lastRow: number,
+  file: string,
+  gzip: boolean,
+): Promise<void> {
   const { engine, shape, table } = RunRows.locate(rows);
   await engine.run(parquetCopySql(shape, table, firstRow, lastRow, file, gzip));
 }

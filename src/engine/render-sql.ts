@@ -24,8 +24,13 @@ export function csvCellSql(value: string, csv: CsvOptions): string {
     else {
       // A real string equal to the text written for null or empty (`null`) is quoted, so a
       // reader that tells quoted from unquoted fields can tell them apart.
-      const lookalikes = [csv.nullValue, csv.emptyValue].filter((s) => s === 'null').map((s) => `${value} = ${literal(s)}`);
-      const needs = [...[delim, '"', esc, '\n', '\r'].map((ch) => `contains(${value}, ${literal(ch)})`), ...lookalikes].join(' OR ');
+      const lookalikes = [csv.nullValue, csv.emptyValue]
+        .filter((s) => s === 'null')
+        .map((s) => `${value} = ${literal(s)}`);
+      const needs = [
+        ...[delim, '"', esc, '\n', '\r'].map((ch) => `contains(${value}, ${literal(ch)})`),
+        ...lookalikes,
+      ].join(' OR ');
       body = `CASE WHEN ${needs} THEN ${quoted} ELSE ${value} END`;
     }
   } else {
@@ -39,7 +44,10 @@ export function csvCellSql(value: string, csv: CsvOptions): string {
 }
 
 export function csvHeaderSql(shape: Shape, csv: CsvOptions): string {
-  return `SELECT ${csvLine(shape.columns.map((c) => literal(c.target)), csv)} AS line`;
+  return `SELECT ${csvLine(
+    shape.columns.map((c) => literal(c.target)),
+    csv,
+  )} AS line`;
 }
 
 function csvLine(values: string[], csv: CsvOptions): string {
@@ -58,7 +66,13 @@ export function jsonLinesSql(shape: Shape, table: string, where = ''): string {
   return `SELECT json_object(${pairs.join(', ')})::VARCHAR AS line FROM ${ident(table)} ${where}`;
 }
 
-const PARQUET_TYPES = { string: 'VARCHAR', int64: 'BIGINT', double: 'DOUBLE', boolean: 'BOOLEAN', timestamp: 'TIMESTAMPTZ' } as const;
+const PARQUET_TYPES = {
+  string: 'VARCHAR',
+  int64: 'BIGINT',
+  double: 'DOUBLE',
+  boolean: 'BOOLEAN',
+  timestamp: 'TIMESTAMPTZ',
+} as const;
 
 /**
  * The typed Parquet value, or NULL when the value does not convert exactly: int64 takes
@@ -91,12 +105,24 @@ export function parquetTypeErrorsSql(shape: Shape, table: string): string | null
   const checks = shape.columns
     .map((c, i) => ({ c, i }))
     .filter(({ c }) => c.type !== 'string')
-    .map(({ c, i }) => `SELECT k, ${literal(c.source)} AS source, ${literal(c.type)} AS type, ${renderText(`j${i}`)} AS value
-       FROM ${ident(table)} WHERE j${i} IS NOT NULL AND ${typedValue(shape, i)} IS NULL`);
+    .map(
+      ({
+        c,
+        i,
+      }) => `SELECT k, ${literal(c.source)} AS source, ${literal(c.type)} AS type, ${renderText(`j${i}`)} AS value
+       FROM ${ident(table)} WHERE j${i} IS NOT NULL AND ${typedValue(shape, i)} IS NULL`,
+    );
   return checks.length ? `${checks.join(' UNION ALL ')} ORDER BY k LIMIT 10` : null;
 }
 
-export function parquetCopySql(shape: Shape, table: string, firstRow: number, lastRow: number, file: string, gzip: boolean): string {
+export function parquetCopySql(
+  shape: Shape,
+  table: string,
+  firstRow: number,
+  lastRow: number,
+  file: string,
+  gzip: boolean,
+): string {
   const cols = shape.columns.map((c, i) => `${typedValue(shape, i)}::${PARQUET_TYPES[c.type]} AS ${ident(c.target)}`);
   return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1})
     TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
@@ -108,7 +134,14 @@ export function parquetCopySql(shape: Shape, table: string, firstRow: number, la
  * writer adds nothing to a one-column value (it is parallel and needs no round trip
  * through JavaScript per line). The delimiter is never looked at for a single column.
  */
-export function textLinesCopySql(shape: Shape, table: string, csv: CsvOptions | null, firstRow: number, lastRow: number, file: string): string {
+export function textLinesCopySql(
+  shape: Shape,
+  table: string,
+  csv: CsvOptions | null,
+  firstRow: number,
+  lastRow: number,
+  file: string,
+): string {
   const range = `WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1}`;
   const lines = csv ? csvLinesSql(shape, table, csv, range) : jsonLinesSql(shape, table, range);
   // COMPRESSION none: DuckDB would otherwise gzip a file whose name ends in .gz (staged

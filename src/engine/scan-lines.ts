@@ -16,7 +16,6 @@ export interface BadRecord {
   reason: string;
 }
 
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Fields the clean copy carries so SQL can still name the original line and bad entries. */
@@ -57,7 +56,10 @@ export async function forEachLine(
   }
 }
 
-async function readLines(input: string, handle: (bytes: Buffer, length: number) => Promise<void> | void): Promise<void> {
+async function readLines(
+  input: string,
+  handle: (bytes: Buffer, length: number) => Promise<void> | void,
+): Promise<void> {
   const source = createReadStream(input, { highWaterMark: 1 << 20 });
   const gunzip = input.endsWith('.gz') ? createGunzip() : null;
   // A read error of the file ends the gunzip stream with that error, so the loop sees it.
@@ -115,7 +117,11 @@ export async function scanNdjson(
     if (length === 0 || (length === 1 && bytes[0] === 0x0d)) return;
     const where = `${displayName}:${lineNo}`;
     if (length > MAX_RECORD_BYTES) {
-      bad.push({ file: displayName, line: lineNo, reason: `the record is longer than ${MAX_RECORD_BYTES / 1024 / 1024} MiB` });
+      bad.push({
+        file: displayName,
+        line: lineNo,
+        reason: `the record is longer than ${MAX_RECORD_BYTES / 1024 / 1024} MiB`,
+      });
       return;
     }
     let text: string;
@@ -145,12 +151,18 @@ export async function scanNdjson(
     }
     const first = seenKeys.get(verdict.key);
     if (first !== undefined) {
-      bad.push({ file: displayName, line: lineNo, reason: `duplicate profile key "${verdict.key}" (first at ${first})` });
+      bad.push({
+        file: displayName,
+        line: lineNo,
+        reason: `duplicate profile key "${verdict.key}" (first at ${first})`,
+      });
       return;
     }
     seenKeys.set(verdict.key, where);
     // Bad membership entries are stamped into the copy; SQL reports them with the others.
-    const stamped = verdict.entryErrors.length ? stampEntryErrors(record as Record<string, unknown>, lineNo, verdict.entryErrors) : stampLine(text, lineNo);
+    const stamped = verdict.entryErrors.length
+      ? stampEntryErrors(record as Record<string, unknown>, lineNo, verdict.entryErrors)
+      : stampLine(text, lineNo);
     batch.push(`${stamped}\n`);
     if (batch.length >= 2048) await flush();
   };

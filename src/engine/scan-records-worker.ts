@@ -6,6 +6,7 @@ import { scanRecordLines } from './scan-records.js';
 parentPort?.on('message', (job: { id: number; file: string; name: string }) => {
   scanRecordLines(job.file, job.name).then(
     (result) => parentPort?.postMessage({ id: job.id, result }),
-    (error: unknown) => parentPort?.postMessage({ id: job.id, error: error instanceof Error ? error.message : String(error) }),
+    (error: unknown) =>
+      parentPort?.postMessage({ id: job.id, error: error instanceof Error ? error.message : String(error) }),
   );
 });

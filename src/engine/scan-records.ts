@@ -48,7 +48,8 @@ export async function scanRecordLines(file: string, name: string): Promise<Recor
     } catch (error) {
       return fail(`not valid JSON (${(error as Error).message})`);
     }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail('the line is not a JSON object');
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      return fail('the line is not a JSON object');
     records += 1;
   });
   return { records, bad };

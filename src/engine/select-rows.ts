@@ -37,9 +37,7 @@ import type { Column, Shape } from './shape.js';
 import { ident, literal, literalList } from './sql.js';
 import { ACTIVE_STATUSES } from './record-rules.js';
 
-export type Selection =
-  | { kind: 'full' }
-  | { kind: 'diff'; baselineTable: string };
+export type Selection = { kind: 'full' } | { kind: 'diff'; baselineTable: string };
 
 export interface SelectionCounts {
   profilesReceived: number;
@@ -88,7 +86,8 @@ export function isWhole(json: string): string {
  * one: a second pass takes those the first skipped (they are never next to each other).
  */
 function wholeNumbersInText(text: string): string {
-  const pass = (t: string) => `regexp_replace(${t}, ${literal('("(?:[^"\\\\]|\\\\.)*")|([:,[]-?[0-9]{1,15})\\.0([,\\]}])')}, '\\1\\2\\3', 'g')`;
+  const pass = (t: string) =>
+    `regexp_replace(${t}, ${literal('("(?:[^"\\\\]|\\\\.)*")|([:,[]-?[0-9]{1,15})\\.0([,\\]}])')}, '\\1\\2\\3', 'g')`;
   return pass(pass(text));
 }
 
@@ -108,7 +107,9 @@ function columnValue(shape: Shape, column: Column, row: string, raw = false): st
   switch (column.ref.kind) {
     case 'attribute':
       // The key path always has a value (a vanished member has no attributes left, but its key).
-      value = isKeyPath(shape, column) ? `coalesce(${row}.a${column.attribute}, to_json(${row}.k))` : `${row}.a${column.attribute}`;
+      value = isKeyPath(shape, column)
+        ? `coalesce(${row}.a${column.attribute}, to_json(${row}.k))`
+        : `${row}.a${column.attribute}`;
       break;
     case 'status':
       value = `to_json(${row}.status)`;
@@ -138,9 +139,15 @@ function isKeyPath(shape: Shape, column: Column): boolean {
  * engine's own data (test/unit/sha256-normalise.test.ts compares every cased character).
  */
 const ASCII_SPACE = ' \t\n\x0b\f\r';
-const JS_TRIM_CLASS = '[\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}]';
+const JS_TRIM_CLASS =
+  '[\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}]';
 /** Code points whose lower case the engine's lower() does not know (Unicode 16 additions). */
-const LOWER_GAPS: [number, number][] = [[0x1c89, 0x1c89], [0xa7c0, 0xa7ff], [0x10d50, 0x10d65], [0x16ea0, 0x16eb8]];
+const LOWER_GAPS: [number, number][] = [
+  [0x1c89, 0x1c89],
+  [0xa7c0, 0xa7ff],
+  [0x10d50, 0x10d65],
+  [0x16ea0, 0x16eb8],
+];
 function lowerGapTable(): { from: string; to: string } {
   let from = '';
   let to = '';
@@ -199,9 +206,14 @@ function candidatesSql(shape: Shape, snapshot: string, audience: number, selecti
     WHERE b.k IS NOT NULL OR (${active})`;
   // Rows that are not written carry an attribute only when it makes a retained member's
   // dedup key (a retained member outranks every newcomer, so nothing else of it is compared).
-  const keyAttributes = new Set(shape.dedup?.kind === 'attributes' ? shape.dedup.columns.map((i) => shape.columns[i]!.attribute) : []);
+  const keyAttributes = new Set(
+    shape.dedup?.kind === 'attributes' ? shape.dedup.columns.map((i) => shape.columns[i]!.attribute) : [],
+  );
   const attrs = shape.attributes
-    .map((_, j) => `, CASE WHEN j.kind IN ${keyAttributes.has(j) ? `('member', 'exit', 'retained')` : `('member', 'exit')`} THEN j.a${j} END AS a${j}`)
+    .map(
+      (_, j) =>
+        `, CASE WHEN j.kind IN ${keyAttributes.has(j) ? `('member', 'exit', 'retained')` : `('member', 'exit')`} THEN j.a${j} END AS a${j}`,
+    )
     .join('');
   return `SELECT j.k, j.kind,
       CASE j.kind WHEN 'exit' THEN 'exited' WHEN 'unread' THEN j.b_status ELSE j.s_status END AS status,
@@ -241,7 +253,8 @@ export async function selectRows(
   const valued = `${output}_valued`;
   await engine.run(valuedSql(shape, snapshot, audience, selection, valued));
   // Members that lose a dedup key are marked in place: the rows keep their order.
-  if (shape.dedup) await engine.run(`UPDATE ${ident(valued)} SET lost = TRUE WHERE k IN (${losersSql(shape, selection, valued)})`);
+  if (shape.dedup)
+    await engine.run(`UPDATE ${ident(valued)} SET lost = TRUE WHERE k IN (${losersSql(shape, selection, valued)})`);
   if (selection.kind === 'diff') await engine.run(diffRowsSql(shape, valued, output));
   else {
     // Rows go out ordered by profile key, then id. A full selection from a snapshot whose
@@ -259,7 +272,9 @@ export async function selectRows(
 function valuedSql(shape: Shape, snapshot: string, audience: number, selection: Selection, valued: string): string {
   const cols = shape.columns;
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
-  const profileValues = cols.map((c, i) => (c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(shape, c, 'c')} AS j${i}`));
+  const profileValues = cols.map((c, i) =>
+    c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(shape, c, 'c')} AS j${i}`,
+  );
   return `CREATE OR REPLACE TABLE ${ident(valued)} AS
     SELECT c.k, c.kind, c.status, c.qtime, c.ids,
       ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok, FALSE AS lost,
@@ -274,11 +289,17 @@ function losersSql(shape: Shape, selection: Selection, valued: string): string {
     .map((c, i) => ({ c, i }))
     .filter(({ c, i }) => c.ref.kind !== 'identity' && !(dedup.kind === 'attributes' && dedup.columns.includes(i)));
   const tieBreak = otherCols.map(({ i }) => `, ${renderText(`v.j${i}`)} ASC NULLS LAST`).join('');
-  const keyValue = dedup.kind === 'identity' ? 'unnest(v.ids)::VARCHAR' : `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
+  const keyValue =
+    dedup.kind === 'identity'
+      ? 'unnest(v.ids)::VARCHAR'
+      : `to_json([${dedup.columns.map((i) => renderText(`v.j${i}`)).join(', ')}])::VARCHAR`;
   // Only key values held by more than one profile need the (costly) ranking. A retained
   // member keeps what it holds: the destination already has it under that value. So only
   // values a newcomer holds are contested (in a diff, a few among the retained members').
-  const newcomerValues = selection.kind === 'diff' ? `SEMI JOIN (SELECT DISTINCT key_value FROM keyed WHERE kind = 'member') n USING (key_value)` : '';
+  const newcomerValues =
+    selection.kind === 'diff'
+      ? `SEMI JOIN (SELECT DISTINCT key_value FROM keyed WHERE kind = 'member') n USING (key_value)`
+      : '';
   return `WITH keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained')
     SELECT DISTINCT k FROM (
       SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY kind = 'retained' DESC, ${qualificationTimeSql('qtime')} DESC NULLS LAST${tieBreak}, k ASC) AS r
@@ -289,11 +310,14 @@ function losersSql(shape: Shape, selection: Selection, valued: string): string {
 /** The written row's values: the profile's, and the identity column's value of this row's id. */
 function rowValues(shape: Shape): string {
   const idColumn = shape.columns.findIndex((c) => c.ref.kind === 'identity');
-  return shape.columns.map((c, i) => (i === idColumn ? `${columnValue(shape, c, 'x')} AS j${i}` : `x.j${i}`)).join(', ');
+  return shape.columns
+    .map((c, i) => (i === idColumn ? `${columnValue(shape, c, 'x')} AS j${i}` : `x.j${i}`))
+    .join(', ');
 }
 
 /** One row per id of each candidate in `from` (one row without an id when it has none). */
-const explodeSql = (from: string) => `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
+const explodeSql = (from: string) =>
+  `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
 
 /** A diff's rows: entering members and (when the status is mapped) exits, sorted. */
 function diffRowsSql(shape: Shape, valued: string, output: string): string {
@@ -375,6 +399,8 @@ export function selectionTables(output: string): string[] {
 
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */
 export function activeMembersSql(shape: Shape, snapshot: string): string {
-  const counts = shape.audiences.map((_, i) => `count(*) FILTER (WHERE s${i} IN ${ACTIVE} AND e${i} IS NULL)::VARCHAR AS m${i}`);
+  const counts = shape.audiences.map(
+    (_, i) => `count(*) FILTER (WHERE s${i} IN ${ACTIVE} AND e${i} IS NULL)::VARCHAR AS m${i}`,
+  );
   return `SELECT ${counts.join(', ')} FROM ${ident(snapshot)}`;
 }

@@ -38,7 +38,13 @@ export function buildShape(dataflow: Dataflow): Shape {
   const columns: Column[] = dataflow.mapping.map((m) => {
     const ref = parseSourcePath(m.source);
     if (typeof ref === 'string') throw new Error(ref); // the schema rejected this already
-    const column: Column = { target: m.target ?? defaultTargetName(m.source), source: m.source, ref, type: m.type, sha256: m.transform === 'sha256' };
+    const column: Column = {
+      target: m.target ?? defaultTargetName(m.source),
+      source: m.source,
+      ref,
+      type: m.type,
+      sha256: m.transform === 'sha256',
+    };
     if (ref.kind === 'attribute') {
       const key = ref.path.join('.');
       let index = attributeIndex.get(key);

@@ -50,11 +50,12 @@ export const ENCRYPTED_SUFFIX = '.gpg';
 // longest extension ('.gz.parquet.gpg'). Base names are cut so that every part of
 // every format still fits in one 255-byte segment.
 const MAX_PART_DIGITS = 5;
-const LONGEST_EXTENSION_BYTES = Math.max(
-  ...(['csv', 'json', 'parquet'] as const).flatMap((f) =>
-    (['none', 'gzip'] as const).map((c) => utf8Length(fileExtension(f, c))),
-  ),
-) + ENCRYPTED_SUFFIX.length;
+const LONGEST_EXTENSION_BYTES =
+  Math.max(
+    ...(['csv', 'json', 'parquet'] as const).flatMap((f) =>
+      (['none', 'gzip'] as const).map((c) => utf8Length(fileExtension(f, c))),
+    ),
+  ) + ENCRYPTED_SUFFIX.length;
 const MAX_BASE_NAME_BYTES = MAX_SEGMENT_BYTES - 1 - MAX_PART_DIGITS - LONGEST_EXTENSION_BYTES;
 
 // A token name starts with a letter so that a stray `%` in literal text (e.g.
@@ -112,7 +113,9 @@ function toZonedTime(at: Date, timezone: string): DateTime {
   }
   const dt = DateTime.fromJSDate(at, { zone: timezone });
   if (!dt.isValid) {
-    throw new Error(`invalid timezone ${JSON.stringify(timezone)}: ${dt.invalidExplanation ?? dt.invalidReason ?? 'unknown reason'}`);
+    throw new Error(
+      `invalid timezone ${JSON.stringify(timezone)}: ${dt.invalidExplanation ?? dt.invalidReason ?? 'unknown reason'}`,
+    );
   }
   return dt;
 }
@@ -204,7 +207,10 @@ export function expandTemplate(template: string, ctx: NameContext, caps: Partial
 const HASH_SUFFIX_BYTES = 9;
 function shortenValue(value: string, maxBytes: number): string {
   if (utf8Length(value) <= maxBytes) return value;
-  const hash = createHash('sha256').update(value).digest('hex').slice(0, HASH_SUFFIX_BYTES - 1);
+  const hash = createHash('sha256')
+    .update(value)
+    .digest('hex')
+    .slice(0, HASH_SUFFIX_BYTES - 1);
   return `${truncateUtf8(value, Math.max(0, maxBytes - HASH_SUFFIX_BYTES))}~${hash}`;
 }
 
@@ -309,11 +315,17 @@ function findTokenProblems(field: TemplateField, template: string): TemplateErro
     if (!KNOWN_TOKENS.includes(name)) {
       const upper = name.toUpperCase();
       const hint = KNOWN_TOKENS.includes(upper) ? ` (token names are case-sensitive: did you mean %${upper}%?)` : '';
-      errors.push({ field, message: `unknown token ${m[0]}${hint}; known tokens: ${KNOWN_TOKENS.map((t) => `%${t}%`).join(', ')}` });
+      errors.push({
+        field,
+        message: `unknown token ${m[0]}${hint}; known tokens: ${KNOWN_TOKENS.map((t) => `%${t}%`).join(', ')}`,
+      });
     } else if (arg !== undefined && name !== 'DATETIME') {
       errors.push({ field, message: `token %${name}% does not take an argument (${m[0]})` });
     } else if (name === 'DATETIME' && arg !== undefined && arg.trim() === '') {
-      errors.push({ field, message: `${m[0]} has an empty pattern; use %DATETIME% for the default ${DEFAULT_DATETIME_PATTERN}` });
+      errors.push({
+        field,
+        message: `${m[0]} has an empty pattern; use %DATETIME% for the default ${DEFAULT_DATETIME_PATTERN}`,
+      });
     }
   }
   return errors;
@@ -340,7 +352,10 @@ export function findTemplateProblems(
   errors.push(...findTokenProblems('folderPath', folderPath));
   // Absolute POSIX/UNC paths and Windows drive paths (`C:`, `C:\`, `C:/`).
   if (/^[/\\]/.test(folderPath) || /^[A-Za-z]:/.test(folderPath)) {
-    errors.push({ field: 'folderPath', message: `folderPath must be relative to the destination, got ${JSON.stringify(folderPath)}` });
+    errors.push({
+      field: 'folderPath',
+      message: `folderPath must be relative to the destination, got ${JSON.stringify(folderPath)}`,
+    });
   }
   // `\` is split on too: it is not a separator on POSIX, but `a\..\b` is
   // plainly meant as traversal and would be one on Windows.
@@ -370,7 +385,16 @@ export function findTemplateProblems(
 
 export type TimeLevel = 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second';
 export const TIME_LEVELS: readonly TimeLevel[] = ['year', 'month', 'day', 'hour', 'minute', 'second'];
-const LEVEL_OF_FIELD: Record<string, TimeLevel> = { YYYY: 'year', yyyy: 'year', MM: 'month', dd: 'day', DD: 'day', HH: 'hour', mm: 'minute', ss: 'second' };
+const LEVEL_OF_FIELD: Record<string, TimeLevel> = {
+  YYYY: 'year',
+  yyyy: 'year',
+  MM: 'month',
+  dd: 'day',
+  DD: 'day',
+  HH: 'hour',
+  mm: 'minute',
+  ss: 'second',
+};
 
 /**
  * How finely the names of two runs differ by time: the date/time levels the templates'
@@ -378,7 +402,10 @@ const LEVEL_OF_FIELD: Record<string, TimeLevel> = { YYYY: 'year', yyyy: 'year', 
  * `%RUN_ID%` makes every run's name its own. Also the patterns that hold no date letter
  * at all (written literally, so they tell runs apart by nothing).
  */
-export function findTimeResolution(...templates: string[]): { levels: Set<TimeLevel> | 'unique'; literalPatterns: string[] } {
+export function findTimeResolution(...templates: string[]): {
+  levels: Set<TimeLevel> | 'unique';
+  literalPatterns: string[];
+} {
   const levels = new Set<TimeLevel>();
   const literalPatterns: string[] = [];
   let unique = false;
@@ -389,7 +416,7 @@ export function findTimeResolution(...templates: string[]): { levels: Set<TimeLe
       if (m[1] !== 'DATETIME') continue;
       const pattern = m[2] ?? DEFAULT_DATETIME_PATTERN;
       const found = new Set<TimeLevel>();
-      for (let i = 0; i < pattern.length; ) {
+      for (let i = 0; i < pattern.length;) {
         const field = DATETIME_FIELDS.find(([f]) => pattern.startsWith(f, i))?.[0];
         if (field) found.add(LEVEL_OF_FIELD[field]!);
         i += field ? field.length : 1;

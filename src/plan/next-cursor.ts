@@ -23,7 +23,13 @@ export function nextCursor(previous: Cursor | undefined, run: CursorRun, outcome
   if (!run.advancesCursor || outcome.status !== 'success') return previous;
   const baseline = run.mode === 'incremental' ? stateKeys.baseline(run.audienceId, run.runId) : undefined;
   return {
-    audienceId: run.audienceId, lastSlot: run.logicalTime.toISOString(), runId: run.runId, snapshotId: run.snapshotId, mode: run.mode,
-    ...(baseline ? { baseline, ...(outcome.baselineSize === undefined ? {} : { baselineSize: outcome.baselineSize }) } : {}),
+    audienceId: run.audienceId,
+    lastSlot: run.logicalTime.toISOString(),
+    runId: run.runId,
+    snapshotId: run.snapshotId,
+    mode: run.mode,
+    ...(baseline
+      ? { baseline, ...(outcome.baselineSize === undefined ? {} : { baselineSize: outcome.baselineSize }) }
+      : {}),
   };
 }

@@ -76,9 +76,20 @@ export interface ScheduledPlanInput {
   pinnedSnapshot?: string;
 }
 
-export function deriveRunId(dataflowId: string, audienceId: string, mode: RunMode, trigger: RunTrigger, logicalTime: Date): string {
-  const hash = createHash('sha256').update([dataflowId, audienceId, mode, trigger, logicalTime.toISOString()].join('\n')).digest('hex');
-  const stamp = logicalTime.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+export function deriveRunId(
+  dataflowId: string,
+  audienceId: string,
+  mode: RunMode,
+  trigger: RunTrigger,
+  logicalTime: Date,
+): string {
+  const hash = createHash('sha256')
+    .update([dataflowId, audienceId, mode, trigger, logicalTime.toISOString()].join('\n'))
+    .digest('hex');
+  const stamp = logicalTime
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${hash.slice(0, 8)}`;
 }
 
@@ -88,14 +99,24 @@ function selectionFor(mode: RunMode, cursor: Cursor | undefined): PlannedSelecti
 }
 
 /** Checks that the snapshot knows the audience and that the mode suits its profile type. */
-function checkAudience(audience: AudienceConfig, index: number, snapshot: SnapshotInfo): { name: string } | { error: string; kind: PlanProblemKind } {
+function checkAudience(
+  audience: AudienceConfig,
+  index: number,
+  snapshot: SnapshotInfo,
+): { name: string } | { error: string; kind: PlanProblemKind } {
   const known = snapshot.audiences.find((a) => a.id === audience.id);
   if (!known) {
     const ids = snapshot.audiences.map((a) => a.id).join(', ') || 'none';
-    return { error: `audience ${audience.id} is not in snapshot ${snapshot.snapshotId} (its audiences: ${ids}); check audiences[${index}].id`, kind: 'run' };
+    return {
+      error: `audience ${audience.id} is not in snapshot ${snapshot.snapshotId} (its audiences: ${ids}); check audiences[${index}].id`,
+      kind: 'run',
+    };
   }
   if (known.profileType === 'prospect' && audience.mode === 'incremental') {
-    return { error: `audiences[${index}].mode: ${audience.id} is a prospect audience; prospect audiences export full files only (set mode: full)`, kind: 'config' };
+    return {
+      error: `audiences[${index}].mode: ${audience.id} is a prospect audience; prospect audiences export full files only (set mode: full)`,
+      kind: 'config',
+    };
   }
   return { name: known.name };
 }
@@ -110,7 +131,10 @@ export function planScheduledRuns(input: ScheduledPlanInput): Plan {
   input.dataflow.audiences.forEach((audience, index) => {
     const resumed = planResumes(input, audience, plan);
     if (resumed.stopped) return;
-    const due = audience.schedule.trigger === 'afterEvaluation' ? dueAfterEvaluation(input, audience, resumed.cursor) : dueScheduledSlot(input, audience, resumed.cursor);
+    const due =
+      audience.schedule.trigger === 'afterEvaluation'
+        ? dueAfterEvaluation(input, audience, resumed.cursor)
+        : dueScheduledSlot(input, audience, resumed.cursor);
     if ('idle' in due) plan.idle.push(due.idle);
     else planDueRun(input, audience, index, resumed.cursor, due, plan);
   });
@@ -121,8 +145,23 @@ function scheduledTrigger(audience: AudienceConfig): RunTrigger {
   return audience.schedule.trigger === 'afterEvaluation' ? 'afterEvaluation' : 'schedule';
 }
 
-function addProblem(plan: Plan, audience: AudienceConfig, error: string, logicalTime: Date | null, snapshotId: string | null, kind: PlanProblemKind = 'run'): void {
-  plan.problems.push({ audienceId: audience.id, mode: audience.mode, trigger: scheduledTrigger(audience), logicalTime, snapshotId, error, kind });
+function addProblem(
+  plan: Plan,
+  audience: AudienceConfig,
+  error: string,
+  logicalTime: Date | null,
+  snapshotId: string | null,
+  kind: PlanProblemKind = 'run',
+): void {
+  plan.problems.push({
+    audienceId: audience.id,
+    mode: audience.mode,
+    trigger: scheduledTrigger(audience),
+    logicalTime,
+    snapshotId,
+    error,
+    kind,
+  });
 }
 
 /**
@@ -130,11 +169,19 @@ function addProblem(plan: Plan, audience: AudienceConfig, error: string, logical
  * they leave (nextCursor) is what the due run is planned against. A run committed but
  * not cleaned up goes to `committedPending`; one whose snapshot is gone stops the audience.
  */
-function planResumes(input: ScheduledPlanInput, audience: AudienceConfig, plan: Plan): { stopped: boolean; cursor: Cursor | undefined } {
+function planResumes(
+  input: ScheduledPlanInput,
+  audience: AudienceConfig,
+  plan: Plan,
+): { stopped: boolean; cursor: Cursor | undefined } {
   const { dataflow, snapshots } = input;
   let cursor = input.cursors.get(audience.id);
   for (const pending of input.pending.filter((p) => p.audienceId === audience.id)) {
-    if (pending.trigger !== 'exportNow' && cursor && new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()) {
+    if (
+      pending.trigger !== 'exportNow' &&
+      cursor &&
+      new Date(cursor.lastSlot).getTime() >= new Date(pending.logicalTime).getTime()
+    ) {
       // Its cursor was written: the run is committed; only its history record and cleanup may be missing.
       plan.committedPending.push(pending);
       continue;
@@ -143,7 +190,8 @@ function planResumes(input: ScheduledPlanInput, audience: AudienceConfig, plan: 
     const logicalTime = new Date(pending.logicalTime);
     if (!snapshot) {
       addProblem(
-        plan, audience,
+        plan,
+        audience,
         `interrupted run ${pending.runId} used snapshot ${pending.snapshotId}, which is gone; it cannot be finished exactly. Restore the snapshot, or delete ${stateKeys.pending(pending.runId)} in the state location to drop that run`,
         logicalTime,
         pending.snapshotId,
@@ -153,9 +201,20 @@ function planResumes(input: ScheduledPlanInput, audience: AudienceConfig, plan: 
     const mode = pending.mode;
     const advancesCursor = pending.trigger !== 'exportNow';
     plan.runs.push({
-      runId: pending.runId, dataflowId: dataflow.id, audienceId: audience.id, audienceName: snapshot.audiences.find((a) => a.id === audience.id)?.name ?? audience.id,
-      mode, trigger: pending.trigger, logicalTime, snapshot, selection: selectionFor(mode, cursor),
-      advancesCursor, resumed: true, ...(pending.published ? { partsPublished: true } : {}), skippedSlots: [], reason: `finishing interrupted run ${pending.runId}`,
+      runId: pending.runId,
+      dataflowId: dataflow.id,
+      audienceId: audience.id,
+      audienceName: snapshot.audiences.find((a) => a.id === audience.id)?.name ?? audience.id,
+      mode,
+      trigger: pending.trigger,
+      logicalTime,
+      snapshot,
+      selection: selectionFor(mode, cursor),
+      advancesCursor,
+      resumed: true,
+      ...(pending.published ? { partsPublished: true } : {}),
+      skippedSlots: [],
+      reason: `finishing interrupted run ${pending.runId}`,
     });
     cursor = nextCursor(cursor, { ...pending, logicalTime, advancesCursor }, { status: 'success' });
   }
@@ -163,7 +222,9 @@ function planResumes(input: ScheduledPlanInput, audience: AudienceConfig, plan: 
 }
 
 /** What is due for an audience after its resumes: a run to plan, or why nothing is. */
-type Due = { logicalTime: Date; snapshot: SnapshotInfo | undefined; skippedSlots: Date[]; reason: string } | { idle: IdleAudience };
+type Due =
+  | { logicalTime: Date; snapshot: SnapshotInfo | undefined; skippedSlots: Date[]; reason: string }
+  | { idle: IdleAudience };
 
 /** An afterEvaluation audience: once per new snapshot, at its evaluatedAt. */
 function dueAfterEvaluation(input: ScheduledPlanInput, audience: AudienceConfig, cursor: Cursor | undefined): Due {
@@ -172,15 +233,39 @@ function dueAfterEvaluation(input: ScheduledPlanInput, audience: AudienceConfig,
   const snapshot = pickSnapshot(snapshots, now, input.pinnedSnapshot);
   const logicalTime = snapshot ? snapshot.evaluatedAt : null;
   if (!snapshot || !logicalTime || !isWithinWindow(audience.schedule, input.dataflow.timezone, logicalTime)) {
-    return { idle: { audienceId: audience.id, reason: snapshot ? `snapshot ${snapshot.snapshotId} is outside the schedule window` : 'no complete snapshot yet', nextSlot: null } };
+    return {
+      idle: {
+        audienceId: audience.id,
+        reason: snapshot
+          ? `snapshot ${snapshot.snapshotId} is outside the schedule window`
+          : 'no complete snapshot yet',
+        nextSlot: null,
+      },
+    };
   }
   if (last && logicalTime.getTime() <= last.getTime()) {
-    return { idle: { audienceId: audience.id, reason: `snapshot ${snapshot.snapshotId} already exported; waiting for the next evaluation`, nextSlot: null } };
+    return {
+      idle: {
+        audienceId: audience.id,
+        reason: `snapshot ${snapshot.snapshotId} already exported; waiting for the next evaluation`,
+        nextSlot: null,
+      },
+    };
   }
   const skippedSlots = snapshots
-    .filter((s) => s.evaluatedAt.getTime() < logicalTime.getTime() && (!last || s.evaluatedAt.getTime() > last.getTime()) && cursor)
+    .filter(
+      (s) =>
+        s.evaluatedAt.getTime() < logicalTime.getTime() &&
+        (!last || s.evaluatedAt.getTime() > last.getTime()) &&
+        cursor,
+    )
     .map((s) => s.evaluatedAt);
-  return { logicalTime, snapshot, skippedSlots, reason: `new snapshot ${snapshot.snapshotId} evaluated at ${logicalTime.toISOString()}` };
+  return {
+    logicalTime,
+    snapshot,
+    skippedSlots,
+    reason: `new snapshot ${snapshot.snapshotId} evaluated at ${logicalTime.toISOString()}`,
+  };
 }
 
 /** A scheduled audience: its latest due slot not yet exported; earlier missed slots are coalesced into it. */
@@ -189,22 +274,41 @@ function dueScheduledSlot(input: ScheduledPlanInput, audience: AudienceConfig, c
   const tz = input.dataflow.timezone;
   const last = cursor ? new Date(cursor.lastSlot) : null;
   const logicalTime = latestSlotAtOrBefore(audience.schedule, tz, now);
-  if (!logicalTime) return { idle: { audienceId: audience.id, reason: 'no slot due yet', nextSlot: nextSlotAfter(audience.schedule, tz, now) } };
+  if (!logicalTime)
+    return {
+      idle: { audienceId: audience.id, reason: 'no slot due yet', nextSlot: nextSlotAfter(audience.schedule, tz, now) },
+    };
   if (last && logicalTime.getTime() <= last.getTime()) {
-    return { idle: { audienceId: audience.id, reason: `slot ${logicalTime.toISOString()} already exported`, nextSlot: nextSlotAfter(audience.schedule, tz, now) } };
+    return {
+      idle: {
+        audienceId: audience.id,
+        reason: `slot ${logicalTime.toISOString()} already exported`,
+        nextSlot: nextSlotAfter(audience.schedule, tz, now),
+      },
+    };
   }
-  const skippedSlots = last ? slotsBetween(audience.schedule, tz, last, logicalTime).filter((s) => s.getTime() < logicalTime.getTime()) : [];
+  const skippedSlots = last
+    ? slotsBetween(audience.schedule, tz, last, logicalTime).filter((s) => s.getTime() < logicalTime.getTime())
+    : [];
   const reason = `slot ${logicalTime.toISOString()} is due${skippedSlots.length ? ` (${skippedSlots.length} missed slot(s) coalesced)` : ''}`;
   return { logicalTime, snapshot: pickSnapshot(input.snapshots, now, input.pinnedSnapshot), skippedSlots, reason };
 }
 
 /** The due run, or the problem that keeps it from running (no snapshot, audience not in it, wrong mode). */
-function planDueRun(input: ScheduledPlanInput, audience: AudienceConfig, index: number, cursor: Cursor | undefined, due: Exclude<Due, { idle: IdleAudience }>, plan: Plan): void {
+function planDueRun(
+  input: ScheduledPlanInput,
+  audience: AudienceConfig,
+  index: number,
+  cursor: Cursor | undefined,
+  due: Exclude<Due, { idle: IdleAudience }>,
+  plan: Plan,
+): void {
   const { dataflow, now } = input;
   const { logicalTime, snapshot, skippedSlots, reason } = due;
   if (!snapshot) {
     addProblem(
-      plan, audience,
+      plan,
+      audience,
       input.pinnedSnapshot
         ? `snapshot ${input.pinnedSnapshot} was not found (or has no _snapshot.json yet)`
         : `no complete snapshot evaluated at or before ${now.toISOString()}; the producer must write <snapshotId>/_snapshot.json`,
@@ -220,9 +324,19 @@ function planDueRun(input: ScheduledPlanInput, audience: AudienceConfig, index: 
   }
   const trigger = scheduledTrigger(audience);
   plan.runs.push({
-    runId: deriveRunId(dataflow.id, audience.id, audience.mode, trigger, logicalTime), dataflowId: dataflow.id,
-    audienceId: audience.id, audienceName: checked.name, mode: audience.mode, trigger, logicalTime, snapshot,
-    selection: selectionFor(audience.mode, cursor), advancesCursor: true, resumed: false, skippedSlots, reason,
+    runId: deriveRunId(dataflow.id, audience.id, audience.mode, trigger, logicalTime),
+    dataflowId: dataflow.id,
+    audienceId: audience.id,
+    audienceName: checked.name,
+    mode: audience.mode,
+    trigger,
+    logicalTime,
+    snapshot,
+    selection: selectionFor(audience.mode, cursor),
+    advancesCursor: true,
+    resumed: false,
+    skippedSlots,
+    reason,
   });
 }
 
@@ -248,13 +362,27 @@ export function planExportNow(input: ExportNowInput): Plan & { refusals: string[
     }
     if (!isWithinWindow(audience.schedule, dataflow.timezone, now)) {
       const { startDate, endDate } = audience.schedule;
-      plan.refusals.push(`audience ${id}: ${now.toISOString()} is outside its schedule window (${startDate ?? 'open'} to ${endDate ?? 'open'}, end exclusive)`);
+      plan.refusals.push(
+        `audience ${id}: ${now.toISOString()} is outside its schedule window (${startDate ?? 'open'} to ${endDate ?? 'open'}, end exclusive)`,
+      );
       continue;
     }
     const problem = (error: string, kind: PlanProblemKind = 'run') =>
-      plan.problems.push({ audienceId: id, mode: 'full', trigger: 'exportNow', logicalTime: now, snapshotId: snapshot?.snapshotId ?? null, error, kind });
+      plan.problems.push({
+        audienceId: id,
+        mode: 'full',
+        trigger: 'exportNow',
+        logicalTime: now,
+        snapshotId: snapshot?.snapshotId ?? null,
+        error,
+        kind,
+      });
     if (!snapshot) {
-      problem(input.pinnedSnapshot ? `snapshot ${input.pinnedSnapshot} was not found` : `no complete snapshot evaluated at or before ${now.toISOString()}`);
+      problem(
+        input.pinnedSnapshot
+          ? `snapshot ${input.pinnedSnapshot} was not found`
+          : `no complete snapshot evaluated at or before ${now.toISOString()}`,
+      );
       continue;
     }
     const checked = checkAudience({ ...audience, mode: 'full' }, index, snapshot);
@@ -263,9 +391,19 @@ export function planExportNow(input: ExportNowInput): Plan & { refusals: string[
       continue;
     }
     plan.runs.push({
-      runId: deriveRunId(dataflow.id, id, 'full', 'exportNow', now), dataflowId: dataflow.id, audienceId: id, audienceName: checked.name,
-      mode: 'full', trigger: 'exportNow', logicalTime: now, snapshot, selection: { kind: 'full' },
-      advancesCursor: false, resumed: false, skippedSlots: [], reason: 'export now',
+      runId: deriveRunId(dataflow.id, id, 'full', 'exportNow', now),
+      dataflowId: dataflow.id,
+      audienceId: id,
+      audienceName: checked.name,
+      mode: 'full',
+      trigger: 'exportNow',
+      logicalTime: now,
+      snapshot,
+      selection: { kind: 'full' },
+      advancesCursor: false,
+      resumed: false,
+      skippedSlots: [],
+      reason: 'export now',
     });
   }
   return plan;

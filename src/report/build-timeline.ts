@@ -55,7 +55,10 @@ export function sortRuns(records: RunRecord[]): RunRecord[] {
 
 /** A multi-line error as one line for a chart legend: its lines joined with "; " (after a colon, a space). */
 function oneLine(text: string | undefined): string {
-  const lines = (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = (text ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.reduce((out, line) => (out === '' ? line : `${out}${out.endsWith(':') ? ' ' : '; '}${line}`), '');
 }
 
@@ -93,10 +96,12 @@ function dayPoint(day: number, records: RunRecord[], counters: CounterInfo[]): T
   const skipped = records.filter((r) => r.status === 'skipped');
   const values: Record<string, number | null> = {};
   for (const c of counters) {
-    values[c.key] = mean(ok.flatMap((r) => {
-      const v = numericCounts(r).get(c.key);
-      return v === undefined ? [] : [v];
-    }));
+    values[c.key] = mean(
+      ok.flatMap((r) => {
+        const v = numericCounts(r).get(c.key);
+        return v === undefined ? [] : [v];
+      }),
+    );
   }
   const latestFailure = failed.at(-1);
   return {
@@ -108,7 +113,9 @@ function dayPoint(day: number, records: RunRecord[], counters: CounterInfo[]): T
     skipped: skipped.length,
     values,
     durationSeconds: mean(ok.flatMap((r) => (r.durationMs === undefined ? [] : [r.durationMs / 1000]))),
-    failure: latestFailure ? `${failed.length} failed run(s) that day; the latest: ${oneLine(latestFailure.error) || 'failed'}` : null,
+    failure: latestFailure
+      ? `${failed.length} failed run(s) that day; the latest: ${oneLine(latestFailure.error) || 'failed'}`
+      : null,
     skip: skipped.length ? `${skipped.length} skipped slot(s) that day` : null,
   };
 }
@@ -136,14 +143,19 @@ export function buildTimeline(audienceId: string, records: RunRecord[], detailRu
       while (i < detailStart) {
         const day = Math.floor(Date.parse(sorted[i]!.logicalTime) / DAY_MS) * DAY_MS;
         const group: RunRecord[] = [];
-        while (i < detailStart && Math.floor(Date.parse(sorted[i]!.logicalTime) / DAY_MS) * DAY_MS === day) group.push(sorted[i++]!);
+        while (i < detailStart && Math.floor(Date.parse(sorted[i]!.logicalTime) / DAY_MS) * DAY_MS === day)
+          group.push(sorted[i++]!);
         points.push(dayPoint(day, group, counters));
       }
     } else detailStart = 0;
   }
   for (const record of sorted.slice(detailStart)) points.push(runPoint(record, counters));
   return {
-    audienceId, counters, points, aggregatedBefore, totals,
+    audienceId,
+    counters,
+    points,
+    aggregatedBefore,
+    totals,
     first: sorted.length ? Date.parse(sorted[0]!.logicalTime) : null,
     last: sorted.length ? Date.parse(sorted.at(-1)!.logicalTime) : null,
   };

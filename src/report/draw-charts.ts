@@ -84,9 +84,18 @@ function chartStyle(uPlot: typeof uPlotNs): ChartStyle {
 }
 
 /** One chart's series and values: the time axis, a line per spec line, then the skipped and failed markers. */
-function chartSeries(spec: ChartSpec, t: TimelineData, style: ChartStyle): { series: uPlotNs.Series[]; values: (number | null)[][] } {
+function chartSeries(
+  spec: ChartSpec,
+  t: TimelineData,
+  style: ChartStyle,
+): { series: uPlotNs.Series[]; values: (number | null)[][] } {
   const marks = (notes: Record<number, string>) => t.x.map((_, i) => (notes[i] === undefined ? null : 0));
-  const markerSeries = (label: string, notes: Record<number, string>, stroke: string, fill: string): uPlotNs.Series => ({
+  const markerSeries = (
+    label: string,
+    notes: Record<number, string>,
+    stroke: string,
+    fill: string,
+  ): uPlotNs.Series => ({
     label,
     stroke,
     fill,
@@ -100,7 +109,9 @@ function chartSeries(spec: ChartSpec, t: TimelineData, style: ChartStyle): { ser
       value: (_u, v, _s, i) => {
         if (v === null) return '--';
         const runs = i === null ? undefined : t.days[i];
-        return runs === undefined ? style.runTime(style.utc(v)) : `${style.dayTime(style.utc(v))}, mean of ${runs} run(s)`;
+        return runs === undefined
+          ? style.runTime(style.utc(v))
+          : `${style.dayTime(style.utc(v))}, mean of ${runs} run(s)`;
       },
     },
     ...spec.lines.map((line, i): uPlotNs.Series => ({
@@ -124,7 +135,13 @@ function chartSeries(spec: ChartSpec, t: TimelineData, style: ChartStyle): { ser
   return { series, values };
 }
 
-function drawChart(uPlot: typeof uPlotNs, spec: ChartSpec, t: TimelineData, el: HTMLElement, style: ChartStyle): uPlotNs {
+function drawChart(
+  uPlot: typeof uPlotNs,
+  spec: ChartSpec,
+  t: TimelineData,
+  el: HTMLElement,
+  style: ChartStyle,
+): uPlotNs {
   const single = t.x.length > 0 && t.x[0] === t.x[t.x.length - 1];
   const { series, values } = chartSeries(spec, t, style);
   return new uPlot(
@@ -150,7 +167,8 @@ function drawChart(uPlot: typeof uPlotNs, spec: ChartSpec, t: TimelineData, el: 
 /** Resizes the charts with the window (debounced), and to the page width while printing. */
 function keepChartsFitted(charts: { plot: uPlotNs; el: HTMLElement }[], style: ChartStyle): void {
   const fit = (print: boolean) => {
-    for (const { plot, el } of charts) plot.setSize({ width: print ? style.printWidth : style.widthOf(el), height: style.height });
+    for (const { plot, el } of charts)
+      plot.setSize({ width: print ? style.printWidth : style.widthOf(el), height: style.height });
   };
   let pending = 0;
   window.addEventListener('resize', () => {
@@ -163,6 +181,8 @@ function keepChartsFitted(charts: { plot: uPlotNs; el: HTMLElement }[], style: C
 
 /** The page's script: these functions' sources, then the call that draws the charts. */
 export function pageScript(dataElementId: string): string {
-  const functions = [drawCharts, chartStyle, chartSeries, drawChart, keepChartsFitted].map((f) => f.toString()).join('\n');
+  const functions = [drawCharts, chartStyle, chartSeries, drawChart, keepChartsFitted]
+    .map((f) => f.toString())
+    .join('\n');
   return `(() => {\n${functions}\ndrawCharts(uPlot, JSON.parse(document.getElementById(${JSON.stringify(dataElementId)}).textContent));\n})();`;
 }

@@ -84,10 +84,26 @@ function chartSpecs(t: AudienceTimeline, timeline: number, elPrefix: string): Ch
   const specs: ChartSpec[] = [];
   for (const group of GROUPS) {
     const lines = t.counters.filter((c) => c.group === group).map((c) => ({ key: c.key, label: c.label }));
-    if (lines.length) specs.push({ el: `${elPrefix}-${group}`, timeline, title: chartTitle(group, lines.map((l) => l.label)), unit: 'count', lines });
+    if (lines.length)
+      specs.push({
+        el: `${elPrefix}-${group}`,
+        timeline,
+        title: chartTitle(
+          group,
+          lines.map((l) => l.label),
+        ),
+        unit: 'count',
+        lines,
+      });
   }
   if (t.points.some((p) => p.durationSeconds !== null)) {
-    specs.push({ el: `${elPrefix}-duration`, timeline, title: 'Run duration', unit: 'seconds', lines: [{ key: 'durationSeconds', label: 'duration (s)' }] });
+    specs.push({
+      el: `${elPrefix}-duration`,
+      timeline,
+      title: 'Run duration',
+      unit: 'seconds',
+      lines: [{ key: 'durationSeconds', label: 'duration (s)' }],
+    });
   }
   return specs;
 }
@@ -98,17 +114,28 @@ function statusTable(df: ReportDataflow, now: Date): string {
       ? `${escapeHtml(formatTime(a.lastSuccess.logicalTime))}<br><span class="sub">${a.lastSuccess.rowsWritten} rows in ${a.lastSuccess.files} file(s)</span>`
       : 'never';
     const due = a.nextSlot !== null && Date.parse(a.nextSlot) <= now.getTime() ? ' <strong>(due now)</strong>' : '';
-    const next = a.nextSlot ? `${escapeHtml(formatTime(a.nextSlot))}${due}` : a.schedule.startsWith('after') ? 'the next snapshot' : 'none (schedule ended)';
-    const baseline = a.mode === 'incremental' ? (a.baselineSize === null ? 'none yet' : `${a.baselineSize} profiles`) : '–';
-    const pending = a.pendingRun ? `<span class="flag warn">pending</span> run <code>${escapeHtml(a.pendingRun)}</code> is finished by the next <code>audex run</code>` : 'none';
+    const next = a.nextSlot
+      ? `${escapeHtml(formatTime(a.nextSlot))}${due}`
+      : a.schedule.startsWith('after')
+        ? 'the next snapshot'
+        : 'none (schedule ended)';
+    const baseline =
+      a.mode === 'incremental' ? (a.baselineSize === null ? 'none yet' : `${a.baselineSize} profiles`) : '–';
+    const pending = a.pendingRun
+      ? `<span class="flag warn">pending</span> run <code>${escapeHtml(a.pendingRun)}</code> is finished by the next <code>audex run</code>`
+      : 'none';
     const error = a.lastError
       ? `<span class="flag bad">failed</span> ${escapeHtml(formatTime(a.lastError.logicalTime))}: ${escapeHtml(a.lastError.error.split('\n')[0]!)}`
       : 'none';
-    return `<tr data-audience="${escapeHtml(a.audienceId)}"><th scope="row">${escapeHtml(a.audienceId)}<br><span class="sub">${escapeHtml(a.mode)}, ${escapeHtml(a.schedule)}</span></th>` +
+    return (
+      `<tr data-audience="${escapeHtml(a.audienceId)}"><th scope="row">${escapeHtml(a.audienceId)}<br><span class="sub">${escapeHtml(a.mode)}, ${escapeHtml(a.schedule)}</span></th>` +
       `<td data-field="lastSuccess">${success}</td><td data-field="nextSlot">${next}</td><td data-field="baseline">${baseline}</td>` +
-      `<td data-field="pending">${pending}</td><td data-field="lastError">${error}</td></tr>`;
+      `<td data-field="pending">${pending}</td><td data-field="lastError">${error}</td></tr>`
+    );
   });
-  const lock = df.lockHolder ? `<span class="flag warn">locked</span> by ${escapeHtml(df.lockHolder)}` : 'free (no run in progress)';
+  const lock = df.lockHolder
+    ? `<span class="flag warn">locked</span> by ${escapeHtml(df.lockHolder)}`
+    : 'free (no run in progress)';
   return `<p class="lock" data-field="lock">Lock: ${lock}</p>
 <table class="status"><caption>Current status</caption>
 <thead><tr><th scope="col">audience</th><th scope="col">last success</th><th scope="col">next slot</th><th scope="col">baseline</th><th scope="col">pending run</th><th scope="col">last error since then</th></tr></thead>
@@ -125,7 +152,10 @@ function problemsTable(records: RunRecord[]): string {
       `<td><span class="flag ${r.status === 'failed' ? 'bad' : 'skip'}">${r.status}</span></td><td><code>${escapeHtml(r.runId)}</code></td>` +
       `<td class="message">${escapeHtml(r.error ?? r.note ?? '')}</td></tr>`,
   );
-  const more = problems.length > listed.length ? `<p class="sub">and ${problems.length - listed.length} earlier ones (<code>audex runs --status failed</code> lists them)</p>` : '';
+  const more =
+    problems.length > listed.length
+      ? `<p class="sub">and ${problems.length - listed.length} earlier ones (<code>audex runs --status failed</code> lists them)</p>`
+      : '';
   return `<table class="problems"><caption>Failed runs and skipped slots, newest first</caption>
 <thead><tr><th scope="col">logical time</th><th scope="col">status</th><th scope="col">run id</th><th scope="col">error or note</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>${more}`;
@@ -142,9 +172,11 @@ function latestTable(t: AudienceTimeline, records: RunRecord[]): string {
         return `<td class="num" data-counter="${escapeHtml(c.key)}">${r.status === 'success' && v !== undefined ? String(v) : '–'}</td>`;
       })
       .join('');
-    return `<tr data-run-id="${escapeHtml(r.runId)}" data-status="${r.status}"><td>${escapeHtml(formatTime(r.logicalTime))}</td><td>${r.status}</td>` +
+    return (
+      `<tr data-run-id="${escapeHtml(r.runId)}" data-status="${r.status}"><td>${escapeHtml(formatTime(r.logicalTime))}</td><td>${r.status}</td>` +
       `<td>${escapeHtml(r.trigger)}, ${escapeHtml(r.mode)}</td>${cells}<td class="num" data-counter="durationMs">${formatDuration(r.durationMs)}</td>` +
-      `<td class="num" data-counter="files">${r.status === 'success' ? r.files.length : '–'}</td></tr>`;
+      `<td class="num" data-counter="files">${r.status === 'success' ? r.files.length : '–'}</td></tr>`
+    );
   });
   return `<table class="runs"><caption>Latest ${latest.length} run(s), newest first</caption>
 <thead><tr><th scope="col">logical time</th><th scope="col">status</th><th scope="col">trigger, mode</th>${head}<th scope="col">duration</th><th scope="col">files</th></tr></thead>
@@ -153,13 +185,17 @@ function latestTable(t: AudienceTimeline, records: RunRecord[]): string {
 
 function audienceSection(t: AudienceTimeline, records: RunRecord[], specs: ChartSpec[], configured: boolean): string {
   const id = escapeHtml(t.audienceId);
-  if (t.totals.runs === 0) return `<section class="audience" data-audience="${id}"><h3>${id}</h3><p class="none">No runs recorded in this range.</p></section>`;
+  if (t.totals.runs === 0)
+    return `<section class="audience" data-audience="${id}"><h3>${id}</h3><p class="none">No runs recorded in this range.</p></section>`;
   const { runs, success, failed, skipped } = t.totals;
   const range = `${escapeHtml(formatTime(t.first!))} to ${escapeHtml(formatTime(t.last!))}`;
-  const aggregated = t.aggregatedBefore !== null
-    ? `<p class="note">Runs before ${escapeHtml(formatTime(t.aggregatedBefore))} are drawn one point per UTC day (the mean of that day's successful runs; a day with a failed or skipped run is marked); the newest ${DETAIL_RUNS} runs one point per run.</p>`
-    : '';
-  const charts = specs.map((s) => `<figure class="chart" id="${escapeHtml(s.el)}" data-chart="${escapeHtml(s.title)}"></figure>`).join('\n');
+  const aggregated =
+    t.aggregatedBefore !== null
+      ? `<p class="note">Runs before ${escapeHtml(formatTime(t.aggregatedBefore))} are drawn one point per UTC day (the mean of that day's successful runs; a day with a failed or skipped run is marked); the newest ${DETAIL_RUNS} runs one point per run.</p>`
+      : '';
+  const charts = specs
+    .map((s) => `<figure class="chart" id="${escapeHtml(s.el)}" data-chart="${escapeHtml(s.title)}"></figure>`)
+    .join('\n');
   return `<section class="audience" data-audience="${id}">
 <h3>${id}${configured ? '' : ' <span class="sub">(no longer in the config)</span>'}</h3>
 <p class="summary">${runs} run(s): ${success} succeeded, ${failed} failed, ${skipped} skipped; logical times ${range}.</p>
@@ -180,7 +216,10 @@ export function renderReport(input: ReportInput): string {
   for (const [d, df] of input.dataflows.entries()) {
     const history = df.history.filter((r) => since === null || Date.parse(r.logicalTime) >= since);
     const configured = df.audiences.map((a) => a.audienceId);
-    const ids = [...configured, ...[...new Set(history.map((r) => r.audienceId))].filter((id) => !configured.includes(id)).sort()];
+    const ids = [
+      ...configured,
+      ...[...new Set(history.map((r) => r.audienceId))].filter((id) => !configured.includes(id)).sort(),
+    ];
     const audienceHtml = ids.map((audienceId, a) => {
       const records = sortRuns(history.filter((r) => r.audienceId === audienceId));
       const timeline = buildTimeline(audienceId, records);
@@ -193,7 +232,9 @@ export function renderReport(input: ReportInput): string {
       return audienceSection(timeline, records, specs, configured.length === 0 || configured.includes(audienceId));
     });
     const count = (status: string) => history.filter((r) => r.status === status).length;
-    overview.push(`<li><a href="#dataflow-${d}">${escapeHtml(df.name)}</a>: ${history.length} run(s), ${count('success')} succeeded, ${count('failed')} failed, ${count('skipped')} skipped</li>`);
+    overview.push(
+      `<li><a href="#dataflow-${d}">${escapeHtml(df.name)}</a>: ${history.length} run(s), ${count('success')} succeeded, ${count('failed')} failed, ${count('skipped')} skipped</li>`,
+    );
     sections.push(`<section class="dataflow" id="dataflow-${d}" data-dataflow="${escapeHtml(df.id)}">
 <h2>${escapeHtml(df.name)} <span class="sub">${escapeHtml(df.id)}</span></h2>
 ${statusTable(df, input.generatedAt)}
@@ -201,7 +242,10 @@ ${audienceHtml.join('\n')}
 </section>`);
   }
   const names = input.dataflows.map((df) => escapeHtml(df.name)).join(', ');
-  const range = first !== null && last !== null ? `Runs from ${escapeHtml(formatTime(first))} to ${escapeHtml(formatTime(last))}` : 'No runs recorded';
+  const range =
+    first !== null && last !== null
+      ? `Runs from ${escapeHtml(formatTime(first))} to ${escapeHtml(formatTime(last))}`
+      : 'No runs recorded';
   const sinceText = input.since ? ` (runs since ${escapeHtml(formatTime(input.since))})` : '';
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
   return `<!doctype html>

@@ -5,7 +5,13 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
-import { dropRun, keepNextBaseline, selectRun, type BaselineSource, type KeptBaseline } from '../engine/audience-run.js';
+import {
+  dropRun,
+  keepNextBaseline,
+  selectRun,
+  type BaselineSource,
+  type KeptBaseline,
+} from '../engine/audience-run.js';
 import { nextCursor } from '../plan/next-cursor.js';
 import { openEngine } from '../engine/session.js';
 import { buildShape } from '../engine/shape.js';
@@ -53,14 +59,24 @@ export interface PlanReport {
 
 export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
   const { dataflow } = options.config;
-  const prepared = await prepare(options.config, { command: 'run', now: options.now, pinnedSnapshot: options.pinnedSnapshot, warn: options.warn });
+  const prepared = await prepare(options.config, {
+    command: 'run',
+    now: options.now,
+    pinnedSnapshot: options.pinnedSnapshot,
+    warn: options.warn,
+  });
   const { plan, locations } = prepared;
   const report: PlanReport = {
     dataflowId: dataflow.id,
     at: options.now.toISOString(),
-    latestSnapshot: prepared.snapshots.filter((s) => s.evaluatedAt.getTime() <= options.now.getTime()).at(-1)?.snapshotId ?? null,
+    latestSnapshot:
+      prepared.snapshots.filter((s) => s.evaluatedAt.getTime() <= options.now.getTime()).at(-1)?.snapshotId ?? null,
     runs: [],
-    idle: plan.idle.map((i: IdleAudience) => ({ audienceId: i.audienceId, reason: i.reason, nextSlot: i.nextSlot?.toISOString() ?? null })),
+    idle: plan.idle.map((i: IdleAudience) => ({
+      audienceId: i.audienceId,
+      reason: i.reason,
+      nextSlot: i.nextSlot?.toISOString() ?? null,
+    })),
     problems: plan.problems.map((p: PlanProblem) => ({ audienceId: p.audienceId, error: p.error })),
   };
   if (plan.runs.length === 0) return report;
@@ -69,37 +85,65 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
   try {
     const refused = new Map<PlannedRun, string>();
-    const loaded = await loadSnapshots(engine, shape, locations.source, plan.runs, options, scratchDir, (run, message) => refused.set(run, message));
+    const loaded = await loadSnapshots(
+      engine,
+      shape,
+      locations.source,
+      plan.runs,
+      options,
+      scratchDir,
+      (run, message) => refused.set(run, message),
+    );
     const baselines = new Map<string, KeptBaseline>();
     const failed = new Set<string>();
     for (const run of plan.runs) {
       if (failed.has(run.audienceId)) {
-        report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} would not run: an earlier run of this audience would fail` });
+        report.problems.push({
+          audienceId: run.audienceId,
+          error: `run ${run.runId} would not run: an earlier run of this audience would fail`,
+        });
         continue;
       }
       const refusal = refused.get(run);
       if (refusal !== undefined) {
-        report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} would fail with exit 4: ${refusal}` });
+        report.problems.push({
+          audienceId: run.audienceId,
+          error: `run ${run.runId} would fail with exit 4: ${refusal}`,
+        });
         failed.add(run.audienceId);
         continue;
       }
       const snapshot = loaded.get(run.snapshot.snapshotId)!;
       let baseline: BaselineSource | undefined;
       if (run.selection.kind === 'diff') {
-        baseline = baselines.get(run.selection.baselineKey) ?? { file: await locations.state.fetch(run.selection.baselineKey, scratchDir) };
+        baseline = baselines.get(run.selection.baselineKey) ?? {
+          file: await locations.state.fetch(run.selection.baselineKey, scratchDir),
+        };
       }
       const selected = await selectRun(engine, shape, snapshot, run.audienceId, baseline);
       try {
         // The check the run makes before writing: a run doomed by its values is shown as failing.
-        const doomed = await formatOf(dataflow.format).check(selected.rows).then(() => null, (e: unknown) => e);
+        const doomed = await formatOf(dataflow.format)
+          .check(selected.rows)
+          .then(
+            () => null,
+            (e: unknown) => e,
+          );
         if (doomed) {
           if (!(doomed instanceof BadInputError)) throw doomed;
-          report.problems.push({ audienceId: run.audienceId, error: `run ${run.runId} (${run.reason}) would fail with exit 4: ${messageOf(doomed)}` });
+          report.problems.push({
+            audienceId: run.audienceId,
+            error: `run ${run.runId} (${run.reason}) would fail with exit 4: ${messageOf(doomed)}`,
+          });
           failed.add(run.audienceId);
           continue;
         }
         // The baseline the run would leave (the cursor's, by the one rule) feeds the next diff.
-        const nextBaseline = nextCursor(undefined, { ...run, snapshotId: run.snapshot.snapshotId }, { status: 'success' })?.baseline;
+        const nextBaseline = nextCursor(
+          undefined,
+          { ...run, snapshotId: run.snapshot.snapshotId },
+          { status: 'success' },
+        )?.baseline;
         if (nextBaseline) baselines.set(nextBaseline, await keepNextBaseline(selected));
       } finally {
         await dropRun(selected);
@@ -107,8 +151,15 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
       const names = resolveRunNames(dataflow, run);
       const parts = countParts(dataflow.format, selected.counts.rowsWritten);
       report.runs.push({
-        runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
-        snapshotId: run.snapshot.snapshotId, selection: run.selection.kind, reason: run.reason, resumed: run.resumed,
+        runId: run.runId,
+        audienceId: run.audienceId,
+        mode: run.mode,
+        trigger: run.trigger,
+        logicalTime: run.logicalTime.toISOString(),
+        snapshotId: run.snapshot.snapshotId,
+        selection: run.selection.kind,
+        reason: run.reason,
+        resumed: run.resumed,
         skippedSlots: run.skippedSlots.map((d) => d.toISOString()),
         counts: selected.counts,
         files: Array.from({ length: parts }, (_, n) => locations.destination.describe(names.partKey(n + 1))),

@@ -72,8 +72,13 @@ async function runSteps(ctx: RunContext, run: PlannedRun, attempt: { published: 
   const { folder, baseName } = names;
 
   const pending: PendingRun = {
-    runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
-    logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, folders: [folder],
+    runId: run.runId,
+    audienceId: run.audienceId,
+    mode: run.mode,
+    trigger: run.trigger,
+    logicalTime: run.logicalTime.toISOString(),
+    snapshotId: run.snapshot.snapshotId,
+    folders: [folder],
     ...(attempt.published ? { published: true } : {}),
   };
   ctx.lease.assertHeld();
@@ -81,7 +86,10 @@ async function runSteps(ctx: RunContext, run: PlannedRun, attempt: { published: 
   crashPoint('after-pending');
   await destination.removeStaged(folder, [baseName, names.manifestName]);
 
-  const baseline = run.selection.kind === 'diff' ? { file: await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir) } : undefined;
+  const baseline =
+    run.selection.kind === 'diff'
+      ? { file: await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir) }
+      : undefined;
   ctx.progress(`${run.audienceId}: selecting ${run.mode} rows from snapshot ${run.snapshot.snapshotId}`);
   const selected = await selectRun(engine, shape, loaded, run.audienceId, baseline);
   try {
@@ -92,7 +100,14 @@ async function runSteps(ctx: RunContext, run: PlannedRun, attempt: { published: 
   }
 }
 
-async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun, pending: PendingRun, attempt: { published: boolean }, started: number): Promise<RunRecord> {
+async function writeRun(
+  ctx: RunContext,
+  run: PlannedRun,
+  selected: SelectedRun,
+  pending: PendingRun,
+  attempt: { published: boolean },
+  started: number,
+): Promise<RunRecord> {
   const { dataflow, destination, state } = ctx;
   const names = resolveRunNames(dataflow, run);
   const { folder, baseName, ext } = names;
@@ -104,7 +119,12 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
   // Encrypted: the plain parts are written into the run's scratch folder (never to the
   // destination), and each is encrypted into the destination's staging right before it is published.
   const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
-  const written = await writeParts(selected.rows, dataflow.format, encryption ? plainPath : (n) => destination.stage(keyOf(n)), ctx.scratchDir);
+  const written = await writeParts(
+    selected.rows,
+    dataflow.format,
+    encryption ? plainPath : (n) => destination.stage(keyOf(n)),
+    ctx.scratchDir,
+  );
   const parts: WrittenPart[] = [];
   if (written.length > 0 && !attempt.published) {
     attempt.published = pending.published = true;
@@ -113,14 +133,21 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
   }
   for (const part of written) {
     const key = keyOf(part.partNumber);
-    const staged = encryption ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key)) : part;
+    const staged = encryption
+      ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key))
+      : part;
     await destination.publish(staged.path, key, encryption ? ENCRYPTED_CONTENT_TYPE : contentType);
     parts.push(staged);
     crashPoint('after-part');
   }
   await removeExtraParts(destination, folder, baseName, ext, parts.length);
   crashPoint('after-data');
-  const files: RunFile[] = parts.map((p) => ({ path: destination.describe(keyOf(p.partNumber)), rows: p.rows, bytes: p.bytes, sha256: p.sha256 }));
+  const files: RunFile[] = parts.map((p) => ({
+    path: destination.describe(keyOf(p.partNumber)),
+    rows: p.rows,
+    bytes: p.bytes,
+    sha256: p.sha256,
+  }));
   ctx.progress(`${run.audienceId}: wrote ${counts.rowsWritten} rows in ${parts.length} file(s)`);
 
   let manifest: string | undefined;
@@ -132,7 +159,13 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
       audienceId: run.audienceId,
       exportMode: run.mode,
       snapshotId: run.snapshot.snapshotId,
-      exportResults: parts.map((p) => ({ sinkPath: folder, name: partFileName(baseName, ext, p.partNumber), size: p.bytes, rows: p.rows, sha256: p.sha256 })),
+      exportResults: parts.map((p) => ({
+        sinkPath: folder,
+        name: partFileName(baseName, ext, p.partNumber),
+        size: p.bytes,
+        rows: p.rows,
+        sha256: p.sha256,
+      })),
       // The manifest keeps the counts README "Files, names and the manifest" lists (its bytes are pinned); exitsWritten is in --json and history.
       counts: withoutExitsWritten(counts),
     };
@@ -142,9 +175,17 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
   crashPoint('after-manifest');
 
   const record: RunRecord = {
-    runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger,
-    logicalTime: run.logicalTime.toISOString(), snapshotId: run.snapshot.snapshotId, status: 'success',
-    counts, files, ...(manifest ? { manifest } : {}), durationMs: 0,
+    runId: run.runId,
+    audienceId: run.audienceId,
+    mode: run.mode,
+    trigger: run.trigger,
+    logicalTime: run.logicalTime.toISOString(),
+    snapshotId: run.snapshot.snapshotId,
+    status: 'success',
+    counts,
+    files,
+    ...(manifest ? { manifest } : {}),
+    durationMs: 0,
   };
   if (run.advancesCursor) {
     const cursorRun = { ...run, snapshotId: run.snapshot.snapshotId };
@@ -160,7 +201,9 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
     ctx.lease.assertHeld();
     await state.writePending({ ...pending, outcome: record });
     ctx.lease.assertHeld();
-    await state.writeCursor(nextCursor(undefined, cursorRun, { status: 'success', ...(baselineSize === undefined ? {} : { baselineSize }) })!);
+    await state.writeCursor(
+      nextCursor(undefined, cursorRun, { status: 'success', ...(baselineSize === undefined ? {} : { baselineSize }) })!,
+    );
   }
   crashPoint('after-cursor');
   if (!run.advancesCursor) record.durationMs = Math.round(performance.now() - started);
@@ -173,7 +216,8 @@ async function writeRun(ctx: RunContext, run: PlannedRun, selected: SelectedRun,
     throw run.advancesCursor ? new CommittedRunError(record, error) : error;
   }
   crashPoint('after-commit');
-  if (run.advancesCursor && run.mode === 'incremental') await pruneBaselines(ctx.state, ctx.dataflow, run.audienceId, ctx.warn);
+  if (run.advancesCursor && run.mode === 'incremental')
+    await pruneBaselines(ctx.state, ctx.dataflow, run.audienceId, ctx.warn);
   return record;
 }
 
@@ -187,7 +231,8 @@ async function abandonRun(ctx: RunContext, run: PlannedRun, published: boolean):
   await ctx.destination.removeStaged(names.folder, [names.baseName, names.manifestName]);
   if (published) {
     const keys = new Set(await ctx.destination.list(names.folder));
-    if (!keys.has(names.manifestKey)) for (let n = 1; keys.has(names.partKey(n)); n++) await ctx.destination.delete(names.partKey(n));
+    if (!keys.has(names.manifestKey))
+      for (let n = 1; keys.has(names.partKey(n)); n++) await ctx.destination.delete(names.partKey(n));
   }
   await ctx.state.deletePending(run.runId);
 }
@@ -197,10 +242,20 @@ async function abandonRun(ctx: RunContext, run: PlannedRun, published: boolean):
  * than the newest `state.keepBaselines` go (never the one the cursor names). A crash here
  * leaves extra baselines that the next commit removes; a failure only warns.
  */
-export async function pruneBaselines(state: StateStore, dataflow: Dataflow, audienceId: string, warn?: (message: string) => void): Promise<void> {
+export async function pruneBaselines(
+  state: StateStore,
+  dataflow: Dataflow,
+  audienceId: string,
+  warn?: (message: string) => void,
+): Promise<void> {
   try {
     const cursor = await state.readCursor(audienceId);
-    await state.pruneBaselines(audienceId, dataflow.state?.keepBaselines ?? DEFAULT_KEEP_BASELINES, cursor?.baseline, () => crashPoint('in-prune'));
+    await state.pruneBaselines(
+      audienceId,
+      dataflow.state?.keepBaselines ?? DEFAULT_KEEP_BASELINES,
+      cursor?.baseline,
+      () => crashPoint('in-prune'),
+    );
   } catch (error) {
     warn?.(
       `${audienceId}: the run is committed, but the audience's older baselines could not be removed (${messageOf(error)}); ` +
@@ -211,7 +266,13 @@ export async function pruneBaselines(state: StateStore, dataflow: Dataflow, audi
 }
 
 /** A retried run with fewer parts than its first attempt must not leave the extra parts behind. */
-async function removeExtraParts(destination: StorageBackend, folder: string, baseName: string, ext: string, count: number): Promise<void> {
+async function removeExtraParts(
+  destination: StorageBackend,
+  folder: string,
+  baseName: string,
+  ext: string,
+  count: number,
+): Promise<void> {
   const keys = new Set(await destination.list(folder));
   for (let n = count + 1; keys.has(joinKey(folder, partFileName(baseName, ext, n))); n++) {
     await destination.delete(joinKey(folder, partFileName(baseName, ext, n)));

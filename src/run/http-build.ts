@@ -7,7 +7,16 @@ import path from 'node:path';
 import { readLines } from '../delivery/send-requests.js';
 import type { LoadedHttpConfig } from '../config/load.js';
 import { messagesPerRequest, type HttpDataflow } from '../config/http-schema.js';
-import { diffProfiles, dropDiff, loadBaseline, writeMessages, type AudienceMeta, type DiffCounts, type DiffTables, type MessageOptions } from '../engine/http-diff.js';
+import {
+  diffProfiles,
+  dropDiff,
+  loadBaseline,
+  writeMessages,
+  type AudienceMeta,
+  type DiffCounts,
+  type DiffTables,
+  type MessageOptions,
+} from '../engine/http-diff.js';
 import { loadHttpSnapshot, type HttpShape } from '../engine/load-http-snapshot.js';
 import { describeBadInput, type PartFile } from '../engine/load-snapshot.js';
 import type { BadRecord } from '../engine/scan-lines.js';
@@ -28,13 +37,23 @@ export function openHttpLocations(config: LoadedHttpConfig, stagingDir?: string)
   const { dataflow, dir } = config;
   const staging = (name: string) => (stagingDir === undefined ? {} : { stagingDir: path.join(stagingDir, name) });
   return {
-    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots', { s3: mergeS3Options(dataflow.s3, dataflow.source.s3), ...staging('source') }),
-    state: openLocation(dataflow.state.path, dir, 'state.path', { s3: mergeS3Options(dataflow.s3, dataflow.state.s3), ...staging('state') }),
+    source: openLocation(dataflow.source.snapshots, dir, 'source.snapshots', {
+      s3: mergeS3Options(dataflow.s3, dataflow.source.s3),
+      ...staging('source'),
+    }),
+    state: openLocation(dataflow.state.path, dir, 'state.path', {
+      s3: mergeS3Options(dataflow.s3, dataflow.state.s3),
+      ...staging('state'),
+    }),
   };
 }
 
 export function httpShape(dataflow: HttpDataflow): HttpShape {
-  return { keyPath: dataflow.profileKey.split('.'), attributes: dataflow.mapping.map((m) => m.source.split('.')), audiences: dataflow.audiences.map((a) => a.id) };
+  return {
+    keyPath: dataflow.profileKey.split('.'),
+    attributes: dataflow.mapping.map((m) => m.source.split('.')),
+    audiences: dataflow.audiences.map((a) => a.id),
+  };
 }
 
 /** One label for the run records of an HTTP dataflow: it delivers all its audiences at once. */
@@ -44,8 +63,13 @@ export function audienceLabel(dataflow: HttpDataflow): string {
 
 /** A run delivers one snapshot; its id derives from the dataflow and the snapshot, so a retry reuses it. */
 export function deriveHttpRunId(dataflowId: string, snapshot: SnapshotInfo): string {
-  const hash = createHash('sha256').update(['http', dataflowId, snapshot.snapshotId, snapshot.evaluatedAt.toISOString()].join('\n')).digest('hex');
-  const stamp = snapshot.evaluatedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const hash = createHash('sha256')
+    .update(['http', dataflowId, snapshot.snapshotId, snapshot.evaluatedAt.toISOString()].join('\n'))
+    .digest('hex');
+  const stamp = snapshot.evaluatedAt
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${hash.slice(0, 8)}`;
 }
 
@@ -74,12 +98,22 @@ export interface HttpPlan {
  * delivers the latest snapshot only (the historical backfill). Prospect audiences are
  * refused (exit 2); an audience the snapshot does not define stops the chain there.
  */
-export function planHttpRuns(dataflow: HttpDataflow, snapshots: SnapshotInfo[], cursor: HttpCursor | null, pending: PendingRun[], now: Date, pinned?: string): HttpPlan {
+export function planHttpRuns(
+  dataflow: HttpDataflow,
+  snapshots: SnapshotInfo[],
+  cursor: HttpCursor | null,
+  pending: PendingRun[],
+  now: Date,
+  pinned?: string,
+): HttpPlan {
   const plan: HttpPlan = { runs: [], idle: null, problem: null, committed: [] };
   let last = cursor ? new Date(cursor.evaluatedAt).getTime() : null;
   let previous = cursor?.baseline ?? null;
   for (const p of pending) {
-    if (cursor && (cursor.runId === p.runId || new Date(p.logicalTime).getTime() <= new Date(cursor.evaluatedAt).getTime())) {
+    if (
+      cursor &&
+      (cursor.runId === p.runId || new Date(p.logicalTime).getTime() <= new Date(cursor.evaluatedAt).getTime())
+    ) {
       plan.committed.push(p);
       continue;
     }
@@ -88,7 +122,13 @@ export function planHttpRuns(dataflow: HttpDataflow, snapshots: SnapshotInfo[], 
       plan.problem = `interrupted run ${p.runId} delivers snapshot ${p.snapshotId}, which is gone; it cannot be finished exactly. Restore the snapshot, or delete pending/${p.runId}.json and http/runs/${p.runId}/ in the state location to drop that run`;
       return plan;
     }
-    plan.runs.push({ runId: p.runId, snapshot, previousBaseline: previous, resumed: true, reason: `finishing interrupted run ${p.runId}` });
+    plan.runs.push({
+      runId: p.runId,
+      snapshot,
+      previousBaseline: previous,
+      resumed: true,
+      reason: `finishing interrupted run ${p.runId}`,
+    });
     previous = `http/runs/${p.runId}/baseline.parquet`;
     last = snapshot.evaluatedAt.getTime();
   }
@@ -105,14 +145,25 @@ export function planHttpRuns(dataflow: HttpDataflow, snapshots: SnapshotInfo[], 
   else next = complete.filter((s) => s.evaluatedAt.getTime() > last!);
   for (const snapshot of next) {
     plan.runs.push({
-      runId: deriveHttpRunId(dataflow.id, snapshot), snapshot, previousBaseline: previous, resumed: false,
-      reason: previous ? `new snapshot ${snapshot.snapshotId} evaluated at ${snapshot.evaluatedAt.toISOString()}` : `first run: historical backfill from snapshot ${snapshot.snapshotId}`,
+      runId: deriveHttpRunId(dataflow.id, snapshot),
+      snapshot,
+      previousBaseline: previous,
+      resumed: false,
+      reason: previous
+        ? `new snapshot ${snapshot.snapshotId} evaluated at ${snapshot.evaluatedAt.toISOString()}`
+        : `first run: historical backfill from snapshot ${snapshot.snapshotId}`,
     });
     previous = `http/runs/${plan.runs.at(-1)!.runId}/baseline.parquet`;
   }
-  if (plan.runs.length === 0) plan.idle = complete.length === 0 ? 'no complete snapshot yet' : `no snapshot newer than ${cursor?.snapshotId ?? 'the last delivered one'}`;
+  if (plan.runs.length === 0)
+    plan.idle =
+      complete.length === 0
+        ? 'no complete snapshot yet'
+        : `no snapshot newer than ${cursor?.snapshotId ?? 'the last delivered one'}`;
   for (const [i, run] of plan.runs.entries()) {
-    const missing = dataflow.audiences.filter((a) => !run.snapshot.audiences.some((s) => s.id === a.id)).map((a) => a.id);
+    const missing = dataflow.audiences
+      .filter((a) => !run.snapshot.audiences.some((s) => s.id === a.id))
+      .map((a) => a.id);
     if (missing.length) {
       plan.problem = `audience(s) ${missing.join(', ')} not in snapshot ${run.snapshot.snapshotId} (its audiences: ${run.snapshot.audiences.map((a) => a.id).join(', ') || 'none'}); check audiences: in the config. Later snapshots wait`;
       plan.runs = plan.runs.slice(0, i);
@@ -127,27 +178,48 @@ export function checkProspects(dataflow: HttpDataflow, snapshots: SnapshotInfo[]
   const problems: string[] = [];
   dataflow.audiences.forEach((a, i) => {
     const prospect = snapshots.find((s) => s.audiences.some((x) => x.id === a.id && x.profileType === 'prospect'));
-    if (prospect) problems.push(`audiences[${i}].id: ${a.id} is a prospect audience (snapshot ${prospect.snapshotId}); prospect audiences cannot be sent to an HTTP API destination, only exported as full files`);
+    if (prospect)
+      problems.push(
+        `audiences[${i}].id: ${a.id} is a prospect audience (snapshot ${prospect.snapshotId}); prospect audiences cannot be sent to an HTTP API destination, only exported as full files`,
+      );
   });
   if (problems.length) throw new ConfigError(problems);
 }
 
 /** When each mapped audience was first mapped: kept from the cursor, this run's time for new ones. */
-export function mappedAtFor(dataflow: HttpDataflow, previous: Record<string, number> | undefined, evaluatedAt: Date): Record<string, number> {
+export function mappedAtFor(
+  dataflow: HttpDataflow,
+  previous: Record<string, number> | undefined,
+  evaluatedAt: Date,
+): Record<string, number> {
   return Object.fromEntries(dataflow.audiences.map((a) => [a.id, previous?.[a.id] ?? evaluatedAt.getTime()]));
 }
 
-const epochMs = (v: number | string | undefined): number | null => (v === undefined ? null : typeof v === 'number' ? v : Number.isNaN(Date.parse(v)) ? null : Date.parse(v));
+const epochMs = (v: number | string | undefined): number | null =>
+  v === undefined ? null : typeof v === 'number' ? v : Number.isNaN(Date.parse(v)) ? null : Date.parse(v);
 
-export function messageOptions(dataflow: HttpDataflow, snapshot: SnapshotInfo, mappedAt: Record<string, number>): MessageOptions {
+export function messageOptions(
+  dataflow: HttpDataflow,
+  snapshot: SnapshotInfo,
+  mappedAt: Record<string, number>,
+): MessageOptions {
   const audiences: AudienceMeta[] = snapshot.audiences.map((a) => ({
-    id: a.id, name: a.name, mergePolicyId: a.mergePolicyId ?? null, createdAt: epochMs(a.createdAt), updatedAt: epochMs(a.updatedAt),
-    mappingCreatedAt: mappedAt[a.id] ?? null, mappingUpdatedAt: mappedAt[a.id] ?? null,
+    id: a.id,
+    name: a.name,
+    mergePolicyId: a.mergePolicyId ?? null,
+    createdAt: epochMs(a.createdAt),
+    updatedAt: epochMs(a.updatedAt),
+    mappingCreatedAt: mappedAt[a.id] ?? null,
+    mappingUpdatedAt: mappedAt[a.id] ?? null,
   }));
   const d = dataflow.destination;
   return {
-    segmentMembership: d.segmentMembership, includeSegmentNames: d.includeSegmentNames, includeSegmentTimestamps: d.includeSegmentTimestamps,
-    evaluatedAt: snapshot.evaluatedAt.toISOString().replace(/\.000Z$/, 'Z'), audiences, defaultMergePolicy: snapshot.mergePolicyId ?? null,
+    segmentMembership: d.segmentMembership,
+    includeSegmentNames: d.includeSegmentNames,
+    includeSegmentTimestamps: d.includeSegmentTimestamps,
+    evaluatedAt: snapshot.evaluatedAt.toISOString().replace(/\.000Z$/, 'Z'),
+    audiences,
+    defaultMergePolicy: snapshot.mergePolicyId ?? null,
   };
 }
 
@@ -176,12 +248,19 @@ export async function buildDiff(
 ): Promise<BuiltDiff> {
   const shape = httpShape(dataflow);
   const parts: PartFile[] = [];
-  for (const part of await listParts(source, run.snapshot)) parts.push({ path: await source.fetch(part.key, options.scratchDir), name: source.describe(part.key), kind: part.kind });
+  for (const part of await listParts(source, run.snapshot))
+    parts.push({
+      path: await source.fetch(part.key, options.scratchDir),
+      name: source.describe(part.key),
+      kind: part.kind,
+    });
   options.progress(`reading snapshot ${run.snapshot.snapshotId} (${parts.length} part(s))`);
   const table = `${options.prefix}_snap`;
   const loaded = await loadHttpSnapshot(engine, shape, parts, { table, scratchDir: options.scratchDir });
   if (loaded.badRecords.length > options.maxBadRecords) {
-    throw new BadInputError(`${describeBadInput(run.snapshot.snapshotId, audienceLabel(dataflow), loaded.badRecords, options.maxBadRecords)}\nNothing was sent.`);
+    throw new BadInputError(
+      `${describeBadInput(run.snapshot.snapshotId, audienceLabel(dataflow), loaded.badRecords, options.maxBadRecords)}\nNothing was sent.`,
+    );
   }
   let base = baselineTable;
   if (!base) {
@@ -190,7 +269,9 @@ export async function buildDiff(
   }
   const tables: DiffTables = { prefix: options.prefix, snapshot: table, baseline: base };
   const counts = await diffProfiles(engine, shape, tables);
-  options.progress(`snapshot ${run.snapshot.snapshotId}: ${loaded.profiles} profiles, ${counts.messages} message(s) (entered ${counts.entered}, exited ${counts.exited}, identity ${counts.identity}, attribute ${counts.attribute})`);
+  options.progress(
+    `snapshot ${run.snapshot.snapshotId}: ${loaded.profiles} profiles, ${counts.messages} message(s) (entered ${counts.entered}, exited ${counts.exited}, identity ${counts.identity}, attribute ${counts.attribute})`,
+  );
   const messagesFile = (part: number) => path.join(options.scratchDir, `${options.prefix}-messages-${part}.ndjson`);
   const perRequest = messagesPerRequest(dataflow.destination);
   const single = dataflow.destination.envelope === 'single';
@@ -207,10 +288,18 @@ export async function buildDiff(
       const flush = async () => {
         if (!batch.length) return;
         requests += 1;
-        await onRequest(single ? batch[0]! : Buffer.concat([OPEN, ...batch.flatMap((m, i) => (i ? [COMMA, m] : [m])), CLOSE]));
+        await onRequest(
+          single ? batch[0]! : Buffer.concat([OPEN, ...batch.flatMap((m, i) => (i ? [COMMA, m] : [m])), CLOSE]),
+        );
         batch = [];
       };
-      const files = await writeMessages(engine, shape, tables, messageOptions(dataflow, run.snapshot, mappedAt), messagesFile);
+      const files = await writeMessages(
+        engine,
+        shape,
+        tables,
+        messageOptions(dataflow, run.snapshot, mappedAt),
+        messagesFile,
+      );
       options.progress(`snapshot ${run.snapshot.snapshotId}: messages built`);
       try {
         for (const file of files) {
@@ -238,4 +327,3 @@ const CLOSE = Buffer.from(']');
 export async function dropBuilt(engine: Engine, prefix: string): Promise<void> {
   await dropDiff(engine, prefix);
 }
-

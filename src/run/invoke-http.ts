@@ -23,14 +23,31 @@ import { RunFailedError, asAudexError, messageOf } from '../errors.js';
 import { listSnapshots } from '../snapshots/list-snapshots.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { createScratchDir } from '../storage/staging.js';
-import { httpKeys, readAcks, readJsonObject, writeJsonObject, type DeadLetter, type HttpCursor, type OutboxSeal } from '../state/http-state.js';
+import {
+  httpKeys,
+  readAcks,
+  readJsonObject,
+  writeJsonObject,
+  type DeadLetter,
+  type HttpCursor,
+  type OutboxSeal,
+} from '../state/http-state.js';
 import type { PendingRun, RunCounts, RunRecord } from '../state/records.js';
 import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { crashPoint } from './crash-points.js';
 import type { InvocationResult } from './invoke.js';
 import { failed, SUCCEEDED, type Outcome } from './outcome.js';
-import { audienceLabel, buildDiff, checkProspects, dropBuilt, mappedAtFor, openHttpLocations, planHttpRuns, type HttpPlannedRun } from './http-build.js';
+import {
+  audienceLabel,
+  buildDiff,
+  checkProspects,
+  dropBuilt,
+  mappedAtFor,
+  openHttpLocations,
+  planHttpRuns,
+  type HttpPlannedRun,
+} from './http-build.js';
 
 export interface HttpInvokeOptions extends InvocationSettings {
   config: LoadedHttpConfig;
@@ -52,8 +69,22 @@ export interface HttpRunCounts extends RunCounts {
 }
 
 const zeroHttpCounts = (): HttpRunCounts => ({
-  profilesReceived: 0, rowsWritten: 0, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, badRecords: 0,
-  messages: 0, requests: 0, acknowledged: 0, retries: 0, deadLetters: 0, entered: 0, exited: 0, identity: 0, attribute: 0, baselineSize: 0,
+  profilesReceived: 0,
+  rowsWritten: 0,
+  excludedMandatory: 0,
+  excludedDuplicate: 0,
+  exitsOmitted: 0,
+  badRecords: 0,
+  messages: 0,
+  requests: 0,
+  acknowledged: 0,
+  retries: 0,
+  deadLetters: 0,
+  entered: 0,
+  exited: 0,
+  identity: 0,
+  attribute: 0,
+  baselineSize: 0,
 });
 
 interface HttpContext {
@@ -87,17 +118,39 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<Invocation
     checkProspects(dataflow, snapshots);
     if (options.lock !== false) lease = await acquireLock(storage, dataflow.id, new Date());
     const cursor = await readJsonObject<HttpCursor>(storage, httpKeys.cursor);
-    const pending = (await state.listPending()).filter((p) => p.audienceId === audienceLabel(dataflow) || p.folders.includes('http'));
+    const pending = (await state.listPending()).filter(
+      (p) => p.audienceId === audienceLabel(dataflow) || p.folders.includes('http'),
+    );
     const plan = planHttpRuns(dataflow, snapshots, cursor, pending, options.now, options.pinnedSnapshot);
     for (const p of plan.committed) {
       if (p.outcome) await state.appendHistory(p.outcome);
       await state.deletePending(p.runId);
-      options.progress(`run ${p.runId} was committed by an earlier invocation; its history record and cleanup are done now`);
+      options.progress(
+        `run ${p.runId} was committed by an earlier invocation; its history record and cleanup are done now`,
+      );
     }
     if (plan.runs.length) {
-      const auth = await createAuthenticator(dataflow.destination.auth, options.config.dir, dataflow.destination.timeoutSeconds * 1000);
-      const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: options.memoryLimit });
-      const ctx: HttpContext = { dataflow, config: options.config, source, storage, state, lease, engine, scratchDir, auth, options };
+      const auth = await createAuthenticator(
+        dataflow.destination.auth,
+        options.config.dir,
+        dataflow.destination.timeoutSeconds * 1000,
+      );
+      const engine = await openEngine({
+        tempDirectory: path.join(scratchDir, 'spill'),
+        memoryLimit: options.memoryLimit,
+      });
+      const ctx: HttpContext = {
+        dataflow,
+        config: options.config,
+        source,
+        storage,
+        state,
+        lease,
+        engine,
+        scratchDir,
+        auth,
+        options,
+      };
       try {
         let mappedAt = cursor?.mappedAt;
         for (const run of plan.runs) {
@@ -125,8 +178,16 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<Invocation
     if (plan.problem) {
       // Not a run of its own: shown in this invocation's summary, not kept in history.
       records.push({
-        runId: '-', audienceId: audienceLabel(dataflow), mode: 'incremental', trigger: 'afterEvaluation', logicalTime: options.now.toISOString(),
-        snapshotId: null, status: 'failed', counts: zeroHttpCounts(), files: [], error: plan.problem,
+        runId: '-',
+        audienceId: audienceLabel(dataflow),
+        mode: 'incremental',
+        trigger: 'afterEvaluation',
+        logicalTime: options.now.toISOString(),
+        snapshotId: null,
+        status: 'failed',
+        counts: zeroHttpCounts(),
+        files: [],
+        error: plan.problem,
       });
       outcomes.push(failed(new RunFailedError(plan.problem)));
     }
@@ -137,10 +198,23 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<Invocation
   }
 }
 
-function baseRecord(dataflow: HttpDataflow, run: HttpPlannedRun, status: RunRecord['status'], counts: HttpRunCounts): RunRecord & { destination: 'http' } {
+function baseRecord(
+  dataflow: HttpDataflow,
+  run: HttpPlannedRun,
+  status: RunRecord['status'],
+  counts: HttpRunCounts,
+): RunRecord & { destination: 'http' } {
   return {
-    runId: run.runId, audienceId: audienceLabel(dataflow), mode: 'incremental', trigger: 'afterEvaluation', logicalTime: run.snapshot.evaluatedAt.toISOString(),
-    snapshotId: run.snapshot.snapshotId, status, counts, files: [], destination: 'http',
+    runId: run.runId,
+    audienceId: audienceLabel(dataflow),
+    mode: 'incremental',
+    trigger: 'afterEvaluation',
+    logicalTime: run.snapshot.evaluatedAt.toISOString(),
+    snapshotId: run.snapshot.snapshotId,
+    status,
+    counts,
+    files: [],
+    destination: 'http',
     ...(run.previousBaseline ? {} : { note: 'first run: historical backfill' }),
   };
 }
@@ -193,19 +267,38 @@ class AckLog {
   }
 }
 
-async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMappedAt: Record<string, number> | undefined, counts: HttpRunCounts): Promise<{ record: RunRecord; outcome: Outcome }> {
+async function executeHttpRun(
+  ctx: HttpContext,
+  run: HttpPlannedRun,
+  previousMappedAt: Record<string, number> | undefined,
+  counts: HttpRunCounts,
+): Promise<{ record: RunRecord; outcome: Outcome }> {
   const started = performance.now();
   const { dataflow, storage, state, options } = ctx;
   const pending: PendingRun = {
-    runId: run.runId, audienceId: audienceLabel(dataflow), mode: 'incremental', trigger: 'afterEvaluation',
-    logicalTime: run.snapshot.evaluatedAt.toISOString(), snapshotId: run.snapshot.snapshotId, folders: ['http'],
+    runId: run.runId,
+    audienceId: audienceLabel(dataflow),
+    mode: 'incremental',
+    trigger: 'afterEvaluation',
+    logicalTime: run.snapshot.evaluatedAt.toISOString(),
+    snapshotId: run.snapshot.snapshotId,
+    folders: ['http'],
   };
   let seal = await readJsonObject<OutboxSeal>(storage, httpKeys.seal(run.runId));
-  if (!seal) seal = await buildOutbox(ctx, run, mappedAtFor(dataflow, previousMappedAt, run.snapshot.evaluatedAt), pending);
-  else options.progress(`resuming run ${run.runId}: its outbox (${seal.requests} request(s)) was sealed by an earlier invocation`);
+  if (!seal)
+    seal = await buildOutbox(ctx, run, mappedAtFor(dataflow, previousMappedAt, run.snapshot.evaluatedAt), pending);
+  else
+    options.progress(
+      `resuming run ${run.runId}: its outbox (${seal.requests} request(s)) was sealed by an earlier invocation`,
+    );
   Object.assign(counts, {
-    profilesReceived: seal.messages, rowsWritten: seal.messages, badRecords: seal.badRecords, messages: seal.messages, requests: seal.requests,
-    baselineSize: seal.baselineSize, ...seal.triggers,
+    profilesReceived: seal.messages,
+    rowsWritten: seal.messages,
+    badRecords: seal.badRecords,
+    messages: seal.messages,
+    requests: seal.requests,
+    baselineSize: seal.baselineSize,
+    ...seal.triggers,
   });
 
   // Delivery: only what is not settled yet.
@@ -217,15 +310,23 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
   if (done.size < seal.requests) {
     const log = new AckLog(storage, run.runId, settled.chunks);
     const local = await storage.fetch(httpKeys.outbox(run.runId), ctx.scratchDir);
-    options.progress(`sending ${seal.requests - done.size} of ${seal.requests} request(s) to ${new URL(dataflow.destination.endpoint).origin}`);
+    options.progress(
+      `sending ${seal.requests - done.size} of ${seal.requests} request(s) to ${new URL(dataflow.destination.endpoint).origin}`,
+    );
     const d = dataflow.destination;
     let stats;
     try {
       stats = await sendRequests(
         outboxRequests(local, run.runId, done),
         {
-          url: endpointUrl(d), headers: headerPairs(d), timeoutMs: d.timeoutSeconds * 1000, concurrency: d.concurrency, maxRequestsPerSecond: d.maxRequestsPerSecond,
-          auth: ctx.auth, backoffMs: Number(process.env['AUDEX_HTTP_BACKOFF_MS'] ?? 500), stopOnFailure: d.onExhausted === 'fail',
+          url: endpointUrl(d),
+          headers: headerPairs(d),
+          timeoutMs: d.timeoutSeconds * 1000,
+          concurrency: d.concurrency,
+          maxRequestsPerSecond: d.maxRequestsPerSecond,
+          auth: ctx.auth,
+          backoffMs: Number(process.env['AUDEX_HTTP_BACKOFF_MS'] ?? 500),
+          stopOnFailure: d.onExhausted === 'fail',
         },
         {
           onAck: (seq) => {
@@ -237,8 +338,14 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
             if (d.onExhausted === 'deadLetter') {
               const key = failure.key;
               const letter: DeadLetter = {
-                idempotencyKey: key, runId: run.runId, seq: failure.seq, status: failure.status, error: failure.error, response: failure.response,
-                attempts: failure.attempts, body: failure.body.toString('utf8'),
+                idempotencyKey: key,
+                runId: run.runId,
+                seq: failure.seq,
+                status: failure.status,
+                error: failure.error,
+                response: failure.response,
+                attempts: failure.attempts,
+                body: failure.body.toString('utf8'),
               };
               await writeJsonObject(storage, httpKeys.deadLetter(key), letter);
               counts.deadLetters += 1;
@@ -253,21 +360,31 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
     counts.retries = stats.retries;
   }
   if (failures.length) {
-    const shown = failures.slice(0, 5).map((f) => `  request ${run.runId}-${f.seq}: ${f.error}${f.response ? ` — ${f.response.slice(0, 200)}` : ''}`);
+    const shown = failures
+      .slice(0, 5)
+      .map((f) => `  request ${run.runId}-${f.seq}: ${f.error}${f.response ? ` — ${f.response.slice(0, 200)}` : ''}`);
     throw new RunFailedError(
-      [`${failures.length} request(s) to ${dataflow.destination.endpoint} could not be delivered (retries exhausted or refused); ${counts.acknowledged} of ${seal.requests} are acknowledged, sending stopped:`, ...shown,
-        'With onExhausted: fail the run is not committed; the next `audex run` sends the unacknowledged requests again (same bodies, same Idempotency-Key). Set onExhausted: deadLetter to set them aside and go on.'].join('\n'),
+      [
+        `${failures.length} request(s) to ${dataflow.destination.endpoint} could not be delivered (retries exhausted or refused); ${counts.acknowledged} of ${seal.requests} are acknowledged, sending stopped:`,
+        ...shown,
+        'With onExhausted: fail the run is not committed; the next `audex run` sends the unacknowledged requests again (same bodies, same Idempotency-Key). Set onExhausted: deadLetter to set them aside and go on.',
+      ].join('\n'),
     );
   }
   crashPoint('http-all-acked');
   const record = baseRecord(dataflow, run, 'success', counts);
   record.durationMs = Math.round(performance.now() - started);
-  if (counts.deadLetters) record.error = `${counts.deadLetters} request(s) were dead-lettered under ${storage.describe(httpKeys.deadLetterPrefix)}; \`audex redrive\` sends them again`;
+  if (counts.deadLetters)
+    record.error = `${counts.deadLetters} request(s) were dead-lettered under ${storage.describe(httpKeys.deadLetterPrefix)}; \`audex redrive\` sends them again`;
   ctx.lease.assertHeld();
   await state.writePending({ ...pending, outcome: record });
   const cursor: HttpCursor = {
-    runId: run.runId, snapshotId: run.snapshot.snapshotId, evaluatedAt: run.snapshot.evaluatedAt.toISOString(),
-    baseline: httpKeys.baseline(run.runId), baselineSize: seal.baselineSize, mappedAt: seal.mappedAt,
+    runId: run.runId,
+    snapshotId: run.snapshot.snapshotId,
+    evaluatedAt: run.snapshot.evaluatedAt.toISOString(),
+    baseline: httpKeys.baseline(run.runId),
+    baselineSize: seal.baselineSize,
+    mappedAt: seal.mappedAt,
   };
   ctx.lease.assertHeld();
   await writeJsonObject(storage, httpKeys.cursor, cursor);
@@ -275,19 +392,38 @@ async function executeHttpRun(ctx: HttpContext, run: HttpPlannedRun, previousMap
   await state.appendHistory(record);
   await state.deletePending(run.runId);
   await cleanupRuns(storage, run.runId, run.previousBaseline);
-  options.progress(`run ${run.runId}: ${counts.acknowledged} of ${seal.requests} request(s) acknowledged (${seal.messages} message(s))${counts.deadLetters ? `, ${counts.deadLetters} dead-lettered` : ''}`);
+  options.progress(
+    `run ${run.runId}: ${counts.acknowledged} of ${seal.requests} request(s) acknowledged (${seal.messages} message(s))${counts.deadLetters ? `, ${counts.deadLetters} dead-lettered` : ''}`,
+  );
   // Dead letters: the run committed, and the invocation still exits 1 (README "Exit codes").
   return { record, outcome: record.error ? failed(new RunFailedError(record.error)) : SUCCEEDED };
 }
 
 /** Builds, writes and seals the outbox and the new baseline; nothing is sent before the seal. */
-async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Record<string, number>, pending: PendingRun): Promise<OutboxSeal> {
+async function buildOutbox(
+  ctx: HttpContext,
+  run: HttpPlannedRun,
+  mappedAt: Record<string, number>,
+  pending: PendingRun,
+): Promise<OutboxSeal> {
   const { dataflow, storage, state, engine, options } = ctx;
   const prefix = 'h0';
   try {
-    const built = await buildDiff(engine, dataflow, ctx.source, run, null, (key) => storage.fetch(key, ctx.scratchDir), mappedAt, {
-      scratchDir: ctx.scratchDir, maxBadRecords: options.maxBadRecords, prefix, progress: options.progress,
-    });
+    const built = await buildDiff(
+      engine,
+      dataflow,
+      ctx.source,
+      run,
+      null,
+      (key) => storage.fetch(key, ctx.scratchDir),
+      mappedAt,
+      {
+        scratchDir: ctx.scratchDir,
+        maxBadRecords: options.maxBadRecords,
+        prefix,
+        progress: options.progress,
+      },
+    );
     await state.writePending(pending);
     const staged = await storage.stage(httpKeys.outbox(run.runId));
     const out = createWriteStream(staged);
@@ -309,9 +445,21 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
     await writeNextBaseline(engine, built.tables, stagedBase);
     await storage.publish(stagedBase, baselineKey);
     const seal: OutboxSeal = {
-      runId: run.runId, snapshotId: run.snapshot.snapshotId, evaluatedAt: run.snapshot.evaluatedAt.toISOString(), messages, requests, bytes,
-      triggers: { entered: built.counts.entered, exited: built.counts.exited, identity: built.counts.identity, attribute: built.counts.attribute },
-      baselineSize: built.counts.baselineSize, badRecords: built.badRecords.length, mappedAt,
+      runId: run.runId,
+      snapshotId: run.snapshot.snapshotId,
+      evaluatedAt: run.snapshot.evaluatedAt.toISOString(),
+      messages,
+      requests,
+      bytes,
+      triggers: {
+        entered: built.counts.entered,
+        exited: built.counts.exited,
+        identity: built.counts.identity,
+        attribute: built.counts.attribute,
+      },
+      baselineSize: built.counts.baselineSize,
+      badRecords: built.badRecords.length,
+      mappedAt,
     };
     await writeJsonObject(storage, httpKeys.seal(run.runId), seal);
     crashPoint('http-sealed');
@@ -323,7 +471,6 @@ async function buildOutbox(ctx: HttpContext, run: HttpPlannedRun, mappedAt: Reco
 }
 
 const NEWLINE = Buffer.from('\n');
-
 
 /**
  * After a commit: the committed run's outbox and acks are no longer needed, and of the

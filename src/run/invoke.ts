@@ -6,7 +6,15 @@ import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { loadEncryptionKey } from '../config/load-encryption-key.js';
 import { buildShape, type Shape } from '../engine/shape.js';
-import { BadInputError, CommittedRunError, ConfigError, RunFailedError, asAudexError, messageOf, type AudexError } from '../errors.js';
+import {
+  BadInputError,
+  CommittedRunError,
+  ConfigError,
+  RunFailedError,
+  asAudexError,
+  messageOf,
+  type AudexError,
+} from '../errors.js';
 import { deriveRunId, type Plan, type PlannedRun } from '../plan/plan-runs.js';
 import { acquireLock, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
@@ -89,7 +97,12 @@ export interface FailedInvocation {
 }
 
 function failedInvocation(options: InvokeOptions, error: unknown): FailedInvocation {
-  return { dataflowId: options.config.dataflow.id, at: options.now.toISOString(), runs: [], error: asAudexError(error) };
+  return {
+    dataflowId: options.config.dataflow.id,
+    at: options.now.toISOString(),
+    runs: [],
+    error: asAudexError(error),
+  };
 }
 
 /** A dataflow with its lock taken and its runs planned; nothing read or written yet but committed runs' cleanup. */
@@ -108,7 +121,8 @@ async function openDataflow(options: InvokeOptions): Promise<OpenedDataflow> {
   const { dataflow } = options.config;
   // The recipient key is checked before anything is read or written (README "Encrypted files").
   const encryption = await loadEncryptionKey(options.config, options.now);
-  if (encryption) options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
+  if (encryption)
+    options.progress(`encrypting every data file for OpenPGP key ${encryption.fingerprint} (${encryption.source})`);
   // The run owns one scratch folder (downloads, staged uploads, DuckDB spill) and removes it.
   const scratchDir = await createScratchDir('run');
   let lease: Lease = NO_LOCK;
@@ -117,14 +131,20 @@ async function openDataflow(options: InvokeOptions): Promise<OpenedDataflow> {
     const state = new StateStore(locations.state);
     if (options.lock !== false) {
       lease = await acquireLock(locations.state, dataflow.id, new Date());
-      await Promise.all([state.sweepLeftovers(dataflow.audiences.map((a) => a.id)), sweepLockLeftovers(locations.state)]).catch((error: unknown) =>
-        options.warn(`could not remove what killed runs left in the state location (${messageOf(error)}); the runs go on, the next one tries again`),
+      await Promise.all([
+        state.sweepLeftovers(dataflow.audiences.map((a) => a.id)),
+        sweepLockLeftovers(locations.state),
+      ]).catch((error: unknown) =>
+        options.warn(
+          `could not remove what killed runs left in the state location (${messageOf(error)}); the runs go on, the next one tries again`,
+        ),
       );
     }
     const { plan } = await prepare(options.config, options, locations);
     // A run that died before pruning its audience's old baselines: that is done too (see execute-run.ts).
     await finishCommitted(state, plan.committedPending, options.progress, async (pending) => {
-      if (pending.mode === 'incremental' && pending.trigger !== 'exportNow') await pruneBaselines(state, dataflow, pending.audienceId, options.warn);
+      if (pending.mode === 'incremental' && pending.trigger !== 'exportNow')
+        await pruneBaselines(state, dataflow, pending.audienceId, options.warn);
     });
     return { options, encryption, scratchDir, lease, locations, state, plan, shape: buildShape(dataflow) };
   } catch (error) {
@@ -142,7 +162,12 @@ async function closeDataflow(o: OpenedDataflow): Promise<void> {
 function needsOf(o: OpenedDataflow): SnapshotNeeds {
   const { options } = o;
   return {
-    shape: o.shape, source: o.locations.source, runs: o.plan.runs, scratchDir: o.scratchDir, maxBadRecords: options.maxBadRecords, progress: options.progress,
+    shape: o.shape,
+    source: o.locations.source,
+    runs: o.plan.runs,
+    scratchDir: o.scratchDir,
+    maxBadRecords: options.maxBadRecords,
+    progress: options.progress,
     ...(options.memoryLimit === undefined ? {} : { memoryLimit: options.memoryLimit }),
   };
 }
@@ -151,16 +176,36 @@ async function runDataflow(o: OpenedDataflow, reads: SnapshotReads, index: numbe
   const { options, plan, state, scratchDir, lease, locations, encryption, shape } = o;
   const { dataflow } = options.config;
   const records: RunRecord[] = plan.problems.map((p) => ({
-    runId: deriveRunId(dataflow.id, p.audienceId, p.mode, p.trigger, p.logicalTime ?? options.now), audienceId: p.audienceId, mode: p.mode, trigger: p.trigger, logicalTime: (p.logicalTime ?? options.now).toISOString(),
-    snapshotId: p.snapshotId, status: 'failed', counts: zeroCounts(), files: [], error: p.error,
+    runId: deriveRunId(dataflow.id, p.audienceId, p.mode, p.trigger, p.logicalTime ?? options.now),
+    audienceId: p.audienceId,
+    mode: p.mode,
+    trigger: p.trigger,
+    logicalTime: (p.logicalTime ?? options.now).toISOString(),
+    snapshotId: p.snapshotId,
+    status: 'failed',
+    counts: zeroCounts(),
+    files: [],
+    error: p.error,
   }));
-  const outcomes: Outcome[] = plan.problems.map((p) => failed(p.kind === 'config' ? new ConfigError(p.error) : new RunFailedError(p.error)));
+  const outcomes: Outcome[] = plan.problems.map((p) =>
+    failed(p.kind === 'config' ? new ConfigError(p.error) : new RunFailedError(p.error)),
+  );
   if (plan.runs.length > 0) {
     const { engine, snapshots: loaded, refused } = await reads.read(index);
     crashPoint('after-read');
     const ctx: RunContext = {
-      dataflow, shape, engine, destination: locations.destination, stateStorage: locations.state, state, lease, scratchDir, snapshots: loaded,
-      progress: options.progress, warn: options.warn, ...(encryption ? { encryption } : {}),
+      dataflow,
+      shape,
+      engine,
+      destination: locations.destination,
+      stateStorage: locations.state,
+      state,
+      lease,
+      scratchDir,
+      snapshots: loaded,
+      progress: options.progress,
+      warn: options.warn,
+      ...(encryption ? { encryption } : {}),
     };
     // Audiences are independent: two at a time, each on its own DuckDB connection, so
     // one's file writing (JS, gzip) overlaps another's selection (DuckDB). The runs of
@@ -172,12 +217,16 @@ async function runDataflow(o: OpenedDataflow, reads: SnapshotReads, index: numbe
     const runGroup = async (group: PlannedRun[], own: RunContext, alone: boolean): Promise<PlannedRun[]> => {
       for (const [i, run] of group.entries()) {
         const reason = refused.get(run);
-        const outcome = reason === undefined ? await executeOne(own, run, options.warn) : failedOutcome(run, reason, new BadInputError(reason));
+        const outcome =
+          reason === undefined
+            ? await executeOne(own, run, options.warn)
+            : failedOutcome(run, reason, new BadInputError(reason));
         runOutcomes.set(run, outcome);
         // An export-now run moves no cursor: its failure holds back no later run.
         if (!outcome.error || !run.advancesCursor) continue;
         if (outcome.outOfMemory && !alone) return group.slice(i);
-        for (const later of group.slice(i + 1)) runOutcomes.set(later, notRun(later, run, outcome.error instanceof BadInputError));
+        for (const later of group.slice(i + 1))
+          runOutcomes.set(later, notRun(later, run, outcome.error instanceof BadInputError));
         break;
       }
       return [];
@@ -247,7 +296,9 @@ export async function finishCommitted(
   for (const pending of committed) {
     if (pending.outcome) await state.appendHistory(pending.outcome);
     await state.deletePending(pending.runId);
-    progress(`${pending.audienceId}: run ${pending.runId} was committed by an earlier invocation; its history record and cleanup are done now`);
+    progress(
+      `${pending.audienceId}: run ${pending.runId} was committed by an earlier invocation; its history record and cleanup are done now`,
+    );
     await afterEach(pending);
   }
 }
@@ -264,11 +315,15 @@ async function maintainHistory(state: StateStore, options: InvokeOptions): Promi
     const moved = await state.migrateLegacyHistory();
     if (moved > 0) options.progress(`moved ${moved} history record(s) into month folders`);
     if (keepDays !== undefined) {
-      const removed = await state.pruneHistory(new Date(options.now.getTime() - keepDays * 86_400_000), () => crashPoint('in-prune'));
+      const removed = await state.pruneHistory(new Date(options.now.getTime() - keepDays * 86_400_000), () =>
+        crashPoint('in-prune'),
+      );
       if (removed > 0) options.progress(`removed ${removed} history record(s) older than ${keepDays} day(s)`);
     }
   } catch (error) {
-    options.warn(`the runs are recorded, but the history could not be tidied (${messageOf(error)}); the next run tries again`);
+    options.warn(
+      `the runs are recorded, but the history could not be tidied (${messageOf(error)}); the next run tries again`,
+    );
   }
 }
 
@@ -283,8 +338,16 @@ interface RunOutcome {
 function failedOutcome(run: PlannedRun, error: string, cause: AudexError): RunOutcome {
   return {
     record: {
-      runId: run.runId, audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: run.logicalTime.toISOString(),
-      snapshotId: run.snapshot.snapshotId, status: 'failed', counts: zeroCounts(), files: [], error,
+      runId: run.runId,
+      audienceId: run.audienceId,
+      mode: run.mode,
+      trigger: run.trigger,
+      logicalTime: run.logicalTime.toISOString(),
+      snapshotId: run.snapshot.snapshotId,
+      status: 'failed',
+      counts: zeroCounts(),
+      files: [],
+      error,
     },
     error: cause,
   };
@@ -304,13 +367,25 @@ async function executeOne(ctx: RunContext, run: PlannedRun, warn: (message: stri
   } catch (error) {
     if (error instanceof CommittedRunError) return committedOutcome(error, run.audienceId, warn);
     const outOfMemory = /Out of Memory Error/.test(messageOf(error));
-    const outcome = failedOutcome(run, uncommittedError(error, error instanceof BadInputError ? ABANDONED : RESUMED), asAudexError(error));
-    return { ...outcome, record: { ...outcome.record, durationMs: Math.round(performance.now() - started) }, outOfMemory };
+    const outcome = failedOutcome(
+      run,
+      uncommittedError(error, error instanceof BadInputError ? ABANDONED : RESUMED),
+      asAudexError(error),
+    );
+    return {
+      ...outcome,
+      record: { ...outcome.record, durationMs: Math.round(performance.now() - started) },
+      outOfMemory,
+    };
   }
 }
 
 /** A run that failed after its commit point: its record, with a note that nothing is exported again. */
-export function committedOutcome(error: CommittedRunError, id: string, warn: (message: string) => void): { record: RunRecord; error: AudexError } {
+export function committedOutcome(
+  error: CommittedRunError,
+  id: string,
+  warn: (message: string) => void,
+): { record: RunRecord; error: AudexError } {
   const note =
     `the run was committed (its files are delivered and its cursor advanced), but then ${messageOf(error.cause)}. ` +
     'The next `audex run` writes its history record and removes its pending record; it does not export again.';
@@ -321,7 +396,9 @@ export function committedOutcome(error: CommittedRunError, id: string, warn: (me
 /** The error of a run that failed before its commit point. */
 /** A failed run's error for its record: the cause, a memory hint, and what happens next. */
 export function uncommittedError(error: unknown, next: string = RESUMED): string {
-  const hint = /Out of Memory Error/.test(messageOf(error)) ? '\nThe engine ran out of memory: raise --memory-limit (default 1GB).' : '';
+  const hint = /Out of Memory Error/.test(messageOf(error))
+    ? '\nThe engine ran out of memory: raise --memory-limit (default 1GB).'
+    : '';
   return `${messageOf(error)}${hint}\n${next}`;
 }
 
@@ -329,7 +406,14 @@ export function uncommittedError(error: unknown, next: string = RESUMED): string
 function skippedRecords(run: PlannedRun): RunRecord[] {
   return run.skippedSlots.map((slot) => ({
     runId: deriveRunId(run.dataflowId, run.audienceId, run.mode, run.trigger, slot),
-    audienceId: run.audienceId, mode: run.mode, trigger: run.trigger, logicalTime: slot.toISOString(), snapshotId: null,
-    status: 'skipped', counts: zeroCounts(), files: [], note: `coalesced into run ${run.runId} at ${run.logicalTime.toISOString()}`,
+    audienceId: run.audienceId,
+    mode: run.mode,
+    trigger: run.trigger,
+    logicalTime: slot.toISOString(),
+    snapshotId: null,
+    status: 'skipped',
+    counts: zeroCounts(),
+    files: [],
+    note: `coalesced into run ${run.runId} at ${run.logicalTime.toISOString()}`,
   }));
 }

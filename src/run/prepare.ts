@@ -2,12 +2,24 @@
 // state, plan, and load the snapshots a plan needs. Nothing here writes.
 import path from 'node:path';
 import type { AnyLoadedConfig, LoadedConfig } from '../config/load.js';
-import { badRecordsFor, describeBadInput, loadSnapshot, type LoadedSnapshot, type PartFile } from '../engine/load-snapshot.js';
+import {
+  badRecordsFor,
+  describeBadInput,
+  loadSnapshot,
+  type LoadedSnapshot,
+  type PartFile,
+} from '../engine/load-snapshot.js';
 import type { Engine } from '../engine/session.js';
 import type { Shape } from '../engine/shape.js';
 import { BadInputError, ConfigError } from '../errors.js';
 import { planExportNow, planScheduledRuns, type Plan, type PlannedRun } from '../plan/plan-runs.js';
-import { listParts, listSnapshots, pickSnapshot, type BrokenSnapshot, type SnapshotInfo } from '../snapshots/list-snapshots.js';
+import {
+  listParts,
+  listSnapshots,
+  pickSnapshot,
+  type BrokenSnapshot,
+  type SnapshotInfo,
+} from '../snapshots/list-snapshots.js';
 import type { LockableStorage, StorageBackend } from '../storage/backend.js';
 import { defaultStateLocation, mergeS3Options, openLocation } from '../storage/open-location.js';
 import type { Cursor, PendingRun } from '../state/records.js';
@@ -32,14 +44,28 @@ export function openLocations(config: Exclude<AnyLoadedConfig, { kind: 'http' }>
   const top = dataflow.s3;
   const staging = (name: string) => (stagingDir === undefined ? {} : { stagingDir: path.join(stagingDir, name) });
   const statePath = dataflow.state?.path;
-  const [sourcePath, sourceKey] = config.kind === 'datasets' ? [config.dataflow.source.datasets, 'source.datasets'] : [config.dataflow.source.snapshots, 'source.snapshots'];
+  const [sourcePath, sourceKey] =
+    config.kind === 'datasets'
+      ? [config.dataflow.source.datasets, 'source.datasets']
+      : [config.dataflow.source.snapshots, 'source.snapshots'];
   return {
-    source: openLocation(sourcePath, dir, sourceKey, { s3: mergeS3Options(top, dataflow.source.s3), ...staging('source') }),
-    destination: openLocation(dataflow.destination.path, dir, 'destination.path', { s3: mergeS3Options(top, dataflow.destination.s3), ...staging('destination') }),
-    state: openLocation(statePath ?? defaultStateLocation(dataflow.destination.path, dataflow.id), dir, statePath ? 'state.path' : 'destination.path', {
-      s3: mergeS3Options(top, statePath ? undefined : dataflow.destination.s3, dataflow.state?.s3),
-      ...staging('state'),
+    source: openLocation(sourcePath, dir, sourceKey, {
+      s3: mergeS3Options(top, dataflow.source.s3),
+      ...staging('source'),
     }),
+    destination: openLocation(dataflow.destination.path, dir, 'destination.path', {
+      s3: mergeS3Options(top, dataflow.destination.s3),
+      ...staging('destination'),
+    }),
+    state: openLocation(
+      statePath ?? defaultStateLocation(dataflow.destination.path, dataflow.id),
+      dir,
+      statePath ? 'state.path' : 'destination.path',
+      {
+        s3: mergeS3Options(top, statePath ? undefined : dataflow.destination.s3, dataflow.state?.s3),
+        ...staging('state'),
+      },
+    ),
   };
 }
 
@@ -70,14 +96,28 @@ export interface Prepared {
 }
 
 /** Lists snapshots, reads the state and plans; export-now refusals are usage errors. */
-export async function prepare(config: LoadedConfig, request: PlanRequest, locations = openLocations(config)): Promise<Prepared> {
+export async function prepare(
+  config: LoadedConfig,
+  request: PlanRequest,
+  locations = openLocations(config),
+): Promise<Prepared> {
   const state = new StateStore(locations.state);
   const broken: BrokenSnapshot[] = [];
   const snapshots = await listSnapshots(locations.source, (b) => broken.push(b));
   checkBrokenSnapshots(broken, snapshots, request);
   const pending = await state.listPending();
-  const cursors = await readCursors(state, config.dataflow.audiences.map((a) => a.id));
-  return { locations, state, snapshots, pending, cursors, plan: planInvocation(config, request, snapshots, pending, cursors) };
+  const cursors = await readCursors(
+    state,
+    config.dataflow.audiences.map((a) => a.id),
+  );
+  return {
+    locations,
+    state,
+    snapshots,
+    pending,
+    cursors,
+    plan: planInvocation(config, request, snapshots, pending, cursors),
+  };
 }
 
 /**
@@ -90,21 +130,44 @@ export async function prepare(config: LoadedConfig, request: PlanRequest, locati
 function checkBrokenSnapshots(broken: BrokenSnapshot[], snapshots: SnapshotInfo[], request: PlanRequest): void {
   const latest = pickSnapshot(snapshots, request.now);
   for (const b of broken) {
-    const pinned = request.pinnedSnapshot !== undefined && (request.pinnedSnapshot === b.folder || request.pinnedSnapshot === b.snapshotId);
+    const pinned =
+      request.pinnedSnapshot !== undefined &&
+      (request.pinnedSnapshot === b.folder || request.pinnedSnapshot === b.snapshotId);
     const wouldBeLatest =
       b.evaluatedAt === undefined
         ? !latest || b.folder > latest.folder
-        : b.evaluatedAt.getTime() <= request.now.getTime() && (!latest || b.evaluatedAt.getTime() >= latest.evaluatedAt.getTime());
-    if (pinned || (request.pinnedSnapshot === undefined && wouldBeLatest)) throw new BadInputError(`${b.message}. Nothing was written.`);
+        : b.evaluatedAt.getTime() <= request.now.getTime() &&
+          (!latest || b.evaluatedAt.getTime() >= latest.evaluatedAt.getTime());
+    if (pinned || (request.pinnedSnapshot === undefined && wouldBeLatest))
+      throw new BadInputError(`${b.message}. Nothing was written.`);
     request.warn?.(`snapshot folder ${b.folder} is skipped: ${b.message}`);
   }
 }
 
-function planInvocation(config: LoadedConfig, options: PlanRequest, snapshots: SnapshotInfo[], pending: PendingRun[], cursors: Map<string, Cursor>): Plan {
+function planInvocation(
+  config: LoadedConfig,
+  options: PlanRequest,
+  snapshots: SnapshotInfo[],
+  pending: PendingRun[],
+  cursors: Map<string, Cursor>,
+): Plan {
   const { dataflow } = config;
-  const scheduled = planScheduledRuns({ dataflow, snapshots, cursors, pending, now: options.now, pinnedSnapshot: options.pinnedSnapshot });
+  const scheduled = planScheduledRuns({
+    dataflow,
+    snapshots,
+    cursors,
+    pending,
+    now: options.now,
+    pinnedSnapshot: options.pinnedSnapshot,
+  });
   if (options.command === 'run') return scheduled;
-  const adHoc = planExportNow({ dataflow, snapshots, audienceIds: options.audienceIds ?? [], now: options.now, pinnedSnapshot: options.pinnedSnapshot });
+  const adHoc = planExportNow({
+    dataflow,
+    snapshots,
+    audienceIds: options.audienceIds ?? [],
+    now: options.now,
+    pinnedSnapshot: options.pinnedSnapshot,
+  });
   if (adHoc.refusals.length > 0) throw new ConfigError(adHoc.refusals);
   // Export now never runs scheduled slots, but it does finish this dataflow's interrupted runs
   // first; a request that repeats an interrupted export-now (same audience and time) is that run.
@@ -148,7 +211,11 @@ export async function loadSnapshots(
 }
 
 /** The snapshot's part files as local paths (downloaded into `scratchDir` from a remote source). */
-export async function fetchParts(source: StorageBackend, snapshot: SnapshotInfo, scratchDir: string): Promise<PartFile[]> {
+export async function fetchParts(
+  source: StorageBackend,
+  snapshot: SnapshotInfo,
+  scratchDir: string,
+): Promise<PartFile[]> {
   const parts: PartFile[] = [];
   for (const part of await listParts(source, snapshot)) {
     parts.push({ path: await source.fetch(part.key, scratchDir), name: source.describe(part.key), kind: part.kind });
@@ -173,14 +240,16 @@ export function checkBadRecords(
     const bad = badRecordsFor(snapshot, run.audienceId);
     const message = () => describeBadInput(run.snapshot.snapshotId, run.audienceId, bad, options.maxBadRecords);
     if (bad.length > options.maxBadRecords) {
-      if (onRefused && snapshot.badRecords.length <= options.maxBadRecords) onRefused(run, `${message()}\nNothing was written for this audience.`);
+      if (onRefused && snapshot.badRecords.length <= options.maxBadRecords)
+        onRefused(run, `${message()}\nNothing was written for this audience.`);
       else tooMany.push(message());
     } else if (bad.length > 0) {
-      options.progress(`${run.audienceId}: skipping ${bad.length} bad record(s) of snapshot ${run.snapshot.snapshotId} (--max-bad-records ${options.maxBadRecords})`);
+      options.progress(
+        `${run.audienceId}: skipping ${bad.length} bad record(s) of snapshot ${run.snapshot.snapshotId} (--max-bad-records ${options.maxBadRecords})`,
+      );
       for (const b of bad.slice(0, 10)) options.progress(`  ${b.file}:${b.line}: ${b.reason}`);
       if (bad.length > 10) options.progress(`  … and ${bad.length - 10} more`);
     }
   }
   if (tooMany.length > 0) throw new BadInputError(`${[...new Set(tooMany)].join('\n')}\nNothing was written.`);
 }
-

@@ -34,10 +34,14 @@ export function resolveRunNames(dataflow: Dataflow, run: PlannedRun): RunNames {
   };
   const folder = resolveRelativeDir(dataflow.folderPath, names);
   const baseName = resolveBaseName(dataflow.fileName, names);
-  const ext = formatOf(dataflow.format).extension[dataflow.format.compression] + (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
+  const ext =
+    formatOf(dataflow.format).extension[dataflow.format.compression] +
+    (dataflow.format.encryption ? ENCRYPTED_SUFFIX : '');
   const manifest = manifestName(dataflow.id, run.runId);
   return {
-    folder, baseName, ext,
+    folder,
+    baseName,
+    ext,
     partKey: (n) => joinKey(folder, partFileName(baseName, ext, n)),
     manifestName: manifest,
     manifestKey: joinKey(folder, manifest),

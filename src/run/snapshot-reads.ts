@@ -70,15 +70,25 @@ export function createSnapshotReads(needs: readonly (SnapshotNeeds | null)[]): S
     (engine ??= (async () => {
       const first = needs.find((n) => n !== null)!;
       const scratchDir = await createScratchDir('shared');
-      return { engine: await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: first.memoryLimit }), scratchDir };
+      return {
+        engine: await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit: first.memoryLimit }),
+        scratchDir,
+      };
     })());
   let tables = 0;
   const loadShared = async (entry: SharedSnapshot): Promise<Map<number, LoadedSnapshot>> => {
     const { engine: e, scratchDir } = await sharedEngine();
     const first = needs[entry.readers[0]!]!;
     const parts = await fetchParts(first.source, entry.snapshot, scratchDir);
-    first.progress(`reading snapshot ${entry.snapshot.snapshotId} (${parts.length} part(s)) once for ${entry.readers.length} dataflows of this invocation`);
-    const views = await loadSnapshotForDataflows(e, entry.readers.map((i) => needs[i]!.shape), parts, { table: `shared_${tables++}`, scratchDir });
+    first.progress(
+      `reading snapshot ${entry.snapshot.snapshotId} (${parts.length} part(s)) once for ${entry.readers.length} dataflows of this invocation`,
+    );
+    const views = await loadSnapshotForDataflows(
+      e,
+      entry.readers.map((i) => needs[i]!.shape),
+      parts,
+      { table: `shared_${tables++}`, scratchDir },
+    );
     return new Map(entry.readers.map((reader, k) => [reader, views[k]!]));
   };
   return {
@@ -94,7 +104,9 @@ export function createSnapshotReads(needs: readonly (SnapshotNeeds | null)[]): S
         if (entry) {
           entry.loaded ??= loadShared(entry);
           snapshots.set(id, (await entry.loaded).get(index)!);
-          need.progress(`snapshot ${id}: ${snapshots.get(id)!.profiles} profiles (read once, shared with other dataflows)`);
+          need.progress(
+            `snapshot ${id}: ${snapshots.get(id)!.profiles} profiles (read once, shared with other dataflows)`,
+          );
           continue;
         }
         const parts = await fetchParts(need.source, run.snapshot, scratchDir);
@@ -141,10 +153,21 @@ function ownReads(needs: readonly (SnapshotNeeds | null)[]): SnapshotReads {
     async read(index) {
       const need = needs[index];
       if (!need) throw new Error(`no snapshot needs for dataflow ${index} of the invocation`);
-      const engine = await openEngine({ tempDirectory: path.join(need.scratchDir, 'spill'), memoryLimit: need.memoryLimit });
+      const engine = await openEngine({
+        tempDirectory: path.join(need.scratchDir, 'spill'),
+        memoryLimit: need.memoryLimit,
+      });
       open.set(index, engine);
       const refused = new Map<PlannedRun, string>();
-      const snapshots = await loadSnapshots(engine, need.shape, need.source, need.runs, need, need.scratchDir, (run, message) => refused.set(run, message));
+      const snapshots = await loadSnapshots(
+        engine,
+        need.shape,
+        need.source,
+        need.runs,
+        need,
+        need.scratchDir,
+        (run, message) => refused.set(run, message),
+      );
       return { engine, snapshots, refused };
     },
     release(index) {

@@ -26,14 +26,7 @@
 import { IANAZone } from 'luxon';
 
 export type Frequency =
-  | 'once'
-  | 'daily'
-  | 'every3Hours'
-  | 'every6Hours'
-  | 'every8Hours'
-  | 'every12Hours'
-  | 'weekly'
-  | 'monthly';
+  'once' | 'daily' | 'every3Hours' | 'every6Hours' | 'every8Hours' | 'every12Hours' | 'weekly' | 'monthly';
 
 export interface ScheduleSpec {
   frequency: Frequency;
@@ -121,9 +114,7 @@ export function slotsBetween(
   }
   const grid = buildSlotGrid(spec, timezone);
   const hi = Math.min(findLastIndexAtOrBefore(grid, upToInclusive.getTime()), grid.kMax);
-  let lo = afterExclusive === null
-    ? grid.kMin
-    : findLastIndexAtOrBefore(grid, afterExclusive.getTime()) + 1;
+  let lo = afterExclusive === null ? grid.kMin : findLastIndexAtOrBefore(grid, afterExclusive.getTime()) + 1;
   lo = Math.max(lo, grid.kMin, hi - limit + 1);
 
   const slots: Date[] = [];
@@ -164,7 +155,7 @@ export function describeSchedule(spec: ScheduleSpec, timezone: string): string {
       head = `weekly on ${WEEKDAYS[new Date(grid.anchorWall).getUTCDay()] ?? '?'} at ${at}`;
       break;
     case 'monthly':
-      head = `monthly on day ${grid.anchorDay}${grid.anchorDay > 28 ? ' (or the month\'s last day)' : ''} at ${at}`;
+      head = `monthly on day ${grid.anchorDay}${grid.anchorDay > 28 ? " (or the month's last day)" : ''} at ${at}`;
       break;
     default:
       head = `every ${GRID_PERIOD_MS[grid.frequency] / HOUR_MS} hours from ${at}`;
@@ -192,7 +183,10 @@ function buildSlotGrid(spec: ScheduleSpec, timezone: string): SlotGrid {
   if (!Object.hasOwn(GRID_PERIOD_MS, spec.frequency) && spec.frequency !== 'once' && spec.frequency !== 'monthly') {
     throw new Error(`Unknown schedule frequency "${String(spec.frequency)}"`);
   }
-  if (start === undefined && (spec.frequency === 'once' || spec.frequency === 'weekly' || spec.frequency === 'monthly')) {
+  if (
+    start === undefined &&
+    (spec.frequency === 'once' || spec.frequency === 'weekly' || spec.frequency === 'monthly')
+  ) {
     throw new Error(`A "${spec.frequency}" schedule requires a startDate (YYYY-MM-DD)`);
   }
 

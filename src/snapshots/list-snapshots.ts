@@ -49,7 +49,10 @@ export interface BrokenSnapshot {
  * not a descriptor, or a `snapshotId` that differs from its folder name) is left out and
  * reported to `broken`; without it, the first one found is an error (exit 4).
  */
-export async function listSnapshots(source: StorageBackend, broken?: (snapshot: BrokenSnapshot) => void): Promise<SnapshotInfo[]> {
+export async function listSnapshots(
+  source: StorageBackend,
+  broken?: (snapshot: BrokenSnapshot) => void,
+): Promise<SnapshotInfo[]> {
   const folders = await source.listFolders('');
   const found: SnapshotInfo[] = [];
   const report = (snapshot: BrokenSnapshot) => {
@@ -64,12 +67,22 @@ export async function listSnapshots(source: StorageBackend, broken?: (snapshot: 
     try {
       raw = JSON.parse(text);
     } catch (error) {
-      report({ folder, message: `${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _snapshot.json` });
+      report({
+        folder,
+        message: `${source.describe(key)} is not valid JSON (${(error as Error).message}); the producer must write a complete _snapshot.json`,
+      });
       continue;
     }
     const readable = (raw ?? {}) as { snapshotId?: unknown; evaluatedAt?: unknown };
-    const evaluatedAt = typeof readable.evaluatedAt === 'string' && !Number.isNaN(Date.parse(readable.evaluatedAt)) ? new Date(readable.evaluatedAt) : undefined;
-    const seen = { folder, ...(typeof readable.snapshotId === 'string' ? { snapshotId: readable.snapshotId } : {}), ...(evaluatedAt ? { evaluatedAt } : {}) };
+    const evaluatedAt =
+      typeof readable.evaluatedAt === 'string' && !Number.isNaN(Date.parse(readable.evaluatedAt))
+        ? new Date(readable.evaluatedAt)
+        : undefined;
+    const seen = {
+      folder,
+      ...(typeof readable.snapshotId === 'string' ? { snapshotId: readable.snapshotId } : {}),
+      ...(evaluatedAt ? { evaluatedAt } : {}),
+    };
     const parsed = snapshotDescriptor.safeParse(raw);
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
@@ -77,12 +90,23 @@ export async function listSnapshots(source: StorageBackend, broken?: (snapshot: 
       continue;
     }
     if (parsed.data.snapshotId !== folder) {
-      report({ ...seen, message: `${source.describe(key)} says snapshotId ${JSON.stringify(parsed.data.snapshotId)}, which differs from its folder name ${JSON.stringify(folder)}; the producer must name the folder after the snapshot` });
+      report({
+        ...seen,
+        message: `${source.describe(key)} says snapshotId ${JSON.stringify(parsed.data.snapshotId)}, which differs from its folder name ${JSON.stringify(folder)}; the producer must name the folder after the snapshot`,
+      });
       continue;
     }
-    found.push({ folder, snapshotId: parsed.data.snapshotId, evaluatedAt: new Date(parsed.data.evaluatedAt), audiences: parsed.data.audiences, ...(parsed.data.mergePolicyId ? { mergePolicyId: parsed.data.mergePolicyId } : {}) });
+    found.push({
+      folder,
+      snapshotId: parsed.data.snapshotId,
+      evaluatedAt: new Date(parsed.data.evaluatedAt),
+      audiences: parsed.data.audiences,
+      ...(parsed.data.mergePolicyId ? { mergePolicyId: parsed.data.mergePolicyId } : {}),
+    });
   }
-  return found.sort((a, b) => a.evaluatedAt.getTime() - b.evaluatedAt.getTime() || a.snapshotId.localeCompare(b.snapshotId));
+  return found.sort(
+    (a, b) => a.evaluatedAt.getTime() - b.evaluatedAt.getTime() || a.snapshotId.localeCompare(b.snapshotId),
+  );
 }
 
 /** The latest complete snapshot evaluated at or before `now`, or the pinned one. */
@@ -104,7 +128,10 @@ const PART_KINDS: [string, PartFile['kind']][] = [
  * part is not an empty snapshot (that has at least one empty part file) but a producer
  * mistake: reading it as empty would make every incremental member exit.
  */
-export async function listParts(source: StorageBackend, snapshot: SnapshotInfo): Promise<{ key: string; kind: PartFile['kind'] }[]> {
+export async function listParts(
+  source: StorageBackend,
+  snapshot: SnapshotInfo,
+): Promise<{ key: string; kind: PartFile['kind'] }[]> {
   const folder = `${snapshot.folder}/profiles`;
   const keys = await source.list(folder);
   const parts = keys.flatMap((key) => {

@@ -82,7 +82,9 @@ export async function readJsonObject<T>(storage: StorageBackend, key: string): P
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new StorageError(`state object ${storage.describe(key)} is not valid JSON; it was changed by hand or damaged. Restore it, or delete it (and the run folder) to build that run again`);
+    throw new StorageError(
+      `state object ${storage.describe(key)} is not valid JSON; it was changed by hand or damaged. Restore it, or delete it (and the run folder) to build that run again`,
+    );
   }
 }
 
@@ -91,7 +93,10 @@ export function writeJsonObject(storage: StorageBackend, key: string, value: unk
 }
 
 /** The settled seqs of a run (acknowledged or dead-lettered), from every ack chunk. */
-export async function readAcks(storage: StorageBackend, runId: string): Promise<{ acked: Set<number>; dead: Set<number>; chunks: number }> {
+export async function readAcks(
+  storage: StorageBackend,
+  runId: string,
+): Promise<{ acked: Set<number>; dead: Set<number>; chunks: number }> {
   const keys = await storage.list(httpKeys.acksPrefix(runId));
   const acked = new Set<number>();
   const dead = new Set<number>();

@@ -41,8 +41,15 @@ const LOCK_PROBE_PREFIX = 'lock-probe';
 const PROBE_MAX_AGE_MS = 10 * 60_000;
 
 /** Takes the dataflow's lock on the state location. */
-export function acquireLock(storage: LockableStorage, dataflowId: string, now: Date, timing: LeaseTiming = DEFAULT_LEASE): Promise<Lease> {
-  return storage.sharedAcrossHosts ? acquireLease(storage, dataflowId, timing) : acquireLockFile(storage, dataflowId, now);
+export function acquireLock(
+  storage: LockableStorage,
+  dataflowId: string,
+  now: Date,
+  timing: LeaseTiming = DEFAULT_LEASE,
+): Promise<Lease> {
+  return storage.sharedAcrossHosts
+    ? acquireLease(storage, dataflowId, timing)
+    : acquireLockFile(storage, dataflowId, now);
 }
 
 interface LockFile {
@@ -131,7 +138,8 @@ async function acquireLease(storage: LockableStorage, dataflowId: string, timing
     const body = () => leaseText(id, Date.now() + timing.leaseMs);
     if (await storage.createExclusive(key, body())) {
       const current = await storage.readVersioned(key);
-      if (current && parseLease(current.text)?.token === id.token) return holdLease(storage, id, current.version, timing);
+      if (current && parseLease(current.text)?.token === id.token)
+        return holdLease(storage, id, current.version, timing);
       continue;
     }
     let current = await storage.readVersioned(key);
@@ -161,7 +169,9 @@ async function acquireLease(storage: LockableStorage, dataflowId: string, timing
     if (version !== null) return holdLease(storage, id, version, timing);
     // Another contender took the expired lease first: read it again (it is live now).
   }
-  throw new RunFailedError(`could not take the lease ${storage.describe(key)}: other runs kept taking it; nothing was exported. Run audex again`);
+  throw new RunFailedError(
+    `could not take the lease ${storage.describe(key)}: other runs kept taking it; nothing was exported. Run audex again`,
+  );
 }
 
 function holdLease(storage: LockableStorage, id: LeaseId, version: string, timing: LeaseTiming): Lease {
@@ -224,8 +234,10 @@ async function probeConditionalWrites(storage: LockableStorage): Promise<void> {
   let ignored: string | null = null;
   try {
     await storage.createExclusive(key, '{"probe":1}\n');
-    if (await storage.createExclusive(key, '{"probe":2}\n')) ignored = 'a second PutObject with If-None-Match: * on an existing key succeeded';
-    else if ((await storage.replaceIfVersion(key, '{"probe":3}\n', '"audex-probe-not-the-etag"')) !== null) ignored = 'a PutObject with If-Match on a wrong ETag succeeded';
+    if (await storage.createExclusive(key, '{"probe":2}\n'))
+      ignored = 'a second PutObject with If-None-Match: * on an existing key succeeded';
+    else if ((await storage.replaceIfVersion(key, '{"probe":3}\n', '"audex-probe-not-the-etag"')) !== null)
+      ignored = 'a PutObject with If-Match on a wrong ETag succeeded';
   } finally {
     await storage.delete(key).catch(() => undefined);
   }
@@ -253,7 +265,13 @@ interface LeaseId {
 }
 
 function leaseText({ token, dataflowId, acquiredAt }: LeaseId, expiresAt: number): string {
-  const record = { token, holder: `pid ${process.pid} on ${hostname()}`, dataflowId, acquiredAt, expiresAt: new Date(expiresAt).toISOString() };
+  const record = {
+    token,
+    holder: `pid ${process.pid} on ${hostname()}`,
+    dataflowId,
+    acquiredAt,
+    expiresAt: new Date(expiresAt).toISOString(),
+  };
   return `${JSON.stringify(record, null, 2)}\n`;
 }
 
@@ -261,7 +279,13 @@ function parseLease(text: string): LeaseRecord | null {
   try {
     const value = JSON.parse(text) as Partial<LeaseRecord>;
     return typeof value.token === 'string' && typeof value.expiresAt === 'string'
-      ? { token: value.token, holder: value.holder ?? 'unknown holder', dataflowId: value.dataflowId ?? '', acquiredAt: value.acquiredAt ?? 'unknown', expiresAt: value.expiresAt }
+      ? {
+          token: value.token,
+          holder: value.holder ?? 'unknown holder',
+          dataflowId: value.dataflowId ?? '',
+          acquiredAt: value.acquiredAt ?? 'unknown',
+          expiresAt: value.expiresAt,
+        }
       : null;
   } catch {
     return null;

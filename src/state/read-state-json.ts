@@ -2,7 +2,10 @@
 import { StorageError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 
-export async function readStateJson<T>(storage: Pick<StorageBackend, 'readText' | 'describe'>, key: string): Promise<T | null> {
+export async function readStateJson<T>(
+  storage: Pick<StorageBackend, 'readText' | 'describe'>,
+  key: string,
+): Promise<T | null> {
   const text = await storage.readText(key);
   if (text === null) return null;
   try {

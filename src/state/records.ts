@@ -91,5 +91,13 @@ export interface PendingRun {
 }
 
 export function zeroCounts(): RunCounts {
-  return { profilesReceived: 0, rowsWritten: 0, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, exitsWritten: 0, badRecords: 0 };
+  return {
+    profilesReceived: 0,
+    rowsWritten: 0,
+    excludedMandatory: 0,
+    excludedDuplicate: 0,
+    exitsOmitted: 0,
+    exitsWritten: 0,
+    badRecords: 0,
+  };
 }

@@ -33,7 +33,9 @@ export interface ResetRequest {
 export async function resetAudience(state: StateStore, request: ResetRequest): Promise<RunRecord | null> {
   const { audienceId, to } = request;
   if (request.mode !== 'incremental') {
-    throw new ConfigError(`audience ${audienceId} exports full files (mode: full): every run is already a full export, so there is no baseline to reset`);
+    throw new ConfigError(
+      `audience ${audienceId} exports full files (mode: full): every run is already a full export, so there is no baseline to reset`,
+    );
   }
   const interrupted = (await state.listPending()).filter((p) => p.audienceId === audienceId);
   if (interrupted.length > 0) {
@@ -44,7 +46,10 @@ export async function resetAudience(state: StateStore, request: ResetRequest): P
   }
   const cursor = await state.readCursor(audienceId);
   if (!cursor) {
-    if (to) throw new ConfigError(`--to ${to}: audience ${audienceId} has no cursor in ${state.storage.root}, so no run of it is committed; its next run is a full backfill already`);
+    if (to)
+      throw new ConfigError(
+        `--to ${to}: audience ${audienceId} has no cursor in ${state.storage.root}, so no run of it is committed; its next run is a full backfill already`,
+      );
     return null;
   }
   let next: Cursor = withoutBaseline(cursor);
@@ -60,11 +65,19 @@ export async function resetAudience(state: StateStore, request: ResetRequest): P
     }
     next = { ...next, baseline: key, baselineSize: await request.countBaseline(key) };
   }
-  const hash = createHash('sha256').update([request.dataflowId, audienceId, 'reset', request.now.toISOString()].join('\n')).digest('hex');
+  const hash = createHash('sha256')
+    .update([request.dataflowId, audienceId, 'reset', request.now.toISOString()].join('\n'))
+    .digest('hex');
   const record: RunRecord = {
     runId: `${runStamp(request.now)}-${hash.slice(0, 8)}`,
-    audienceId, mode: 'incremental', trigger: 'operator', logicalTime: request.now.toISOString(), snapshotId: cursor.snapshotId,
-    status: 'reset', counts: zeroCounts(), files: [],
+    audienceId,
+    mode: 'incremental',
+    trigger: 'operator',
+    logicalTime: request.now.toISOString(),
+    snapshotId: cursor.snapshotId,
+    status: 'reset',
+    counts: zeroCounts(),
+    files: [],
     note: to
       ? `reset by ${request.user} on ${request.host}: the next run diffs against the baseline of run ${to}`
       : `reset by ${request.user} on ${request.host}: the next run is a full backfill`,

@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
 const HISTORY_PREFIX = 'runs';
 
 export function encodeSegment(value: string): string {
-  return value.replace(/[^A-Za-z0-9_-]/g, (ch) => `%${[...Buffer.from(ch, 'utf8')].map((b) => b.toString(16).toUpperCase().padStart(2, '0')).join('%')}`);
+  return value.replace(
+    /[^A-Za-z0-9_-]/g,
+    (ch) => `%${[...Buffer.from(ch, 'utf8')].map((b) => b.toString(16).toUpperCase().padStart(2, '0')).join('%')}`,
+  );
 }
 
 export const stateKeys = {
@@ -28,7 +31,8 @@ export const stateKeys = {
    * on names and read only the records they return. A failed attempt keeps its own record,
    * so the retry that later succeeds does not erase it.
    */
-  history: (runId: string, status: string, audienceId: string) => `${HISTORY_PREFIX}/${historyMonth(runId)}/${runId}.${status}.${audienceTag(audienceId)}.json`,
+  history: (runId: string, status: string, audienceId: string) =>
+    `${HISTORY_PREFIX}/${historyMonth(runId)}/${runId}.${status}.${audienceTag(audienceId)}.json`,
   historyPrefix: HISTORY_PREFIX,
   historyMonthPrefix: (month: string) => `${HISTORY_PREFIX}/${month}`,
   /** The layout before month folders (read, and moved into month folders by the next run). */

@@ -27,7 +27,9 @@ const STATUS_RANK: Record<string, number> = { failed: 0, reset: 1, skipped: 2, s
 /** Newest run first; for one run id, its success before its failed attempt (as before month folders). */
 function newestFirst(a: HistoryEntry, b: HistoryEntry): number {
   if (a.runId !== b.runId) return a.runId < b.runId ? 1 : -1;
-  return (STATUS_RANK[b.status ?? 'success'] ?? 3) - (STATUS_RANK[a.status ?? 'success'] ?? 3) || (a.key < b.key ? 1 : -1);
+  return (
+    (STATUS_RANK[b.status ?? 'success'] ?? 3) - (STATUS_RANK[a.status ?? 'success'] ?? 3) || (a.key < b.key ? 1 : -1)
+  );
 }
 
 function sameRecord(entry: HistoryEntry): string {
@@ -36,7 +38,10 @@ function sameRecord(entry: HistoryEntry): string {
 
 /** A time as the stamp run ids start with (`20261120T060000Z`), whole seconds. */
 export function runStamp(time: Date): string {
-  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return time
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export class StateStore {
@@ -100,7 +105,8 @@ export class StateStore {
     // Matching names are read in batches, side by side (one round trip each on S3).
     let batch: HistoryEntry[] = [];
     const flush = async () => {
-      for (const record of await Promise.all(batch.map((e) => this.readHistoryRecord(e)))) if (keep(record) && records.length < limit) records.push(record);
+      for (const record of await Promise.all(batch.map((e) => this.readHistoryRecord(e))))
+        if (keep(record) && records.length < limit) records.push(record);
       batch = [];
     };
     for await (const entry of this.historyEntries(query.since)) {
@@ -125,17 +131,23 @@ export class StateStore {
    * first record older than it.
    */
   async *historyEntries(since?: Date): AsyncGenerator<HistoryEntry> {
-    const [legacyKeys, monthFolders] = await Promise.all([this.storage.list(stateKeys.legacyHistoryPrefix), this.historyMonths()]);
+    const [legacyKeys, monthFolders] = await Promise.all([
+      this.storage.list(stateKeys.legacyHistoryPrefix),
+      this.historyMonths(),
+    ]);
     const legacy = new Map<string, HistoryEntry[]>();
     for (const key of legacyKeys) {
       const entry = parseHistoryKey(key);
-      if (entry?.legacy) legacy.set(historyMonth(entry.runId), [...(legacy.get(historyMonth(entry.runId)) ?? []), entry]);
+      if (entry?.legacy)
+        legacy.set(historyMonth(entry.runId), [...(legacy.get(historyMonth(entry.runId)) ?? []), entry]);
     }
     const months = [...new Set([...monthFolders, ...legacy.keys()])].sort().reverse();
     const sinceStamp = since ? runStamp(since) : null;
     for (const month of months) {
       if (sinceStamp && month < `${sinceStamp.slice(0, 4)}-${sinceStamp.slice(4, 6)}`) return;
-      const entries = (await this.storage.list(stateKeys.historyMonthPrefix(month))).map(parseHistoryKey).filter((e): e is HistoryEntry => e !== null);
+      const entries = (await this.storage.list(stateKeys.historyMonthPrefix(month)))
+        .map(parseHistoryKey)
+        .filter((e): e is HistoryEntry => e !== null);
       // While the next run moves legacy records, one may briefly exist in both layouts.
       const moved = new Set(entries.map(sameRecord));
       entries.push(...(legacy.get(month) ?? []).filter((e) => !moved.has(sameRecord(e))));
@@ -183,9 +195,14 @@ export class StateStore {
   async pruneHistory(cutoff: Date, afterEach: () => void = () => undefined): Promise<number> {
     const cutoffStamp = runStamp(cutoff);
     const legacy = (await this.storage.list(stateKeys.legacyHistoryPrefix)).filter((k) => parseHistoryKey(k)?.legacy);
-    const older = (await this.historyMonths()).filter((m) => m <= `${cutoffStamp.slice(0, 4)}-${cutoffStamp.slice(4, 6)}`);
+    const older = (await this.historyMonths()).filter(
+      (m) => m <= `${cutoffStamp.slice(0, 4)}-${cutoffStamp.slice(4, 6)}`,
+    );
     let removed = 0;
-    for (const keys of [legacy, ...(await Promise.all(older.map((m) => this.storage.list(stateKeys.historyMonthPrefix(m)))))]) {
+    for (const keys of [
+      legacy,
+      ...(await Promise.all(older.map((m) => this.storage.list(stateKeys.historyMonthPrefix(m))))),
+    ]) {
       for (const key of keys) {
         const entry = parseHistoryKey(key);
         if (!entry || entry.runId.slice(0, 16) >= cutoffStamp) continue;
@@ -205,7 +222,12 @@ export class StateStore {
    */
   async sweepLeftovers(audienceIds: string[]): Promise<void> {
     const months = (await this.historyMonths()).slice(-2).map((m) => stateKeys.historyMonthPrefix(m));
-    const folders = [stateKeys.pendingPrefix, stateKeys.cursorPrefix, ...months, ...audienceIds.map((id) => stateKeys.baselinePrefix(id))];
+    const folders = [
+      stateKeys.pendingPrefix,
+      stateKeys.cursorPrefix,
+      ...months,
+      ...audienceIds.map((id) => stateKeys.baselinePrefix(id)),
+    ];
     // Staged names are `.<name>.audex-tmp`: '' matches every one of them.
     await Promise.all(folders.map((folder) => this.storage.removeStaged(folder, [''])));
   }
@@ -220,7 +242,12 @@ export class StateStore {
    * one its cursor names), oldest first, so a crash part-way leaves the newest in place;
    * the next commit finishes the job. Runs under the lock, after the commit point.
    */
-  async pruneBaselines(audienceId: string, keep: number, current: string | undefined, afterEach: () => void = () => undefined): Promise<string[]> {
+  async pruneBaselines(
+    audienceId: string,
+    keep: number,
+    current: string | undefined,
+    afterEach: () => void = () => undefined,
+  ): Promise<string[]> {
     const all = await this.listBaselines(audienceId);
     const kept = new Set(all.slice(-keep));
     if (current) kept.add(current);

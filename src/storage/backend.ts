@@ -67,5 +67,8 @@ export interface ConditionalWrites {
 export type LockableStorage = StorageBackend & ConditionalWrites;
 
 export function joinKey(...parts: string[]): string {
-  return parts.filter((p) => p !== '').join('/').replace(/\/+/g, '/');
+  return parts
+    .filter((p) => p !== '')
+    .join('/')
+    .replace(/\/+/g, '/');
 }

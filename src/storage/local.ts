@@ -69,7 +69,8 @@ export class LocalStorage implements LockableStorage {
 
   private abs(key: string): string {
     const full = path.resolve(this.root, key);
-    if (full !== this.root && !full.startsWith(this.root + path.sep)) throw new Error(`key escapes the storage root: ${key}`);
+    if (full !== this.root && !full.startsWith(this.root + path.sep))
+      throw new Error(`key escapes the storage root: ${key}`);
     return full;
   }
 
@@ -172,7 +173,10 @@ export class LocalStorage implements LockableStorage {
   async listFolders(prefix: string): Promise<string[]> {
     try {
       const entries = await readdir(this.abs(prefix), { withFileTypes: true });
-      return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+      return entries
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new StorageError(`${this.describe(prefix)} does not exist; check the path in the config`);

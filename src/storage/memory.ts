@@ -96,7 +96,10 @@ export class MemoryStorage implements LockableStorage {
     try {
       bytes = await readFile(staged);
     } catch (error) {
-      throw new StorageError(`cannot publish ${this.describe(key)}: the staged file ${staged} cannot be read (${(error as Error).message})`, { cause: error });
+      throw new StorageError(
+        `cannot publish ${this.describe(key)}: the staged file ${staged} cannot be read (${(error as Error).message})`,
+        { cause: error },
+      );
     }
     this.put(key, bytes);
     this.staged.delete(staged);
@@ -106,7 +109,11 @@ export class MemoryStorage implements LockableStorage {
   async removeStaged(folder: string, names: string[]): Promise<number> {
     let removed = 0;
     for (const [file, key] of this.staged) {
-      if (path.posix.dirname(key) !== normalize(folder || '.') || !names.some((n) => path.posix.basename(key).startsWith(n))) continue;
+      if (
+        path.posix.dirname(key) !== normalize(folder || '.') ||
+        !names.some((n) => path.posix.basename(key).startsWith(n))
+      )
+        continue;
       await rm(file, { force: true });
       this.staged.delete(file);
       removed += 1;

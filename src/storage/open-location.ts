@@ -18,12 +18,20 @@ export interface OpenLocationOptions {
 }
 
 /** Opens a location; relative local paths resolve against `baseDir` (the config file's folder). */
-export function openLocation(location: string, baseDir: string, configPath: string, options: OpenLocationOptions = {}): LockableStorage {
+export function openLocation(
+  location: string,
+  baseDir: string,
+  configPath: string,
+  options: OpenLocationOptions = {},
+): LockableStorage {
   if (isS3Uri(location)) {
     const parsed = parseS3Uri(location);
     if (typeof parsed === 'string') throw new ConfigError(`${configPath}: ${location}: ${parsed}`);
     const s3 = options.s3 ?? {};
-    if (s3.kmsKeyId && s3.sse !== 'aws:kms') throw new ConfigError(`${configPath}: s3.kmsKeyId is set but the s3.sse in force for this location is ${s3.sse ?? 'not set'}; set sse: aws:kms next to kmsKeyId, or remove kmsKeyId`);
+    if (s3.kmsKeyId && s3.sse !== 'aws:kms')
+      throw new ConfigError(
+        `${configPath}: s3.kmsKeyId is set but the s3.sse in force for this location is ${s3.sse ?? 'not set'}; set sse: aws:kms next to kmsKeyId, or remove kmsKeyId`,
+      );
     return new S3Storage(parsed, { configPath, s3, stagingDir: options.stagingDir });
   }
   return new LocalStorage(path.resolve(baseDir, location));

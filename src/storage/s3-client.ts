@@ -42,17 +42,20 @@ export function s3ClientFor(options: S3Options, tuning: S3ClientTuning = {}): Pr
   const cacheKey = JSON.stringify([options.region, options.endpoint, options.forcePathStyle, tuning]);
   let client = clients.get(cacheKey);
   if (!client) {
-    client = loadS3Sdk().then(({ S3Client }) => new S3Client({
-      ...(options.region ? { region: options.region } : {}),
-      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-      ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
-      maxAttempts: tuning.maxAttempts ?? S3_MAX_ATTEMPTS,
-      retryMode: 'standard',
-      requestHandler: {
-        connectionTimeout: tuning.connectionTimeoutMs ?? 5_000,
-        socketTimeout: tuning.socketTimeoutMs ?? 60_000,
-      },
-    }));
+    client = loadS3Sdk().then(
+      ({ S3Client }) =>
+        new S3Client({
+          ...(options.region ? { region: options.region } : {}),
+          ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+          ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
+          maxAttempts: tuning.maxAttempts ?? S3_MAX_ATTEMPTS,
+          retryMode: 'standard',
+          requestHandler: {
+            connectionTimeout: tuning.connectionTimeoutMs ?? 5_000,
+            socketTimeout: tuning.socketTimeoutMs ?? 60_000,
+          },
+        }),
+    );
     clients.set(cacheKey, client);
   }
   return client;

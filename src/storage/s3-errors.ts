@@ -40,13 +40,33 @@ const PERMISSION: Record<S3Action, string> = {
   'abort-upload': 's3:AbortMultipartUpload',
 };
 
-const CREDENTIAL_SOURCES = 'AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `aws sso login`, or the instance/task role';
+const CREDENTIAL_SOURCES =
+  'AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `aws sso login`, or the instance/task role';
 const TRANSIENT_CODES = new Set([
-  'SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'ServiceUnavailable',
-  'InternalError', 'IncompleteBody', 'RequestTimeout', 'RequestTimeoutException', 'TimeoutError', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'ServiceUnavailable',
+  'InternalError',
+  'IncompleteBody',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
 ]);
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
-const EXPIRED_CODES = new Set(['ExpiredToken', 'ExpiredTokenException', 'TokenRefreshRequired', 'InvalidToken', 'RequestExpired']);
+const EXPIRED_CODES = new Set([
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'TokenRefreshRequired',
+  'InvalidToken',
+  'RequestExpired',
+]);
 
 interface SdkError {
   name?: string;
@@ -62,7 +82,13 @@ interface SdkError {
 export function s3ErrorCode(error: unknown): string {
   const e = (error ?? {}) as SdkError;
   const cause = (e.cause ?? {}) as SdkError;
-  return e.Code ?? (typeof e.code === 'string' ? e.code : undefined) ?? (e.name && e.name !== 'Error' ? e.name : undefined) ?? cause.code ?? 'Unknown';
+  return (
+    e.Code ??
+    (typeof e.code === 'string' ? e.code : undefined) ??
+    (e.name && e.name !== 'Error' ? e.name : undefined) ??
+    cause.code ??
+    'Unknown'
+  );
 }
 
 export function s3Status(error: unknown): number | undefined {
@@ -77,7 +103,12 @@ export function isNotFound(error: unknown): boolean {
 /** A conditional write lost: the object exists (If-None-Match) or changed (If-Match). */
 export function isPreconditionFailed(error: unknown): boolean {
   const code = s3ErrorCode(error);
-  return code === 'PreconditionFailed' || code === 'ConditionalRequestConflict' || s3Status(error) === 412 || s3Status(error) === 409;
+  return (
+    code === 'PreconditionFailed' ||
+    code === 'ConditionalRequestConflict' ||
+    s3Status(error) === 412 ||
+    s3Status(error) === 409
+  );
 }
 
 /** The store does not implement the request (s3rver: AbortMultipartUpload, ListMultipartUploads). */
@@ -108,40 +139,81 @@ export function classifyS3Error(error: unknown, ctx: S3ErrorContext): AudexError
   const message = redactSecrets((error as SdkError | undefined)?.message ?? String(error));
 
   if (name === 'CredentialsProviderError' || /could not load credentials/i.test(message)) {
-    return new StorageError(`${what}: no AWS credentials were found; provide them through ${CREDENTIAL_SOURCES}`, options);
+    return new StorageError(
+      `${what}: no AWS credentials were found; provide them through ${CREDENTIAL_SOURCES}`,
+      options,
+    );
   }
   if (/region is missing|region not accepted/i.test(message)) {
-    return new StorageError(`${what}: no usable AWS region is set; set s3.region in the config (top level or under ${locationKey(ctx.configPath)}) or AWS_REGION`, options);
+    return new StorageError(
+      `${what}: no usable AWS region is set; set s3.region in the config (top level or under ${locationKey(ctx.configPath)}) or AWS_REGION`,
+      options,
+    );
   }
   if (code === 'InvalidAccessKeyId') {
-    return new StorageError(`${what} (${detail}): the access key id is not known to this store; check which credentials are in use (${CREDENTIAL_SOURCES}) and that they belong to the account of bucket ${ctx.bucket}`, options);
+    return new StorageError(
+      `${what} (${detail}): the access key id is not known to this store; check which credentials are in use (${CREDENTIAL_SOURCES}) and that they belong to the account of bucket ${ctx.bucket}`,
+      options,
+    );
   }
   if (code === 'SignatureDoesNotMatch') {
-    return new StorageError(`${what} (${detail}): the secret key does not match the access key id; check the secret of the credentials in use (${CREDENTIAL_SOURCES})`, options);
+    return new StorageError(
+      `${what} (${detail}): the secret key does not match the access key id; check the secret of the credentials in use (${CREDENTIAL_SOURCES})`,
+      options,
+    );
   }
   if (EXPIRED_CODES.has(code)) {
-    return new StorageError(`${what} (${detail}): the session credentials have expired; refresh them (\`aws sso login\`, a new role session) and run again`, options);
+    return new StorageError(
+      `${what} (${detail}): the session credentials have expired; refresh them (\`aws sso login\`, a new role session) and run again`,
+      options,
+    );
   }
   if (code === 'NoSuchBucket') {
-    return new StorageError(`${what} (${detail}): bucket ${ctx.bucket} does not exist; check the bucket name in ${ctx.configPath} (and the endpoint, for S3-compatible stores)`, options);
+    return new StorageError(
+      `${what} (${detail}): bucket ${ctx.bucket} does not exist; check the bucket name in ${ctx.configPath} (and the endpoint, for S3-compatible stores)`,
+      options,
+    );
   }
-  if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || code === 'IllegalLocationConstraintException' || status === 301) {
-    return new StorageError(`${what} (${detail}): bucket ${ctx.bucket} is in another region; set s3.region (or AWS_REGION) to the bucket's region`, options);
+  if (
+    code === 'PermanentRedirect' ||
+    code === 'AuthorizationHeaderMalformed' ||
+    code === 'IllegalLocationConstraintException' ||
+    status === 301
+  ) {
+    return new StorageError(
+      `${what} (${detail}): bucket ${ctx.bucket} is in another region; set s3.region (or AWS_REGION) to the bucket's region`,
+      options,
+    );
   }
   if (code.startsWith('KMS.') || (code === 'AccessDenied' && /kms/i.test(message))) {
-    return new StorageError(`${what} (${detail}): the KMS key refused the request; the credentials need kms:GenerateDataKey and kms:Decrypt on the key set in s3.kmsKeyId (or the default aws/s3 key)`, options);
+    return new StorageError(
+      `${what} (${detail}): the KMS key refused the request; the credentials need kms:GenerateDataKey and kms:Decrypt on the key set in s3.kmsKeyId (or the default aws/s3 key)`,
+      options,
+    );
   }
   if (code === 'AccessDenied' || code === 'AllAccessDisabled' || code === 'Forbidden' || status === 403) {
     const kms = ctx.kms && ctx.action === 'write' ? ' (and kms:GenerateDataKey on the KMS key)' : '';
-    const note = ctx.action === 'read' ? '; without s3:ListBucket, S3 also answers AccessDenied for a key that does not exist' : '';
-    return new StorageError(`${what} (${detail}): access denied; the credentials in use need ${PERMISSION[ctx.action]}${kms} on bucket ${ctx.bucket} for this prefix${note} (see "Run against S3" in the README)`, options);
+    const note =
+      ctx.action === 'read'
+        ? '; without s3:ListBucket, S3 also answers AccessDenied for a key that does not exist'
+        : '';
+    return new StorageError(
+      `${what} (${detail}): access denied; the credentials in use need ${PERMISSION[ctx.action]}${kms} on bucket ${ctx.bucket} for this prefix${note} (see "Run against S3" in the README)`,
+      options,
+    );
   }
   if (code === 'InvalidBucketName') {
-    return new StorageError(`${what} (${detail}): "${ctx.bucket}" is not a valid bucket name; check ${ctx.configPath}`, options);
+    return new StorageError(
+      `${what} (${detail}): "${ctx.bucket}" is not a valid bucket name; check ${ctx.configPath}`,
+      options,
+    );
   }
   if (UNREACHABLE_CODES.has(code)) {
     const endpoint = ctx.endpoint ? ` ${ctx.endpoint}` : '';
-    return new StorageError(`${what} (${detail}): the S3 endpoint${endpoint} cannot be reached; check s3.endpoint / AWS_ENDPOINT_URL_S3 and the network`, options);
+    return new StorageError(
+      `${what} (${detail}): the S3 endpoint${endpoint} cannot be reached; check s3.endpoint / AWS_ENDPOINT_URL_S3 and the network`,
+      options,
+    );
   }
   if (isTransient(error)) {
     const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';

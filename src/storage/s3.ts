@@ -19,7 +19,14 @@ import type { S3Options } from '../config/schema.js';
 import { StorageError } from '../errors.js';
 import type { LockableStorage, Versioned } from './backend.js';
 import { loadS3Sdk, loadUpload, s3ClientFor, type S3ClientTuning } from './s3-client.js';
-import { classifyS3Error, isNotFound, isNotImplemented, isPreconditionFailed, s3ErrorCode, type S3Action } from './s3-errors.js';
+import {
+  classifyS3Error,
+  isNotFound,
+  isNotImplemented,
+  isPreconditionFailed,
+  s3ErrorCode,
+  type S3Action,
+} from './s3-errors.js';
 import { stagedPath, stagingFolder } from './staging.js';
 
 export interface S3Location {
@@ -79,7 +86,9 @@ export class S3Storage implements LockableStorage {
 
   /** The client, created on first use (the SDK is loaded only when an S3 location is used). */
   private client(): Promise<S3Client> {
-    this.clientPromise ??= this.options.client ? Promise.resolve(this.options.client) : s3ClientFor(this.options.s3, this.options.tuning);
+    this.clientPromise ??= this.options.client
+      ? Promise.resolve(this.options.client)
+      : s3ClientFor(this.options.s3, this.options.tuning);
     return this.clientPromise;
   }
 
@@ -108,8 +117,12 @@ export class S3Storage implements LockableStorage {
 
   private fail(error: unknown, action: S3Action, where: string): never {
     throw classifyS3Error(error, {
-      action, where, bucket: this.bucket, configPath: this.options.configPath,
-      kms: this.options.s3.sse === 'aws:kms', endpoint: this.options.s3.endpoint,
+      action,
+      where,
+      bucket: this.bucket,
+      configPath: this.options.configPath,
+      kms: this.options.s3.sse === 'aws:kms',
+      endpoint: this.options.s3.endpoint,
     });
   }
 
@@ -138,7 +151,9 @@ export class S3Storage implements LockableStorage {
 
   private async put(key: string, text: string, condition: { IfNoneMatch?: string; IfMatch?: string }): Promise<string> {
     const sdk = await loadS3Sdk();
-    const response = await (await this.client()).send(new sdk.PutObjectCommand({ ...this.writeParams(key), Body: text, ...condition }));
+    const response = await (
+      await this.client()
+    ).send(new sdk.PutObjectCommand({ ...this.writeParams(key), Body: text, ...condition }));
     return response.ETag ?? '';
   }
 
@@ -180,7 +195,10 @@ export class S3Storage implements LockableStorage {
   }
 
   /** Every page of a listing, to the end (or an error: never a silently short list). */
-  private async listPages(prefix: string, delimiter?: string): Promise<{ keys: string[]; folders: string[]; sizes: Map<string, number> }> {
+  private async listPages(
+    prefix: string,
+    delimiter?: string,
+  ): Promise<{ keys: string[]; folders: string[]; sizes: Map<string, number> }> {
     const folder = this.folderKey(prefix);
     const keys: string[] = [];
     const sizes = new Map<string, number>();
@@ -190,9 +208,13 @@ export class S3Storage implements LockableStorage {
       let page;
       try {
         const sdk = await loadS3Sdk();
-        page = await (await this.client()).send(
+        page = await (
+          await this.client()
+        ).send(
           new sdk.ListObjectsV2Command({
-            Bucket: this.bucket, Prefix: folder, ContinuationToken: token,
+            Bucket: this.bucket,
+            Prefix: folder,
+            ContinuationToken: token,
             ...(delimiter ? { Delimiter: delimiter } : {}),
             ...(this.options.pageSize ? { MaxKeys: this.options.pageSize } : {}),
           }),
@@ -207,7 +229,9 @@ export class S3Storage implements LockableStorage {
       }
       for (const common of page.CommonPrefixes ?? []) if (common.Prefix) folders.push(common.Prefix);
       if (page.IsTruncated && !page.NextContinuationToken) {
-        throw new StorageError(`cannot list s3://${this.bucket}/${folder}: the store said the listing continues but gave no continuation token; nothing was read. Check that the store supports ListObjectsV2 paging`);
+        throw new StorageError(
+          `cannot list s3://${this.bucket}/${folder}: the store said the listing continues but gave no continuation token; nothing was read. Check that the store supports ListObjectsV2 paging`,
+        );
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -250,7 +274,9 @@ export class S3Storage implements LockableStorage {
       await upload.done();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new StorageError(`cannot publish ${this.describe(key)}: the staged file ${staged} is gone`, { cause: error });
+        throw new StorageError(`cannot publish ${this.describe(key)}: the staged file ${staged} is gone`, {
+          cause: error,
+        });
       }
       const fullKey = this.fullKey(key);
       await this.abortUploads(fullKey, (k) => k === fullKey).catch(() => undefined);
@@ -268,7 +294,9 @@ export class S3Storage implements LockableStorage {
   async removeStaged(folder: string, names: string[]): Promise<number> {
     const folderKey = this.folderKey(folder);
     const matches = (fullKey: string) =>
-      fullKey.startsWith(folderKey) && !fullKey.slice(folderKey.length).includes('/') && names.some((n) => fullKey.slice(folderKey.length).startsWith(n));
+      fullKey.startsWith(folderKey) &&
+      !fullKey.slice(folderKey.length).includes('/') &&
+      names.some((n) => fullKey.slice(folderKey.length).startsWith(n));
     let removed = 0;
     for (const [file, fullKey] of this.staged) {
       if (!matches(fullKey)) continue;
@@ -292,7 +320,14 @@ export class S3Storage implements LockableStorage {
     do {
       let page;
       try {
-        page = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        page = await client.send(
+          new sdk.ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
       } catch (error) {
         if (isNotImplemented(error)) return aborted;
         return this.fail(error, 'list-uploads', `s3://${this.bucket}/${prefix}`);
@@ -300,7 +335,9 @@ export class S3Storage implements LockableStorage {
       for (const upload of page.Uploads ?? []) {
         if (!upload.Key || !upload.UploadId || !matches(upload.Key)) continue;
         try {
-          await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+          await client.send(
+            new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
+          );
           aborted += 1;
         } catch (error) {
           if (isNotImplemented(error)) return aborted;
@@ -319,12 +356,17 @@ export class S3Storage implements LockableStorage {
    * body that breaks off midway (or ends short of its length) is fetched again, up to
    * FETCH_ATTEMPTS times. A missing key gives null.
    */
-  private async getObject<T>(key: string, consume: (response: GetObjectCommandOutput) => Promise<T>): Promise<T | null> {
+  private async getObject<T>(
+    key: string,
+    consume: (response: GetObjectCommandOutput) => Promise<T>,
+  ): Promise<T | null> {
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
         const sdk = await loadS3Sdk();
-        response = await (await this.client()).send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+        response = await (
+          await this.client()
+        ).send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
       } catch (error) {
         if (isNotFound(error)) return null;
         return this.fail(error, 'read', this.describe(key));
@@ -355,7 +397,10 @@ export class S3Storage implements LockableStorage {
         throw error;
       }
     });
-    if (done === null) throw new StorageError(`${this.describe(key)} does not exist (it was listed a moment ago); check whether something else deletes it`);
+    if (done === null)
+      throw new StorageError(
+        `${this.describe(key)} does not exist (it was listed a moment ago); check whether something else deletes it`,
+      );
     return done;
   }
 }

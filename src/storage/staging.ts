@@ -31,7 +31,11 @@ export async function stagingFolder(dir?: string): Promise<string> {
 /** A fresh local path in `folder` that keeps the key's file name (and so its extension). */
 export function stagedPath(folder: string, key: string): string {
   counter += 1;
-  const base = path.posix.basename(key).replace(/[^A-Za-z0-9._-]/g, '_').slice(-120) || 'object';
+  const base =
+    path.posix
+      .basename(key)
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(-120) || 'object';
   return path.join(folder, `${counter}-${base}`);
 }
 

@@ -33,7 +33,12 @@ export interface PartEncryption {
  * left in place: the caller removes it. `name` is how the file is shown in messages (its
  * destination key; default the plain path).
  */
-export async function encryptPart(encryption: PartEncryption, plainPath: string, encryptedPath: string, name = plainPath): Promise<{ bytes: number; sha256: string }> {
+export async function encryptPart(
+  encryption: PartEncryption,
+  plainPath: string,
+  encryptedPath: string,
+  name = plainPath,
+): Promise<{ bytes: number; sha256: string }> {
   const openpgp = await import('openpgp');
   const hash = createHash('sha256');
   let bytes = 0;
@@ -47,11 +52,23 @@ export async function encryptPart(encryption: PartEncryption, plainPath: string,
   try {
     const plain = Readable.toWeb(createReadStream(plainPath)) as unknown as ReadableStream<Uint8Array>;
     const message = await openpgp.createMessage({ binary: plain });
-    const encrypted = await openpgp.encrypt({ message, encryptionKeys: encryption.key, format: 'binary', date: encryption.date });
-    await pipeline(Readable.fromWeb(encrypted as unknown as NodeReadableStream<Uint8Array>), measure, createWriteStream(encryptedPath));
+    const encrypted = await openpgp.encrypt({
+      message,
+      encryptionKeys: encryption.key,
+      format: 'binary',
+      date: encryption.date,
+    });
+    await pipeline(
+      Readable.fromWeb(encrypted as unknown as NodeReadableStream<Uint8Array>),
+      measure,
+      createWriteStream(encryptedPath),
+    );
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`cannot encrypt ${name} for OpenPGP key ${encryption.fingerprint} (${encryption.source}): ${reason}`, { cause: error });
+    throw new Error(
+      `cannot encrypt ${name} for OpenPGP key ${encryption.fingerprint} (${encryption.source}): ${reason}`,
+      { cause: error },
+    );
   }
   return { bytes, sha256: hash.digest('hex') };
 }
@@ -61,7 +78,12 @@ export async function encryptPart(encryption: PartEncryption, plainPath: string,
  * published, with the plain file's row count and the encrypted file's path, size and
  * sha256. The plain file is removed. `name`: as in encryptPart.
  */
-export async function encryptWrittenPart(encryption: PartEncryption, part: WrittenPart, encryptedPath: string, name?: string): Promise<WrittenPart> {
+export async function encryptWrittenPart(
+  encryption: PartEncryption,
+  part: WrittenPart,
+  encryptedPath: string,
+  name?: string,
+): Promise<WrittenPart> {
   const described = await encryptPart(encryption, part.path, encryptedPath, name);
   await rm(part.path, { force: true });
   return { ...part, path: encryptedPath, ...described };

@@ -16,7 +16,13 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { FormatConfig } from '../config/schema.js';
 import { BadInputError } from '../errors.js';
-import { copyParquetPart, copyTextLines, findParquetTypeErrors, renderCsvHeader, type RunRows } from '../engine/render-parts.js';
+import {
+  copyParquetPart,
+  copyTextLines,
+  findParquetTypeErrors,
+  renderCsvHeader,
+  type RunRows,
+} from '../engine/render-parts.js';
 
 export type FormatType = FormatConfig['type'];
 export type Compression = FormatConfig['compression'];
@@ -103,7 +109,11 @@ async function checkParquetTypes(rows: RunRows): Promise<void> {
   if (errors.length > 0) {
     const lines = errors.map((e) => `  profile "${e.k}": ${e.source} = ${JSON.stringify(e.value)} is not ${e.type}`);
     throw new BadInputError(
-      [`values that do not fit their Parquet column type:`, ...lines, `Fix the data, or change the mapping's "type" for that source (string accepts anything).`].join('\n'),
+      [
+        `values that do not fit their Parquet column type:`,
+        ...lines,
+        `Fix the data, or change the mapping's "type" for that source (string accepts anything).`,
+      ].join('\n'),
     );
   }
 }
@@ -114,7 +124,12 @@ async function checkParquetTypes(rows: RunRows): Promise<void> {
  * zlib stream as ever, so the bytes do not change); a plain part without a header is
  * written by the COPY directly.
  */
-async function openTextWriter(rows: RunRows, format: FormatConfig, csv: FormatConfig['csv'] | null, scratchDir: string): Promise<PartWriter> {
+async function openTextWriter(
+  rows: RunRows,
+  format: FormatConfig,
+  csv: FormatConfig['csv'] | null,
+  scratchDir: string,
+): Promise<PartWriter> {
   const header = csv?.header ? `${await renderCsvHeader(rows, csv)}\n` : '';
   const gzip = format.compression === 'gzip';
   return async (part, path) => {

@@ -12,8 +12,19 @@
 import { copyFile, rename, rm } from 'node:fs/promises';
 import { BadInputError } from '../errors.js';
 import {
-  dropTableSql, firstLine, forEachLine, isBlankLine, parquetJsonLinesSql, parquetPartSql, parquetSource, rowRangeSql, rowsTableSql,
-  type CopyFormat, type Engine, type ReadBatches, type ScannedBatchFile,
+  dropTableSql,
+  firstLine,
+  forEachLine,
+  isBlankLine,
+  parquetJsonLinesSql,
+  parquetPartSql,
+  parquetSource,
+  rowRangeSql,
+  rowsTableSql,
+  type CopyFormat,
+  type Engine,
+  type ReadBatches,
+  type ScannedBatchFile,
 } from '../engine/render-parts.js';
 import { describeFile, TextPart, type WrittenPart } from './write-parts.js';
 
@@ -106,7 +117,12 @@ class PartSink {
   }
 }
 
-async function writeJsonParts(engine: Engine, files: ScannedBatchFile[], format: CopyFormat, partPath: PartPathOf): Promise<Counted[]> {
+async function writeJsonParts(
+  engine: Engine,
+  files: ScannedBatchFile[],
+  format: CopyFormat,
+  partPath: PartPathOf,
+): Promise<Counted[]> {
   const sink = new PartSink(format, partPath);
   try {
     for (const file of files) {
@@ -134,11 +150,24 @@ async function writeJsonParts(engine: Engine, files: ScannedBatchFile[], format:
 
 let tableCounter = 0;
 
-async function writeParquetParts(engine: Engine, files: ScannedBatchFile[], format: CopyFormat, total: number, partPath: PartPathOf, scratchDir: string): Promise<Counted[]> {
-  const source = await parquetSource(engine, files.filter((f) => f.records !== 0), scratchDir);
+async function writeParquetParts(
+  engine: Engine,
+  files: ScannedBatchFile[],
+  format: CopyFormat,
+  total: number,
+  partPath: PartPathOf,
+  scratchDir: string,
+): Promise<Counted[]> {
+  const source = await parquetSource(
+    engine,
+    files.filter((f) => f.records !== 0),
+    scratchDir,
+  );
   const copy = async (select: string, n: number) => {
     const file = await partPath(n);
-    const [row] = await engine.all<{ Count: string | number }>(parquetPartSql(select, file, format.compression === 'gzip'));
+    const [row] = await engine.all<{ Count: string | number }>(
+      parquetPartSql(select, file, format.compression === 'gzip'),
+    );
     return { partNumber: n, path: file, rows: Number(row?.Count ?? 0) };
   };
   try {
@@ -174,4 +203,3 @@ async function moveFile(from: string, to: string): Promise<string> {
   }
   return to;
 }
-

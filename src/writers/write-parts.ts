@@ -48,7 +48,11 @@ export class TextPart {
   private readonly head: Writable;
   rows = 0;
 
-  constructor(readonly partNumber: number, readonly path: string, gzip: boolean) {
+  constructor(
+    readonly partNumber: number,
+    readonly path: string,
+    gzip: boolean,
+  ) {
     const file = createWriteStream(path);
     if (gzip) {
       const zip = createGzip();

@@ -23,9 +23,12 @@ let counter = 0;
 beforeAll(async () => {
   s3 = await s3Server();
   proxyClient = new S3Client({
-    region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true,
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
 });
 
@@ -38,7 +41,20 @@ const backends: [string, () => LockableStorage][] = [
   ['local', () => new LocalStorage(path.join(temp, `local-${++counter}`))],
   ['memory', () => new MemoryStorage(`memory://contract-${++counter}`, path.join(temp, `staging-${counter}`))],
   // A small page size makes every listing below page through continuation tokens.
-  ['s3', () => new S3Storage({ bucket: 'contract', prefix: `root-${++counter}/sub` }, { configPath: 'test', s3: {}, client: proxyClient, pageSize: 3, stagingDir: path.join(temp, `staging-${counter}`) })],
+  [
+    's3',
+    () =>
+      new S3Storage(
+        { bucket: 'contract', prefix: `root-${++counter}/sub` },
+        {
+          configPath: 'test',
+          s3: {},
+          client: proxyClient,
+          pageSize: 3,
+          stagingDir: path.join(temp, `staging-${counter}`),
+        },
+      ),
+  ],
 ];
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -108,7 +124,12 @@ describe.each(backends)('%s storage', (_name, make) => {
     await store.writeText('s/a.json', 'abc');
     await store.writeText('s/b/c.json', 'hello, world');
     await store.writeText('t.json', 'x');
-    expect(await store.listSizes('s')).toEqual(new Map([['s/a.json', 3], ['s/b/c.json', 12]]));
+    expect(await store.listSizes('s')).toEqual(
+      new Map([
+        ['s/a.json', 3],
+        ['s/b/c.json', 12],
+      ]),
+    );
     expect(await store.listSizes('missing')).toEqual(new Map());
   });
 
@@ -116,10 +137,27 @@ describe.each(backends)('%s storage', (_name, make) => {
     const store = make();
     // (s3rver omits a folder that holds only subfolders from a delimited listing, unlike S3,
     // so every folder here holds a file of its own.)
-    for (const k of ['snap-b/_snapshot.json', 'snap-a/profiles/p1.ndjson', 'snap-a/_snapshot.json', 'snap-c/f.json', 'snap-c/x/f.json', 'snap-c/x/y/z.json']) await store.writeText(k, 'x');
+    for (const k of [
+      'snap-b/_snapshot.json',
+      'snap-a/profiles/p1.ndjson',
+      'snap-a/_snapshot.json',
+      'snap-c/f.json',
+      'snap-c/x/f.json',
+      'snap-c/x/y/z.json',
+    ])
+      await store.writeText(k, 'x');
     for (let i = 0; i < 5; i++) await store.writeText(`loose${i}.json`, 'x');
     for (let i = 0; i < 5; i++) await store.writeText(`snap-d${i}/f.json`, 'x');
-    expect(await store.listFolders('')).toEqual(['snap-a', 'snap-b', 'snap-c', 'snap-d0', 'snap-d1', 'snap-d2', 'snap-d3', 'snap-d4']);
+    expect(await store.listFolders('')).toEqual([
+      'snap-a',
+      'snap-b',
+      'snap-c',
+      'snap-d0',
+      'snap-d1',
+      'snap-d2',
+      'snap-d3',
+      'snap-d4',
+    ]);
     expect(await store.listFolders('snap-a')).toEqual(['profiles']);
     expect(await store.listFolders('snap-c/x')).toEqual(['y']);
   });

@@ -7,8 +7,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
-  ROOT, addSnapshot, crmConfig, listFiles, readCsv, readParquet, readText, runCli, trackWorkspaces,
-  type CliResult, type Workspace,
+  ROOT,
+  addSnapshot,
+  crmConfig,
+  listFiles,
+  readCsv,
+  readParquet,
+  readText,
+  runCli,
+  trackWorkspaces,
+  type CliResult,
+  type Workspace,
 } from '../helpers/harness.js';
 
 const workspace = trackWorkspaces();
@@ -17,24 +26,64 @@ const DAY1 = '2026-11-20T06:00:00Z'; // aud-vip slot 2026-11-20T05:30, snapshot 
 const DAY2 = '2026-11-21T06:00:00Z'; // aud-vip slot 2026-11-21T05:30, snapshot snap-20261121: 4-row diff
 const DAY4 = '2026-11-23T06:00:00Z'; // slot 2026-11-23T05:30; 21st and 22nd missed; latest snapshot still snap-20261121
 
-const VIP = { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } };
+const VIP = {
+  id: 'aud-vip',
+  mode: 'incremental',
+  schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+};
 const CHURN = { id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', trigger: 'afterEvaluation' } };
-const PROMO = { id: 'aud-promo', mode: 'full', schedule: { frequency: 'once', startDate: '2026-11-25', startTime: '09:00' } };
+const PROMO = {
+  id: 'aud-promo',
+  mode: 'full',
+  schedule: { frequency: 'once', startDate: '2026-11-25', startTime: '09:00' },
+};
 
 /** The demo CRM dataflow with all three kinds of schedule (as fixtures/demo/acme-crm.yaml). */
-const threeAudiences = (overrides: Record<string, unknown> = {}) => crmConfig({ audiences: [VIP, CHURN, PROMO], ...overrides });
+const threeAudiences = (overrides: Record<string, unknown> = {}) =>
+  crmConfig({ audiences: [VIP, CHURN, PROMO], ...overrides });
 
 const PLAN_KEYS = ['dataflowId', 'at', 'latestSnapshot', 'runs', 'idle', 'problems'];
-const PLANNED_RUN_KEYS = ['runId', 'audienceId', 'mode', 'trigger', 'logicalTime', 'snapshotId', 'selection', 'reason', 'resumed', 'skippedSlots', 'counts', 'files'];
-const COUNT_KEYS = ['profilesReceived', 'rowsWritten', 'excludedMandatory', 'excludedDuplicate', 'exitsOmitted', 'exitsWritten', 'badRecords'];
+const PLANNED_RUN_KEYS = [
+  'runId',
+  'audienceId',
+  'mode',
+  'trigger',
+  'logicalTime',
+  'snapshotId',
+  'selection',
+  'reason',
+  'resumed',
+  'skippedSlots',
+  'counts',
+  'files',
+];
+const COUNT_KEYS = [
+  'profilesReceived',
+  'rowsWritten',
+  'excludedMandatory',
+  'excludedDuplicate',
+  'exitsOmitted',
+  'exitsWritten',
+  'badRecords',
+];
 
 interface PlanJson {
   dataflowId: string;
   at: string;
   latestSnapshot: string | null;
   runs: {
-    runId: string; audienceId: string; mode: string; trigger: string; logicalTime: string; snapshotId: string; selection: string;
-    reason: string; resumed: boolean; skippedSlots: string[]; counts: Record<string, number>; files: string[];
+    runId: string;
+    audienceId: string;
+    mode: string;
+    trigger: string;
+    logicalTime: string;
+    snapshotId: string;
+    selection: string;
+    reason: string;
+    resumed: boolean;
+    skippedSlots: string[];
+    counts: Record<string, number>;
+    files: string[];
   }[];
   idle: { audienceId: string; reason: string; nextSlot: string | null }[];
   problems: { audienceId: string; error: string }[];
@@ -73,7 +122,10 @@ describe.concurrent('operator commands', () => {
       const config = w.config(threeAudiences());
       const before = tree(w.dir);
       const [text, asJson] = (
-        await Promise.all([w.audex(['plan', '--config', config, '--at', DAY1]), w.audex(['plan', '--config', config, '--at', DAY1, '--json'])])
+        await Promise.all([
+          w.audex(['plan', '--config', config, '--at', DAY1]),
+          w.audex(['plan', '--config', config, '--at', DAY1, '--json']),
+        ])
       ).map(ok) as [CliResult, CliResult];
       // Nothing at all was written: no out/ folder, no state, no other file in the workspace.
       expect(existsSync(w.out)).toBe(false);
@@ -81,10 +133,12 @@ describe.concurrent('operator commands', () => {
 
       const vipLine = text.stdout.split('\n').find((l) => l.includes('aud-vip') && l.includes('slot'));
       expect(vipLine, text.stdout).toBeDefined();
-      for (const part of ['incremental', 'schedule', '2026-11-20T05:30:00.000Z', 'snap-20261120']) expect(vipLine).toContain(part);
+      for (const part of ['incremental', 'schedule', '2026-11-20T05:30:00.000Z', 'snap-20261120'])
+        expect(vipLine).toContain(part);
       expect(vipLine).toMatch(/backfill/);
       const churnLine = text.stdout.split('\n').find((l) => l.includes('aud-churn') && l.includes('slot'));
-      for (const part of ['full', 'afterEvaluation', '2026-11-20T05:00:00.000Z', 'snap-20261120']) expect(churnLine).toContain(part);
+      for (const part of ['full', 'afterEvaluation', '2026-11-20T05:00:00.000Z', 'snap-20261120'])
+        expect(churnLine).toContain(part);
       expect(text.stdout).toMatch(/why: slot 2026-11-20T05:30:00\.000Z is due/);
       expect(text.stdout).toMatch(/why: new snapshot snap-20261120/);
       expect(text.stdout).toMatch(/6 rows from 9 profiles \(excluded: 2 mandatory, 1 duplicate/);
@@ -95,20 +149,47 @@ describe.concurrent('operator commands', () => {
 
       const plan = json<PlanJson>(asJson);
       expect(sorted(Object.keys(plan))).toEqual(sorted(PLAN_KEYS));
-      expect(plan).toMatchObject({ dataflowId: 'acme-crm', at: '2026-11-20T06:00:00.000Z', latestSnapshot: 'snap-20261120', problems: [] });
+      expect(plan).toMatchObject({
+        dataflowId: 'acme-crm',
+        at: '2026-11-20T06:00:00.000Z',
+        latestSnapshot: 'snap-20261120',
+        problems: [],
+      });
       expect(plan.runs.map((r) => r.audienceId)).toEqual(['aud-vip', 'aud-churn']);
       for (const run of plan.runs) {
         expect(sorted(Object.keys(run))).toEqual(sorted(PLANNED_RUN_KEYS));
         expect(sorted(Object.keys(run.counts))).toEqual(sorted(COUNT_KEYS));
       }
       expect(plan.runs[0]).toMatchObject({
-        runId: '20261120T053000Z-9e9a9e25', mode: 'incremental', trigger: 'schedule', logicalTime: '2026-11-20T05:30:00.000Z',
-        snapshotId: 'snap-20261120', selection: 'backfill', resumed: false, skippedSlots: [],
-        counts: { profilesReceived: 9, rowsWritten: 6, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0 },
+        runId: '20261120T053000Z-9e9a9e25',
+        mode: 'incremental',
+        trigger: 'schedule',
+        logicalTime: '2026-11-20T05:30:00.000Z',
+        snapshotId: 'snap-20261120',
+        selection: 'backfill',
+        resumed: false,
+        skippedSlots: [],
+        counts: {
+          profilesReceived: 9,
+          rowsWritten: 6,
+          excludedMandatory: 2,
+          excludedDuplicate: 1,
+          exitsOmitted: 0,
+          exitsWritten: 0,
+          badRecords: 0,
+        },
       });
       expect(plan.runs[0]!.reason).toMatch(/due/);
-      expect(plan.runs[1]).toMatchObject({ mode: 'full', trigger: 'afterEvaluation', logicalTime: '2026-11-20T05:00:00.000Z', snapshotId: 'snap-20261120', selection: 'full' });
-      expect(plan.idle).toEqual([{ audienceId: 'aud-promo', reason: expect.any(String), nextSlot: '2026-11-25T09:00:00.000Z' }]);
+      expect(plan.runs[1]).toMatchObject({
+        mode: 'full',
+        trigger: 'afterEvaluation',
+        logicalTime: '2026-11-20T05:00:00.000Z',
+        snapshotId: 'snap-20261120',
+        selection: 'full',
+      });
+      expect(plan.idle).toEqual([
+        { audienceId: 'aud-promo', reason: expect.any(String), nextSlot: '2026-11-25T09:00:00.000Z' },
+      ]);
     });
 
     it('predicts exactly what the following runs write: counts, file paths (parts too), coalesced missed slots', async () => {
@@ -118,7 +199,10 @@ describe.concurrent('operator commands', () => {
 
       const plan1 = json<PlanJson>(ok(await w.audex(['plan', '-c', config, '--at', DAY1, '--json'])));
       const run1 = ok(await w.audex(['run', '-c', config, '--at', DAY1, '--json'])).json();
-      expect(run1.runs.map((r) => [r.audienceId, r.status])).toEqual([['aud-vip', 'success'], ['aud-churn', 'success']]);
+      expect(run1.runs.map((r) => [r.audienceId, r.status])).toEqual([
+        ['aud-vip', 'success'],
+        ['aud-churn', 'success'],
+      ]);
       expect(plan1.runs.map((r) => r.runId)).toEqual(run1.runs.map((r) => r.runId));
       for (const [i, planned] of plan1.runs.entries()) {
         const actual = run1.runs[i]!;
@@ -129,22 +213,36 @@ describe.concurrent('operator commands', () => {
         // …and the files on disk hold those rows.
         expect(planned.files.reduce((n, f) => n + csvRows(f), 0)).toBe(planned.counts.rowsWritten);
       }
-      expect(plan1.runs[0]!.files.map((f) => path.basename(f))).toEqual(['Acme_CRM_aud-vip_20261120_053000.csv.gz', 'Acme_CRM_aud-vip_20261120_053000_2.csv.gz']);
+      expect(plan1.runs[0]!.files.map((f) => path.basename(f))).toEqual([
+        'Acme_CRM_aud-vip_20261120_053000.csv.gz',
+        'Acme_CRM_aud-vip_20261120_053000_2.csv.gz',
+      ]);
       const dataFiles = w.files().filter((f) => !path.basename(f).startsWith('manifest-'));
       expect(dataFiles.map((f) => path.join(w.out, f)).sort()).toEqual(plan1.runs.flatMap((r) => r.files).sort());
 
       // Three days later: one diff run at the latest slot, the two missed slots coalesced.
-      const [planText, plan4Json] = await Promise.all([w.audex(['plan', '-c', config, '--at', DAY4]), w.audex(['plan', '-c', config, '--at', DAY4, '--json'])]);
-      expect(ok(planText).stdout).toMatch(/coalesced missed slots: 2026-11-21T05:30:00\.000Z, 2026-11-22T05:30:00\.000Z/);
+      const [planText, plan4Json] = await Promise.all([
+        w.audex(['plan', '-c', config, '--at', DAY4]),
+        w.audex(['plan', '-c', config, '--at', DAY4, '--json']),
+      ]);
+      expect(ok(planText).stdout).toMatch(
+        /coalesced missed slots: 2026-11-21T05:30:00\.000Z, 2026-11-22T05:30:00\.000Z/,
+      );
       expect(planText.stdout).toMatch(/diff against the last baseline/);
       const plan4 = json<PlanJson>(ok(plan4Json));
       const vip = plan4.runs.find((r) => r.audienceId === 'aud-vip')!;
       expect(vip).toMatchObject({
-        logicalTime: '2026-11-23T05:30:00.000Z', snapshotId: 'snap-20261121', selection: 'diff', resumed: false,
+        logicalTime: '2026-11-23T05:30:00.000Z',
+        snapshotId: 'snap-20261121',
+        selection: 'diff',
+        resumed: false,
         skippedSlots: ['2026-11-21T05:30:00.000Z', '2026-11-22T05:30:00.000Z'],
       });
       expect(vip.counts.rowsWritten).toBe(4);
-      expect(plan4.runs.find((r) => r.audienceId === 'aud-churn')).toMatchObject({ logicalTime: '2026-11-21T05:00:00.000Z', snapshotId: 'snap-20261121' });
+      expect(plan4.runs.find((r) => r.audienceId === 'aud-churn')).toMatchObject({
+        logicalTime: '2026-11-21T05:00:00.000Z',
+        snapshotId: 'snap-20261121',
+      });
       const stateBefore = tree(path.join(w.out, '_audex'));
 
       const run4 = ok(await w.audex(['run', '-c', config, '--at', DAY4, '--json'])).json();
@@ -162,7 +260,18 @@ describe.concurrent('operator commands', () => {
 
     it('lists an audience missing from the snapshot under problems, and still plans the others', async () => {
       const w = workspace();
-      const config = w.config(crmConfig({ audiences: [VIP, { ...PROMO, id: 'aud-ghost', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }] }));
+      const config = w.config(
+        crmConfig({
+          audiences: [
+            VIP,
+            {
+              ...PROMO,
+              id: 'aud-ghost',
+              schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+            },
+          ],
+        }),
+      );
       const asJson = await w.audex(['plan', '-c', config, '--at', DAY1, '--json']);
       const plan = json<PlanJson>(asJson);
       expect(plan.runs.map((r) => r.audienceId)).toEqual(['aud-vip']);
@@ -219,7 +328,14 @@ describe.concurrent('operator commands', () => {
     beforeAll(() => {
       w = workspace();
       // Extra snapshots are added before the tests, which run side by side and list the folder.
-      const member = { profileId: 'p-1', identityMap: { email: [{ id: 'a@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: { ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T04:00:00Z' } } } };
+      const member = {
+        profileId: 'p-1',
+        identityMap: { email: [{ id: 'a@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: {
+          ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T04:00:00Z' } },
+        },
+      };
       // Persons only (no prospect audience listed).
       addSnapshot(w.snapshots, 'snap-persons', '2026-11-19T05:00:00Z', [member]);
       // Line 2 is not JSON, line 3 has no profile key.
@@ -248,7 +364,16 @@ describe.concurrent('operator commands', () => {
       );
       const r = await w.audex(['validate', '-c', config]);
       expect(r.code).toBe(2);
-      for (const where of ['id', 'format.type', 'format.compression', 'fileName', 'mapping[0].type', 'mandatory[0]', 'audiences[1].mode', 'audiences[1].schedule.frequency']) {
+      for (const where of [
+        'id',
+        'format.type',
+        'format.compression',
+        'fileName',
+        'mapping[0].type',
+        'mandatory[0]',
+        'audiences[1].mode',
+        'audiences[1].schedule.frequency',
+      ]) {
         expect(r.stderr, where).toMatch(new RegExp(`(^|\\s)${where.replace(/[[\].]/g, '\\$&')}: `, 'm'));
       }
       expect(existsSync(w.out)).toBe(false);
@@ -258,14 +383,22 @@ describe.concurrent('operator commands', () => {
       const config = w.config(
         crmConfig({
           fileName: '%DESTINATION_NAME%_%SEGMENT_ID%',
-          mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'loyalty.tier', target: 'tier' }],
+          mapping: [
+            { source: 'identityMap.email', target: 'email' },
+            { source: 'loyalty.tier', target: 'tier' },
+          ],
         }),
         'warn.yaml',
       );
-      const [text, asJsonResult] = await Promise.all([w.audex(['validate', '-c', config]), w.audex(['validate', '-c', config, '--json'])]);
+      const [text, asJsonResult] = await Promise.all([
+        w.audex(['validate', '-c', config]),
+        w.audex(['validate', '-c', config, '--json']),
+      ]);
       expect(ok(text).stdout).toMatch(/valid/);
       expect(text.stdout).toMatch(/warning: fileName: .*(date|time|DATETIME|TIMESTAMP).*overwrites/i);
-      expect(text.stdout).toMatch(/warning: audiences\[0\]: aud-vip is incremental but segmentMembership\.status is not mapped/);
+      expect(text.stdout).toMatch(
+        /warning: audiences\[0\]: aud-vip is incremental but segmentMembership\.status is not mapped/,
+      );
       const asJson = json<{ valid: boolean; warnings: string[] }>(ok(asJsonResult));
       expect(asJson.valid).toBe(true);
       expect(asJson.warnings).toHaveLength(2);
@@ -277,25 +410,62 @@ describe.concurrent('operator commands', () => {
       const config = w.config(threeAudiences(), 'three.yaml');
       // Count independently from the fixture parts.
       const folder = path.join(w.snapshots, 'snap-20261120', 'profiles');
-      const records = readdirSync(folder).flatMap((f) => readText(path.join(folder, f)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>));
-      const active = (id: string) => records.filter((p) => ['realized', 'existing'].includes(p['segmentMembership']?.['ups']?.[id]?.['status'])).length;
+      const records = readdirSync(folder).flatMap((f) =>
+        readText(path.join(folder, f))
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, any>),
+      );
+      const active = (id: string) =>
+        records.filter((p) => ['realized', 'existing'].includes(p['segmentMembership']?.['ups']?.[id]?.['status']))
+          .length;
 
       const [text, r] = await Promise.all([
         w.audex(['validate', '-c', config, '--snapshot', 'snap-20261120']),
         w.audex(['validate', '-c', config, '--snapshot', 'snap-20261120', '--json']),
       ]);
       expect(ok(text).stdout).toContain(`snapshot snap-20261120: ${records.length} profiles, 0 bad record(s)`);
-      for (const id of ['aud-vip', 'aud-churn', 'aud-promo']) expect(text.stdout).toMatch(new RegExp(`${id} .*: ${active(id)} active members`));
+      for (const id of ['aud-vip', 'aud-churn', 'aud-promo'])
+        expect(text.stdout).toMatch(new RegExp(`${id} .*: ${active(id)} active members`));
 
       const result = json<Record<string, any>>(ok(r));
       expect(sorted(Object.keys(result))).toEqual(['config', 'dataflowId', 'snapshot', 'valid', 'warnings']);
       expect(result).toMatchObject({ valid: true, dataflowId: 'acme-crm', config, warnings: [] });
-      expect(sorted(Object.keys(result['snapshot']))).toEqual(['audiences', 'badRecords', 'errors', 'profiles', 'snapshotId']);
-      expect(result['snapshot']).toMatchObject({ snapshotId: 'snap-20261120', profiles: records.length, badRecords: 0, errors: [] });
+      expect(sorted(Object.keys(result['snapshot']))).toEqual([
+        'audiences',
+        'badRecords',
+        'errors',
+        'profiles',
+        'snapshotId',
+      ]);
+      expect(result['snapshot']).toMatchObject({
+        snapshotId: 'snap-20261120',
+        profiles: records.length,
+        badRecords: 0,
+        errors: [],
+      });
       expect(result['snapshot'].audiences).toEqual([
-        { id: 'aud-vip', name: 'VIP Customers', profileType: 'person', activeMembers: active('aud-vip'), badRecords: 0 },
-        { id: 'aud-churn', name: 'Churn Risk', profileType: 'person', activeMembers: active('aud-churn'), badRecords: 0 },
-        { id: 'aud-promo', name: 'Winter Promo', profileType: 'person', activeMembers: active('aud-promo'), badRecords: 0 },
+        {
+          id: 'aud-vip',
+          name: 'VIP Customers',
+          profileType: 'person',
+          activeMembers: active('aud-vip'),
+          badRecords: 0,
+        },
+        {
+          id: 'aud-churn',
+          name: 'Churn Risk',
+          profileType: 'person',
+          activeMembers: active('aud-churn'),
+          badRecords: 0,
+        },
+        {
+          id: 'aud-promo',
+          name: 'Winter Promo',
+          profileType: 'person',
+          activeMembers: active('aud-promo'),
+          badRecords: 0,
+        },
       ]);
       expect(existsSync(w.out)).toBe(false);
     });
@@ -333,7 +503,11 @@ describe.concurrent('operator commands', () => {
       const part = path.join('snap-bad', 'profiles', 'part-00000.ndjson');
       expect(strict.stderr).toContain(`${part}:2: `);
       expect(strict.stderr).toContain(`${part}:3: `);
-      expect(json<Record<string, any>>(ok(lenient))['snapshot']).toMatchObject({ profiles: 1, badRecords: 2, errors: [] });
+      expect(json<Record<string, any>>(ok(lenient))['snapshot']).toMatchObject({
+        profiles: 1,
+        badRecords: 2,
+        errors: [],
+      });
     });
 
     it('exits 2 for a prospect audience set to incremental', async () => {
@@ -353,12 +527,18 @@ describe.concurrent('operator commands', () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'audex-init-'));
       dirs.push(dir);
       const init = ok(await runCli(['init'], { cwd: dir }));
-      expect(listFiles(dir)).toEqual(['audex.yaml', 'snapshots/sample-20260101/_snapshot.json', 'snapshots/sample-20260101/profiles/part-00000.ndjson']);
+      expect(listFiles(dir)).toEqual([
+        'audex.yaml',
+        'snapshots/sample-20260101/_snapshot.json',
+        'snapshots/sample-20260101/profiles/part-00000.ndjson',
+      ]);
       expect(readFileSync(path.join(dir, 'audex.yaml'), 'utf8')).toMatch(/^#/m); // commented
       expect(init.stdout).toContain('audex.yaml');
 
       ok(await runCli(['validate', '--config', 'audex.yaml', '--snapshot', 'sample-20260101'], { cwd: dir }));
-      const run = ok(await runCli(['run', '--config', 'audex.yaml', '--at', '2026-11-20T07:00:00Z', '--json'], { cwd: dir })).json();
+      const run = ok(
+        await runCli(['run', '--config', 'audex.yaml', '--at', '2026-11-20T07:00:00Z', '--json'], { cwd: dir }),
+      ).json();
       expect(run.runs.map((r) => r.status)).toEqual(['success']);
       const written = listFiles(dir).filter((f) => f.endsWith('.csv.gz'));
       expect(written).toHaveLength(1);
@@ -378,7 +558,14 @@ describe.concurrent('operator commands', () => {
   describe('audex schema', () => {
     it('prints a draft 2020-12 JSON Schema covering every key of the README example config', async () => {
       const r = ok(await runCli(['schema'], { cwd: ROOT }));
-      const schema = JSON.parse(r.stdout) as { $schema: string; type: string; properties: Record<string, { properties?: Record<string, unknown>; items?: { properties?: Record<string, unknown> } }> };
+      const schema = JSON.parse(r.stdout) as {
+        $schema: string;
+        type: string;
+        properties: Record<
+          string,
+          { properties?: Record<string, unknown>; items?: { properties?: Record<string, unknown> } }
+        >;
+      };
       expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
       expect(schema.type).toBe('object');
 
@@ -388,31 +575,46 @@ describe.concurrent('operator commands', () => {
       const example = parseYaml(block![1]!) as Record<string, any>;
       expect(Object.keys(example).length).toBeGreaterThan(10);
       for (const key of Object.keys(example)) expect(Object.keys(schema.properties), key).toContain(key);
-      for (const key of Object.keys(example['format'])) expect(Object.keys(schema.properties['format']!.properties ?? {}), `format.${key}`).toContain(key);
-      for (const m of example['mapping']) for (const key of Object.keys(m)) expect(Object.keys(schema.properties['mapping']!.items?.properties ?? {}), `mapping.${key}`).toContain(key);
-      for (const a of example['audiences']) for (const key of Object.keys(a)) expect(Object.keys(schema.properties['audiences']!.items?.properties ?? {}), `audiences.${key}`).toContain(key);
+      for (const key of Object.keys(example['format']))
+        expect(Object.keys(schema.properties['format']!.properties ?? {}), `format.${key}`).toContain(key);
+      for (const m of example['mapping'])
+        for (const key of Object.keys(m))
+          expect(Object.keys(schema.properties['mapping']!.items?.properties ?? {}), `mapping.${key}`).toContain(key);
+      for (const a of example['audiences'])
+        for (const key of Object.keys(a))
+          expect(Object.keys(schema.properties['audiences']!.items?.properties ?? {}), `audiences.${key}`).toContain(
+            key,
+          );
       expect(r.stderr).toBe('');
     });
 
     it('--http prints the HTTP API dataflow schema covering every key of the README example, every auth type with its fields', async () => {
       type Node = { properties?: Record<string, Node>; oneOf?: Node[]; const?: string; items?: Node };
-      const schema = JSON.parse(ok(await runCli(['schema', '--http'], ROOT)).stdout) as Node & { $schema: string };
+      const schema = JSON.parse(ok(await runCli(['schema', '--http'], { cwd: ROOT })).stdout) as Node & {
+        $schema: string;
+      };
       expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
       const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-      const example = parseYaml(/## Send to an HTTP endpoint[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!) as Record<string, any>;
+      const example = parseYaml(
+        /## Send to an HTTP endpoint[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!,
+      ) as Record<string, any>;
       for (const key of Object.keys(example)) expect(Object.keys(schema.properties!), key).toContain(key);
       const destination = schema.properties!['destination']!.properties!;
-      for (const key of Object.keys(example['destination'])) expect(Object.keys(destination), `destination.${key}`).toContain(key);
+      for (const key of Object.keys(example['destination']))
+        expect(Object.keys(destination), `destination.${key}`).toContain(key);
       expect(destination['type']!.const).toBe('http');
-      const auth = Object.fromEntries(destination['auth']!.oneOf!.map((o) => [o.properties!['type']!.const!, Object.keys(o.properties!)]));
+      const auth = Object.fromEntries(
+        destination['auth']!.oneOf!.map((o) => [o.properties!['type']!.const!, Object.keys(o.properties!)]),
+      );
       expect(auth).toEqual({
-        none: ['type'], bearer: ['type', 'token'],
+        none: ['type'],
+        bearer: ['type', 'token'],
         oauth2ClientCredentials: ['type', 'tokenUrl', 'clientId', 'clientSecret', 'clientCredentialsType', 'scope'],
         oauth2Password: ['type', 'tokenUrl', 'clientId', 'clientSecret', 'username', 'password', 'scope'],
       });
       expect(Object.keys(schema.properties!['mapping']!.items!.properties!)).toEqual(['source']);
       expect(Object.keys(schema.properties!)).not.toContain('format');
-      const both = await runCli(['schema', '--http', '--datasets'], ROOT);
+      const both = await runCli(['schema', '--http', '--datasets'], { cwd: ROOT });
       expect(both.code).toBe(2);
       expect(both.stderr).toContain('give --datasets or --http, not both');
     });
@@ -420,12 +622,15 @@ describe.concurrent('operator commands', () => {
 
   // ---------------------------------------------------------------------------------------
   describe('--help', () => {
-    it.concurrent.each(['run', 'export-now', 'plan', 'status', 'runs', 'validate', 'init', 'schema'])('audex %s --help exits 0 with examples', async (command) => {
-      const r = ok(await runCli([command, '--help'], { cwd: ROOT }));
-      expect(r.stdout).toContain(`Usage: audex ${command}`);
-      expect(r.stdout).toContain('Examples');
-      expect(r.stdout).toContain(`$ audex ${command}`);
-    });
+    it.concurrent.each(['run', 'export-now', 'plan', 'status', 'runs', 'validate', 'init', 'schema'])(
+      'audex %s --help exits 0 with examples',
+      async (command) => {
+        const r = ok(await runCli([command, '--help'], { cwd: ROOT }));
+        expect(r.stdout).toContain(`Usage: audex ${command}`);
+        expect(r.stdout).toContain('Examples');
+        expect(r.stdout).toContain(`$ audex ${command}`);
+      },
+    );
   });
 
   // ---------------------------------------------------------------------------------------
@@ -445,7 +650,17 @@ describe.concurrent('operator commands', () => {
         w.audex(['plan', '-c', config, '--at', DAY2, '--json']),
         w.audex(['validate', '-c', config, '--snapshot', 'snap-20261121', '--json']),
       ]);
-      const exportNow = await w.audex(['export-now', '-c', config, '-a', 'aud-churn', '--at', DAY2, '--json', '--no-lock']);
+      const exportNow = await w.audex([
+        'export-now',
+        '-c',
+        config,
+        '-a',
+        'aud-churn',
+        '--at',
+        DAY2,
+        '--json',
+        '--no-lock',
+      ]);
       for (const [name, r] of Object.entries({ plan, validate, exportNow })) {
         expect(r.code, `${name}: ${r.stderr}`).toBe(0);
         expect(() => JSON.parse(r.stdout), name).not.toThrow();
@@ -492,17 +707,26 @@ describe.concurrent('operator commands', () => {
       const w = workspace();
       const config = w.config(crmConfig());
       // In Kiritimati (UTC+14) a local reading would be 2026-11-19T16:00Z: before any snapshot.
-      const run = ok(await w.audex(['run', '-c', config, '--at', '2026-11-20T06:00:00', '--json'], { TZ: 'Pacific/Kiritimati' })).json();
+      const run = ok(
+        await w.audex(['run', '-c', config, '--at', '2026-11-20T06:00:00', '--json'], { TZ: 'Pacific/Kiritimati' }),
+      ).json();
       expect(run.at).toBe('2026-11-20T06:00:00.000Z');
       expect(run.runs).toHaveLength(1);
-      expect(run.runs[0]).toMatchObject({ status: 'success', logicalTime: '2026-11-20T05:30:00.000Z', snapshotId: 'snap-20261120' });
+      expect(run.runs[0]).toMatchObject({
+        status: 'success',
+        logicalTime: '2026-11-20T05:30:00.000Z',
+        snapshotId: 'snap-20261120',
+      });
       expect(path.basename(run.runs[0]!.files[0]!.path)).toBe('Acme_CRM_aud-vip_20261120_053000.csv');
       const [withOffset, invalid] = await Promise.all([
         w.audex(['plan', '-c', config, '--at', '2026-11-21T07:00:00+01:00', '--json'], { TZ: 'Pacific/Kiritimati' }),
         w.audex(['plan', '-c', config, '--at', 'tomorrow']),
       ]);
       expect(json<PlanJson>(ok(withOffset)).at).toBe('2026-11-21T06:00:00.000Z');
-      expect(json<PlanJson>(withOffset).runs[0]).toMatchObject({ logicalTime: '2026-11-21T05:30:00.000Z', selection: 'diff' });
+      expect(json<PlanJson>(withOffset).runs[0]).toMatchObject({
+        logicalTime: '2026-11-21T05:30:00.000Z',
+        selection: 'diff',
+      });
       expect(invalid.code).toBe(2);
     });
   });
@@ -510,13 +734,35 @@ describe.concurrent('operator commands', () => {
   // ---------------------------------------------------------------------------------------
   // status and runs read the state that runs leave: one workspace, steps in order.
   describe.sequential('audex status and audex runs', () => {
-    const STATUS_KEYS = ['audienceId', 'mode', 'schedule', 'lastSuccess', 'nextSlot', 'baselineSize', 'keptBaselines', 'stateBytes', 'pendingRun', 'lastError'];
+    const STATUS_KEYS = [
+      'audienceId',
+      'mode',
+      'schedule',
+      'lastSuccess',
+      'nextSlot',
+      'baselineSize',
+      'keptBaselines',
+      'stateBytes',
+      'pendingRun',
+      'lastError',
+    ];
     interface StatusJson {
       dataflowId: string;
       at: string;
       audiences: {
-        audienceId: string; mode: string; schedule: string; nextSlot: string | null; baselineSize: number | null; pendingRun: string | null;
-        lastSuccess: { runId: string; logicalTime: string; snapshotId: string | null; rowsWritten: number; files: number } | null;
+        audienceId: string;
+        mode: string;
+        schedule: string;
+        nextSlot: string | null;
+        baselineSize: number | null;
+        pendingRun: string | null;
+        lastSuccess: {
+          runId: string;
+          logicalTime: string;
+          snapshotId: string | null;
+          rowsWritten: number;
+          files: number;
+        } | null;
         lastError: { runId: string; logicalTime: string; error: string } | null;
       }[];
     }
@@ -542,7 +788,14 @@ describe.concurrent('operator commands', () => {
       expect(status.audiences.map((a) => a.audienceId)).toEqual(['aud-vip', 'aud-churn', 'aud-promo']);
       for (const a of status.audiences) {
         expect(sorted(Object.keys(a))).toEqual(sorted(STATUS_KEYS));
-        expect(a).toMatchObject({ lastSuccess: null, baselineSize: null, keptBaselines: 0, stateBytes: 0, lastError: null, pendingRun: null });
+        expect(a).toMatchObject({
+          lastSuccess: null,
+          baselineSize: null,
+          keptBaselines: 0,
+          stateBytes: 0,
+          lastError: null,
+          pendingRun: null,
+        });
       }
       expect(status.audiences[0]!.nextSlot).toBe('2026-11-01T05:30:00.000Z');
       expect(status.audiences[2]!.nextSlot).toBe('2026-11-25T09:00:00.000Z');
@@ -551,9 +804,17 @@ describe.concurrent('operator commands', () => {
 
     it('status after the day-1 run: last success, next slot, baseline of the 6 exported members', async () => {
       day1 = ok(await w.audex(['run', '-c', config, '--at', DAY1, '--json', '-q'])).json();
-      const status = json<StatusJson>(ok(await w.audex(['status', '-c', config, '--at', '2026-11-20T07:00:00Z', '--json'])));
+      const status = json<StatusJson>(
+        ok(await w.audex(['status', '-c', config, '--at', '2026-11-20T07:00:00Z', '--json'])),
+      );
       expect(status.audiences[0]).toMatchObject({
-        lastSuccess: { runId: day1.runs[0]!.runId, logicalTime: '2026-11-20T05:30:00.000Z', snapshotId: 'snap-20261120', rowsWritten: 6, files: 1 },
+        lastSuccess: {
+          runId: day1.runs[0]!.runId,
+          logicalTime: '2026-11-20T05:30:00.000Z',
+          snapshotId: 'snap-20261120',
+          rowsWritten: 6,
+          files: 1,
+        },
         nextSlot: '2026-11-21T05:30:00.000Z',
         baselineSize: 6,
       });
@@ -571,8 +832,15 @@ describe.concurrent('operator commands', () => {
       const status = json<StatusJson>(ok(asJson));
       const [vip, churn, promo] = status.audiences;
       expect(vip).toMatchObject({
-        audienceId: 'aud-vip', mode: 'incremental',
-        lastSuccess: { runId: vipRun.runId, logicalTime: '2026-11-23T05:30:00.000Z', snapshotId: 'snap-20261121', rowsWritten: 4, files: 1 },
+        audienceId: 'aud-vip',
+        mode: 'incremental',
+        lastSuccess: {
+          runId: vipRun.runId,
+          logicalTime: '2026-11-23T05:30:00.000Z',
+          snapshotId: 'snap-20261121',
+          rowsWritten: 4,
+          files: 1,
+        },
         nextSlot: '2026-11-24T05:30:00.000Z',
         // 6 exported on day 1, bob and ivy exited, finn and june entered: still 6 members sent.
         baselineSize: 6,
@@ -580,9 +848,15 @@ describe.concurrent('operator commands', () => {
         pendingRun: null,
       });
       // The baseline object really holds that many profiles.
-      const baseline = await readParquet(path.join(w.out, '_audex', 'acme-crm', 'baselines', 'aud-vip', `${vipRun.runId}.parquet`));
+      const baseline = await readParquet(
+        path.join(w.out, '_audex', 'acme-crm', 'baselines', 'aud-vip', `${vipRun.runId}.parquet`),
+      );
       expect(baseline.rows).toHaveLength(vip!.baselineSize!);
-      expect(churn).toMatchObject({ mode: 'full', lastSuccess: { logicalTime: '2026-11-21T05:00:00.000Z', rowsWritten: 4 }, lastError: null });
+      expect(churn).toMatchObject({
+        mode: 'full',
+        lastSuccess: { logicalTime: '2026-11-21T05:00:00.000Z', rowsWritten: 4 },
+        lastError: null,
+      });
       expect(promo).toMatchObject({ lastSuccess: null, nextSlot: '2026-11-25T09:00:00.000Z' });
 
       expect(ok(text).stdout).toContain(`last success: 2026-11-23T05:30:00.000Z run ${vipRun.runId}, 4 rows`);
@@ -595,7 +869,10 @@ describe.concurrent('operator commands', () => {
     const all = () => [...day1.runs, ...day2.runs].sort((a, b) => b.logicalTime.localeCompare(a.logicalTime));
 
     it('runs lists the whole history newest first, with the same record as the run summary (--json and table)', async () => {
-      const [asJson, text] = await Promise.all([w.audex(['runs', '-c', config, '--json']), w.audex(['runs', '-c', config])]);
+      const [asJson, text] = await Promise.all([
+        w.audex(['runs', '-c', config, '--json']),
+        w.audex(['runs', '-c', config]),
+      ]);
       const history = ok(asJson).json();
       expect(history.dataflowId).toBe('acme-crm');
       expect(history.runs.map((r) => [r.logicalTime, r.audienceId, r.status])).toEqual([
@@ -609,7 +886,15 @@ describe.concurrent('operator commands', () => {
       expect(history.runs.map((r) => r.runId)).toEqual(all().map((r) => r.runId));
       for (const record of history.runs) {
         const fromRun = all().find((r) => r.runId === record.runId)!;
-        expect(record).toMatchObject({ audienceId: fromRun.audienceId, mode: fromRun.mode, trigger: fromRun.trigger, snapshotId: fromRun.snapshotId, status: fromRun.status, counts: fromRun.counts, files: fromRun.files });
+        expect(record).toMatchObject({
+          audienceId: fromRun.audienceId,
+          mode: fromRun.mode,
+          trigger: fromRun.trigger,
+          snapshotId: fromRun.snapshotId,
+          status: fromRun.status,
+          counts: fromRun.counts,
+          files: fromRun.files,
+        });
       }
       for (const s of history.runs.filter((r) => r.status === 'skipped')) {
         expect(s).toMatchObject({ audienceId: 'aud-vip', snapshotId: null, files: [] });
@@ -631,15 +916,29 @@ describe.concurrent('operator commands', () => {
         w.audex(['runs', '-c', config, '--status', 'skipped', '--json']),
         w.audex(['runs', '-c', config, '-a', 'aud-vip', '--status', 'success', '-n', '1', '--json']),
       ]);
-      const ids = (r: CliResult) => ok(r).json().runs.map((x) => `${x.audienceId}@${x.logicalTime}:${x.status}`);
-      expect(ids(byAudience)).toEqual(['aud-churn@2026-11-21T05:00:00.000Z:success', 'aud-churn@2026-11-20T05:00:00.000Z:success']);
+      const ids = (r: CliResult) =>
+        ok(r)
+          .json()
+          .runs.map((x) => `${x.audienceId}@${x.logicalTime}:${x.status}`);
+      expect(ids(byAudience)).toEqual([
+        'aud-churn@2026-11-21T05:00:00.000Z:success',
+        'aud-churn@2026-11-20T05:00:00.000Z:success',
+      ]);
       expect(ids(sinceDate)).toEqual([
-        'aud-vip@2026-11-23T05:30:00.000Z:success', 'aud-vip@2026-11-22T05:30:00.000Z:skipped',
-        'aud-vip@2026-11-21T05:30:00.000Z:skipped', 'aud-churn@2026-11-21T05:00:00.000Z:success',
+        'aud-vip@2026-11-23T05:30:00.000Z:success',
+        'aud-vip@2026-11-22T05:30:00.000Z:skipped',
+        'aud-vip@2026-11-21T05:30:00.000Z:skipped',
+        'aud-churn@2026-11-21T05:00:00.000Z:success',
       ]);
       // At or after 05:30 on the 21st (the churn run at 05:00 is out), at most two: the newest.
-      expect(ids(sinceTime)).toEqual(['aud-vip@2026-11-23T05:30:00.000Z:success', 'aud-vip@2026-11-22T05:30:00.000Z:skipped']);
-      expect(ids(bySkipped)).toEqual(['aud-vip@2026-11-22T05:30:00.000Z:skipped', 'aud-vip@2026-11-21T05:30:00.000Z:skipped']);
+      expect(ids(sinceTime)).toEqual([
+        'aud-vip@2026-11-23T05:30:00.000Z:success',
+        'aud-vip@2026-11-22T05:30:00.000Z:skipped',
+      ]);
+      expect(ids(bySkipped)).toEqual([
+        'aud-vip@2026-11-22T05:30:00.000Z:skipped',
+        'aud-vip@2026-11-21T05:30:00.000Z:skipped',
+      ]);
       expect(ids(combined)).toEqual(['aud-vip@2026-11-23T05:30:00.000Z:success']);
     });
 

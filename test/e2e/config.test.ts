@@ -12,7 +12,9 @@ type Mapping = { source: string; target?: string; transform?: string };
 
 const baseMapping = (): Mapping[] => crmConfig()['mapping'] as Mapping[];
 const vip = (schedule: Record<string, unknown> = {}, mode = 'incremental') => ({
-  id: 'aud-vip', mode, schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01', ...schedule },
+  id: 'aud-vip',
+  mode,
+  schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01', ...schedule },
 });
 const without = (config: Config, key: string): Config => {
   const copy = { ...config };
@@ -44,7 +46,11 @@ const cases: Case[] = [
     config: crmConfig({ audiences: [{ id: 'aud-vip', schedule: { frequency: 'daily' } }] }),
     expect: ['audiences[0].mode: '],
   },
-  { name: 'maxRowsPerFile 0', config: crmConfig({ format: { type: 'csv', maxRowsPerFile: 0 } }), expect: ['format.maxRowsPerFile: '] },
+  {
+    name: 'maxRowsPerFile 0',
+    config: crmConfig({ format: { type: 'csv', maxRowsPerFile: 0 } }),
+    expect: ['format.maxRowsPerFile: '],
+  },
   {
     name: 'maxRowsPerFile 10,000,001',
     config: crmConfig({ format: { type: 'csv', maxRowsPerFile: 10_000_001 } }),
@@ -65,16 +71,36 @@ const cases: Case[] = [
     config: crmConfig({ mapping: [...baseMapping(), { source: 'person_name_firstName' }] }),
     expect: [/mapping\[5\]\.target: .*person_name_firstName/],
   },
-  { name: 'fileName without %SEGMENT_ID%', config: crmConfig({ fileName: '%DESTINATION_NAME%_%DATETIME%' }), expect: [/fileName: .*%SEGMENT_ID%/] },
-  { name: 'unknown token in fileName', config: crmConfig({ fileName: '%SEGMENT_ID%_%FOO%' }), expect: [/fileName: .*%FOO%/] },
-  { name: 'unknown token in folderPath', config: crmConfig({ folderPath: 'crm/%FOO%' }), expect: [/folderPath: .*%FOO%/] },
+  {
+    name: 'fileName without %SEGMENT_ID%',
+    config: crmConfig({ fileName: '%DESTINATION_NAME%_%DATETIME%' }),
+    expect: [/fileName: .*%SEGMENT_ID%/],
+  },
+  {
+    name: 'unknown token in fileName',
+    config: crmConfig({ fileName: '%SEGMENT_ID%_%FOO%' }),
+    expect: [/fileName: .*%FOO%/],
+  },
+  {
+    name: 'unknown token in folderPath',
+    config: crmConfig({ folderPath: 'crm/%FOO%' }),
+    expect: [/folderPath: .*%FOO%/],
+  },
   {
     name: 'dedupKeys naming an attribute while a namespace is mapped',
     config: crmConfig({ dedupKeys: ['loyalty.tier'] }),
     expect: [/dedupKeys.*: .*loyalty\.tier/],
   },
-  { name: 'mandatory naming an unmapped source', config: crmConfig({ mandatory: ['loyalty.status'] }), expect: [/mandatory\[0\]: .*loyalty\.status/] },
-  { name: 'incremental with weekly', config: crmConfig({ audiences: [vip({ frequency: 'weekly' })] }), expect: [/audiences\[0\]\.schedule\.frequency: .*weekly/] },
+  {
+    name: 'mandatory naming an unmapped source',
+    config: crmConfig({ mandatory: ['loyalty.status'] }),
+    expect: [/mandatory\[0\]: .*loyalty\.status/],
+  },
+  {
+    name: 'incremental with weekly',
+    config: crmConfig({ audiences: [vip({ frequency: 'weekly' })] }),
+    expect: [/audiences\[0\]\.schedule\.frequency: .*weekly/],
+  },
   {
     name: 'afterEvaluation with incremental',
     config: crmConfig({ audiences: [vip({ trigger: 'afterEvaluation' })] }),
@@ -82,7 +108,9 @@ const cases: Case[] = [
   },
   {
     name: 'once without startDate',
-    config: crmConfig({ audiences: [{ id: 'aud-promo', mode: 'full', schedule: { frequency: 'once', startTime: '09:00' } }] }),
+    config: crmConfig({
+      audiences: [{ id: 'aud-promo', mode: 'full', schedule: { frequency: 'once', startTime: '09:00' } }],
+    }),
     expect: ['audiences[0].schedule.startDate: '],
   },
   {
@@ -91,7 +119,11 @@ const cases: Case[] = [
     expect: ['audiences[0].schedule.endDate: '],
   },
   { name: 'invalid timezone', config: crmConfig({ timezone: 'Mars/Olympus_Mons' }), expect: ['timezone: '] },
-  { name: "startTime '25:00'", config: crmConfig({ audiences: [vip({ startTime: '25:00' })] }), expect: ['audiences[0].schedule.startTime: '] },
+  {
+    name: "startTime '25:00'",
+    config: crmConfig({ audiences: [vip({ startTime: '25:00' })] }),
+    expect: ['audiences[0].schedule.startTime: '],
+  },
 ];
 
 describe('invalid configs: exit 2, named problem, nothing written', () => {
@@ -132,28 +164,35 @@ describe('reporting', () => {
     return file;
   };
   const run = (file: string, command = 'run'): Promise<CliResult> =>
-    ws.audex(command === 'run' ? ['run', '--config', file, '--at', AT] : ['export-now', '--config', file, '--audience', 'aud-vip', '--at', AT]);
+    ws.audex(
+      command === 'run'
+        ? ['run', '--config', file, '--at', AT]
+        : ['export-now', '--config', file, '--audience', 'aud-vip', '--at', AT],
+    );
 
   it('reports every problem of a config at once, each as `line N: path: message`', async () => {
-    const file = write('many.yaml', [
-      /* 1 */ 'name: Acme CRM',
-      /* 2 */ 'id: acme-crm',
-      /* 3 */ 'timezone: Not/AZone',
-      /* 4 */ 'source: { snapshots: ./snapshots }',
-      /* 5 */ 'destination: { path: ./out }',
-      /* 6 */ 'format: { type: csv, maxRowsPerFile: 0 }',
-      /* 7 */ 'fileName: "%DESTINATION_NAME%_%FOO%"',
-      /* 8 */ 'mapping:',
-      /* 9 */ '  - { source: identityMap.email, target: email }',
-      /* 10 */ '  - { source: identityMap.ecid, target: email }',
-      /* 11 */ '  - { source: loyalty.tier }',
-      /* 12 */ 'mandatory: [loyalty.points]',
-      /* 13 */ 'audiences:',
-      /* 14 */ '  - { id: aud-vip, mode: incremental, schedule: { frequency: weekly, startDate: 2026-11-01, startTime: "25:00" } }',
-      /* 15 */ '  - { id: aud-churn, mode: incremental, schedule: { frequency: daily, trigger: afterEvaluation } }',
-      /* 16 */ '  - { id: aud-promo, mode: full, schedule: { frequency: once, endDate: 2026-11-01 } }',
-      '',
-    ].join('\n'));
+    const file = write(
+      'many.yaml',
+      [
+        /* 1 */ 'name: Acme CRM',
+        /* 2 */ 'id: acme-crm',
+        /* 3 */ 'timezone: Not/AZone',
+        /* 4 */ 'source: { snapshots: ./snapshots }',
+        /* 5 */ 'destination: { path: ./out }',
+        /* 6 */ 'format: { type: csv, maxRowsPerFile: 0 }',
+        /* 7 */ 'fileName: "%DESTINATION_NAME%_%FOO%"',
+        /* 8 */ 'mapping:',
+        /* 9 */ '  - { source: identityMap.email, target: email }',
+        /* 10 */ '  - { source: identityMap.ecid, target: email }',
+        /* 11 */ '  - { source: loyalty.tier }',
+        /* 12 */ 'mandatory: [loyalty.points]',
+        /* 13 */ 'audiences:',
+        /* 14 */ '  - { id: aud-vip, mode: incremental, schedule: { frequency: weekly, startDate: 2026-11-01, startTime: "25:00" } }',
+        /* 15 */ '  - { id: aud-churn, mode: incremental, schedule: { frequency: daily, trigger: afterEvaluation } }',
+        /* 16 */ '  - { id: aud-promo, mode: full, schedule: { frequency: once, endDate: 2026-11-01 } }',
+        '',
+      ].join('\n'),
+    );
     const result = await run(file);
     expect(result.code, result.stderr).toBe(2);
     const lines = problemLines(result.stderr);
@@ -175,7 +214,10 @@ describe('reporting', () => {
         const m = /^\s*- line (\d+): (.+?): (.*)$/.exec(l);
         return m && m[2] === p && allowedLines.includes(Number(m[1])) && (!more || more.test(m[3]!));
       });
-      expect(hit, `expected "line ${allowedLines.join('|')}: ${p}: …${more ? ` ${String(more)}` : ''}" in:\n${result.stderr}`).toBeDefined();
+      expect(
+        hit,
+        `expected "line ${allowedLines.join('|')}: ${p}: …${more ? ` ${String(more)}` : ''}" in:\n${result.stderr}`,
+      ).toBeDefined();
     }
     expect(lines, result.stderr).toHaveLength(expected.length);
     expect(result.stderr).toContain('many.yaml');
@@ -183,19 +225,22 @@ describe('reporting', () => {
   });
 
   it('a missing or mistyped field does not hide the other problems', async () => {
-    const file = write('missing-and-more.yaml', [
-      /* 1 */ 'id: acme-crm',
-      /* 2 */ 'source: { snapshots: ./snapshots }',
-      /* 3 */ 'destination: { path: ./out }',
-      /* 4 */ 'format: { type: csv }',
-      /* 5 */ 'fileName: "%DESTINATION_NAME%"',
-      /* 6 */ 'mapping:',
-      /* 7 */ '  - { source: identityMap.email, target: 7 }',
-      /* 8 */ '  - { source: identityMap.ecid }',
-      /* 9 */ 'audiences:',
-      /* 10 */ '  - { id: aud-vip, mode: incremental, schedule: { frequency: weekly, startDate: 2026-11-01 } }',
-      '',
-    ].join('\n'));
+    const file = write(
+      'missing-and-more.yaml',
+      [
+        /* 1 */ 'id: acme-crm',
+        /* 2 */ 'source: { snapshots: ./snapshots }',
+        /* 3 */ 'destination: { path: ./out }',
+        /* 4 */ 'format: { type: csv }',
+        /* 5 */ 'fileName: "%DESTINATION_NAME%"',
+        /* 6 */ 'mapping:',
+        /* 7 */ '  - { source: identityMap.email, target: 7 }',
+        /* 8 */ '  - { source: identityMap.ecid }',
+        /* 9 */ 'audiences:',
+        /* 10 */ '  - { id: aud-vip, mode: incremental, schedule: { frequency: weekly, startDate: 2026-11-01 } }',
+        '',
+      ].join('\n'),
+    );
     const result = await run(file);
     expect(result.code, result.stderr).toBe(2);
     const lines = problemLines(result.stderr).join('\n');
@@ -210,10 +255,17 @@ describe('reporting', () => {
 
   it('an unknown key is reported at its own line', async () => {
     const text = [
-      'name: Acme CRM', 'id: acme-crm', 'source: { snapshots: ./snapshots }', 'destination: { path: ./out }', 'format: { type: csv }',
-      'mapping:', '  - { source: identityMap.email, target: email }',
+      'name: Acme CRM',
+      'id: acme-crm',
+      'source: { snapshots: ./snapshots }',
+      'destination: { path: ./out }',
+      'format: { type: csv }',
+      'mapping:',
+      '  - { source: identityMap.email, target: email }',
       'colour: blue', // line 8
-      'audiences:', '  - { id: aud-vip, mode: full, schedule: { frequency: daily } }', '',
+      'audiences:',
+      '  - { id: aud-vip, mode: full, schedule: { frequency: daily } }',
+      '',
     ].join('\n');
     const result = await run(write('unknown-key.yaml', text));
     expect(result.code, result.stderr).toBe(2);
@@ -255,10 +307,17 @@ describe('reporting', () => {
   });
 
   it('a JSON config with problems is reported with paths and lines', async () => {
-    const file = ws.config(crmConfig({ format: { type: 'csv', maxRowsPerFile: 0 }, timezone: 'Nope/Nope' }), 'bad.json');
+    const file = ws.config(
+      crmConfig({ format: { type: 'csv', maxRowsPerFile: 0 }, timezone: 'Nope/Nope' }),
+      'bad.json',
+    );
     const result = await run(file);
     expect(result.code).toBe(2);
-    const text = JSON.stringify(crmConfig({ format: { type: 'csv', maxRowsPerFile: 0 }, timezone: 'Nope/Nope' }), null, 2).split('\n');
+    const text = JSON.stringify(
+      crmConfig({ format: { type: 'csv', maxRowsPerFile: 0 }, timezone: 'Nope/Nope' }),
+      null,
+      2,
+    ).split('\n');
     const lineOf = (needle: string) => text.findIndex((l) => l.includes(needle)) + 1;
     const lines = problemLines(result.stderr).join('\n');
     expect(lines).toContain(`line ${lineOf('"maxRowsPerFile"')}: format.maxRowsPerFile: `);

@@ -8,7 +8,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { readParquet, readText, trackWorkspaces, type CliResult, type JsonSummary, type Workspace } from '../helpers/harness.js';
+import {
+  readParquet,
+  readText,
+  trackWorkspaces,
+  type CliResult,
+  type JsonSummary,
+  type Workspace,
+} from '../helpers/harness.js';
 import { addBatch, batchLines, datasetConfig, expectedPartName, orderLine, DATAFLOW_ID } from '../helpers/datasets.js';
 import { startGpg, type Gpg } from '../helpers/gpg.js';
 
@@ -26,7 +33,12 @@ function setup(overrides: Record<string, unknown> = {}): { ws: Workspace; root: 
   return { ws, root, config: ws.config(datasetConfig(overrides)) };
 }
 
-async function run(ws: Workspace, config: string, at: string, extra: string[] = []): Promise<{ result: CliResult; runs: Run[] }> {
+async function run(
+  ws: Workspace,
+  config: string,
+  at: string,
+  extra: string[] = [],
+): Promise<{ result: CliResult; runs: Run[] }> {
   const result = await ws.audex(['run', '--config', config, '--at', at, '--json', '--quiet', ...extra]);
   return { result, runs: result.json().runs as Run[] };
 }
@@ -40,11 +52,25 @@ async function runOk(ws: Workspace, config: string, at: string, extra: string[] 
 const folderOf = (exportTime: string, ds = DS) => `aep/${ds}/exportTime=${exportTime}`;
 /** Records (parsed) of every data file in an export folder, in part order. */
 const recordsIn = (ws: Workspace, folder: string) =>
-  ws.files().filter((f) => f.startsWith(`${folder}/part-`)).flatMap((f) => readText(path.join(ws.out, f)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { orderId: string }));
+  ws
+    .files()
+    .filter((f) => f.startsWith(`${folder}/part-`))
+    .flatMap((f) =>
+      readText(path.join(ws.out, f))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { orderId: string }),
+    );
 const idsIn = (ws: Workspace, folder: string) => recordsIn(ws, folder).map((r) => r.orderId);
 const manifestOf = (ws: Workspace, folder: string) => {
   const name = ws.files().find((f) => f.startsWith(`${folder}/manifest-`));
-  return name ? (JSON.parse(readFileSync(path.join(ws.out, name), 'utf8')) as { batches: string[]; exportResults: { name: string; rows: number; sha256: string }[]; flowRunId: string }) : null;
+  return name
+    ? (JSON.parse(readFileSync(path.join(ws.out, name), 'utf8')) as {
+        batches: string[];
+        exportResults: { name: string; rows: number; sha256: string }[];
+        flowRunId: string;
+      })
+    : null;
 };
 
 async function writeParquetFile(file: string, sql: string): Promise<void> {
@@ -62,10 +88,15 @@ describe.concurrent('incremental dataset exports', () => {
   it('the first run is a backfill of every complete batch; a folder without _batch.json is ignored', async () => {
     const { ws, root, config } = setup();
     addBatch(root, DS, 'b-001', '2026-11-19T10:00:00Z', { 'part-00000.ndjson': batchLines('b1', 2) });
-    addBatch(root, DS, 'b-002', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b2', 1), 'part-00001.ndjson': batchLines('b2', 1, 2) });
+    addBatch(root, DS, 'b-002', '2026-11-20T01:00:00Z', {
+      'part-00000.ndjson': batchLines('b2', 1),
+      'part-00001.ndjson': batchLines('b2', 1, 2),
+    });
     addBatch(root, DS, 'b-003', '2026-11-20T02:00:00Z', { 'part-00000.ndjson': batchLines('b3', 3) }, false);
     const runs = await runOk(ws, config, T1);
-    expect(runs.map((r) => [r.status, r.logicalTime, r.batchIds])).toEqual([['success', '2026-11-20T06:00:00.000Z', ['b-001', 'b-002']]]);
+    expect(runs.map((r) => [r.status, r.logicalTime, r.batchIds])).toEqual([
+      ['success', '2026-11-20T06:00:00.000Z', ['b-001', 'b-002']],
+    ]);
     expect(idsIn(ws, folderOf('202611200600'))).toEqual(['b1-1', 'b1-2', 'b2-1', 'b2-2']);
     expect(runs[0]!.counts['rowsWritten']).toBe(4);
     expect(ws.files()).toEqual([
@@ -94,7 +125,7 @@ describe.concurrent('incremental dataset exports', () => {
     expect(all.sort()).toEqual(['b1-1', 'b1-2', 'b2-1', 'b2-2', 'b3-1', 'late-1']);
   });
 
-  it('a batch committed after the run\'s now waits for the next run (replays with --at see what was there then)', async () => {
+  it("a batch committed after the run's now waits for the next run (replays with --at see what was there then)", async () => {
     const { ws, root, config } = setup();
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 1) });
     addBatch(root, DS, 'b-future', '2026-11-20T09:00:00Z', { 'part-00000.ndjson': batchLines('f', 1) });
@@ -108,7 +139,9 @@ describe.concurrent('incremental dataset exports', () => {
     await runOk(ws, config, T1);
     const empty = await runOk(ws, config, T2);
     expect(empty.map((r) => [r.status, r.counts['rowsWritten'], r.files])).toEqual([['success', 0, []]]);
-    expect(ws.files().filter((f) => f.startsWith(folderOf('202611201200')))).toEqual([`${folderOf('202611201200')}/manifest-${DATAFLOW_ID}-${empty[0]!.runId}.json`]);
+    expect(ws.files().filter((f) => f.startsWith(folderOf('202611201200')))).toEqual([
+      `${folderOf('202611201200')}/manifest-${DATAFLOW_ID}-${empty[0]!.runId}.json`,
+    ]);
     expect(manifestOf(ws, folderOf('202611201200'))).toMatchObject({ batches: [], exportResults: [] });
 
     const off = setup({ format: { type: 'json', manifest: false } });
@@ -132,7 +165,17 @@ describe.concurrent('incremental dataset exports', () => {
       ['success', '2026-11-21T06:00:00.000Z'],
     ]);
     expect(runs[3]!.batchIds).toEqual(['b-002', 'b-003']);
-    expect(ws.files().filter((f) => f.includes('exportTime=')).map((f) => f.split('/')[2])).toEqual(['exportTime=202611200600', 'exportTime=202611200600', 'exportTime=202611210600', 'exportTime=202611210600']);
+    expect(
+      ws
+        .files()
+        .filter((f) => f.includes('exportTime='))
+        .map((f) => f.split('/')[2]),
+    ).toEqual([
+      'exportTime=202611200600',
+      'exportTime=202611200600',
+      'exportTime=202611210600',
+      'exportTime=202611210600',
+    ]);
     const history = await ws.audex(['runs', '--config', config, '--json', '--status', 'skipped']);
     expect((JSON.parse(history.stdout) as { runs: Run[] }).runs.map((r) => r.logicalTime)).toHaveLength(3);
   });
@@ -140,7 +183,9 @@ describe.concurrent('incremental dataset exports', () => {
 
 describe.concurrent('files and names', () => {
   it('maxRowsPerFile splits into parts named part-<nnnnn>-<hash>-c000, identical across a retried run', async () => {
-    const { ws, root, config } = setup({ format: { type: 'json', compression: 'gzip', maxRowsPerFile: 2, manifest: true } });
+    const { ws, root, config } = setup({
+      format: { type: 'json', compression: 'gzip', maxRowsPerFile: 2, manifest: true },
+    });
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 3) });
     addBatch(root, DS, 'b-002', '2026-11-20T02:00:00Z', { 'part-00000.ndjson.gz': gzipSync(batchLines('b2', 2)) });
     const first = await runOk(ws, config, T1);
@@ -150,14 +195,18 @@ describe.concurrent('files and names', () => {
     expect(names.map((n) => readText(path.join(ws.out, n)).split('\n').filter(Boolean).length)).toEqual([2, 2, 1]);
     expect(first[0]!.files.map((f) => f.rows)).toEqual([2, 2, 1]);
     const manifest = manifestOf(ws, folder)!;
-    expect(manifest.exportResults.map((r) => [r.name, r.rows])).toEqual(names.map((n, i) => [path.posix.basename(n), [2, 2, 1][i]]));
+    expect(manifest.exportResults.map((r) => [r.name, r.rows])).toEqual(
+      names.map((n, i) => [path.posix.basename(n), [2, 2, 1][i]]),
+    );
     const bytes = Object.fromEntries(ws.files().map((f) => [f, readFileSync(path.join(ws.out, f)).toString('base64')]));
 
     // The same slot run again from scratch (state and files gone): the same names and bytes.
     rmSync(ws.out, { recursive: true, force: true });
     const again = await runOk(ws, config, T1);
     expect(again[0]!.runId).toBe(first[0]!.runId);
-    expect(Object.fromEntries(ws.files().map((f) => [f, readFileSync(path.join(ws.out, f)).toString('base64')]))).toEqual(bytes);
+    expect(
+      Object.fromEntries(ws.files().map((f) => [f, readFileSync(path.join(ws.out, f)).toString('base64')])),
+    ).toEqual(bytes);
   });
 
   it('NDJSON records are written to JSON exactly as they are, one a line', async () => {
@@ -181,7 +230,11 @@ describe.concurrent('files and names', () => {
     const { rows, columns, codecs } = await readParquet(file);
     expect(codecs).toEqual(['SNAPPY']);
     expect(columns.filter((c) => c.type).map((c) => [c.name, c.type])).toEqual([
-      ['orderId', 'BYTE_ARRAY'], ['total', 'DOUBLE'], ['paid', 'BOOLEAN'], ['sku', 'BYTE_ARRAY'], ['qty', 'INT64'],
+      ['orderId', 'BYTE_ARRAY'],
+      ['total', 'DOUBLE'],
+      ['paid', 'BOOLEAN'],
+      ['sku', 'BYTE_ARRAY'],
+      ['qty', 'INT64'],
     ]);
     expect(rows).toEqual([
       { orderId: 'b1-1', total: 1.5, paid: false, items: [{ sku: 's1', qty: 1n }] },
@@ -192,17 +245,46 @@ describe.concurrent('files and names', () => {
     const pq = setup({ format: { type: 'json', compression: 'gzip' } });
     const dir = path.join(pq.root, DS, 'b-pq');
     addBatch(pq.root, DS, 'b-pq', '2026-11-20T01:00:00Z', {}, false);
-    await writeParquetFile(path.join(dir, 'part-00000.parquet'), `SELECT 7::BIGINT AS n, 'x' AS s, {'k': true} AS st, TIMESTAMP '2026-11-20 01:02:03' AS t`);
-    writeFileSync(path.join(dir, '_batch.json'), JSON.stringify({ batchId: 'b-pq', committedAt: '2026-11-20T01:00:00Z' }));
+    await writeParquetFile(
+      path.join(dir, 'part-00000.parquet'),
+      `SELECT 7::BIGINT AS n, 'x' AS s, {'k': true} AS st, TIMESTAMP '2026-11-20 01:02:03' AS t`,
+    );
+    writeFileSync(
+      path.join(dir, '_batch.json'),
+      JSON.stringify({ batchId: 'b-pq', committedAt: '2026-11-20T01:00:00Z' }),
+    );
     await runOk(pq.ws, pq.config, T1);
-    const json = readText(path.join(pq.ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.json.gz')));
-    expect(json.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)).toEqual([{ n: 7, s: 'x', st: { k: true }, t: '2026-11-20 01:02:03' }]);
+    const json = readText(
+      path.join(pq.ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.json.gz')),
+    );
+    expect(
+      json
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as unknown),
+    ).toEqual([{ n: 7, s: 'x', st: { k: true }, t: '2026-11-20 01:02:03' }]);
 
     // The same Parquet batch to Parquet keeps its column types.
-    const toParquet = pq.ws.config(datasetConfig({ id: 'acme-pq', folderPath: 'pq', format: { type: 'parquet', compression: 'gzip' } }), 'pq.yaml');
+    const toParquet = pq.ws.config(
+      datasetConfig({ id: 'acme-pq', folderPath: 'pq', format: { type: 'parquet', compression: 'gzip' } }),
+      'pq.yaml',
+    );
     await runOk(pq.ws, toParquet, T1);
-    const back = await readParquet(path.join(pq.ws.out, 'pq', DS, 'exportTime=202611200600', expectedPartName(DS, '202611200600', 0, '.gz.parquet', 'acme-pq')));
-    expect(back.columns.filter((c) => c.type).map((c) => [c.name, c.type])).toEqual([['n', 'INT64'], ['s', 'BYTE_ARRAY'], ['k', 'BOOLEAN'], ['t', 'INT64']]);
+    const back = await readParquet(
+      path.join(
+        pq.ws.out,
+        'pq',
+        DS,
+        'exportTime=202611200600',
+        expectedPartName(DS, '202611200600', 0, '.gz.parquet', 'acme-pq'),
+      ),
+    );
+    expect(back.columns.filter((c) => c.type).map((c) => [c.name, c.type])).toEqual([
+      ['n', 'INT64'],
+      ['s', 'BYTE_ARRAY'],
+      ['k', 'BOOLEAN'],
+      ['t', 'INT64'],
+    ]);
     expect(back.rows.map((r) => [r['n'], r['s'], r['st']])).toEqual([[7n, 'x', { k: true }]]);
   });
 
@@ -217,49 +299,73 @@ describe.concurrent('files and names', () => {
     const root = path.join(ws.dir, 'datasets');
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 3) });
     // Four dataflows (own ids, folders and state) over the same input, side by side.
-    await Promise.all(formats.map(async (f) => {
-      const id = `acme-${f.type}-${f.compression}`;
-      const config = ws.config(datasetConfig({ id, folderPath: id, format: { type: f.type, compression: f.compression } }), `${id}.yaml`);
-      await runOk(ws, config, T1);
-      const file = path.join(ws.out, id, DS, 'exportTime=202611200600', expectedPartName(DS, '202611200600', 0, f.ext, id));
-      let ids: unknown[];
-      if (f.type === 'json') {
-        const raw = readFileSync(file);
-        expect(raw[0] === 0x1f && raw[1] === 0x8b, `${f.ext} is gzip`).toBe(f.compression === 'gzip');
-        ids = readText(file).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { orderId: string }).orderId);
-        expect(readText(file)).toBe(batchLines('b1', 3));
-      } else {
-        const { rows, codecs } = await readParquet(file);
-        expect(codecs).toEqual([f.codec]);
-        ids = rows.map((r) => r['orderId']);
-        // The same slot exported again from scratch gives the same Parquet bytes.
-        const first = readFileSync(file);
-        for (const dir of [id, `_audex/${id}`]) rmSync(path.join(ws.out, dir), { recursive: true, force: true });
+    await Promise.all(
+      formats.map(async (f) => {
+        const id = `acme-${f.type}-${f.compression}`;
+        const config = ws.config(
+          datasetConfig({ id, folderPath: id, format: { type: f.type, compression: f.compression } }),
+          `${id}.yaml`,
+        );
         await runOk(ws, config, T1);
-        expect(readFileSync(file).equals(first), `${f.ext} is byte-identical when the run is repeated`).toBe(true);
-      }
-      expect(ids, f.ext).toEqual(['b1-1', 'b1-2', 'b1-3']);
-    }));
+        const file = path.join(
+          ws.out,
+          id,
+          DS,
+          'exportTime=202611200600',
+          expectedPartName(DS, '202611200600', 0, f.ext, id),
+        );
+        let ids: unknown[];
+        if (f.type === 'json') {
+          const raw = readFileSync(file);
+          expect(raw[0] === 0x1f && raw[1] === 0x8b, `${f.ext} is gzip`).toBe(f.compression === 'gzip');
+          ids = readText(file)
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => (JSON.parse(l) as { orderId: string }).orderId);
+          expect(readText(file)).toBe(batchLines('b1', 3));
+        } else {
+          const { rows, codecs } = await readParquet(file);
+          expect(codecs).toEqual([f.codec]);
+          ids = rows.map((r) => r['orderId']);
+          // The same slot exported again from scratch gives the same Parquet bytes.
+          const first = readFileSync(file);
+          for (const dir of [id, `_audex/${id}`]) rmSync(path.join(ws.out, dir), { recursive: true, force: true });
+          await runOk(ws, config, T1);
+          expect(readFileSync(file).equals(first), `${f.ext} is byte-identical when the run is repeated`).toBe(true);
+        }
+        expect(ids, f.ext).toEqual(['b1-1', 'b1-2', 'b1-3']);
+      }),
+    );
   });
 });
 
 describe.concurrent('bad input', () => {
   it('Parquet parts with conflicting schemas exit 4 naming the parts, and write nothing', async () => {
     const { ws, root, config } = setup({ format: { type: 'parquet' } });
-    for (const [batch, type] of [['b-001', 'BIGINT'], ['b-002', 'VARCHAR']] as const) {
+    for (const [batch, type] of [
+      ['b-001', 'BIGINT'],
+      ['b-002', 'VARCHAR'],
+    ] as const) {
       addBatch(root, DS, batch, '2026-11-20T01:00:00Z', {}, false);
       await writeParquetFile(path.join(root, DS, batch, 'part-00000.parquet'), `SELECT 1::${type} AS amount`);
-      writeFileSync(path.join(root, DS, batch, '_batch.json'), JSON.stringify({ batchId: batch, committedAt: '2026-11-20T01:00:00Z' }));
+      writeFileSync(
+        path.join(root, DS, batch, '_batch.json'),
+        JSON.stringify({ batchId: batch, committedAt: '2026-11-20T01:00:00Z' }),
+      );
     }
     const result = await ws.audex(['run', '--config', config, '--at', T1, '--quiet']);
     expect(result.code).toBe(4);
-    expect(result.stderr).toContain(`column "amount" is BIGINT in ${path.join(root, DS, 'b-001', 'part-00000.parquet')} but VARCHAR in ${path.join(root, DS, 'b-002', 'part-00000.parquet')}`);
+    expect(result.stderr).toContain(
+      `column "amount" is BIGINT in ${path.join(root, DS, 'b-001', 'part-00000.parquet')} but VARCHAR in ${path.join(root, DS, 'b-002', 'part-00000.parquet')}`,
+    );
     expect(ws.files('out', true)).toEqual([]);
   });
 
   it('bad lines are named by file:line; beyond --max-bad-records exit 4 and nothing is written, within it they are skipped and counted', async () => {
     const { ws, root, config } = setup({ format: { type: 'parquet', compression: 'gzip' } });
-    addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': `${orderLine('b1', 1)}\n{"broken": \n[1,2]\n${orderLine('b1', 2)}\n` });
+    addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', {
+      'part-00000.ndjson': `${orderLine('b1', 1)}\n{"broken": \n[1,2]\n${orderLine('b1', 2)}\n`,
+    });
     const part = path.join(root, DS, 'b-001', 'part-00000.ndjson');
     const refused = await ws.audex(['run', '--config', config, '--at', T1, '--quiet', '--max-bad-records', '1']);
     expect(refused.code).toBe(4);
@@ -270,23 +376,33 @@ describe.concurrent('bad input', () => {
 
     const runs = await runOk(ws, config, T1, ['--max-bad-records', '2']);
     expect(runs[0]!.counts).toMatchObject({ rowsWritten: 2, badRecords: 2 });
-    const { rows } = await readParquet(path.join(ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.gz.parquet')));
+    const { rows } = await readParquet(
+      path.join(ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.gz.parquet')),
+    );
     expect(rows.map((r) => r['orderId'])).toEqual(['b1-1', 'b1-2']);
   });
 
   it('a dataset whose export fails does not stop the next one; the failed one is exported by a later run once fixed', async () => {
     const { ws, root, config } = setup({
       format: { type: 'parquet' },
-      datasets: ['ds-a', 'ds-b'].map((id) => ({ id, schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-20' } })),
+      datasets: ['ds-a', 'ds-b'].map((id) => ({
+        id,
+        schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-20' },
+      })),
     });
     // Valid JSON, but a key twice: DuckDB's reader cannot convert it to a Parquet row.
     addBatch(root, 'ds-a', 'a-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': '{"k":1,"k":2}\n' });
     addBatch(root, 'ds-b', 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b', 2) });
     const { result, runs } = await run(ws, config, T1);
     expect(result.code).toBe(4);
-    expect(runs.map((r) => [r.audienceId, r.status])).toEqual([['ds-a', 'failed'], ['ds-b', 'success']]);
+    expect(runs.map((r) => [r.audienceId, r.status])).toEqual([
+      ['ds-a', 'failed'],
+      ['ds-b', 'success'],
+    ]);
     expect(runs[0]!.error).toContain(path.join(root, 'ds-a', 'a-001', 'part-00000.ndjson'));
-    expect(ws.files().filter((f) => f.includes('/part-'))).toEqual([`aep/ds-b/exportTime=202611200600/${expectedPartName('ds-b', '202611200600', 0, '.parquet')}`]);
+    expect(ws.files().filter((f) => f.includes('/part-'))).toEqual([
+      `aep/ds-b/exportTime=202611200600/${expectedPartName('ds-b', '202611200600', 0, '.parquet')}`,
+    ]);
     writeFileSync(path.join(root, 'ds-a', 'a-001', 'part-00000.ndjson'), '{"k":2}\n');
     const retried = await runOk(ws, config, T1);
     expect(retried.map((r) => [r.audienceId, r.status, r.batchIds])).toEqual([['ds-a', 'success', ['a-001']]]);
@@ -309,7 +425,9 @@ describe.concurrent('bad input', () => {
     writeFileSync(path.join(root, DS, 'b-001', '_batch.json'), '{"batchId":"b-001"}');
     const result = await ws.audex(['run', '--config', config, '--at', T1, '--quiet']);
     expect(result.code).toBe(4);
-    expect(result.stderr).toContain(`${path.join(root, DS, 'b-001', '_batch.json')} is not a valid batch descriptor: committedAt`);
+    expect(result.stderr).toContain(
+      `${path.join(root, DS, 'b-001', '_batch.json')} is not a valid batch descriptor: committedAt`,
+    );
   });
 });
 
@@ -326,7 +444,11 @@ describe.concurrent('config and commands', () => {
         dedupKeys: ['a'],
         fileName: '%SEGMENT_ID%',
         datasets: [
-          { id: 'ds-a', mode: 'incremental', schedule: { frequency: 'weekly', trigger: 'afterEvaluation', startDate: '2026-11-20' } },
+          {
+            id: 'ds-a',
+            mode: 'incremental',
+            schedule: { frequency: 'weekly', trigger: 'afterEvaluation', startDate: '2026-11-20' },
+          },
           { id: 'ds-b', schedule: { frequency: 'once', startDate: '2026-11-20' } },
         ],
       }),
@@ -349,7 +471,10 @@ describe.concurrent('config and commands', () => {
       /datasets\[0\]\.schedule\.frequency: dataset exports run daily, every3Hours/,
       /datasets\[1\]\.schedule\.frequency: /,
     ]) {
-      expect(problems.some((l) => expected.test(l)), `${expected}\n${problems.join('\n')}`).toBe(true);
+      expect(
+        problems.some((l) => expected.test(l)),
+        `${expected}\n${problems.join('\n')}`,
+      ).toBe(true);
     }
     expect(problems).toHaveLength(13);
     expect(existsSync(path.join(ws.dir, 'out'))).toBe(false);
@@ -361,21 +486,39 @@ describe.concurrent('config and commands', () => {
     addBatch(root, DS, 'b-002', '2026-11-20T02:00:00Z', { 'part-00000.ndjson': batchLines('b2', 1) }, false);
     const validate = await ws.audex(['validate', '--config', config, '--json']);
     expect(validate.code).toBe(0);
-    expect(JSON.parse(validate.stdout)).toMatchObject({ valid: true, kind: 'datasets', datasets: [{ id: DS, batches: 1, parts: 1 }] });
+    expect(JSON.parse(validate.stdout)).toMatchObject({
+      valid: true,
+      kind: 'datasets',
+      datasets: [{ id: DS, batches: 1, parts: 1 }],
+    });
     const plan = await ws.audex(['plan', '--config', config, '--at', T1, '--json']);
     expect(plan.code).toBe(0);
-    const report = JSON.parse(plan.stdout) as { runs: { datasetId: string; batches: string[]; records: number; files: string[] }[] };
+    const report = JSON.parse(plan.stdout) as {
+      runs: { datasetId: string; batches: string[]; records: number; files: string[] }[];
+    };
     expect(report.runs.map((r) => [r.datasetId, r.batches, r.records])).toEqual([[DS, ['b-001'], 3]]);
-    expect(report.runs[0]!.files[0]).toBe(path.join(ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.json')));
+    expect(report.runs[0]!.files[0]).toBe(
+      path.join(ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.json')),
+    );
     expect(ws.files('out', true)).toEqual([]);
 
     const [done] = await runOk(ws, config, T1);
     const status = await ws.audex(['status', '--config', config, '--at', T1, '--json']);
     expect(JSON.parse(status.stdout)).toMatchObject({
-      datasets: [{ datasetId: DS, lastSuccess: { runId: done!.runId, records: 3, files: 1 }, nextSlot: '2026-11-20T12:00:00.000Z', exportedBatches: 1, pendingRun: null }],
+      datasets: [
+        {
+          datasetId: DS,
+          lastSuccess: { runId: done!.runId, records: 3, files: 1 },
+          nextSlot: '2026-11-20T12:00:00.000Z',
+          exportedBatches: 1,
+          pendingRun: null,
+        },
+      ],
     });
     const runs = await ws.audex(['runs', '--config', config, '--json']);
-    expect((JSON.parse(runs.stdout) as { runs: Run[] }).runs.map((r) => [r.audienceId, r.status, r.batchIds])).toEqual([[DS, 'success', ['b-001']]]);
+    expect((JSON.parse(runs.stdout) as { runs: Run[] }).runs.map((r) => [r.audienceId, r.status, r.batchIds])).toEqual([
+      [DS, 'success', ['b-001']],
+    ]);
     const exportNow = await ws.audex(['export-now', '--config', config, '--audience', DS]);
     expect(exportNow.code).toBe(2);
     expect(exportNow.stderr).toContain('exports datasets; export-now is for audiences');
@@ -385,10 +528,20 @@ describe.concurrent('config and commands', () => {
     const ws = workspace();
     const result = await ws.audex(['schema', '--datasets']);
     expect(result.code).toBe(0);
-    const schema = JSON.parse(result.stdout) as { properties: Record<string, { properties?: Record<string, unknown> }> };
-    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['source', 'destination', 'format', 'folderPath', 'datasets']));
+    const schema = JSON.parse(result.stdout) as {
+      properties: Record<string, { properties?: Record<string, unknown> }>;
+    };
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(['source', 'destination', 'format', 'folderPath', 'datasets']),
+    );
     expect(Object.keys(schema.properties)).not.toContain('mapping');
-    expect(Object.keys(schema.properties['format']!.properties ?? {})).toEqual(['type', 'compression', 'maxRowsPerFile', 'manifest', 'encryption']);
+    expect(Object.keys(schema.properties['format']!.properties ?? {})).toEqual([
+      'type',
+      'compression',
+      'maxRowsPerFile',
+      'manifest',
+      'encryption',
+    ]);
   });
 
   it('init --datasets writes a starter that validates and runs', async () => {
@@ -417,7 +570,14 @@ describe('encrypted dataset exports (README "Encrypted files")', () => {
     gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
     const format = { type: 'json', compression: 'gzip', maxRowsPerFile: 2 };
     const plain = ws.config(datasetConfig({ id: 'acme-plain', folderPath: 'plain', format }), 'plain.yaml');
-    const sealed = ws.config(datasetConfig({ id: 'acme-sealed', folderPath: 'sealed', format: { ...format, encryption: { type: 'pgp', publicKey: { file: 'recipient.asc' } } } }), 'sealed.yaml');
+    const sealed = ws.config(
+      datasetConfig({
+        id: 'acme-sealed',
+        folderPath: 'sealed',
+        format: { ...format, encryption: { type: 'pgp', publicKey: { file: 'recipient.asc' } } },
+      }),
+      'sealed.yaml',
+    );
     await runOk(ws, plain, T1);
     const [run] = await runOk(ws, sealed, T1);
     const names = [0, 1].map((i) => expectedPartName(DS, '202611200600', i, '.json.gz.gpg', 'acme-sealed'));
@@ -425,10 +585,32 @@ describe('encrypted dataset exports (README "Encrypted files")', () => {
     expect(ws.files().filter((f) => f.startsWith(`${folder}/part-`))).toEqual(names.map((n) => `${folder}/${n}`));
     names.forEach((n, i) => {
       const decrypted = gpg.decrypt(path.join(ws.out, folder, n));
-      expect(decrypted.equals(readFileSync(path.join(ws.out, 'plain', DS, 'exportTime=202611200600', expectedPartName(DS, '202611200600', i, '.json.gz', 'acme-plain'))))).toBe(true);
+      expect(
+        decrypted.equals(
+          readFileSync(
+            path.join(
+              ws.out,
+              'plain',
+              DS,
+              'exportTime=202611200600',
+              expectedPartName(DS, '202611200600', i, '.json.gz', 'acme-plain'),
+            ),
+          ),
+        ),
+      ).toBe(true);
     });
-    const manifest = JSON.parse(readFileSync(path.join(ws.out, ws.files().find((f) => f.startsWith(`${folder}/manifest-`))!), 'utf8')) as { exportResults: { name: string; size: number }[] };
-    expect(manifest.exportResults.map((r) => [r.name, r.size])).toEqual(names.map((n) => [n, readFileSync(path.join(ws.out, folder, n)).length]));
+    const manifest = JSON.parse(
+      readFileSync(
+        path.join(
+          ws.out,
+          ws.files().find((f) => f.startsWith(`${folder}/manifest-`))!,
+        ),
+        'utf8',
+      ),
+    ) as { exportResults: { name: string; size: number }[] };
+    expect(manifest.exportResults.map((r) => [r.name, r.size])).toEqual(
+      names.map((n) => [n, readFileSync(path.join(ws.out, folder, n)).length]),
+    );
     expect(run!.files.map((f) => path.basename(f.path))).toEqual(names);
   });
 });

@@ -71,17 +71,36 @@ describe('data at the destination (items 1–3)', () => {
     snap(ws, 20, [prof('p-1'), prof('x', { profileId: 7, ...email('seven@x') })]);
     const formats = ['csv', 'json', 'parquet'] as const;
     const configs = formats.map((type) =>
-      ws.config(crmConfig({ id: `f-${type}`, destination: { path: `./out/${type}` }, format: { type, compression: 'none' }, mapping: KEYED, mandatory: [] }), `${type}.yaml`),
+      ws.config(
+        crmConfig({
+          id: `f-${type}`,
+          destination: { path: `./out/${type}` },
+          format: { type, compression: 'none' },
+          mapping: KEYED,
+          mandatory: [],
+        }),
+        `${type}.yaml`,
+      ),
     );
     for (const config of configs) ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json']));
     // p-1 vanished; 7 is written 7.0 now and is still the same member.
     snap(ws, 21, [JSON.stringify(prof('x', email('seven@x'))).replace('"profileId":"x"', '"profileId":7.0')]);
-    const results = await Promise.all(configs.map((config) => ws.audex(['run', '--config', config, '--at', AT(21), '--json'])));
+    const results = await Promise.all(
+      configs.map((config) => ws.audex(['run', '--config', config, '--at', AT(21), '--json'])),
+    );
     const [csv, json, parquet] = results.map((r) => theRun(ok(r)));
-    for (const run of [csv!, json!, parquet!]) expect(run.counts).toMatchObject({ profilesReceived: 1, rowsWritten: 1 });
-    expect(readCsv(csv!.files[0]!.path)).toEqual([['profileId', 'email', 'status'], ['p-1', 'p-1@example.com', 'exited']]);
-    expect(readJsonLines(json!.files[0]!.path)).toEqual([{ profileId: 'p-1', email: 'p-1@example.com', status: 'exited' }]);
-    expect((await readParquet(parquet!.files[0]!.path)).rows).toEqual([{ profileId: 'p-1', email: 'p-1@example.com', status: 'exited' }]);
+    for (const run of [csv!, json!, parquet!])
+      expect(run.counts).toMatchObject({ profilesReceived: 1, rowsWritten: 1 });
+    expect(readCsv(csv!.files[0]!.path)).toEqual([
+      ['profileId', 'email', 'status'],
+      ['p-1', 'p-1@example.com', 'exited'],
+    ]);
+    expect(readJsonLines(json!.files[0]!.path)).toEqual([
+      { profileId: 'p-1', email: 'p-1@example.com', status: 'exited' },
+    ]);
+    expect((await readParquet(parquet!.files[0]!.path)).rows).toEqual([
+      { profileId: 'p-1', email: 'p-1@example.com', status: 'exited' },
+    ]);
   });
 
   it('2: exit rows carry the ids the destination was sent, not ids changed since (identity-only changes are never exported)', async () => {
@@ -96,9 +115,13 @@ describe('data at the destination (items 1–3)', () => {
     ]);
     // Identity-only changes: not exported.
     snap(ws, 21, [prof('p-1', email('new@x')), prof('p-2', email('a@x'))]);
-    expect(theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json']))).counts.rowsWritten).toBe(0);
+    expect(theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json']))).counts.rowsWritten).toBe(
+      0,
+    );
     // p-1 vanishes, p-2 exits: the destination must remove old@x, a@x and b@x.
-    snap(ws, 22, [prof('p-2', { ...email('a@x'), ...vip({ status: 'exited', lastQualificationTime: '2026-11-22T00:00:00Z' }) })]);
+    snap(ws, 22, [
+      prof('p-2', { ...email('a@x'), ...vip({ status: 'exited', lastQualificationTime: '2026-11-22T00:00:00Z' }) }),
+    ]);
     expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(22), '--json'])))).toEqual([
       ['p-1', 'old@x', 'exited'],
       ['p-2', 'a@x', 'exited'],
@@ -116,11 +139,14 @@ describe('data at the destination (items 1–3)', () => {
     const second = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])));
     expect(second.counts).toMatchObject({ profilesReceived: 1, rowsWritten: 0, excludedDuplicate: 1 });
     // A full export of the same snapshot keeps the latest-qualification rule: p-2.
-    expect(rowsOf(ok(await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', AT(21), '--json'])))).toEqual([
-      ['p-2', 'shared@x', 'realized'],
-    ]);
+    expect(
+      rowsOf(ok(await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', AT(21), '--json']))),
+    ).toEqual([['p-2', 'shared@x', 'realized']]);
     // The holder leaves: the newcomer is exported now.
-    snap(ws, 22, [prof('p-1', { ...email('shared@x'), ...vip({ status: 'exited' }) }), prof('p-2', { ...email('shared@x'), ...later })]);
+    snap(ws, 22, [
+      prof('p-1', { ...email('shared@x'), ...vip({ status: 'exited' }) }),
+      prof('p-2', { ...email('shared@x'), ...later }),
+    ]);
     const third = ok(await ws.audex(['run', '--config', config, '--at', AT(22), '--json']));
     expect(rowsOf(third)).toEqual([['p-2', 'shared@x', 'realized']]);
   });
@@ -135,19 +161,28 @@ describe('4: a snapshot with no readable part file', () => {
     const before = ws.files('out', true);
     const folder = path.join(ws.snapshots, 'snap-21');
     mkdirSync(folder);
-    writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: 'snap-21', evaluatedAt: EVAL(21), audiences: [{ id: 'aud-vip', name: 'VIP' }] }));
+    writeFileSync(
+      path.join(folder, '_snapshot.json'),
+      JSON.stringify({ snapshotId: 'snap-21', evaluatedAt: EVAL(21), audiences: [{ id: 'aud-vip', name: 'VIP' }] }),
+    );
     const missing = await ws.audex(['run', '--config', config, '--at', AT(21)]);
     expect(missing.code, missing.stderr).toBe(4);
-    expect(missing.stderr).toContain(`snapshot snap-21 has no readable part file in ${path.join(folder, 'profiles')} (the folder is empty or missing)`);
+    expect(missing.stderr).toContain(
+      `snapshot snap-21 has no readable part file in ${path.join(folder, 'profiles')} (the folder is empty or missing)`,
+    );
     mkdirSync(path.join(folder, 'profiles'));
     writeFileSync(path.join(folder, 'profiles', 'part-0.json'), `${JSON.stringify(prof('p-1'))}\n`);
     writeFileSync(path.join(folder, 'profiles', 'part-1.NDJSON'), `${JSON.stringify(prof('p-1'))}\n`);
     const unrecognised = await ws.audex(['run', '--config', config, '--at', AT(21)]);
     expect(unrecognised.code, unrecognised.stderr).toBe(4);
     expect(unrecognised.stderr).toContain('(found: part-0.json, part-1.NDJSON)');
-    expect(ws.files('out', true).filter((f) => !f.includes(`/${stateKeys.historyPrefix}/`))).toEqual(before.filter((f) => !f.includes(`/${stateKeys.historyPrefix}/`)));
+    expect(ws.files('out', true).filter((f) => !f.includes(`/${stateKeys.historyPrefix}/`))).toEqual(
+      before.filter((f) => !f.includes(`/${stateKeys.historyPrefix}/`)),
+    );
     writeFileSync(path.join(folder, 'profiles', 'part-00000.ndjson'), '');
-    expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])))).toEqual([['p-1', 'p-1@example.com', 'exited']]);
+    expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(21), '--json'])))).toEqual([
+      ['p-1', 'p-1@example.com', 'exited'],
+    ]);
   });
 });
 
@@ -170,7 +205,9 @@ describe('5: a run that fails on its input does not block its audience', () => {
     expect(failed.code, failed.stderr).toBe(4);
     expect(theRun(failed.json())).toMatchObject({ status: 'failed', snapshotId: 'snap-20' });
     expect(theRun(failed.json()).error).toContain('the next `audex run` plans afresh');
-    const status = JSON.parse((await ws.audex(['status', '--config', config, '--at', AT(20), '--json'])).stdout) as { audiences: { pendingRun: string | null }[] };
+    const status = JSON.parse((await ws.audex(['status', '--config', config, '--at', AT(20), '--json'])).stdout) as {
+      audiences: { pendingRun: string | null }[];
+    };
     expect(status.audiences[0]!.pendingRun).toBeNull();
     const plan = await ws.audex(['plan', '--config', config, '--at', AT(20)]);
     expect(plan.stdout).toContain('would fail');
@@ -197,7 +234,9 @@ describe('5: a run that fails on its input does not block its audience', () => {
     snap(ws, 20, [prof('p-1'), prof('p-2')]);
     const killed = await ws.audex(['run', '--config', config, '--at', AT(20)], { AUDEX_CRASH_AT: 'after-part' });
     expect(killed.code).toBeNull();
-    expect(ws.files().filter((f) => !f.endsWith('.audex-tmp'))).toEqual(['crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.parquet']);
+    expect(ws.files().filter((f) => !f.endsWith('.audex-tmp'))).toEqual([
+      'crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.parquet',
+    ]);
     // The same run now fails on its input (a producer rewrote the part in place).
     snap(ws, 20, [prof('p-1'), badPoints]);
     const failed = await ws.audex(['run', '--config', config, '--at', AT(20)]);
@@ -210,13 +249,24 @@ describe('5: a run that fails on its input does not block its audience', () => {
 describe('8: bad membership entries of one audience fail only that audience', () => {
   it('the other audiences run; the invocation exits 4; a record bad as a whole still stops every audience', async () => {
     const ws = emptyWorkspace();
-    const audiences = [{ id: 'aud-vip', name: 'VIP' }, { id: 'aud-new', name: 'New' }];
+    const audiences = [
+      { id: 'aud-vip', name: 'VIP' },
+      { id: 'aud-new', name: 'New' },
+    ];
     const daily = { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' };
-    const config = ws.config(crmConfig({
-      mapping: KEYED, mandatory: [],
-      audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: daily }, { id: 'aud-new', mode: 'full', schedule: daily }],
-    }));
-    const badNew = prof('p-2', { segmentMembership: { ups: { 'aud-vip': { status: 'realized' }, 'aud-new': { status: 'weird' } } } });
+    const config = ws.config(
+      crmConfig({
+        mapping: KEYED,
+        mandatory: [],
+        audiences: [
+          { id: 'aud-vip', mode: 'incremental', schedule: daily },
+          { id: 'aud-new', mode: 'full', schedule: daily },
+        ],
+      }),
+    );
+    const badNew = prof('p-2', {
+      segmentMembership: { ups: { 'aud-vip': { status: 'realized' }, 'aud-new': { status: 'weird' } } },
+    });
     addSnapshot(ws.snapshots, 'snap-20', EVAL(20), [prof('p-1'), badNew], audiences);
     const result = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
     expect(result.code, result.stderr).toBe(4);
@@ -224,7 +274,10 @@ describe('8: bad membership entries of one audience fail only that audience', ()
     expect(theRun(summary, 'aud-vip')).toMatchObject({ status: 'success', counts: { rowsWritten: 2 } });
     expect(theRun(summary, 'aud-new').status).toBe('failed');
     expect(theRun(summary, 'aud-new').error).toContain('segmentMembership.ups.aud-new.status is "weird"');
-    expect(rowsOf(summary, 'aud-vip')).toEqual([['p-1', 'p-1@example.com', 'realized'], ['p-2', 'p-2@example.com', 'realized']]);
+    expect(rowsOf(summary, 'aud-vip')).toEqual([
+      ['p-1', 'p-1@example.com', 'realized'],
+      ['p-2', 'p-2@example.com', 'realized'],
+    ]);
 
     addSnapshot(ws.snapshots, 'snap-21', EVAL(21), [prof('p-1'), 'not json'], audiences);
     const whole = await ws.audex(['run', '--config', config, '--at', AT(21), '--json']);
@@ -239,20 +292,39 @@ const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 describe('values (items 6, 7, 15, 17)', () => {
   it('6: lower-case t/z RFC 3339 is a time for dedup and timestamp columns; a 5-digit year is refused', async () => {
     const ws = emptyWorkspace();
-    const mapping = [...KEYED, { source: 'segmentMembership.lastQualificationTime', target: 'qualified', type: 'timestamp' }];
+    const mapping = [
+      ...KEYED,
+      { source: 'segmentMembership.lastQualificationTime', target: 'qualified', type: 'timestamp' },
+    ];
     const config = ws.config(crmConfig({ mapping, mandatory: [], format: { type: 'parquet', compression: 'none' } }));
     snap(ws, 20, [
-      prof('p-1', { ...email('shared@x'), ...vip({ status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' }) }),
-      prof('p-2', { ...email('shared@x'), ...vip({ status: 'realized', lastQualificationTime: '2026-11-19t11:00:00z' }) }),
+      prof('p-1', {
+        ...email('shared@x'),
+        ...vip({ status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' }),
+      }),
+      prof('p-2', {
+        ...email('shared@x'),
+        ...vip({ status: 'realized', lastQualificationTime: '2026-11-19t11:00:00z' }),
+      }),
     ]);
     const run = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])));
-    const rows = (await readParquet(run.files[0]!.path)).rows.map((r) => ({ ...r, qualified: (r['qualified'] as Date).toISOString() }));
-    expect(rows).toEqual([{ profileId: 'p-2', email: 'shared@x', status: 'realized', qualified: '2026-11-19T11:00:00.000Z' }]);
+    const rows = (await readParquet(run.files[0]!.path)).rows.map((r) => ({
+      ...r,
+      qualified: (r['qualified'] as Date).toISOString(),
+    }));
+    expect(rows).toEqual([
+      { profileId: 'p-2', email: 'shared@x', status: 'realized', qualified: '2026-11-19T11:00:00.000Z' },
+    ]);
 
-    const far = ws.config(crmConfig({
-      id: 'far', mandatory: [], format: { type: 'parquet', compression: 'none' },
-      mapping: [...KEYED, { source: 'since', target: 'since', type: 'timestamp' }],
-    }), 'far.yaml');
+    const far = ws.config(
+      crmConfig({
+        id: 'far',
+        mandatory: [],
+        format: { type: 'parquet', compression: 'none' },
+        mapping: [...KEYED, { source: 'since', target: 'since', type: 'timestamp' }],
+      }),
+      'far.yaml',
+    );
     snap(ws, 21, [prof('p-1', { since: '10000-01-01T00:00:00Z' })]);
     const refused = await ws.audex(['run', '--config', far, '--at', AT(21), '--json']);
     expect(refused.code, refused.stderr).toBe(4);
@@ -261,13 +333,37 @@ describe('values (items 6, 7, 15, 17)', () => {
 
   it('7: sha256 trims what String.prototype.trim trims and lowercases as toLowerCase does', async () => {
     const ws = emptyWorkspace();
-    const values = ['\tTab@x\n', '\u00a0Nbsp@X\u3000\r', 'İSTANBUL@X', 'ΟΔΟΣ@X', 'ΣΑΣ Σ@X', '\u1c89\u{10d50}Ꟛ@X', 'plain@x'];
-    const config = ws.config(crmConfig({
-      mandatory: [], format: { type: 'csv', compression: 'none' },
-      mapping: [{ source: 'profileId', target: 'id' }, { source: 'personalEmail.address', target: 'hash', transform: 'sha256' }],
-      audiences: [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }],
-    }));
-    snap(ws, 20, values.map((address, i) => prof(`p-${i}`, { personalEmail: { address } })));
+    const values = [
+      '\tTab@x\n',
+      '\u00a0Nbsp@X\u3000\r',
+      'İSTANBUL@X',
+      'ΟΔΟΣ@X',
+      'ΣΑΣ Σ@X',
+      '\u1c89\u{10d50}Ꟛ@X',
+      'plain@x',
+    ];
+    const config = ws.config(
+      crmConfig({
+        mandatory: [],
+        format: { type: 'csv', compression: 'none' },
+        mapping: [
+          { source: 'profileId', target: 'id' },
+          { source: 'personalEmail.address', target: 'hash', transform: 'sha256' },
+        ],
+        audiences: [
+          {
+            id: 'aud-vip',
+            mode: 'full',
+            schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+          },
+        ],
+      }),
+    );
+    snap(
+      ws,
+      20,
+      values.map((address, i) => prof(`p-${i}`, { personalEmail: { address } })),
+    );
     expect(rowsOf(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])))).toEqual(
       values.map((v, i) => [`p-${i}`, sha(v.trim().toLowerCase())]),
     );
@@ -275,16 +371,41 @@ describe('values (items 6, 7, 15, 17)', () => {
 
   it('15: whole numbers are written without a fraction in JSON lines, CSV and Parquet strings, also nested', async () => {
     const ws = emptyWorkspace();
-    const mapping = [{ source: 'profileId', target: 'id' }, { source: 'loyalty.points', target: 'points' }, { source: 'loyalty.balance', target: 'balance' }, { source: 'nums', target: 'nums' }];
-    const full = [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }];
+    const mapping = [
+      { source: 'profileId', target: 'id' },
+      { source: 'loyalty.points', target: 'points' },
+      { source: 'loyalty.balance', target: 'balance' },
+      { source: 'nums', target: 'nums' },
+    ];
+    const full = [
+      { id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+    ];
     const configs = (['json', 'csv', 'parquet'] as const).map((type) =>
-      ws.config(crmConfig({ id: `n-${type}`, destination: { path: `./out/${type}` }, mapping, mandatory: [], audiences: full, format: { type, compression: 'none' } }), `${type}.yaml`),
+      ws.config(
+        crmConfig({
+          id: `n-${type}`,
+          destination: { path: `./out/${type}` },
+          mapping,
+          mandatory: [],
+          audiences: full,
+          format: { type, compression: 'none' },
+        }),
+        `${type}.yaml`,
+      ),
     );
-    snap(ws, 20, ['{"profileId":"p-1","loyalty":{"points":1e3,"balance":1.0},"nums":[1.0,2.0,3.0,{"a":4.0,"b":"5.0"},2.5],"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}']);
-    const [json, csv, parquet] = (await Promise.all(configs.map((c) => ws.audex(['run', '--config', c, '--at', AT(20), '--json'])))).map((r) => theRun(ok(r)));
-    expect(readFileSync(json!.files[0]!.path, 'utf8')).toBe('{"id":"p-1","points":1000,"balance":1,"nums":[1,2,3,{"a":4,"b":"5.0"},2.5]}\n');
+    snap(ws, 20, [
+      '{"profileId":"p-1","loyalty":{"points":1e3,"balance":1.0},"nums":[1.0,2.0,3.0,{"a":4.0,"b":"5.0"},2.5],"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}',
+    ]);
+    const [json, csv, parquet] = (
+      await Promise.all(configs.map((c) => ws.audex(['run', '--config', c, '--at', AT(20), '--json'])))
+    ).map((r) => theRun(ok(r)));
+    expect(readFileSync(json!.files[0]!.path, 'utf8')).toBe(
+      '{"id":"p-1","points":1000,"balance":1,"nums":[1,2,3,{"a":4,"b":"5.0"},2.5]}\n',
+    );
     expect(readCsv(csv!.files[0]!.path)[1]).toEqual(['p-1', '1000', '1', '[1,2,3,{"a":4,"b":"5.0"},2.5]']);
-    expect((await readParquet(parquet!.files[0]!.path)).rows).toEqual([{ id: 'p-1', points: '1000', balance: '1', nums: '[1,2,3,{"a":4,"b":"5.0"},2.5]' }]);
+    expect((await readParquet(parquet!.files[0]!.path)).rows).toEqual([
+      { id: 'p-1', points: '1000', balance: '1', nums: '[1,2,3,{"a":4,"b":"5.0"},2.5]' },
+    ]);
   });
 
   it('17: typed Parquet columns refuse strings for numbers and booleans, and numbers that overflow a double', async () => {
@@ -313,7 +434,11 @@ describe('values (items 6, 7, 15, 17)', () => {
   it('17: an identity entry without an id is a bad record, like one with a non-scalar id', async () => {
     const ws = emptyWorkspace();
     const config = ws.config(crmConfig({ mapping: KEYED, mandatory: [] }));
-    snap(ws, 20, [prof('p-1'), prof('p-2', { identityMap: { email: [{ foo: 1 }] } }), prof('p-3', { identityMap: { email: [{ id: 'p3@x' }, { id: null }] } })]);
+    snap(ws, 20, [
+      prof('p-1'),
+      prof('p-2', { identityMap: { email: [{ foo: 1 }] } }),
+      prof('p-3', { identityMap: { email: [{ id: 'p3@x' }, { id: null }] } }),
+    ]);
     const result = await ws.audex(['run', '--config', config, '--at', AT(20), '--max-bad-records', '2', '--json']);
     const run = theRun(ok(result));
     expect(run.counts).toMatchObject({ badRecords: 2, rowsWritten: 1 });
@@ -341,7 +466,9 @@ describe('clear errors for unreadable input (items 9, 10)', () => {
 
   it('10: a repeated key or a lone surrogate escape is a bad record at its real file:line, skippable', async () => {
     const ws = emptyWorkspace();
-    const config = ws.config(crmConfig({ mapping: [...KEYED, { source: 'person.name.firstName', target: 'first' }], mandatory: [] }));
+    const config = ws.config(
+      crmConfig({ mapping: [...KEYED, { source: 'person.name.firstName', target: 'first' }], mandatory: [] }),
+    );
     const line = (id: string, inner: string) =>
       `{"profileId":"${id}",${inner}"identityMap":{"email":[{"id":"${id}@x"}]},"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}`;
     snap(ws, 20, [
@@ -359,9 +486,14 @@ describe('clear errors for unreadable input (items 9, 10)', () => {
     expect(stopped.stderr).toContain(`${part}:3: person.name.firstName holds a lone UTF-16 surrogate escape`);
     expect(stopped.stderr).toContain(`${part}:5: segmentMembership.ups.aud-vip has the key "status" twice`);
     expect(stopped.stderr).not.toContain('clean-');
-    const skipped = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--max-bad-records', '3', '--json'])));
+    const skipped = theRun(
+      ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--max-bad-records', '3', '--json'])),
+    );
     expect(skipped.counts.badRecords).toBe(3);
-    expect(readCsv(skipped.files[0]!.path).slice(1)).toEqual([['p-1', 'p-1@x', 'realized', ''], ['p-4', 'p-4@x', 'realized', 'A']]);
+    expect(readCsv(skipped.files[0]!.path).slice(1)).toEqual([
+      ['p-1', 'p-1@x', 'realized', ''],
+      ['p-4', 'p-4@x', 'realized', 'A'],
+    ]);
   });
 });
 
@@ -374,9 +506,14 @@ describe('11: broken snapshot descriptors', () => {
     writeFileSync(path.join(ws.snapshots, 'old-broken', '_snapshot.json'), '{"snapshotId":');
     const warned = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
     expect(theRun(ok(warned)).status).toBe('success');
-    expect(warned.stderr).toContain(`warning: snapshot folder old-broken is skipped: ${path.join(ws.snapshots, 'old-broken', '_snapshot.json')} is not valid JSON`);
+    expect(warned.stderr).toContain(
+      `warning: snapshot folder old-broken is skipped: ${path.join(ws.snapshots, 'old-broken', '_snapshot.json')} is not valid JSON`,
+    );
     addSnapshot(ws.snapshots, 'snap-21', EVAL(21), [prof('p-1')]);
-    writeFileSync(path.join(ws.snapshots, 'snap-21', '_snapshot.json'), JSON.stringify({ snapshotId: 'snap-21x', evaluatedAt: EVAL(21), audiences: [{ id: 'aud-vip', name: 'VIP' }] }));
+    writeFileSync(
+      path.join(ws.snapshots, 'snap-21', '_snapshot.json'),
+      JSON.stringify({ snapshotId: 'snap-21x', evaluatedAt: EVAL(21), audiences: [{ id: 'aud-vip', name: 'VIP' }] }),
+    );
     const mismatch = await ws.audex(['run', '--config', config, '--at', AT(21)]);
     expect(mismatch.code, mismatch.stderr).toBe(4);
     expect(mismatch.stderr).toContain('says snapshotId "snap-21x", which differs from its folder name "snap-21"');
@@ -389,7 +526,15 @@ describe('usage and --json (items 13, 14)', () => {
     const ws = emptyWorkspace();
     const config = ws.config(crmConfig());
     snap(ws, 20, [prof('p-1')]);
-    const memory = await ws.audex(['run', '--config', config, '--at', '2026-10-01T00:00:00Z', '--memory-limit', 'lots']);
+    const memory = await ws.audex([
+      'run',
+      '--config',
+      config,
+      '--at',
+      '2026-10-01T00:00:00Z',
+      '--memory-limit',
+      'lots',
+    ]);
     expect(memory.code, memory.stderr).toBe(2);
     expect(memory.stderr).toContain('--memory-limit lots: expected a size such as 512MB');
     const since = await ws.audex(['runs', '--config', config, '--since', 'notatime']);
@@ -407,57 +552,87 @@ describe('usage and --json (items 13, 14)', () => {
     const bad = await ws.audex(['run', '--config', config, '--at', AT(20), '--json']);
     expect(bad.code).toBe(4);
     expect(JSON.parse(bad.stdout)).toEqual({
-      dataflowId: 'acme-crm', at: '2026-11-20T06:00:00.000Z', runs: [], error: { exitCode: 4, message: expect.stringContaining('not valid JSON') },
+      dataflowId: 'acme-crm',
+      at: '2026-11-20T06:00:00.000Z',
+      runs: [],
+      error: { exitCode: 4, message: expect.stringContaining('not valid JSON') },
     });
     const invalid = ws.config({ ...crmConfig(), colour: 'red' }, 'invalid.yaml');
     const commands = ['run', 'plan', 'status', 'runs', 'validate'];
     const results = await Promise.all(commands.map((command) => ws.audex([command, '--config', invalid, '--json'])));
     results.forEach((result, i) => {
       expect(result.code, `${commands[i]}: ${result.stderr}`).toBe(2);
-      expect(JSON.parse(result.stdout), commands[i]).toMatchObject({ error: { exitCode: 2, message: expect.stringContaining('colour') } });
+      expect(JSON.parse(result.stdout), commands[i]).toMatchObject({
+        error: { exitCode: 2, message: expect.stringContaining('colour') },
+      });
     });
     const option = await ws.audex(['run', '--config', config, '--json', '--bogus']);
     expect(option.code).toBe(2);
     expect(JSON.parse(option.stdout)).toMatchObject({ error: { exitCode: 2 } });
     const validate = await ws.audex(['validate', '--config', config, '--snapshot', 'snap-20', '--json']);
     expect(validate.code).toBe(4);
-    expect(JSON.parse(validate.stdout)).toMatchObject({ valid: false, dataflowId: 'acme-crm', error: { exitCode: 4, message: expect.stringContaining('1 bad record(s)') } });
+    expect(JSON.parse(validate.stdout)).toMatchObject({
+      valid: false,
+      dataflowId: 'acme-crm',
+      error: { exitCode: 4, message: expect.stringContaining('1 bad record(s)') },
+    });
   });
 });
 
 describe('validate (items 18, 19, 21)', () => {
   const every6 = { frequency: 'every6Hours', startTime: '02:00', startDate: '2026-11-01' };
-  it('18: warns when names are coarser than a schedule, when export-now can take a run\'s name, and of a pattern with no date letter', async () => {
+  it("18: warns when names are coarser than a schedule, when export-now can take a run's name, and of a pattern with no date letter", async () => {
     const ws = emptyWorkspace();
     snap(ws, 20, [prof('p-1')]);
-    const config = ws.config(crmConfig({
-      fileName: '%SEGMENT_ID%_%DATETIME(YYYYMMdd)%_%DATETIME(foo)%',
-      audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: every6 }],
-    }));
+    const config = ws.config(
+      crmConfig({
+        fileName: '%SEGMENT_ID%_%DATETIME(YYYYMMdd)%_%DATETIME(foo)%',
+        audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: every6 }],
+      }),
+    );
     const result = await ws.audex(['validate', '--config', config, '--json']);
     expect(result.code, result.stderr).toBe(0);
     const warnings = (JSON.parse(result.stdout) as { warnings: string[] }).warnings;
-    expect(warnings).toEqual(expect.arrayContaining([
-      expect.stringContaining('do not write the hour of the run time, but audiences[0] (aud-vip) runs every6Hours: each such run overwrites the file of an earlier run'),
-      expect.stringContaining('do not write the hour, minute, second of the run time, so an export-now run can get the name of a scheduled run'),
-      expect.stringContaining('%DATETIME(foo)% holds no date/time letter'),
-    ]));
-    const fine = await ws.audex(['validate', '--config', ws.config(crmConfig({ audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: every6 }] }), 'fine.yaml'), '--json']);
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining(
+          'do not write the hour of the run time, but audiences[0] (aud-vip) runs every6Hours: each such run overwrites the file of an earlier run',
+        ),
+        expect.stringContaining(
+          'do not write the hour, minute, second of the run time, so an export-now run can get the name of a scheduled run',
+        ),
+        expect.stringContaining('%DATETIME(foo)% holds no date/time letter'),
+      ]),
+    );
+    const fine = await ws.audex([
+      'validate',
+      '--config',
+      ws.config(crmConfig({ audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: every6 }] }), 'fine.yaml'),
+      '--json',
+    ]);
     expect((JSON.parse(fine.stdout) as { warnings: string[] }).warnings).toEqual([]);
   });
 
-  it('19: without --snapshot it reads the latest snapshot\'s metadata: an incremental prospect audience and an audience it does not define are config errors', async () => {
+  it("19: without --snapshot it reads the latest snapshot's metadata: an incremental prospect audience and an audience it does not define are config errors", async () => {
     const ws = emptyWorkspace();
-    const config = ws.config(crmConfig({
-      audiences: [
-        { id: 'aud-vip', mode: 'incremental', schedule: every6 },
-        { id: 'aud-gone', mode: 'full', schedule: every6 },
-      ],
-    }));
+    const config = ws.config(
+      crmConfig({
+        audiences: [
+          { id: 'aud-vip', mode: 'incremental', schedule: every6 },
+          { id: 'aud-gone', mode: 'full', schedule: every6 },
+        ],
+      }),
+    );
     const none = await ws.audex(['validate', '--config', config]);
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toContain('no complete snapshot under');
-    addSnapshot(ws.snapshots, 'snap-20', EVAL(20), [prof('p-1')], [{ id: 'aud-vip', name: 'VIP', profileType: 'prospect' }]);
+    addSnapshot(
+      ws.snapshots,
+      'snap-20',
+      EVAL(20),
+      [prof('p-1')],
+      [{ id: 'aud-vip', name: 'VIP', profileType: 'prospect' }],
+    );
     const result = await ws.audex(['validate', '--config', config]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('audiences[0].mode: aud-vip is a prospect audience');
@@ -484,13 +659,17 @@ describe('21: small ones', () => {
     const config = ws.config(crmConfig());
     snap(ws, 20, [prof('p-1')]);
     const at = '2026-11-20T08:00:00Z';
-    const killed = await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', at], { AUDEX_CRASH_AT: 'after-pending' });
+    const killed = await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', at], {
+      AUDEX_CRASH_AT: 'after-pending',
+    });
     expect(killed.code).toBeNull();
     const again = ok(await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', at, '--json']));
     expect(again.runs.map((r) => [r.trigger, r.status])).toEqual([['exportNow', 'success']]);
     const folder = path.join(ws.out, 'crm', 'VIP Customers');
     const manifest = readdirSync(folder).find((f) => f.startsWith('manifest-'))!;
-    const body = JSON.parse(readFileSync(path.join(folder, manifest), 'utf8')) as { exportResults: { sinkPath: string }[] };
+    const body = JSON.parse(readFileSync(path.join(folder, manifest), 'utf8')) as {
+      exportResults: { sinkPath: string }[];
+    };
     expect(body.exportResults.map((r) => r.sinkPath)).toEqual(['crm/VIP Customers']);
   });
 });
@@ -499,10 +678,16 @@ describe('formats (items 16, 20)', () => {
   it('16: Parquet targets that differ only in case are a config error (exit 2), before anything is written', async () => {
     const ws = emptyWorkspace();
     snap(ws, 20, [prof('p-1')]);
-    const config = ws.config(crmConfig({
-      mandatory: [], format: { type: 'parquet', compression: 'none' },
-      mapping: [{ source: 'loyalty.tier', target: 'id key' }, { source: 'loyalty.points', target: 'ID KEY' }],
-    }));
+    const config = ws.config(
+      crmConfig({
+        mandatory: [],
+        format: { type: 'parquet', compression: 'none' },
+        mapping: [
+          { source: 'loyalty.tier', target: 'id key' },
+          { source: 'loyalty.points', target: 'ID KEY' },
+        ],
+      }),
+    );
     const result = await ws.audex(['run', '--config', config, '--at', AT(20)]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`target "ID KEY" differs from mapping[0]'s only in case`);
@@ -512,10 +697,16 @@ describe('formats (items 16, 20)', () => {
   it('20: with nullValue null, a real string "null" is quoted and a missing value is not', async () => {
     const ws = emptyWorkspace();
     snap(ws, 20, [prof('p-1', { person: { name: { firstName: 'null' } } }), prof('p-2', { person: {} })]);
-    const config = ws.config(crmConfig({
-      mandatory: [], format: { type: 'csv', compression: 'none', csv: { nullValue: 'null' } },
-      mapping: [{ source: 'profileId', target: 'id' }, { source: 'person.name.firstName', target: 'first' }],
-    }));
+    const config = ws.config(
+      crmConfig({
+        mandatory: [],
+        format: { type: 'csv', compression: 'none', csv: { nullValue: 'null' } },
+        mapping: [
+          { source: 'profileId', target: 'id' },
+          { source: 'person.name.firstName', target: 'first' },
+        ],
+      }),
+    );
     const run = theRun(ok(await ws.audex(['run', '--config', config, '--at', AT(20), '--json'])));
     expect(readFileSync(run.files[0]!.path, 'utf8')).toBe('id,first\np-1,"null"\np-2,null\n');
   });
@@ -530,7 +721,13 @@ const canMount = (() => {
 
 function audexOnMount(ws: Workspace, mountPoint: string, options: string, args: string[]): Promise<CliResult> {
   const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  const wrap = (argv: string[]) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o ${options} tmpfs ${quote(mountPoint)} && exec ${argv.map(quote).join(' ')}`];
+  const wrap = (argv: string[]) => [
+    'unshare',
+    '-m',
+    'sh',
+    '-c',
+    `mount -t tmpfs -o ${options} tmpfs ${quote(mountPoint)} && exec ${argv.map(quote).join(' ')}`,
+  ];
   return runCli(args, { cwd: ws.dir, wrap });
 }
 
@@ -540,10 +737,14 @@ describe.skipIf(!canMount)('12: storage errors name the location and say what is
     const mountPoint = path.join(ws.dir, 'mnt');
     mkdirSync(mountPoint);
     snap(ws, 20, [prof('p-1', { person: { name: { firstName: 'x'.repeat(100_000) } } })]);
-    const config = ws.config(crmConfig({
-      destination: { path: './mnt/out' }, state: { path: './state' }, mandatory: [],
-      mapping: [...KEYED, { source: 'person.name.firstName', target: 'first' }],
-    }));
+    const config = ws.config(
+      crmConfig({
+        destination: { path: './mnt/out' },
+        state: { path: './state' },
+        mandatory: [],
+        mapping: [...KEYED, { source: 'person.name.firstName', target: 'first' }],
+      }),
+    );
     const full = await audexOnMount(ws, mountPoint, 'size=64k', ['run', '--config', config, '--at', AT(20), '--json']);
     expect(full.code, full.stderr).toBe(3);
     const error = theRun(full.json()).error!;
@@ -566,8 +767,12 @@ describe('17: Parquet parts that disagree on a field type', () => {
     const db = await DuckDBInstance.create(':memory:');
     const c = await db.connect();
     const entry = `{'aud-vip': {'status': 'realized'}}`;
-    await c.run(`COPY (SELECT 'p-1' AS profileId, {'email': [{'id': 'a@x'}]} AS identityMap, {'ups': ${entry}} AS segmentMembership) TO '${path.join(dir, 'part-0.parquet')}' (FORMAT parquet)`);
-    await c.run(`COPY (SELECT 'p-2' AS profileId, {'email': [{'id': 'b@x'}]} AS identityMap, {'ups': MAP ${entry}} AS segmentMembership) TO '${path.join(dir, 'part-1.parquet')}' (FORMAT parquet)`);
+    await c.run(
+      `COPY (SELECT 'p-1' AS profileId, {'email': [{'id': 'a@x'}]} AS identityMap, {'ups': ${entry}} AS segmentMembership) TO '${path.join(dir, 'part-0.parquet')}' (FORMAT parquet)`,
+    );
+    await c.run(
+      `COPY (SELECT 'p-2' AS profileId, {'email': [{'id': 'b@x'}]} AS identityMap, {'ups': MAP ${entry}} AS segmentMembership) TO '${path.join(dir, 'part-1.parquet')}' (FORMAT parquet)`,
+    );
     c.closeSync();
     db.closeSync();
     const result = await ws.audex(['run', '--config', config, '--at', AT(20)]);

@@ -50,11 +50,22 @@ async function plainRun(format: Format): Promise<Workspace> {
   return ws;
 }
 
-interface ManifestFile { name: string; size: number; rows: number; sha256: string }
+interface ManifestFile {
+  name: string;
+  size: number;
+  rows: number;
+  sha256: string;
+}
 const readManifest = (ws: Workspace) => {
   const [name, ...more] = ws.files().filter(isManifest);
   expect(more).toEqual([]);
-  return { name: name!, body: JSON.parse(readFileSync(path.join(ws.out, name!), 'utf8')) as { exportResults: ManifestFile[]; counts: unknown } };
+  return {
+    name: name!,
+    body: JSON.parse(readFileSync(path.join(ws.out, name!), 'utf8')) as {
+      exportResults: ManifestFile[];
+      counts: unknown;
+    },
+  };
 };
 
 /** What a receiving team checks: names, decrypted bytes, the manifest and the --json summary. */
@@ -72,7 +83,9 @@ function expectEncryptedCopyOf(plain: Workspace, encrypted: Workspace, result: C
   const manifest = readManifest(encrypted);
   expect(manifest.name).toBe(reference.name);
   expect(manifest.body.counts).toEqual(reference.body.counts);
-  expect(manifest.body.exportResults.map((r) => r.name)).toEqual(reference.body.exportResults.map((r) => `${r.name}.gpg`));
+  expect(manifest.body.exportResults.map((r) => r.name)).toEqual(
+    reference.body.exportResults.map((r) => `${r.name}.gpg`),
+  );
   expect(manifest.body.exportResults.map((r) => r.rows)).toEqual(reference.body.exportResults.map((r) => r.rows));
   const folder = path.posix.dirname(plainFiles[0]!);
   for (const entry of manifest.body.exportResults) {
@@ -80,9 +93,9 @@ function expectEncryptedCopyOf(plain: Workspace, encrypted: Workspace, result: C
     expect({ size: entry.size, sha256: entry.sha256 }).toEqual({ size: bytes.length, sha256: sha256(bytes) });
   }
   const [run] = result.json().runs;
-  expect(run!.files.map((f) => ({ name: path.basename(f.path), bytes: f.bytes, sha256: f.sha256, rows: f.rows }))).toEqual(
-    manifest.body.exportResults.map((r) => ({ name: r.name, bytes: r.size, sha256: r.sha256, rows: r.rows })),
-  );
+  expect(
+    run!.files.map((f) => ({ name: path.basename(f.path), bytes: f.bytes, sha256: f.sha256, rows: f.rows })),
+  ).toEqual(manifest.body.exportResults.map((r) => ({ name: r.name, bytes: r.size, sha256: r.sha256, rows: r.rows })));
 }
 
 /** Nothing the run printed or stored (files, state, history) holds the key. */
@@ -98,21 +111,44 @@ function expectNoKeyMaterial(ws: Workspace, key: TestKey, ...outputs: CliResult[
 describe('encrypted exports decrypt with gpg to the unencrypted run, byte for byte', () => {
   const cases: { name: string; format: Format; key: 'rsa' | 'ecc'; source: 'file' | 'binary file' | 'env' }[] = [
     { name: 'CSV gzip, RSA key from a file', format: { type: 'csv', compression: 'gzip' }, key: 'rsa', source: 'file' },
-    { name: 'JSON, ECC (Curve25519) key from an environment variable', format: { type: 'json', compression: 'none' }, key: 'ecc', source: 'env' },
-    { name: 'Parquet gzip, ECC key from a binary (not armored) file', format: { type: 'parquet', compression: 'gzip' }, key: 'ecc', source: 'binary file' },
-    { name: 'CSV gzip in three parts (maxRowsPerFile 3), RSA key', format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 3 }, key: 'rsa', source: 'file' },
+    {
+      name: 'JSON, ECC (Curve25519) key from an environment variable',
+      format: { type: 'json', compression: 'none' },
+      key: 'ecc',
+      source: 'env',
+    },
+    {
+      name: 'Parquet gzip, ECC key from a binary (not armored) file',
+      format: { type: 'parquet', compression: 'gzip' },
+      key: 'ecc',
+      source: 'binary file',
+    },
+    {
+      name: 'CSV gzip in three parts (maxRowsPerFile 3), RSA key',
+      format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 3 },
+      key: 'rsa',
+      source: 'file',
+    },
   ];
   it.each(cases)('$name', async ({ format, key, source }) => {
     const plain = await plainRun(format);
     const ws = workspace();
     const recipient = gpg[key];
     const env: Record<string, string> = source === 'env' ? { [KEY_ENV]: recipient.publicKey } : {};
-    if (source !== 'env') gpg.writeKey(ws.dir, 'recipient.asc', source === 'file' ? recipient.publicKey : recipient.publicKeyBinary);
-    const result = await runOk(ws, ws.config(flow(format, source === 'env' ? { env: KEY_ENV } : { file: 'recipient.asc' })), env);
+    if (source !== 'env')
+      gpg.writeKey(ws.dir, 'recipient.asc', source === 'file' ? recipient.publicKey : recipient.publicKeyBinary);
+    const result = await runOk(
+      ws,
+      ws.config(flow(format, source === 'env' ? { env: KEY_ENV } : { file: 'recipient.asc' })),
+      env,
+    );
     expectEncryptedCopyOf(plain, ws, result);
-    if (format['maxRowsPerFile'] === 3) expect(dataFiles(ws).map((f) => path.basename(f))).toEqual([
-      'Acme_CRM_aud-vip_20261121_053000.csv.gz.gpg', 'Acme_CRM_aud-vip_20261121_053000_2.csv.gz.gpg', 'Acme_CRM_aud-vip_20261121_053000_3.csv.gz.gpg',
-    ]);
+    if (format['maxRowsPerFile'] === 3)
+      expect(dataFiles(ws).map((f) => path.basename(f))).toEqual([
+        'Acme_CRM_aud-vip_20261121_053000.csv.gz.gpg',
+        'Acme_CRM_aud-vip_20261121_053000_2.csv.gz.gpg',
+        'Acme_CRM_aud-vip_20261121_053000_3.csv.gz.gpg',
+      ]);
     if (format['type'] === 'parquet') expect(dataFiles(ws)[0]).toMatch(/\.gz\.parquet\.gpg$/);
     expect(result.stderr).toContain(`OpenPGP key ${recipient.fingerprint}`);
     expectNoKeyMaterial(ws, recipient, result);
@@ -121,7 +157,13 @@ describe('encrypted exports decrypt with gpg to the unencrypted run, byte for by
   it('plan shows the encrypted names; nothing is written', async () => {
     const ws = workspace();
     gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
-    const result = await ws.audex(['plan', '--config', ws.config(flow({ type: 'csv', compression: 'gzip' }, { file: 'recipient.asc' })), '--at', AT]);
+    const result = await ws.audex([
+      'plan',
+      '--config',
+      ws.config(flow({ type: 'csv', compression: 'gzip' }, { file: 'recipient.asc' })),
+      '--at',
+      AT,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/Acme_CRM_aud-vip_20261121_053000\.csv\.gz\.gpg/);
     expect(ws.files('out', true)).toEqual([]);
@@ -129,11 +171,20 @@ describe('encrypted exports decrypt with gpg to the unencrypted run, byte for by
 });
 
 describe('a key audex cannot use is exit 2, naming the key source, before anything is read or written', () => {
-  const cases: { name: string; key: (ws: Workspace) => KeySource; at?: string; message: (ws: Workspace) => RegExp; leak?: () => TestKey }[] = [
+  const cases: {
+    name: string;
+    key: (ws: Workspace) => KeySource;
+    at?: string;
+    message: (ws: Workspace) => RegExp;
+    leak?: () => TestKey;
+  }[] = [
     {
       name: 'a key file that cannot be read',
       key: () => ({ file: 'keys/missing.asc' }),
-      message: (ws) => new RegExp(`format\\.encryption\\.publicKey\\.file: ${ws.dir}/keys/missing\\.asc: cannot read the public key: no such file`),
+      message: (ws) =>
+        new RegExp(
+          `format\\.encryption\\.publicKey\\.file: ${ws.dir}/keys/missing\\.asc: cannot read the public key: no such file`,
+        ),
     },
     {
       name: 'a file that is not an OpenPGP key',
@@ -141,39 +192,57 @@ describe('a key audex cannot use is exit 2, naming the key source, before anythi
         writeFileSync(path.join(ws.dir, 'notes.asc'), 'please encrypt for me\n');
         return { file: 'notes.asc' };
       },
-      message: (ws) => new RegExp(`publicKey\\.file: ${ws.dir}/notes\\.asc: not an OpenPGP public key .*gpg --armor --export`),
+      message: (ws) =>
+        new RegExp(`publicKey\\.file: ${ws.dir}/notes\\.asc: not an OpenPGP public key .*gpg --armor --export`),
     },
     {
       name: 'a private key instead of the public one',
       key: (ws) => ({ file: path.basename(gpg.writeKey(ws.dir, 'secret.asc', gpg.rsa.privateKey)) }),
-      message: (ws) => new RegExp(`publicKey\\.file: ${ws.dir}/secret\\.asc: this is a private \\(secret\\) key; give the recipient's public key`),
+      message: (ws) =>
+        new RegExp(
+          `publicKey\\.file: ${ws.dir}/secret\\.asc: this is a private \\(secret\\) key; give the recipient's public key`,
+        ),
       leak: () => ({ ...gpg.rsa, publicKey: gpg.rsa.privateKey }),
     },
     {
       name: 'an expired key',
       key: (ws) => ({ file: path.basename(gpg.writeKey(ws.dir, 'old.asc', gpg.expired.publicKey)) }),
-      message: () => new RegExp(`old\\.asc: key ${gpg.expired.fingerprint} expired at 2025-01-02T00:00:00\\.000Z \\(checked at ${AT.replace('Z', '.000Z')}`),
+      message: () =>
+        new RegExp(
+          `old\\.asc: key ${gpg.expired.fingerprint} expired at 2025-01-02T00:00:00\\.000Z \\(checked at ${AT.replace('Z', '.000Z')}`,
+        ),
     },
     {
       name: 'a key that cannot encrypt (signing only)',
       key: (ws) => ({ file: path.basename(gpg.writeKey(ws.dir, 'signer.asc', gpg.signOnly.publicKey)) }),
-      message: () => new RegExp(`signer\\.asc: key ${gpg.signOnly.fingerprint} has no subkey that can encrypt .*gpg --quick-add-key ${gpg.signOnly.fingerprint} cv25519 encr`),
+      message: () =>
+        new RegExp(
+          `signer\\.asc: key ${gpg.signOnly.fingerprint} has no subkey that can encrypt .*gpg --quick-add-key ${gpg.signOnly.fingerprint} cv25519 encr`,
+        ),
     },
     {
       name: 'a key created after the run time (--at)',
       key: (ws) => ({ file: path.basename(gpg.writeKey(ws.dir, 'new.asc', gpg.rsa.publicKey)) }),
       at: '2025-12-31T00:00:00Z',
-      message: () => /new\.asc: key [0-9A-F]{40} was created at 2026-01-01T00:00:00\.000Z, after the time it is checked at \(2025-12-31T00:00:00\.000Z/,
+      message: () =>
+        /new\.asc: key [0-9A-F]{40} was created at 2026-01-01T00:00:00\.000Z, after the time it is checked at \(2025-12-31T00:00:00\.000Z/,
     },
     {
       name: 'an environment variable that is not set',
       key: () => ({ env: 'AUDEX_TEST_UNSET_KEY' }),
-      message: () => /format\.encryption\.publicKey\.env: AUDEX_TEST_UNSET_KEY: the environment variable AUDEX_TEST_UNSET_KEY is not set or empty/,
+      message: () =>
+        /format\.encryption\.publicKey\.env: AUDEX_TEST_UNSET_KEY: the environment variable AUDEX_TEST_UNSET_KEY is not set or empty/,
     },
   ];
   it.each(cases)('$name', async ({ key, at, message, leak }) => {
     const ws = workspace();
-    const result = await ws.audex(['run', '--config', ws.config(flow({ type: 'csv', compression: 'gzip' }, key(ws))), '--at', at ?? AT]);
+    const result = await ws.audex([
+      'run',
+      '--config',
+      ws.config(flow({ type: 'csv', compression: 'gzip' }, key(ws))),
+      '--at',
+      at ?? AT,
+    ]);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toMatch(message(ws));
     expect(result.stderr).toContain(`invalid config ${ws.dir}/dataflow.yaml`);
@@ -185,14 +254,23 @@ describe('a key audex cannot use is exit 2, naming the key source, before anythi
     const ws = workspace();
     gpg.writeKey(ws.dir, 'signer.asc', gpg.signOnly.publicKey);
     const config = ws.config(flow({ type: 'csv', compression: 'gzip' }, { file: 'signer.asc' }));
-    for (const args of [['validate', '--config', config], ['plan', '--config', config, '--at', AT]]) {
+    for (const args of [
+      ['validate', '--config', config],
+      ['plan', '--config', config, '--at', AT],
+    ]) {
       const result = await ws.audex(args);
       expect(result.code, args[0]).toBe(2);
       expect(result.stderr).toMatch(/signer\.asc: key [0-9A-F]{40} has no subkey that can encrypt/);
     }
-    const both = await ws.audex(['validate', '--config', ws.config(flow({ type: 'csv' }, { file: 'signer.asc', env: KEY_ENV } as KeySource), 'both.yaml')]);
+    const both = await ws.audex([
+      'validate',
+      '--config',
+      ws.config(flow({ type: 'csv' }, { file: 'signer.asc', env: KEY_ENV } as KeySource), 'both.yaml'),
+    ]);
     expect(both.code).toBe(2);
-    expect(both.stderr).toMatch(/format\.encryption\.publicKey: give exactly one of \{ file: PATH \} or \{ env: NAME \}/);
+    expect(both.stderr).toMatch(
+      /format\.encryption\.publicKey: give exactly one of \{ file: PATH \} or \{ env: NAME \}/,
+    );
     expect(ws.files('out', true)).toEqual([]);
   });
 });
@@ -204,33 +282,51 @@ describe('a killed encrypted run, run again', () => {
     reference = await plainRun(format);
   });
 
-  const published = (ws: Workspace) => Object.fromEntries(listFiles(ws.out).filter((f) => !f.startsWith('_audex/')).map((f) => [f, sha256(readFileSync(path.join(ws.out, f)))]));
+  const published = (ws: Workspace) =>
+    Object.fromEntries(
+      listFiles(ws.out)
+        .filter((f) => !f.startsWith('_audex/'))
+        .map((f) => [f, sha256(readFileSync(path.join(ws.out, f)))]),
+    );
 
-  it.each(['after-part:2', 'after-manifest'])('killed at %s: each part published once under its final name, the manifest matches the published bytes', async (point) => {
-    const ws = workspace();
-    gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
-    const config = ws.config(flow(format, { file: 'recipient.asc' }));
-    const tmp = path.join(ws.dir, 'tmp');
-    mkdirSync(tmp);
-    const killed = await ws.audex(['run', '--config', config, '--at', AT, '--json'], { AUDEX_CRASH_AT: point, TMPDIR: tmp });
-    expect(killed.code, killed.stderr).toBe(null);
-    const before = published(ws);
-    expect(Object.keys(before).filter((f) => f.endsWith('.gpg')).length).toBe(point === 'after-part:2' ? 2 : 3);
-    expect(Object.keys(before).filter((f) => !f.endsWith('.gpg') && !isManifest(f)), 'plain data never reaches the destination').toEqual([]);
+  it.each(['after-part:2', 'after-manifest'])(
+    'killed at %s: each part published once under its final name, the manifest matches the published bytes',
+    async (point) => {
+      const ws = workspace();
+      gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
+      const config = ws.config(flow(format, { file: 'recipient.asc' }));
+      const tmp = path.join(ws.dir, 'tmp');
+      mkdirSync(tmp);
+      const killed = await ws.audex(['run', '--config', config, '--at', AT, '--json'], {
+        AUDEX_CRASH_AT: point,
+        TMPDIR: tmp,
+      });
+      expect(killed.code, killed.stderr).toBe(null);
+      const before = published(ws);
+      expect(Object.keys(before).filter((f) => f.endsWith('.gpg')).length).toBe(point === 'after-part:2' ? 2 : 3);
+      expect(
+        Object.keys(before).filter((f) => !f.endsWith('.gpg') && !isManifest(f)),
+        'plain data never reaches the destination',
+      ).toEqual([]);
 
-    const rerun = await runOk(ws, config, { TMPDIR: tmp });
-    expectEncryptedCopyOf(reference, ws, rerun);
-    expect(listFiles(ws.out).filter(isStagedName), 'no staged file is left').toEqual([]);
-    expect(listFiles(tmp), "the killed run's plain parts are swept with its scratch folder").toEqual([]);
-    // The retry encrypted again (OpenPGP is randomised): the manifest describes the new bytes.
-    const after = published(ws);
-    for (const name of Object.keys(before).filter((f) => f.endsWith('.gpg'))) expect(after[name]).not.toBe(before[name]);
-  });
+      const rerun = await runOk(ws, config, { TMPDIR: tmp });
+      expectEncryptedCopyOf(reference, ws, rerun);
+      expect(listFiles(ws.out).filter(isStagedName), 'no staged file is left').toEqual([]);
+      expect(listFiles(tmp), "the killed run's plain parts are swept with its scratch folder").toEqual([]);
+      // The retry encrypted again (OpenPGP is randomised): the manifest describes the new bytes.
+      const after = published(ws);
+      for (const name of Object.keys(before).filter((f) => f.endsWith('.gpg')))
+        expect(after[name]).not.toBe(before[name]);
+    },
+  );
 
   it('a retry with fewer parts removes the extra encrypted parts of the killed attempt', async () => {
     const ws = workspace();
     gpg.writeKey(ws.dir, 'recipient.asc', gpg.rsa.publicKey);
-    const killed = await ws.audex(['run', '--config', ws.config(flow({ ...format, maxRowsPerFile: 2 }, { file: 'recipient.asc' })), '--at', AT], { AUDEX_CRASH_AT: 'after-data' });
+    const killed = await ws.audex(
+      ['run', '--config', ws.config(flow({ ...format, maxRowsPerFile: 2 }, { file: 'recipient.asc' })), '--at', AT],
+      { AUDEX_CRASH_AT: 'after-data' },
+    );
     expect(killed.code).toBe(null);
     expect(dataFiles(ws).length).toBe(4);
     const rerun = await runOk(ws, ws.config(flow(format, { file: 'recipient.asc' })));
@@ -252,7 +348,13 @@ describe('an encrypted export to S3', () => {
     gpg.writeKey(ws.dir, 'recipient.asc', gpg.ecc.publicKey);
     const tmp = path.join(ws.dir, 'tmp');
     mkdirSync(tmp);
-    const config = ws.config({ ...flow(format, { file: 'recipient.asc' }), destination: { path: 's3://exports/enc', s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' } } });
+    const config = ws.config({
+      ...flow(format, { file: 'recipient.asc' }),
+      destination: {
+        path: 's3://exports/enc',
+        s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' },
+      },
+    });
     const result = await ws.audex(['run', '--config', config, '--at', AT, '--json'], { ...s3.env(), TMPDIR: tmp });
     expect(result.code, result.stderr).toBe(0);
     expect(readdirSync(tmp), 'plain parts and staged files are gone with the run').toEqual([]);
@@ -264,7 +366,9 @@ describe('an encrypted export to S3', () => {
     const download = path.join(ws.dir, 'download');
     mkdirSync(download);
     const manifestKey = keys.find(isManifest)!;
-    const manifest = JSON.parse((await s3.getBytes('exports', manifestKey))!.toString('utf8')) as { exportResults: ManifestFile[] };
+    const manifest = JSON.parse((await s3.getBytes('exports', manifestKey))!.toString('utf8')) as {
+      exportResults: ManifestFile[];
+    };
     for (const f of plainFiles) {
       const bytes = (await s3.getBytes('exports', `enc/${f}.gpg`))!;
       const local = path.join(download, `${path.basename(f)}.gpg`);

@@ -14,7 +14,14 @@ function writeSnapshot(parts: Record<string, Buffer | string>): void {
   const folder = path.join(ws.snapshots, 'snap-broken');
   mkdirSync(path.join(folder, 'profiles'), { recursive: true });
   for (const [name, content] of Object.entries(parts)) writeFileSync(path.join(folder, 'profiles', name), content);
-  writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: 'snap-broken', evaluatedAt: '2026-11-22T05:00:00Z', audiences: [{ id: 'aud-vip', name: 'VIP Customers' }] }));
+  writeFileSync(
+    path.join(folder, '_snapshot.json'),
+    JSON.stringify({
+      snapshotId: 'snap-broken',
+      evaluatedAt: '2026-11-22T05:00:00Z',
+      audiences: [{ id: 'aud-vip', name: 'VIP Customers' }],
+    }),
+  );
 }
 
 /** A gzip part cut right after a flush: its text ends on a line break, with no end of stream and no trailer. */
@@ -26,9 +33,18 @@ function gzipCutAtLineEnd(text: string): Buffer {
 describe('an unreadable snapshot part', () => {
   it.each([
     ['a .parquet part that is not Parquet', { 'part-00000.parquet': 'these bytes are not a Parquet file\n' }],
-    ['a .ndjson.gz part cut short', { 'part-00000.ndjson.gz': gzipSync(`${JSON.stringify(prof('p-1'))}\n`.repeat(2000)).subarray(0, 400) }],
-    ['a .ndjson.gz part cut before its first line', { 'part-00000.ndjson.gz': gzipSync(`${JSON.stringify(prof('p-1'))}\n`.repeat(200)).subarray(0, 60) }],
-    ['a .ndjson.gz part cut where its text ends on a line break', { 'part-00000.ndjson.gz': gzipCutAtLineEnd(`${JSON.stringify(prof('p-1'))}\n${JSON.stringify(prof('p-2'))}\n`) }],
+    [
+      'a .ndjson.gz part cut short',
+      { 'part-00000.ndjson.gz': gzipSync(`${JSON.stringify(prof('p-1'))}\n`.repeat(2000)).subarray(0, 400) },
+    ],
+    [
+      'a .ndjson.gz part cut before its first line',
+      { 'part-00000.ndjson.gz': gzipSync(`${JSON.stringify(prof('p-1'))}\n`.repeat(200)).subarray(0, 60) },
+    ],
+    [
+      'a .ndjson.gz part cut where its text ends on a line break',
+      { 'part-00000.ndjson.gz': gzipCutAtLineEnd(`${JSON.stringify(prof('p-1'))}\n${JSON.stringify(prof('p-2'))}\n`) },
+    ],
   ])('%s fails the run with exit 4 and says which part, not "please report"', async (_what, parts) => {
     ws = createWorkspace();
     writeSnapshot(parts);

@@ -26,7 +26,13 @@ type Run = JsonSummary['runs'][number];
 const workspace = trackWorkspaces();
 
 /** Writes `config` under `name` and runs it once at `at`; asserts one successful run. */
-async function runOk(ws: Workspace, config: Record<string, unknown>, name: string, at = AT, extra: string[] = []): Promise<Run> {
+async function runOk(
+  ws: Workspace,
+  config: Record<string, unknown>,
+  name: string,
+  at = AT,
+  extra: string[] = [],
+): Promise<Run> {
   const result = await runCfg(ws, config, name, at, extra);
   expect(result.code, `${name}: ${result.stderr}\n${result.stdout}`).toBe(0);
   const runs = result.json().runs.filter((r) => r.status !== 'skipped');
@@ -35,7 +41,13 @@ async function runOk(ws: Workspace, config: Record<string, unknown>, name: strin
   return runs[0]!;
 }
 
-function runCfg(ws: Workspace, config: Record<string, unknown>, name: string, at = AT, extra: string[] = []): Promise<CliResult> {
+function runCfg(
+  ws: Workspace,
+  config: Record<string, unknown>,
+  name: string,
+  at = AT,
+  extra: string[] = [],
+): Promise<CliResult> {
   const file = ws.config(config, `${name}.yaml`);
   return ws.audex(['run', '--config', file, '--at', at, '--json', '--quiet', ...extra]);
 }
@@ -50,7 +62,9 @@ function fixtureLines(ws: Workspace): string[] {
     .filter(Boolean);
 }
 
-const vip = (status: string, lastQualificationTime: string) => ({ ups: { 'aud-vip': { status, lastQualificationTime } } });
+const vip = (status: string, lastQualificationTime: string) => ({
+  ups: { 'aud-vip': { status, lastQualificationTime } },
+});
 
 // ---------------------------------------------------------------------------------------
 // CSV
@@ -113,7 +127,14 @@ interface Dialect {
 }
 type FullDialect = Required<Dialect>;
 const withDefaults = (d: Dialect): FullDialect => ({
-  delimiter: ',', quote: '"', escape: '\\', emptyValue: '', nullValue: '', header: true, quoteAll: false, ...d,
+  delimiter: ',',
+  quote: '"',
+  escape: '\\',
+  emptyValue: '',
+  nullValue: '',
+  header: true,
+  quoteAll: false,
+  ...d,
 });
 
 /** The spec's rendering of one cell (README "Files, names and the manifest" and the decisions in the brief): the oracle. */
@@ -133,7 +154,9 @@ function renderCell(value: Cell, d: FullDialect): string {
 }
 
 function expectedCsv(rows: Cell[][], d: FullDialect): string {
-  const lines = [...(d.header ? [CSV_HEADER] : []), ...rows].map((r) => r.map((v) => renderCell(v, d)).join(d.delimiter));
+  const lines = [...(d.header ? [CSV_HEADER] : []), ...rows].map((r) =>
+    r.map((v) => renderCell(v, d)).join(d.delimiter),
+  );
   return lines.map((l) => `${l}\n`).join('');
 }
 
@@ -184,7 +207,10 @@ const DIALECTS: { label: string; csv: Dialect; gzip?: boolean }[] = [
   { label: "escape ' with delimiter ;", csv: { escape: "'", delimiter: ';' } },
   { label: 'quote none', csv: { quote: 'none' } },
   { label: "quote none, escape ', delimiter |", csv: { quote: 'none', escape: "'", delimiter: '|' } },
-  { label: 'quote none, empty "" null null, no header', csv: { quote: 'none', emptyValue: '""', nullValue: 'null', header: false } },
+  {
+    label: 'quote none, empty "" null null, no header',
+    csv: { quote: 'none', emptyValue: '""', nullValue: 'null', header: false },
+  },
   { label: 'quoteAll', csv: { quoteAll: true } },
   { label: "quoteAll, escape ', tab", csv: { quoteAll: true, escape: "'", delimiter: '\t' } },
   { label: 'quoteAll, empty null, null ""', csv: { quoteAll: true, emptyValue: 'null', nullValue: '""' } },
@@ -192,7 +218,7 @@ const DIALECTS: { label: string; csv: Dialect; gzip?: boolean }[] = [
   { label: 'empty null, null ""', csv: { emptyValue: 'null', nullValue: '""' } },
   { label: 'empty "", null "" (explicit nothing)', csv: { emptyValue: '', nullValue: '""' } },
   { label: 'header false', csv: { header: false } },
-  { label: 'gzip, delimiter ;, escape \'', csv: { delimiter: ';', escape: "'" }, gzip: true },
+  { label: "gzip, delimiter ;, escape '", csv: { delimiter: ';', escape: "'" }, gzip: true },
 ];
 
 describe('CSV dialects', () => {
@@ -289,9 +315,36 @@ const NESTED_MAPPING = [
 ];
 const ANN_SHA = createHash('sha256').update('ann@example.com').digest('hex');
 const NESTED_EXPECTED = [
-  { email: 'ann@example.com', name: { firstName: 'Ann', lastName: LEE, aliases: ['A', 'Annie'] }, interests: ['ski', 'golf'], points: 1200, optIn: true, status: 'realized', last: LEE, email_sha256: ANN_SHA },
-  { email: 'bob@example.com', name: { firstName: 'Bob "B"' }, interests: [], points: 300.5, optIn: false, status: 'existing', last: null, email_sha256: null },
-  { email: 'cara@example.com', name: null, interests: null, points: null, optIn: null, status: 'realized', last: null, email_sha256: null },
+  {
+    email: 'ann@example.com',
+    name: { firstName: 'Ann', lastName: LEE, aliases: ['A', 'Annie'] },
+    interests: ['ski', 'golf'],
+    points: 1200,
+    optIn: true,
+    status: 'realized',
+    last: LEE,
+    email_sha256: ANN_SHA,
+  },
+  {
+    email: 'bob@example.com',
+    name: { firstName: 'Bob "B"' },
+    interests: [],
+    points: 300.5,
+    optIn: false,
+    status: 'existing',
+    last: null,
+    email_sha256: null,
+  },
+  {
+    email: 'cara@example.com',
+    name: null,
+    interests: null,
+    points: null,
+    optIn: null,
+    status: 'realized',
+    last: null,
+    email_sha256: null,
+  },
 ];
 
 describe('JSON', () => {
@@ -301,9 +354,21 @@ describe('JSON', () => {
     // One folder per dataflow: these run at the same time (see layout.test.ts on shared folders).
     const base = { mapping: NESTED_MAPPING, mandatory: [] };
     const [json, csv, parquet] = await Promise.all([
-      runOk(ws, crmConfig({ ...base, id: 'nested-json', folderPath: 'nested-json', format: { type: 'json' } }), 'nested-json'),
-      runOk(ws, crmConfig({ ...base, id: 'nested-csv', folderPath: 'nested-csv', format: { type: 'csv' } }), 'nested-csv'),
-      runOk(ws, crmConfig({ ...base, id: 'nested-pq', folderPath: 'nested-pq', format: { type: 'parquet' } }), 'nested-pq'),
+      runOk(
+        ws,
+        crmConfig({ ...base, id: 'nested-json', folderPath: 'nested-json', format: { type: 'json' } }),
+        'nested-json',
+      ),
+      runOk(
+        ws,
+        crmConfig({ ...base, id: 'nested-csv', folderPath: 'nested-csv', format: { type: 'csv' } }),
+        'nested-csv',
+      ),
+      runOk(
+        ws,
+        crmConfig({ ...base, id: 'nested-pq', folderPath: 'nested-pq', format: { type: 'parquet' } }),
+        'nested-pq',
+      ),
     ]);
 
     const file = json.files[0]!.path;
@@ -316,7 +381,8 @@ describe('JSON', () => {
     expect(lines).toHaveLength(3);
     const rows = readJsonLines(file);
     expect(rows).toEqual(NESTED_EXPECTED);
-    for (const row of rows) expect(Object.keys(row)).toEqual(NESTED_MAPPING.map((m) => m.target ?? m.source.replaceAll('.', '_')));
+    for (const row of rows)
+      expect(Object.keys(row)).toEqual(NESTED_MAPPING.map((m) => m.target ?? m.source.replaceAll('.', '_')));
     expect(typeof rows[1]!['points']).toBe('number');
     expect(json.files[0]!.rows).toBe(3);
 
@@ -385,8 +451,16 @@ describe('Parquet', () => {
     addSnapshot(ws.snapshots, 'snap-typed', '2026-11-20T05:10:00Z', lines);
     const base = { mapping: TYPED_MAPPING, mandatory: [] };
     const [snappy, gzip] = await Promise.all([
-      runOk(ws, crmConfig({ ...base, id: 'pq-snappy', folderPath: 'snappy', format: { type: 'parquet', compression: 'none' } }), 'pq-snappy'),
-      runOk(ws, crmConfig({ ...base, id: 'pq-gzip', folderPath: 'gzip', format: { type: 'parquet', compression: 'gzip' } }), 'pq-gzip'),
+      runOk(
+        ws,
+        crmConfig({ ...base, id: 'pq-snappy', folderPath: 'snappy', format: { type: 'parquet', compression: 'none' } }),
+        'pq-snappy',
+      ),
+      runOk(
+        ws,
+        crmConfig({ ...base, id: 'pq-gzip', folderPath: 'gzip', format: { type: 'parquet', compression: 'gzip' } }),
+        'pq-gzip',
+      ),
     ]);
     expect(path.basename(snappy.files[0]!.path)).toBe('Acme_CRM_aud-vip_20261120_053000.parquet');
     expect(path.basename(gzip.files[0]!.path)).toBe('Acme_CRM_aud-vip_20261120_053000.gz.parquet');
@@ -403,7 +477,15 @@ describe('Parquet', () => {
     }
 
     const byName = Object.fromEntries(a.columns.map((c) => [c.name, c]));
-    expect(a.columns.map((c) => c.name)).toEqual(['email', 'tier', 'points', 'balance', 'optIn', 'qualified', 'status']);
+    expect(a.columns.map((c) => c.name)).toEqual([
+      'email',
+      'tier',
+      'points',
+      'balance',
+      'optIn',
+      'qualified',
+      'status',
+    ]);
     // Strings: BYTE_ARRAY annotated UTF8 (DuckDB writes the converted type, which the harness
     // does not expose; hyparquet decodes the values as JS strings only because of it).
     for (const s of ['email', 'tier', 'status']) {
@@ -417,11 +499,36 @@ describe('Parquet', () => {
     expect(byName['qualified']!.logical).toMatchObject({ type: 'TIMESTAMP' });
 
     expect(a.rows).toEqual(b.rows);
-    const ts = (r: Record<string, unknown>) => (r['qualified'] instanceof Date ? r['qualified'].toISOString() : r['qualified']);
+    const ts = (r: Record<string, unknown>) =>
+      r['qualified'] instanceof Date ? r['qualified'].toISOString() : r['qualified'];
     expect(a.rows.map((r) => ({ ...r, qualified: ts(r) }))).toEqual([
-      { email: 'ann@example.com', tier: 'gold', points: 1200n, balance: 10.25, optIn: true, qualified: '2026-11-19T10:00:00.000Z', status: 'realized' },
-      { email: 'bob@example.com', tier: 'silver', points: 9007199254740993n, balance: 3, optIn: false, qualified: '2026-10-02T08:00:00.500Z', status: 'existing' },
-      { email: 'cara@example.com', tier: 'bronze', points: null, balance: null, optIn: null, qualified: '2026-11-19T09:00:00.000Z', status: 'realized' },
+      {
+        email: 'ann@example.com',
+        tier: 'gold',
+        points: 1200n,
+        balance: 10.25,
+        optIn: true,
+        qualified: '2026-11-19T10:00:00.000Z',
+        status: 'realized',
+      },
+      {
+        email: 'bob@example.com',
+        tier: 'silver',
+        points: 9007199254740993n,
+        balance: 3,
+        optIn: false,
+        qualified: '2026-10-02T08:00:00.500Z',
+        status: 'existing',
+      },
+      {
+        email: 'cara@example.com',
+        tier: 'bronze',
+        points: null,
+        balance: null,
+        optIn: null,
+        qualified: '2026-11-19T09:00:00.000Z',
+        status: 'realized',
+      },
     ]);
   });
 
@@ -463,7 +570,9 @@ describe('Parquet', () => {
     });
     const result = await runCfg(ws, config, 'pq-frac');
     const run = result.json().runs[0]!;
-    const written = run.files[0] ? (await readParquet(run.files[0].path)).rows.find((r) => r['email'] === 'bob@example.com') : undefined;
+    const written = run.files[0]
+      ? (await readParquet(run.files[0].path)).rows.find((r) => r['email'] === 'bob@example.com')
+      : undefined;
     expect(run.status, `bob's points were written as ${String(written?.['points'])}`).toBe('failed');
     expect(result.code).toBe(4);
     expect(run.error).toContain('p-002');
@@ -540,19 +649,58 @@ describe('parts', () => {
   it('splits at maxRowsPerFile: name, name_2, name_3, header on each CSV part, rows in order, manifest matches', async () => {
     const ws = workspace();
     const [csv2, csv1, pq2, json4] = await Promise.all([
-      runOk(ws, crmConfig({ id: 'parts-csv', folderPath: 'csv', format: { type: 'csv', maxRowsPerFile: 2 } }), 'parts-csv'),
-      runOk(ws, crmConfig({ id: 'parts-one', folderPath: 'one', format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 1 } }), 'parts-one'),
-      runOk(ws, crmConfig({ id: 'parts-pq', folderPath: 'pq', format: { type: 'parquet', compression: 'gzip', maxRowsPerFile: 2 } }), 'parts-pq'),
-      runOk(ws, crmConfig({ id: 'parts-json', folderPath: 'json', format: { type: 'json', maxRowsPerFile: 4 } }), 'parts-json'),
+      runOk(
+        ws,
+        crmConfig({ id: 'parts-csv', folderPath: 'csv', format: { type: 'csv', maxRowsPerFile: 2 } }),
+        'parts-csv',
+      ),
+      runOk(
+        ws,
+        crmConfig({
+          id: 'parts-one',
+          folderPath: 'one',
+          format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 1 },
+        }),
+        'parts-one',
+      ),
+      runOk(
+        ws,
+        crmConfig({
+          id: 'parts-pq',
+          folderPath: 'pq',
+          format: { type: 'parquet', compression: 'gzip', maxRowsPerFile: 2 },
+        }),
+        'parts-pq',
+      ),
+      runOk(
+        ws,
+        crmConfig({ id: 'parts-json', folderPath: 'json', format: { type: 'json', maxRowsPerFile: 4 } }),
+        'parts-json',
+      ),
     ]);
     // An exact multiple gives no empty trailing part.
     const [csv3, pq6] = await Promise.all([
-      runOk(ws, crmConfig({ id: 'parts-three', folderPath: 'three', format: { type: 'csv', maxRowsPerFile: 3 } }), 'parts-three'),
-      runOk(ws, crmConfig({ id: 'parts-six', folderPath: 'six', format: { type: 'parquet', maxRowsPerFile: 6 } }), 'parts-six'),
+      runOk(
+        ws,
+        crmConfig({ id: 'parts-three', folderPath: 'three', format: { type: 'csv', maxRowsPerFile: 3 } }),
+        'parts-three',
+      ),
+      runOk(
+        ws,
+        crmConfig({ id: 'parts-six', folderPath: 'six', format: { type: 'parquet', maxRowsPerFile: 6 } }),
+        'parts-six',
+      ),
     ]);
     const base = 'Acme_CRM_aud-vip_20261120_053000';
     const header = ['email', 'person_name_firstName', 'tier', 'points', 'status'];
-    const emails = ['ann@example.com', 'bob@example.com', 'johndoe@example.com', 'dan@example.com', 'gail@example.com', 'ivy@example.com'];
+    const emails = [
+      'ann@example.com',
+      'bob@example.com',
+      'johndoe@example.com',
+      'dan@example.com',
+      'gail@example.com',
+      'ivy@example.com',
+    ];
 
     // CSV, 2 rows a part.
     const csvFiles = ws.files().filter((f) => f.startsWith('csv/') && !path.basename(f).startsWith('manifest-'));
@@ -565,7 +713,12 @@ describe('parts', () => {
     }
     expect(csvParts.flatMap((p) => p.slice(1).map((r) => r[0]))).toEqual(emails);
     expect(csvParts[1]![2]![1]).toBe('Dan, "D"');
-    expectManifestMatches(manifestOf(ws, csv2, 'csv', 'parts-csv'), 'csv', csvFiles.map((f) => path.join(ws.out, f)), [2, 2, 2]);
+    expectManifestMatches(
+      manifestOf(ws, csv2, 'csv', 'parts-csv'),
+      'csv',
+      csvFiles.map((f) => path.join(ws.out, f)),
+      [2, 2, 2],
+    );
     csv2.files.forEach((f) => {
       expect(f.rows).toBe(2);
       expect(f.sha256).toBe(sha256(f.path));
@@ -580,17 +733,29 @@ describe('parts', () => {
     const oneRows = ordered.map((n) => readCsv(path.join(ws.out, 'one', n)));
     for (const part of oneRows) expect(part[0]).toEqual(header);
     expect(oneRows.map((p) => p.slice(1).map((r) => r[0]))).toEqual(emails.map((e) => [e]));
-    expectManifestMatches(manifestOf(ws, csv1, 'one', 'parts-one'), 'one', ordered.map((n) => path.join(ws.out, 'one', n)), [1, 1, 1, 1, 1, 1]);
+    expectManifestMatches(
+      manifestOf(ws, csv1, 'one', 'parts-one'),
+      'one',
+      ordered.map((n) => path.join(ws.out, 'one', n)),
+      [1, 1, 1, 1, 1, 1],
+    );
 
     // Parquet + gzip, 2 rows a part.
     const pqNames = [`${base}.gz.parquet`, `${base}_2.gz.parquet`, `${base}_3.gz.parquet`];
     expect(pq2.files.map((f) => path.basename(f.path))).toEqual(pqNames);
-    expect(ws.files().filter((f) => f.startsWith('pq/') && f.endsWith('.parquet'))).toEqual(pqNames.map((n) => `pq/${n}`));
+    expect(ws.files().filter((f) => f.startsWith('pq/') && f.endsWith('.parquet'))).toEqual(
+      pqNames.map((n) => `pq/${n}`),
+    );
     const pqParts = await Promise.all(pqNames.map((n) => readParquet(path.join(ws.out, 'pq', n))));
     expect(pqParts.map((p) => p.rows.length)).toEqual([2, 2, 2]);
     expect(pqParts.flatMap((p) => p.rows.map((r) => r['email']))).toEqual(emails);
     for (const p of pqParts) expect(p.codecs).toEqual(['GZIP']);
-    expectManifestMatches(manifestOf(ws, pq2, 'pq', 'parts-pq'), 'pq', pqNames.map((n) => path.join(ws.out, 'pq', n)), [2, 2, 2]);
+    expectManifestMatches(
+      manifestOf(ws, pq2, 'pq', 'parts-pq'),
+      'pq',
+      pqNames.map((n) => path.join(ws.out, 'pq', n)),
+      [2, 2, 2],
+    );
 
     // JSON, 4 rows a part: 4 + 2.
     const jsonNames = [`${base}.json`, `${base}_2.json`];
@@ -598,16 +763,30 @@ describe('parts', () => {
     const jsonParts = jsonNames.map((n) => readJsonLines(path.join(ws.out, 'json', n)));
     expect(jsonParts.map((p) => p.length)).toEqual([4, 2]);
     expect(jsonParts.flat().map((r) => r['email'])).toEqual(emails);
-    expectManifestMatches(manifestOf(ws, json4, 'json', 'parts-json'), 'json', jsonNames.map((n) => path.join(ws.out, 'json', n)), [4, 2]);
+    expectManifestMatches(
+      manifestOf(ws, json4, 'json', 'parts-json'),
+      'json',
+      jsonNames.map((n) => path.join(ws.out, 'json', n)),
+      [4, 2],
+    );
 
-    expect(csv3.files.map((f) => [path.basename(f.path), f.rows])).toEqual([[`${base}.csv`, 3], [`${base}_2.csv`, 3]]);
+    expect(csv3.files.map((f) => [path.basename(f.path), f.rows])).toEqual([
+      [`${base}.csv`, 3],
+      [`${base}_2.csv`, 3],
+    ]);
     expect(ws.files('out/three').filter((f) => !f.startsWith('manifest-'))).toEqual([`${base}.csv`, `${base}_2.csv`]);
     expect(pq6.files.map((f) => [path.basename(f.path), f.rows])).toEqual([[`${base}.parquet`, 6]]);
     expect(ws.files('out/six').filter((f) => !f.startsWith('manifest-'))).toEqual([`${base}.parquet`]);
 
     // The manifest describes the run.
     const m = manifestOf(ws, csv2, 'csv', 'parts-csv');
-    expect(m).toMatchObject({ flowRunId: csv2.runId, scheduledTime: '2026-11-20T05:30:00.000Z', audienceId: 'aud-vip', exportMode: 'incremental', snapshotId: 'snap-20261120' });
+    expect(m).toMatchObject({
+      flowRunId: csv2.runId,
+      scheduledTime: '2026-11-20T05:30:00.000Z',
+      audienceId: 'aud-vip',
+      exportMode: 'incremental',
+      snapshotId: 'snap-20261120',
+    });
     expect(m.counts['rowsWritten']).toBe(6);
   });
 });
@@ -621,10 +800,21 @@ describe('emptyExport', () => {
     const ws = workspace();
     // Nobody is an active member of aud-vip here.
     addSnapshot(ws.snapshots, 'snap-empty', '2026-11-20T05:10:00Z', [
-      { profileId: 'e-1', identityMap: { email: [{ id: 'x@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-19T00:00:00Z') },
-      { profileId: 'e-2', identityMap: { email: [{ id: 'y@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: { ups: {} } },
+      {
+        profileId: 'e-1',
+        identityMap: { email: [{ id: 'x@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('exited', '2026-11-19T00:00:00Z'),
+      },
+      {
+        profileId: 'e-2',
+        identityMap: { email: [{ id: 'y@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: { ups: {} },
+      },
     ]);
-    const mk = (id: string, format: Record<string, unknown>) => runOk(ws, crmConfig({ id, folderPath: id, format }), id);
+    const mk = (id: string, format: Record<string, unknown>) =>
+      runOk(ws, crmConfig({ id, folderPath: id, format }), id);
     const [csv, json, pq, skipCsv, skipPq] = await Promise.all([
       mk('empty-csv', { type: 'csv', emptyExport: 'write' }),
       mk('empty-json', { type: 'json' }), // write is the default
@@ -649,7 +839,10 @@ describe('emptyExport', () => {
     expect(parquet.rows).toEqual([]);
     expect(parquet.columns.map((c) => c.name)).toEqual(['email', 'person_name_firstName', 'tier', 'points', 'status']);
 
-    for (const [run, id] of [[skipCsv, 'skip-csv'], [skipPq, 'skip-pq']] as const) {
+    for (const [run, id] of [
+      [skipCsv, 'skip-csv'],
+      [skipPq, 'skip-pq'],
+    ] as const) {
       expect(run.files).toEqual([]);
       expect(ws.files(`out/${id}`)).toEqual([`manifest-${id}-${run.runId}.json`]);
       const manifest = manifestOf(ws, run, id, id);
@@ -657,7 +850,11 @@ describe('emptyExport', () => {
       expect(manifest.flowRunId).toBe(run.runId);
       expect(manifest.counts['rowsWritten']).toBe(0);
     }
-    for (const [run, id] of [[csv, 'empty-csv'], [json, 'empty-json'], [pq, 'empty-pq']] as const) {
+    for (const [run, id] of [
+      [csv, 'empty-csv'],
+      [json, 'empty-json'],
+      [pq, 'empty-pq'],
+    ] as const) {
       const manifest = manifestOf(ws, run, id, id);
       expect(manifest.exportResults).toHaveLength(1);
       expect(manifest.exportResults[0]!.rows).toBe(0);

@@ -6,7 +6,17 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { addSnapshot, createWorkspace, crmConfig, prof, readCsv, vip, readText, type CliResult, type Workspace } from '../helpers/harness.js';
+import {
+  addSnapshot,
+  createWorkspace,
+  crmConfig,
+  prof,
+  readCsv,
+  vip,
+  readText,
+  type CliResult,
+  type Workspace,
+} from '../helpers/harness.js';
 
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
@@ -18,9 +28,13 @@ const EVALUATED = '2026-11-22T05:00:00Z';
 
 type Line = string | object | Buffer;
 
-
 function encodeLines(lines: Line[]): Buffer {
-  return Buffer.concat(lines.flatMap((l) => [Buffer.isBuffer(l) ? l : Buffer.from(typeof l === 'string' ? l : JSON.stringify(l)), Buffer.from('\n')]));
+  return Buffer.concat(
+    lines.flatMap((l) => [
+      Buffer.isBuffer(l) ? l : Buffer.from(typeof l === 'string' ? l : JSON.stringify(l)),
+      Buffer.from('\n'),
+    ]),
+  );
 }
 
 /** Writes a snapshot folder whose parts are given as file name → content. */
@@ -28,7 +42,10 @@ function writeSnapshot(id: string, evaluatedAt: string, parts: Record<string, Bu
   const folder = path.join(ws.snapshots, id);
   mkdirSync(path.join(folder, 'profiles'), { recursive: true });
   for (const [name, content] of Object.entries(parts)) writeFileSync(path.join(folder, 'profiles', name), content);
-  writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: id, evaluatedAt, audiences: [{ id: 'aud-vip', name: 'VIP Customers' }] }));
+  writeFileSync(
+    path.join(folder, '_snapshot.json'),
+    JSON.stringify({ snapshotId: id, evaluatedAt, audiences: [{ id: 'aud-vip', name: 'VIP Customers' }] }),
+  );
   return path.join(folder, 'profiles');
 }
 
@@ -43,11 +60,15 @@ async function writeParquetPart(file: string, profiles: Record<string, unknown>[
     loyalty: 'STRUCT(tier VARCHAR, points BIGINT)',
     segmentMembership: 'STRUCT(ups MAP(VARCHAR, STRUCT(status VARCHAR, lastQualificationTime VARCHAR)))',
   };
-  const spec = Object.entries(columns).map(([k, v]) => `${k}: '${v}'`).join(', ');
+  const spec = Object.entries(columns)
+    .map(([k, v]) => `${k}: '${v}'`)
+    .join(', ');
   const db = await DuckDBInstance.create(':memory:');
   const c = await db.connect();
   try {
-    await c.run(`COPY (SELECT * FROM read_json('${tmp}', format = 'newline_delimited', columns = {${spec}})) TO '${file}' (FORMAT parquet)`);
+    await c.run(
+      `COPY (SELECT * FROM read_json('${tmp}', format = 'newline_delimited', columns = {${spec}})) TO '${file}' (FORMAT parquet)`,
+    );
   } finally {
     c.closeSync();
     db.closeSync();
@@ -63,7 +84,9 @@ function run(args: string[] = [], configOverrides: Record<string, unknown> = {})
 /** Nothing at all was exported or committed: no data file, manifest, cursor, baseline or pending record. */
 function expectNothingWritten(): void {
   expect(ws.files('out')).toEqual([]);
-  const state = ws.files('out', true).filter((f) => /\/(cursors|baselines|pending)\//.test(f) || f.endsWith('lock.json'));
+  const state = ws
+    .files('out', true)
+    .filter((f) => /\/(cursors|baselines|pending)\//.test(f) || f.endsWith('lock.json'));
   expect(state).toEqual([]);
 }
 
@@ -72,7 +95,10 @@ function expectReported(stderr: string, file: string, line: number, reason: stri
   const where = `${file}:${line}: `;
   const hits = stderr.split('\n').filter((l) => l.includes(where));
   expect(hits, `stderr should name ${where}\n${stderr}`).not.toEqual([]);
-  expect(hits.some((l) => l.slice(l.indexOf(where) + where.length).includes(reason)), `${where} should say "${reason}"\n${stderr}`).toBe(true);
+  expect(
+    hits.some((l) => l.slice(l.indexOf(where) + where.length).includes(reason)),
+    `${where} should say "${reason}"\n${stderr}`,
+  ).toBe(true);
 }
 
 interface BadCase {
@@ -86,11 +112,36 @@ interface BadCase {
 }
 
 const BAD_CASES: BadCase[] = [
-  { name: 'malformed JSON', lines: [prof('p-1'), '{"profileId":"p-2","loyalty":', prof('p-3')], line: 2, reason: 'not valid JSON' },
-  { name: 'a JSON array, not an object', lines: [prof('p-1'), '["p-2"]', prof('p-3')], line: 2, reason: 'not a JSON object' },
-  { name: 'a JSON number, not an object', lines: [prof('p-1'), '42', prof('p-3')], line: 2, reason: 'not a JSON object' },
-  { name: 'missing profile key', lines: [prof('p-1'), prof('p-2', { profileId: undefined }), prof('p-3')], line: 2, reason: 'no profile key at "profileId"' },
-  { name: 'empty profile key', lines: [prof('p-1'), prof('p-2', { profileId: '' }), prof('p-3')], line: 2, reason: 'no profile key at "profileId"' },
+  {
+    name: 'malformed JSON',
+    lines: [prof('p-1'), '{"profileId":"p-2","loyalty":', prof('p-3')],
+    line: 2,
+    reason: 'not valid JSON',
+  },
+  {
+    name: 'a JSON array, not an object',
+    lines: [prof('p-1'), '["p-2"]', prof('p-3')],
+    line: 2,
+    reason: 'not a JSON object',
+  },
+  {
+    name: 'a JSON number, not an object',
+    lines: [prof('p-1'), '42', prof('p-3')],
+    line: 2,
+    reason: 'not a JSON object',
+  },
+  {
+    name: 'missing profile key',
+    lines: [prof('p-1'), prof('p-2', { profileId: undefined }), prof('p-3')],
+    line: 2,
+    reason: 'no profile key at "profileId"',
+  },
+  {
+    name: 'empty profile key',
+    lines: [prof('p-1'), prof('p-2', { profileId: '' }), prof('p-3')],
+    line: 2,
+    reason: 'no profile key at "profileId"',
+  },
   {
     name: 'nested key path missing',
     config: { profileKey: 'ids.crm' },
@@ -98,17 +149,35 @@ const BAD_CASES: BadCase[] = [
     line: 3,
     reason: 'no profile key at "ids.crm"',
   },
-  { name: 'segmentMembership is a string', lines: [prof('p-1'), prof('p-2', { segmentMembership: 'aud-vip' }), prof('p-3')], line: 2, reason: 'segmentMembership is not an object' },
+  {
+    name: 'segmentMembership is a string',
+    lines: [prof('p-1'), prof('p-2', { segmentMembership: 'aud-vip' }), prof('p-3')],
+    line: 2,
+    reason: 'segmentMembership is not an object',
+  },
   {
     name: 'segmentMembership.ups is an array',
-    lines: [prof('p-1'), prof('p-2', { segmentMembership: { ups: [{ 'aud-vip': { status: 'realized' } }] } }), prof('p-3')],
+    lines: [
+      prof('p-1'),
+      prof('p-2', { segmentMembership: { ups: [{ 'aud-vip': { status: 'realized' } }] } }),
+      prof('p-3'),
+    ],
     line: 2,
     reason: 'segmentMembership.ups is not an object',
   },
-  { name: 'mapped audience entry is a string', lines: [prof('p-1'), prof('p-2', vip('realized')), prof('p-3')], line: 2, reason: 'segmentMembership.ups.aud-vip is not an object' },
+  {
+    name: 'mapped audience entry is a string',
+    lines: [prof('p-1'), prof('p-2', vip('realized')), prof('p-3')],
+    line: 2,
+    reason: 'segmentMembership.ups.aud-vip is not an object',
+  },
   {
     name: "status 'qualified'",
-    lines: [prof('p-1'), prof('p-2', vip({ status: 'qualified', lastQualificationTime: '2026-11-21T10:00:00Z' })), prof('p-3')],
+    lines: [
+      prof('p-1'),
+      prof('p-2', vip({ status: 'qualified', lastQualificationTime: '2026-11-21T10:00:00Z' })),
+      prof('p-3'),
+    ],
     line: 2,
     reason: 'segmentMembership.ups.aud-vip.status is "qualified"',
   },
@@ -126,13 +195,21 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: 'lastQualificationTime without a UTC offset (RFC 3339 requires one)',
-    lines: [prof('p-1'), prof('p-2', vip({ status: 'realized', lastQualificationTime: '2026-11-21T10:00:00' })), prof('p-3')],
+    lines: [
+      prof('p-1'),
+      prof('p-2', vip({ status: 'realized', lastQualificationTime: '2026-11-21T10:00:00' })),
+      prof('p-3'),
+    ],
     line: 2,
     reason: 'is not an RFC 3339 time',
   },
   {
     name: 'lastQualificationTime with an impossible month/day/hour',
-    lines: [prof('p-1'), prof('p-2', vip({ status: 'realized', lastQualificationTime: '2026-13-45T25:61:00Z' })), prof('p-3')],
+    lines: [
+      prof('p-1'),
+      prof('p-2', vip({ status: 'realized', lastQualificationTime: '2026-13-45T25:61:00Z' })),
+      prof('p-3'),
+    ],
     line: 2,
     reason: 'is not an RFC 3339 time',
   },
@@ -165,8 +242,13 @@ const BAD_CASES: BadCase[] = [
     name: 'invalid UTF-8 bytes',
     lines: [
       prof('p-1'),
-      Buffer.concat([Buffer.from('{"profileId":"p-2","identityMap":{"email":[{"id":"p-2@example.com"}]},"person":{"name":{"firstName":"A'), Buffer.from([0xff, 0xfe]),
-        Buffer.from('"}},"loyalty":{"tier":"gold"},"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}')]),
+      Buffer.concat([
+        Buffer.from(
+          '{"profileId":"p-2","identityMap":{"email":[{"id":"p-2@example.com"}]},"person":{"name":{"firstName":"A',
+        ),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('"}},"loyalty":{"tier":"gold"},"segmentMembership":{"ups":{"aud-vip":{"status":"realized"}}}}'),
+      ]),
       prof('p-3'),
     ],
     line: 2,
@@ -191,14 +273,18 @@ describe('bad records (default --max-bad-records 0 → exit 4, nothing written)'
     // A membership entry with neither status nor time: whatever the verdict, it must not
     // depend on an unrelated bad line elsewhere in the snapshot.
     ws = createWorkspace();
-    writeSnapshot(SNAP, EVALUATED, { 'part-00000.ndjson': encodeLines([prof('p-1'), prof('p-2', vip({})), prof('p-3')]) });
+    writeSnapshot(SNAP, EVALUATED, {
+      'part-00000.ndjson': encodeLines([prof('p-1'), prof('p-2', vip({})), prof('p-3')]),
+    });
     const alone = await run(['--json', '--max-bad-records', '5']);
     expect(alone.code, alone.stderr).toBe(0);
     const aloneBad = alone.json().runs[0]!.counts.badRecords ?? 0;
 
     ws.cleanup();
     ws = createWorkspace();
-    writeSnapshot(SNAP, EVALUATED, { 'part-00000.ndjson': encodeLines([prof('p-1'), prof('p-2', vip({})), prof('p-3'), 'not json']) });
+    writeSnapshot(SNAP, EVALUATED, {
+      'part-00000.ndjson': encodeLines([prof('p-1'), prof('p-2', vip({})), prof('p-3'), 'not json']),
+    });
     const withOther = await run(['--json', '--max-bad-records', '5']);
     expect(withOther.code, withOther.stderr).toBe(0);
     expect(withOther.json().runs[0]!.counts.badRecords).toBe(aloneBad + 1);
@@ -206,19 +292,43 @@ describe('bad records (default --max-bad-records 0 → exit 4, nothing written)'
 
   it('memberships in audiences that are not mapped are not checked', async () => {
     ws = createWorkspace();
-    const other = { segmentMembership: { ups: { 'aud-vip': { status: 'realized' }, 'aud-elsewhere': { status: 'qualified', lastQualificationTime: 'yesterday' } } } };
-    writeSnapshot(SNAP, EVALUATED, { 'part-00000.ndjson': encodeLines([prof('p-1'), prof('p-2', other), prof('p-3', { segmentMembership: { ups: { 'aud-x': 'junk' } } })]) });
+    const other = {
+      segmentMembership: {
+        ups: {
+          'aud-vip': { status: 'realized' },
+          'aud-elsewhere': { status: 'qualified', lastQualificationTime: 'yesterday' },
+        },
+      },
+    };
+    writeSnapshot(SNAP, EVALUATED, {
+      'part-00000.ndjson': encodeLines([
+        prof('p-1'),
+        prof('p-2', other),
+        prof('p-3', { segmentMembership: { ups: { 'aud-x': 'junk' } } }),
+      ]),
+    });
     const result = await run(['--json']);
     expect(result.code, result.stderr).toBe(0);
     const r = result.json().runs[0]!;
     expect(r.counts.badRecords).toBe(0);
-    expect(readCsv(r.files[0]!.path).slice(1).map((row) => row[0])).toEqual(['p-1@example.com', 'p-2@example.com']);
+    expect(
+      readCsv(r.files[0]!.path)
+        .slice(1)
+        .map((row) => row[0]),
+    ).toEqual(['p-1@example.com', 'p-2@example.com']);
   });
 
   it('lists every bad record of a file, each with its own line', async () => {
     ws = createWorkspace();
     const dir = writeSnapshot(SNAP, EVALUATED, {
-      'part-00000.ndjson': encodeLines([prof('p-1'), '{oops', prof('p-3', vip({ status: 'gone' })), '', prof('p-5', { profileId: '' }), prof('p-6')]),
+      'part-00000.ndjson': encodeLines([
+        prof('p-1'),
+        '{oops',
+        prof('p-3', vip({ status: 'gone' })),
+        '',
+        prof('p-5', { profileId: '' }),
+        prof('p-6'),
+      ]),
     });
     const file = path.join(dir, 'part-00000.ndjson');
     const result = await run();
@@ -279,12 +389,23 @@ describe('part formats', () => {
     ws = createWorkspace();
     const dir = writeSnapshot(SNAP, EVALUATED, {
       'part-00000.ndjson': encodeLines([prof('p-1')]),
-      'part-00001.ndjson.gz': gzipSync(encodeLines([prof('p-2'), prof('p-3'), prof('p-4', vip({ status: 'realized', lastQualificationTime: 'soon' }))])),
+      'part-00001.ndjson.gz': gzipSync(
+        encodeLines([
+          prof('p-2'),
+          prof('p-3'),
+          prof('p-4', vip({ status: 'realized', lastQualificationTime: 'soon' })),
+        ]),
+      ),
     });
     const result = await run();
     expect(result.code, result.stderr).toBe(4);
     expect(result.stderr).toContain('has 1 bad record(s)');
-    expectReported(result.stderr, path.join(dir, 'part-00001.ndjson.gz'), 3, 'lastQualificationTime "soon" is not an RFC 3339 time');
+    expectReported(
+      result.stderr,
+      path.join(dir, 'part-00001.ndjson.gz'),
+      3,
+      'lastQualificationTime "soon" is not an RFC 3339 time',
+    );
     expectNothingWritten();
   });
 
@@ -312,7 +433,11 @@ describe('part formats', () => {
     expect(skipped.code, skipped.stderr).toBe(0);
     const r = skipped.json().runs[0]!;
     expect(r.counts.badRecords).toBe(3);
-    expect(readCsv(r.files[0]!.path).slice(1).map((row) => row[0])).toEqual(['p-1@example.com', 'p-10@example.com', 'p-12@example.com']);
+    expect(
+      readCsv(r.files[0]!.path)
+        .slice(1)
+        .map((row) => row[0]),
+    ).toEqual(['p-1@example.com', 'p-10@example.com', 'p-12@example.com']);
   });
 
   it('reports a profile key duplicated across an NDJSON part and a later Parquet part at the second occurrence', async () => {
@@ -340,13 +465,18 @@ describe('part formats', () => {
     const dir = writeSnapshot(SNAP, EVALUATED, {
       'part-00000.ndjson': encodeLines([prof('p-1'), prof('p-2', { loyalty: { tier: 'silver', points: 3 } })]),
       'part-00001.ndjson.gz': gzipSync(encodeLines([prof('p-3')])),
-      'part-00002.jsonl': encodeLines([prof('p-4', vip({ status: 'existing', lastQualificationTime: '2026-01-01T00:00:00Z' }))]),
+      'part-00002.jsonl': encodeLines([
+        prof('p-4', vip({ status: 'existing', lastQualificationTime: '2026-01-01T00:00:00Z' })),
+      ]),
       'part-00003.jsonl.gz': gzipSync(encodeLines([prof('p-5')])),
       'README.txt': 'not a part {{{',
       'part-00009.csv': 'profileId\np-99\n',
-      '_SUCCESS': '',
+      _SUCCESS: '',
     });
-    await writeParquetPart(path.join(dir, 'part-00004.parquet'), [prof('p-6'), prof('p-7', vip({ status: 'exited', lastQualificationTime: '2026-11-01T00:00:00Z' }))]);
+    await writeParquetPart(path.join(dir, 'part-00004.parquet'), [
+      prof('p-6'),
+      prof('p-7', vip({ status: 'exited', lastQualificationTime: '2026-11-01T00:00:00Z' })),
+    ]);
     const result = await run(['--json']);
     expect(result.code, result.stderr).toBe(0);
     const r = result.json().runs[0]!;
@@ -365,7 +495,9 @@ describe('part formats', () => {
 });
 
 describe('snapshot picking', () => {
-  async function snapshotUsed(args: string[]): Promise<{ code: number | null; snapshotId: string | null | undefined; result: CliResult }> {
+  async function snapshotUsed(
+    args: string[],
+  ): Promise<{ code: number | null; snapshotId: string | null | undefined; result: CliResult }> {
     ws = createWorkspace();
     const config = ws.config(crmConfig());
     const result = await ws.audex(['run', '--config', config, '--json', ...args]);
@@ -432,17 +564,20 @@ describe('empty snapshots', () => {
     ['an empty part', { 'part-00000.ndjson': '' }],
     ['a part holding only a blank line', { 'part-00000.ndjson': '\n' }],
     ['an empty gzip part', { 'part-00000.ndjson.gz': gzipSync(Buffer.alloc(0)) }],
-  ] as [string, Record<string, string | Buffer>][])('%s with emptyExport write gives a header-only file', async (_name, parts) => {
-    ws = createWorkspace();
-    writeSnapshot(SNAP, EVALUATED, parts);
-    const result = await run(['--json'], { format: { type: 'csv', compression: 'none', emptyExport: 'write' } });
-    expect(result.code, result.stderr).toBe(0);
-    const r = result.json().runs[0]!;
-    expect(r.snapshotId).toBe(SNAP);
-    expect(r.counts.rowsWritten).toBe(0);
-    expect(r.files).toHaveLength(1);
-    expect(readText(r.files[0]!.path)).toBe(`${HEADER.join(',')}\n`);
-  });
+  ] as [string, Record<string, string | Buffer>][])(
+    '%s with emptyExport write gives a header-only file',
+    async (_name, parts) => {
+      ws = createWorkspace();
+      writeSnapshot(SNAP, EVALUATED, parts);
+      const result = await run(['--json'], { format: { type: 'csv', compression: 'none', emptyExport: 'write' } });
+      expect(result.code, result.stderr).toBe(0);
+      const r = result.json().runs[0]!;
+      expect(r.snapshotId).toBe(SNAP);
+      expect(r.counts.rowsWritten).toBe(0);
+      expect(r.files).toHaveLength(1);
+      expect(readText(r.files[0]!.path)).toBe(`${HEADER.join(',')}\n`);
+    },
+  );
 });
 
 // Keep the harness helper in use for a plain snapshot added the documented way.
@@ -476,17 +611,33 @@ describe('Parquet snapshots read through their schema', () => {
         const dir = path.join(asParquet.snapshots, snap, 'profiles');
         for (const name of readdirSync(dir).filter((n) => n.endsWith('.ndjson'))) {
           const src = path.join(dir, name);
-          await c.run(`COPY (SELECT * FROM read_json('${src}', format = 'newline_delimited')) TO '${src.replace(/\.ndjson$/, '-converted.parquet')}' (FORMAT parquet)`);
+          await c.run(
+            `COPY (SELECT * FROM read_json('${src}', format = 'newline_delimited')) TO '${src.replace(/\.ndjson$/, '-converted.parquet')}' (FORMAT parquet)`,
+          );
           rmSync(src);
         }
       }
       c.closeSync();
       db.closeSync();
-      const config = crmConfig({ audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' } }] });
+      const config = crmConfig({
+        audiences: [
+          {
+            id: 'aud-vip',
+            mode: 'incremental',
+            schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-20' },
+          },
+        ],
+      });
       for (const at of ['2026-11-20T07:00:00Z', '2026-11-21T07:00:00Z']) {
-        const results = await Promise.all([asJson, asParquet].map((w) => w.audex(['run', '--config', w.config(config), '--at', at, '--json'])));
+        const results = await Promise.all(
+          [asJson, asParquet].map((w) => w.audex(['run', '--config', w.config(config), '--at', at, '--json'])),
+        );
         for (const r of results) expect(r.code, r.stderr + r.stdout).toBe(0);
-        const [a, b] = results.map((r) => r.json().runs.map((run) => ({ status: run.status, counts: run.counts, files: run.files.map((f) => f.sha256) })));
+        const [a, b] = results.map((r) =>
+          r
+            .json()
+            .runs.map((run) => ({ status: run.status, counts: run.counts, files: run.files.map((f) => f.sha256) })),
+        );
         expect(b).toEqual(a);
         expect(a!.some((run) => (run.counts.rowsWritten ?? 0) > 0)).toBe(true);
       }

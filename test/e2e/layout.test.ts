@@ -59,8 +59,16 @@ describe('tokens and placement', () => {
       fileName:
         '%SEGMENT_ID%_%DATETIME%_%TIMESTAMP%_%RUN_ID%_%DATETIME(yyyy-MM-DD HH.mm.ss)%_%DATETIME(YYYYdd)%_%DATETIME(Tx hM)%',
       audiences: [
-        { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-        { id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+        {
+          id: 'aud-vip',
+          mode: 'incremental',
+          schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+        },
+        {
+          id: 'aud-churn',
+          mode: 'full',
+          schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+        },
       ],
       mandatory: [],
     });
@@ -83,7 +91,9 @@ describe('tokens and placement', () => {
       expect(existsSync(path.join(ws.out, folder, file))).toBe(true);
       // The manifest sits next to the run's files.
       const manifest = `${folder}/manifest-acme-crm-eu-${run.runId}.json`;
-      const body = JSON.parse(readFileSync(path.join(ws.out, manifest), 'utf8')) as { exportResults: { sinkPath: string; name: string }[] };
+      const body = JSON.parse(readFileSync(path.join(ws.out, manifest), 'utf8')) as {
+        exportResults: { sinkPath: string; name: string }[];
+      };
       expect(body.exportResults).toEqual([expect.objectContaining({ sinkPath: folder, name: file })]);
       expected.push(`${folder}/${file}`, manifest);
     }
@@ -104,19 +114,51 @@ describe('tokens and placement', () => {
       });
     const cases = [
       // 05:30 New York (EST, UTC-5) on 2026-11-20 is 10:30Z.
-      { id: 'ny', tz: 'America/New_York', at: '2026-11-20T11:00:00Z', slot: '2026-11-20T10:30:00.000Z', day: '2026-11-20', stamp: '20261120_053000' },
+      {
+        id: 'ny',
+        tz: 'America/New_York',
+        at: '2026-11-20T11:00:00Z',
+        slot: '2026-11-20T10:30:00.000Z',
+        day: '2026-11-20',
+        stamp: '20261120_053000',
+      },
       // 05:30 Tokyo (UTC+9) on 2026-11-21 is 20:30Z the day before.
-      { id: 'tokyo', tz: 'Asia/Tokyo', at: '2026-11-20T21:00:00Z', slot: '2026-11-20T20:30:00.000Z', day: '2026-11-21', stamp: '20261121_053000' },
+      {
+        id: 'tokyo',
+        tz: 'Asia/Tokyo',
+        at: '2026-11-20T21:00:00Z',
+        slot: '2026-11-20T20:30:00.000Z',
+        day: '2026-11-21',
+        stamp: '20261121_053000',
+      },
       // 05:30 New York in July (EDT, UTC-4) is 09:30Z.
-      { id: 'ny-summer', tz: 'America/New_York', at: '2026-07-01T10:00:00Z', slot: '2026-07-01T09:30:00.000Z', day: '2026-07-01', stamp: '20260701_053000', start: '2026-06-01' },
+      {
+        id: 'ny-summer',
+        tz: 'America/New_York',
+        at: '2026-07-01T10:00:00Z',
+        slot: '2026-07-01T09:30:00.000Z',
+        day: '2026-07-01',
+        stamp: '20260701_053000',
+        start: '2026-06-01',
+      },
       // UTC for contrast.
-      { id: 'utc', tz: 'UTC', at: '2026-11-20T11:00:00Z', slot: '2026-11-20T05:30:00.000Z', day: '2026-11-20', stamp: '20261120_053000' },
+      {
+        id: 'utc',
+        tz: 'UTC',
+        at: '2026-11-20T11:00:00Z',
+        slot: '2026-11-20T05:30:00.000Z',
+        day: '2026-11-20',
+        stamp: '20261120_053000',
+      },
     ];
     const results = await Promise.all(cases.map((c) => runOk(ws, cfg(c.id, c.tz, c.start), c.id, c.at)));
     cases.forEach((c, i) => {
       const [run] = results[i]!;
       expect(run!.logicalTime, c.id).toBe(c.slot);
-      expect(run!.files.map((f) => path.relative(ws.out, f.path)), c.id).toEqual([`${c.id}/${c.day}/aud-vip_${c.stamp}_${unix(c.slot)}.csv`]);
+      expect(
+        run!.files.map((f) => path.relative(ws.out, f.path)),
+        c.id,
+      ).toEqual([`${c.id}/${c.day}/aud-vip_${c.stamp}_${unix(c.slot)}.csv`]);
     });
   });
 });
@@ -140,7 +182,11 @@ describe('hostile audience names', () => {
     profileId: `h-${i}`,
     identityMap: { email: [{ id: `h${i}@example.com` }] },
     loyalty: { tier: 'gold' },
-    segmentMembership: { ups: Object.fromEntries(AUDIENCES.map((a) => [a.id, { status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' }])) },
+    segmentMembership: {
+      ups: Object.fromEntries(
+        AUDIENCES.map((a) => [a.id, { status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' }]),
+      ),
+    },
   }));
   const hostileConfig = (id: string, destination: string, extra: Record<string, unknown>) =>
     crmConfig({
@@ -150,7 +196,11 @@ describe('hostile audience names', () => {
         { source: 'identityMap.email', target: 'email' },
         { source: 'loyalty.tier', target: 'tier' },
       ],
-      audiences: AUDIENCES.map((a) => ({ id: a.id, mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } })),
+      audiences: AUDIENCES.map((a) => ({
+        id: a.id,
+        mode: 'full',
+        schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+      })),
       ...extra,
     });
 
@@ -167,9 +217,14 @@ describe('hostile audience names', () => {
       const abs = path.resolve(root, rel);
       if (!abs.startsWith(root + path.sep)) problems.push(`${rel}: outside ${root}`);
       for (const seg of rel.split('/')) {
-        if (seg === '' || seg === '.' || seg === '..') problems.push(`${JSON.stringify(rel)}: segment ${JSON.stringify(seg)}`);
-        if (Buffer.byteLength(seg, 'utf8') > 255) problems.push(`${JSON.stringify(rel)}: segment of ${Buffer.byteLength(seg)} bytes`);
-        if (/[\\\u0000-\u001f\u007f]/u.test(seg)) problems.push(`${JSON.stringify(rel)}: segment ${JSON.stringify(seg)} has a C0 control character, DEL or backslash`);
+        if (seg === '' || seg === '.' || seg === '..')
+          problems.push(`${JSON.stringify(rel)}: segment ${JSON.stringify(seg)}`);
+        if (Buffer.byteLength(seg, 'utf8') > 255)
+          problems.push(`${JSON.stringify(rel)}: segment of ${Buffer.byteLength(seg)} bytes`);
+        if (/[\\\u0000-\u001f\u007f]/u.test(seg))
+          problems.push(
+            `${JSON.stringify(rel)}: segment ${JSON.stringify(seg)} has a C0 control character, DEL or backslash`,
+          );
         if (/[\u0080-\u009f]/u.test(seg)) c1.add(`segment ${JSON.stringify(seg)} has a C1 control character`);
         if (seg.includes('\uFFFD')) problems.push(`${JSON.stringify(rel)}: segment cut inside a UTF-8 character`);
       }
@@ -188,7 +243,12 @@ describe('hostile audience names', () => {
     const ws = workspace();
     addSnapshot(ws.snapshots, 'snap-hostile', '2026-11-20T05:10:00Z', members, AUDIENCES);
     const before = new Set(listFiles(ws.dir));
-    const runs = await runOk(ws, hostileConfig('hostile', './out', { folderPath: 'x/%SEGMENT_NAME%' }), 'hostile', '2026-11-20T06:00:00Z');
+    const runs = await runOk(
+      ws,
+      hostileConfig('hostile', './out', { folderPath: 'x/%SEGMENT_NAME%' }),
+      'hostile',
+      '2026-11-20T06:00:00Z',
+    );
     expect(runs.map((r) => r.audienceId).sort()).toEqual(AUDIENCES.map((a) => a.id).sort());
 
     // Nothing new anywhere in the workspace outside out/, and nothing at the absolute path.
@@ -220,7 +280,10 @@ describe('hostile audience names', () => {
     addSnapshot(ws.snapshots, 'snap-hostile', '2026-11-20T05:10:00Z', members, AUDIENCES);
     const runs = await runOk(
       ws,
-      hostileConfig('hostile-names', './out', { folderPath: 'x/%SEGMENT_NAME%/%SEGMENT_NAME%', fileName: '%SEGMENT_NAME%_%SEGMENT_ID%_%DATETIME%' }),
+      hostileConfig('hostile-names', './out', {
+        folderPath: 'x/%SEGMENT_NAME%/%SEGMENT_NAME%',
+        fileName: '%SEGMENT_NAME%_%SEGMENT_ID%_%DATETIME%',
+      }),
       'hostile-names',
       '2026-11-20T06:00:00Z',
     );
@@ -252,7 +315,11 @@ describe('overwrite without a date token', () => {
     expect(first!.runId).not.toBe(second!.runId);
     // One data file, holding the second run; one manifest per run.
     expect(ws.files()).toEqual(
-      ['crm/aud-vip.csv', `crm/manifest-overwrite-${first!.runId}.json`, `crm/manifest-overwrite-${second!.runId}.json`].sort(),
+      [
+        'crm/aud-vip.csv',
+        `crm/manifest-overwrite-${first!.runId}.json`,
+        `crm/manifest-overwrite-${second!.runId}.json`,
+      ].sort(),
     );
     expect(sha256(file)).toBe(second!.files[0]!.sha256);
     const rows = readCsv(file);
@@ -291,7 +358,9 @@ describe('state layout', () => {
       ].sort();
 
     // Default: under the destination; no lock or pending record left behind.
-    expect(listFiles(path.join(ws.out, '_audex'))).toEqual(stateFiles('st-default', d1!, d2!).map((f) => `st-default/${f}`));
+    expect(listFiles(path.join(ws.out, '_audex'))).toEqual(
+      stateFiles('st-default', d1!, d2!).map((f) => `st-default/${f}`),
+    );
     // Moved: nothing under the destination's _audex for these ids.
     expect(listFiles(path.join(ws.dir, 'elsewhere', 'st-moved'))).toEqual(stateFiles('st-moved', m1!, m2!));
     expect(listFiles(absState)).toEqual(stateFiles('st-abs', a1!, a2!));
@@ -303,8 +372,16 @@ describe('state layout', () => {
       [path.join(ws.dir, 'elsewhere', 'st-moved'), m2],
       [absState, a2],
     ] as const) {
-      const cursor = JSON.parse(readFileSync(path.join(dir, 'cursors', 'aud-vip.json'), 'utf8')) as Record<string, unknown>;
-      expect(cursor).toMatchObject({ audienceId: 'aud-vip', runId, lastSlot: '2026-11-21T05:30:00.000Z', snapshotId: 'snap-20261121' });
+      const cursor = JSON.parse(readFileSync(path.join(dir, 'cursors', 'aud-vip.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      expect(cursor).toMatchObject({
+        audienceId: 'aud-vip',
+        runId,
+        lastSlot: '2026-11-21T05:30:00.000Z',
+        snapshotId: 'snap-20261121',
+      });
     }
     for (const runs of second) expect(runs[0]!.counts.rowsWritten).toBe(4);
     for (const runs of first) expect(runs[0]!.counts.rowsWritten).toBe(6);
@@ -319,7 +396,12 @@ describe('dataflows sharing a folder', () => {
       ids.map((id, i) =>
         runCfg(
           ws,
-          crmConfig({ id, folderPath: 'shared', fileName: `%SEGMENT_ID%_${id}_%DATETIME%`, format: { type: i % 2 ? 'csv' : 'parquet' } }),
+          crmConfig({
+            id,
+            folderPath: 'shared',
+            fileName: `%SEGMENT_ID%_${id}_%DATETIME%`,
+            format: { type: i % 2 ? 'csv' : 'parquet' },
+          }),
           id,
           '2026-11-20T06:00:00Z',
         ),

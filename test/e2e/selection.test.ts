@@ -70,11 +70,21 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
   it('first run is a backfill of all active members, deduped and filtered', () => {
     const run = onlyRun(ok(first));
     expect(run).toMatchObject({
-      audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', status: 'success',
-      logicalTime: '2026-11-20T05:30:00.000Z', snapshotId: 'snap-20261120',
+      audienceId: 'aud-vip',
+      mode: 'incremental',
+      trigger: 'schedule',
+      status: 'success',
+      logicalTime: '2026-11-20T05:30:00.000Z',
+      snapshotId: 'snap-20261120',
     });
     expect(run.counts).toEqual({
-      profilesReceived: 9, rowsWritten: 6, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
+      profilesReceived: 9,
+      rowsWritten: 6,
+      excludedMandatory: 2,
+      excludedDuplicate: 1,
+      exitsOmitted: 0,
+      exitsWritten: 0,
+      badRecords: 0,
     });
     // Ordered by profile key: p-001, p-002, p-004 (wins johndoe over p-003), p-006, p-009, p-011.
     // p-005 (no tier) and p-007 (no email) are out; p-008 is exited; p-010 not a member.
@@ -97,13 +107,23 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
   it('second run exports only enters and exits; attribute- and identity-only changes stay out', () => {
     const run = onlyRun(ok(second));
     expect(run).toMatchObject({
-      mode: 'incremental', trigger: 'schedule', status: 'success', logicalTime: '2026-11-21T05:30:00.000Z', snapshotId: 'snap-20261121',
+      mode: 'incremental',
+      trigger: 'schedule',
+      status: 'success',
+      logicalTime: '2026-11-21T05:30:00.000Z',
+      snapshotId: 'snap-20261121',
     });
     // The baseline holds the profiles exported as members (README "State and safety"), so the members held
     // back on day 1 (p-005, p-007: mandatory; p-003: dedup loser to p-004, still exported)
     // are candidates again and excluded again: 5 enters + 2 exits received.
     expect(run.counts).toEqual({
-      profilesReceived: 7, rowsWritten: 4, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 2, badRecords: 0,
+      profilesReceived: 7,
+      rowsWritten: 4,
+      excludedMandatory: 2,
+      excludedDuplicate: 1,
+      exitsOmitted: 0,
+      exitsWritten: 2,
+      badRecords: 0,
     });
     // bob exits (still present: current values); finn enters (Parquet part); ivy vanished
     // (only the baseline's email and the status); june is new. ann (tier change) and
@@ -127,12 +147,28 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
       expect(Object.keys(summary).sort()).toEqual(['at', 'dataflowId', 'runs']);
       expect(summary.dataflowId).toBe('acme-crm');
       for (const run of summary.runs) {
-        for (const key of ['runId', 'audienceId', 'mode', 'trigger', 'logicalTime', 'snapshotId', 'status', 'counts', 'files']) {
+        for (const key of [
+          'runId',
+          'audienceId',
+          'mode',
+          'trigger',
+          'logicalTime',
+          'snapshotId',
+          'status',
+          'counts',
+          'files',
+        ]) {
           expect(run, key).toHaveProperty(key);
         }
-        expect(Object.keys(run.counts).sort()).toEqual(
-          ['badRecords', 'excludedDuplicate', 'excludedMandatory', 'exitsOmitted', 'exitsWritten', 'profilesReceived', 'rowsWritten'],
-        );
+        expect(Object.keys(run.counts).sort()).toEqual([
+          'badRecords',
+          'excludedDuplicate',
+          'excludedMandatory',
+          'exitsOmitted',
+          'exitsWritten',
+          'profilesReceived',
+          'rowsWritten',
+        ]);
         for (const file of run.files) {
           expect(Object.keys(file).sort()).toEqual(['bytes', 'path', 'rows', 'sha256']);
           expect(existsSync(file.path), file.path).toBe(true);
@@ -152,7 +188,9 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
     expect(run2.runId).toMatch(/^20261121T053000Z-[0-9a-f]{8}$/);
     expect(ws.files()).toContain('crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.csv');
     expect(ws.files()).toContain('crm/VIP Customers/Acme_CRM_aud-vip_20261121_053000.csv');
-    expect(path.resolve(run1.files[0]!.path)).toBe(path.join(ws.out, 'crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.csv'));
+    expect(path.resolve(run1.files[0]!.path)).toBe(
+      path.join(ws.out, 'crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.csv'),
+    );
   });
 
   it('writes a manifest next to the data files describing the run', () => {
@@ -174,7 +212,12 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
       expect(manifest['counts']).not.toHaveProperty('exitsWritten');
       const results = manifest['exportResults'] as Record<string, unknown>[];
       expect(results).toHaveLength(1);
-      expect(results[0]).toMatchObject({ name: path.basename(file.path), size: file.bytes, rows: file.rows, sha256: file.sha256 });
+      expect(results[0]).toMatchObject({
+        name: path.basename(file.path),
+        size: file.bytes,
+        rows: file.rows,
+        sha256: file.sha256,
+      });
       expect(String(results[0]!['sinkPath'])).toMatch(/crm\/VIP Customers$/);
     }
   });
@@ -182,7 +225,9 @@ describe('incremental aud-vip on the fixtures (crmConfig)', () => {
   it('runId is the same for the same dataflow/audience/mode/trigger/time in a fresh workspace', async () => {
     const fresh = createWorkspace();
     try {
-      const again = onlyRun(ok(await fresh.audex(['run', '--config', fresh.config(crmConfig()), '--at', AT_20, '--json'])));
+      const again = onlyRun(
+        ok(await fresh.audex(['run', '--config', fresh.config(crmConfig()), '--at', AT_20, '--json'])),
+      );
       const original = onlyRun(first.json());
       expect(again.runId).toBe(original.runId);
       // Same inputs and config: byte-identical file.
@@ -206,7 +251,13 @@ describe('exits without segmentMembership.status mapped', () => {
     ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json']));
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--json'])));
     expect(run.counts).toEqual({
-      profilesReceived: 7, rowsWritten: 2, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 2, exitsWritten: 0, badRecords: 0,
+      profilesReceived: 7,
+      rowsWritten: 2,
+      excludedMandatory: 2,
+      excludedDuplicate: 1,
+      exitsOmitted: 2,
+      exitsWritten: 0,
+      badRecords: 0,
     });
     const rows = readCsv(run.files[0]!.path);
     expect(rows).toEqual([
@@ -227,24 +278,51 @@ describe('full export of snap-20261121 via export-now, and its effect on state',
 
   beforeAll(async () => {
     ws = createWorkspace();
-    config = ws.config(crmConfig({
-      audiences: [
-        { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-        { id: 'aud-promo', mode: 'full', schedule: { frequency: 'once', startDate: '2026-11-25', startTime: '09:00' } },
-        { id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01', endDate: '2026-11-21' } },
-      ],
-    }));
+    config = ws.config(
+      crmConfig({
+        audiences: [
+          {
+            id: 'aud-vip',
+            mode: 'incremental',
+            schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+          },
+          {
+            id: 'aud-promo',
+            mode: 'full',
+            schedule: { frequency: 'once', startDate: '2026-11-25', startTime: '09:00' },
+          },
+          {
+            id: 'aud-churn',
+            mode: 'full',
+            schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01', endDate: '2026-11-21' },
+          },
+        ],
+      }),
+    );
     // Scheduled backfill on the 20th (aud-vip and aud-churn due; aud-promo not yet).
     ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json']));
     stateBefore = snapshotFolder(path.join(ws.out, '_audex', 'acme-crm'));
-    exportNow = await ws.audex(['export-now', '--config', config, '--audience', 'aud-vip', '--at', '2026-11-21T05:10:00Z', '--json']);
+    exportNow = await ws.audex([
+      'export-now',
+      '--config',
+      config,
+      '--audience',
+      'aud-vip',
+      '--at',
+      '2026-11-21T05:10:00Z',
+      '--json',
+    ]);
   });
 
   it('writes a full file (trigger exportNow, mode full) from the latest snapshot', () => {
     const run = onlyRun(ok(exportNow));
     expect(run).toMatchObject({
-      audienceId: 'aud-vip', mode: 'full', trigger: 'exportNow', status: 'success',
-      logicalTime: '2026-11-21T05:10:00.000Z', snapshotId: 'snap-20261121',
+      audienceId: 'aud-vip',
+      mode: 'full',
+      trigger: 'exportNow',
+      status: 'success',
+      logicalTime: '2026-11-21T05:10:00.000Z',
+      snapshotId: 'snap-20261121',
     });
     expect(run.runId).toMatch(/^20261121T051000Z-[0-9a-f]{8}$/);
     expect(path.basename(run.files[0]!.path)).toBe('Acme_CRM_aud-vip_20261121_051000.csv');
@@ -260,10 +338,23 @@ describe('full export of snap-20261121 via export-now, and its effect on state',
       ['june@example.com', 'June', 'gold', '640', 'realized'],
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 9, rowsWritten: 7, excludedMandatory: 2, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
+      profilesReceived: 9,
+      rowsWritten: 7,
+      excludedMandatory: 2,
+      excludedDuplicate: 1,
+      exitsOmitted: 0,
+      exitsWritten: 0,
+      badRecords: 0,
     });
-    const manifest = JSON.parse(readFileSync(path.join(path.dirname(run.files[0]!.path), `manifest-acme-crm-${run.runId}.json`), 'utf8'));
-    expect(manifest).toMatchObject({ flowRunId: run.runId, exportMode: 'full', audienceId: 'aud-vip', snapshotId: 'snap-20261121' });
+    const manifest = JSON.parse(
+      readFileSync(path.join(path.dirname(run.files[0]!.path), `manifest-acme-crm-${run.runId}.json`), 'utf8'),
+    );
+    expect(manifest).toMatchObject({
+      flowRunId: run.runId,
+      exportMode: 'full',
+      audienceId: 'aud-vip',
+      snapshotId: 'snap-20261121',
+    });
   });
 
   it('does not create or modify cursors or baselines', () => {
@@ -279,26 +370,65 @@ describe('full export of snap-20261121 via export-now, and its effect on state',
     const run = onlyRun(summary, 'aud-vip');
     expect(run).toMatchObject({ mode: 'incremental', trigger: 'schedule', logicalTime: '2026-11-21T05:30:00.000Z' });
     expect(csvRows(run).map((r) => `${r[0]} ${r[4]}`)).toEqual([
-      'bob@example.com exited', 'finn@example.com realized', 'ivy@example.com exited', 'june@example.com realized',
+      'bob@example.com exited',
+      'finn@example.com realized',
+      'ivy@example.com exited',
+      'june@example.com realized',
     ]);
   });
 
   it('refuses an audience that is not mapped (exit 2, naming it)', async () => {
-    const result = await ws.audex(['export-now', '--config', config, '--audience', 'aud-nope', '--at', AT_21, '--json']);
+    const result = await ws.audex([
+      'export-now',
+      '--config',
+      config,
+      '--audience',
+      'aud-nope',
+      '--at',
+      AT_21,
+      '--json',
+    ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('aud-nope');
   });
 
   it('refuses an audience whose schedule window does not include --at (exit 2)', async () => {
     // aud-promo starts 2026-11-25.
-    const early = await ws.audex(['export-now', '--config', config, '--audience', 'aud-promo', '--at', AT_21, '--json']);
+    const early = await ws.audex([
+      'export-now',
+      '--config',
+      config,
+      '--audience',
+      'aud-promo',
+      '--at',
+      AT_21,
+      '--json',
+    ]);
     expect(early.code).toBe(2);
     expect(early.stderr).toContain('aud-promo');
     // aud-churn ends 2026-11-21 (exclusive): refused at 00:00 on the 21st, allowed just before.
-    const late = await ws.audex(['export-now', '--config', config, '--audience', 'aud-churn', '--at', '2026-11-21T00:00:00Z', '--json']);
+    const late = await ws.audex([
+      'export-now',
+      '--config',
+      config,
+      '--audience',
+      'aud-churn',
+      '--at',
+      '2026-11-21T00:00:00Z',
+      '--json',
+    ]);
     expect(late.code).toBe(2);
     expect(late.stderr).toContain('aud-churn');
-    const inside = await ws.audex(['export-now', '--config', config, '--audience', 'aud-churn', '--at', '2026-11-20T23:59:00Z', '--json']);
+    const inside = await ws.audex([
+      'export-now',
+      '--config',
+      config,
+      '--audience',
+      'aud-churn',
+      '--at',
+      '2026-11-20T23:59:00Z',
+      '--json',
+    ]);
     expect(onlyRun(ok(inside))).toMatchObject({ audienceId: 'aud-churn', trigger: 'exportNow', status: 'success' });
   });
 });
@@ -316,8 +446,19 @@ describe('values, columns and transforms', () => {
       identityMap: { email: [{ id: 'b@example.com' }] },
       personalEmail: { address: '  Mixed.Case@Example.COM ' },
       person: { name: { firstName: 'Bee' } },
-      attrs: { flag: true, count: 5, ratio: 300.5, big: 12345678901234, neg: -7, tags: ['x', 'y,z'], obj: { a: 1, b: 'q"r' }, empty: '' },
-      segmentMembership: { ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T10:00:00.123+01:00' } } },
+      attrs: {
+        flag: true,
+        count: 5,
+        ratio: 300.5,
+        big: 12345678901234,
+        neg: -7,
+        tags: ['x', 'y,z'],
+        obj: { a: 1, b: 'q"r' },
+        empty: '',
+      },
+      segmentMembership: {
+        ups: { 'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T10:00:00.123+01:00' } },
+      },
     },
     {
       profileId: 'v-1',
@@ -344,17 +485,61 @@ describe('values, columns and transforms', () => {
     { source: 'segmentMembership.status', target: 'status' },
   ];
   const header = [
-    'email', 'person_name_firstName', 'attrs_flag', 'count', 'attrs_ratio', 'attrs_big', 'attrs_neg', 'attrs_tags', 'attrs_obj',
-    'attrs_empty', 'attrs_missing', 'qualified_at', 'email_sha256', 'status',
+    'email',
+    'person_name_firstName',
+    'attrs_flag',
+    'count',
+    'attrs_ratio',
+    'attrs_big',
+    'attrs_neg',
+    'attrs_tags',
+    'attrs_obj',
+    'attrs_empty',
+    'attrs_missing',
+    'qualified_at',
+    'email_sha256',
+    'status',
   ];
   const hashed = createHash('sha256').update('mixed.case@example.com').digest('hex');
 
   beforeAll(async () => {
     ws = createWorkspace();
     addSnapshot(custom(), 'vals', '2026-11-20T05:00:00Z', profiles);
-    const base = { source: { snapshots: './custom' }, mapping, mandatory: [], audiences: [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }] };
-    csvRun = onlyRun(ok(await ws.audex(['run', '--config', ws.config(crmConfig({ ...base, id: 'vals-csv' }), 'csv.yaml'), '--at', AT_20, '--json'])));
-    jsonRun = onlyRun(ok(await ws.audex(['run', '--config', ws.config(crmConfig({ ...base, id: 'vals-json', folderPath: 'json', format: { type: 'json', compression: 'none' } }), 'json.yaml'), '--at', AT_20, '--json'])));
+    const base = {
+      source: { snapshots: './custom' },
+      mapping,
+      mandatory: [],
+      audiences: [
+        { id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+      ],
+    };
+    csvRun = onlyRun(
+      ok(
+        await ws.audex([
+          'run',
+          '--config',
+          ws.config(crmConfig({ ...base, id: 'vals-csv' }), 'csv.yaml'),
+          '--at',
+          AT_20,
+          '--json',
+        ]),
+      ),
+    );
+    jsonRun = onlyRun(
+      ok(
+        await ws.audex([
+          'run',
+          '--config',
+          ws.config(
+            crmConfig({ ...base, id: 'vals-json', folderPath: 'json', format: { type: 'json', compression: 'none' } }),
+            'json.yaml',
+          ),
+          '--at',
+          AT_20,
+          '--json',
+        ]),
+      ),
+    );
   });
   afterAll(() => ws?.cleanup());
 
@@ -363,8 +548,22 @@ describe('values, columns and transforms', () => {
     expect(rows[0]).toEqual(header);
     expect(rows.slice(1)).toEqual([
       ['a@example.com', 'Ay', 'false', '0', '', '', '', '', '', '', '', '2026-10-01T00:00:00Z', '', 'existing'],
-      ['b@example.com', 'Bee', 'true', '5', '300.5', '12345678901234', '-7', '["x","y,z"]', '{"a":1,"b":"q\\"r"}', '', '',
-        '2026-11-19T10:00:00.123+01:00', hashed, 'realized'],
+      [
+        'b@example.com',
+        'Bee',
+        'true',
+        '5',
+        '300.5',
+        '12345678901234',
+        '-7',
+        '["x","y,z"]',
+        '{"a":1,"b":"q\\"r"}',
+        '',
+        '',
+        '2026-11-19T10:00:00.123+01:00',
+        hashed,
+        'realized',
+      ],
     ]);
   });
 
@@ -372,14 +571,36 @@ describe('values, columns and transforms', () => {
     const rows = readJsonLines(jsonRun.files[0]!.path);
     expect(rows.map((r) => Object.keys(r))).toEqual([header, header]);
     expect(rows[0]).toEqual({
-      email: 'a@example.com', person_name_firstName: 'Ay', attrs_flag: false, count: 0, attrs_ratio: null, attrs_big: null,
-      attrs_neg: null, attrs_tags: null, attrs_obj: null, attrs_empty: null, attrs_missing: null,
-      qualified_at: '2026-10-01T00:00:00Z', email_sha256: null, status: 'existing',
+      email: 'a@example.com',
+      person_name_firstName: 'Ay',
+      attrs_flag: false,
+      count: 0,
+      attrs_ratio: null,
+      attrs_big: null,
+      attrs_neg: null,
+      attrs_tags: null,
+      attrs_obj: null,
+      attrs_empty: null,
+      attrs_missing: null,
+      qualified_at: '2026-10-01T00:00:00Z',
+      email_sha256: null,
+      status: 'existing',
     });
     expect(rows[1]).toEqual({
-      email: 'b@example.com', person_name_firstName: 'Bee', attrs_flag: true, count: 5, attrs_ratio: 300.5, attrs_big: 12345678901234,
-      attrs_neg: -7, attrs_tags: ['x', 'y,z'], attrs_obj: { a: 1, b: 'q"r' }, attrs_empty: '', attrs_missing: null,
-      qualified_at: '2026-11-19T10:00:00.123+01:00', email_sha256: hashed, status: 'realized',
+      email: 'b@example.com',
+      person_name_firstName: 'Bee',
+      attrs_flag: true,
+      count: 5,
+      attrs_ratio: 300.5,
+      attrs_big: 12345678901234,
+      attrs_neg: -7,
+      attrs_tags: ['x', 'y,z'],
+      attrs_obj: { a: 1, b: 'q"r' },
+      attrs_empty: '',
+      attrs_missing: null,
+      qualified_at: '2026-11-19T10:00:00.123+01:00',
+      email_sha256: hashed,
+      status: 'realized',
     });
   });
 });
@@ -393,35 +614,102 @@ describe('mandatory and dedup on custom snapshots', () => {
   afterAll(() => ws?.cleanup());
 
   const member = (q: string) => ({ ups: { 'aud-vip': { status: 'realized', lastQualificationTime: q } } });
-  const fullVip = [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }];
+  const fullVip = [
+    { id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+  ];
 
   it('dedup by one attribute: latest qualification wins; ties by other columns (nulls last), then key', async () => {
     const lines = [
       // x@: d-02 qualified later than d-01 (11:00Z, although its string sorts after) -> d-02 wins.
-      { profileId: 'd-01', personalEmail: { address: 'x@example.com' }, person: { name: { firstName: 'Old' } }, segmentMembership: member('2026-11-19T13:00:00+02:00') },
-      { profileId: 'd-02', personalEmail: { address: 'x@example.com' }, person: { name: { firstName: 'New' } }, segmentMembership: member('2026-11-19T12:00:00Z') },
+      {
+        profileId: 'd-01',
+        personalEmail: { address: 'x@example.com' },
+        person: { name: { firstName: 'Old' } },
+        segmentMembership: member('2026-11-19T13:00:00+02:00'),
+      },
+      {
+        profileId: 'd-02',
+        personalEmail: { address: 'x@example.com' },
+        person: { name: { firstName: 'New' } },
+        segmentMembership: member('2026-11-19T12:00:00Z'),
+      },
       // y@: same time; 'Amy' < 'Zed' -> d-04 wins although its key is larger.
-      { profileId: 'd-03', personalEmail: { address: 'y@example.com' }, person: { name: { firstName: 'Zed' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
-      { profileId: 'd-04', personalEmail: { address: 'y@example.com' }, person: { name: { firstName: 'Amy' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
+      {
+        profileId: 'd-03',
+        personalEmail: { address: 'y@example.com' },
+        person: { name: { firstName: 'Zed' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
+      {
+        profileId: 'd-04',
+        personalEmail: { address: 'y@example.com' },
+        person: { name: { firstName: 'Amy' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
       // z@: same time; d-05 has no first name (null sorts last) -> d-06 wins.
-      { profileId: 'd-05', personalEmail: { address: 'z@example.com' }, person: { name: {} }, segmentMembership: member('2026-11-19T11:00:00Z') },
-      { profileId: 'd-06', personalEmail: { address: 'z@example.com' }, person: { name: { firstName: 'Zoe' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
+      {
+        profileId: 'd-05',
+        personalEmail: { address: 'z@example.com' },
+        person: { name: {} },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
+      {
+        profileId: 'd-06',
+        personalEmail: { address: 'z@example.com' },
+        person: { name: { firstName: 'Zoe' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
       // w@: identical columns and time -> the smaller profile key wins.
-      { profileId: 'd-08', personalEmail: { address: 'w@example.com' }, person: { name: { firstName: 'Wes' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
-      { profileId: 'd-07', personalEmail: { address: 'w@example.com' }, person: { name: { firstName: 'Wes' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
+      {
+        profileId: 'd-08',
+        personalEmail: { address: 'w@example.com' },
+        person: { name: { firstName: 'Wes' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
+      {
+        profileId: 'd-07',
+        personalEmail: { address: 'w@example.com' },
+        person: { name: { firstName: 'Wes' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
       // no / empty dedup key -> excluded as missing a mandatory field.
-      { profileId: 'd-09', person: { name: { firstName: 'Nokey' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
-      { profileId: 'd-10', personalEmail: { address: '' }, person: { name: { firstName: 'Empty' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
+      {
+        profileId: 'd-09',
+        person: { name: { firstName: 'Nokey' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
+      {
+        profileId: 'd-10',
+        personalEmail: { address: '' },
+        person: { name: { firstName: 'Empty' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
       // unique key -> kept.
-      { profileId: 'd-11', personalEmail: { address: 'v@example.com' }, person: { name: { firstName: 'Val' } }, segmentMembership: member('2026-11-19T11:00:00Z') },
+      {
+        profileId: 'd-11',
+        personalEmail: { address: 'v@example.com' },
+        person: { name: { firstName: 'Val' } },
+        segmentMembership: member('2026-11-19T11:00:00Z'),
+      },
     ];
     addSnapshot(path.join(ws.dir, 'dedup1'), 'd1', '2026-11-20T05:00:00Z', lines);
-    const config = ws.config(crmConfig({
-      id: 'dedup-one', source: { snapshots: './dedup1' }, folderPath: 'dedup1',
-      // The profile key is mapped last, so the tie-break tuple is (first, key).
-      mapping: [{ source: 'personalEmail.address', target: 'email' }, { source: 'person.name.firstName', target: 'first' }, { source: 'profileId', target: 'key' }],
-      mandatory: [], dedupKeys: ['personalEmail.address'], audiences: fullVip,
-    }), 'dedup1.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'dedup-one',
+        source: { snapshots: './dedup1' },
+        folderPath: 'dedup1',
+        // The profile key is mapped last, so the tie-break tuple is (first, key).
+        mapping: [
+          { source: 'personalEmail.address', target: 'email' },
+          { source: 'person.name.firstName', target: 'first' },
+          { source: 'profileId', target: 'key' },
+        ],
+        mandatory: [],
+        dedupKeys: ['personalEmail.address'],
+        audiences: fullVip,
+      }),
+      'dedup1.yaml',
+    );
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
     expect(readCsv(run.files[0]!.path)).toEqual([
       ['email', 'first', 'key'],
@@ -432,27 +720,71 @@ describe('mandatory and dedup on custom snapshots', () => {
       ['v@example.com', 'Val', 'd-11'],
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 11, rowsWritten: 5, excludedMandatory: 2, excludedDuplicate: 4, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
+      profilesReceived: 11,
+      rowsWritten: 5,
+      excludedMandatory: 2,
+      excludedDuplicate: 4,
+      exitsOmitted: 0,
+      exitsWritten: 0,
+      badRecords: 0,
     });
   });
 
   it('dedup by an attribute pair: one composite key', async () => {
     const lines = [
-      { profileId: 'c-1', person: { name: { firstName: 'Ann', lastName: 'Lee' } }, loyalty: { tier: 'gold' }, segmentMembership: member('2026-11-19T10:00:00Z') },
-      { profileId: 'c-2', person: { name: { firstName: 'Ann', lastName: 'Lee' } }, loyalty: { tier: 'silver' }, segmentMembership: member('2026-11-19T12:00:00Z') },
+      {
+        profileId: 'c-1',
+        person: { name: { firstName: 'Ann', lastName: 'Lee' } },
+        loyalty: { tier: 'gold' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'c-2',
+        person: { name: { firstName: 'Ann', lastName: 'Lee' } },
+        loyalty: { tier: 'silver' },
+        segmentMembership: member('2026-11-19T12:00:00Z'),
+      },
       // Same first name, other last name: a different composite value -> kept.
-      { profileId: 'c-3', person: { name: { firstName: 'Ann', lastName: 'Ray' } }, loyalty: { tier: 'bronze' }, segmentMembership: member('2026-11-19T09:00:00Z') },
+      {
+        profileId: 'c-3',
+        person: { name: { firstName: 'Ann', lastName: 'Ray' } },
+        loyalty: { tier: 'bronze' },
+        segmentMembership: member('2026-11-19T09:00:00Z'),
+      },
       // Same last name, other first name -> kept.
-      { profileId: 'c-4', person: { name: { firstName: 'Bob', lastName: 'Lee' } }, loyalty: { tier: 'gold' }, segmentMembership: member('2026-11-19T09:00:00Z') },
+      {
+        profileId: 'c-4',
+        person: { name: { firstName: 'Bob', lastName: 'Lee' } },
+        loyalty: { tier: 'gold' },
+        segmentMembership: member('2026-11-19T09:00:00Z'),
+      },
       // Missing half of the pair -> excluded as mandatory.
-      { profileId: 'c-5', person: { name: { firstName: 'Cy' } }, loyalty: { tier: 'gold' }, segmentMembership: member('2026-11-19T09:00:00Z') },
+      {
+        profileId: 'c-5',
+        person: { name: { firstName: 'Cy' } },
+        loyalty: { tier: 'gold' },
+        segmentMembership: member('2026-11-19T09:00:00Z'),
+      },
     ];
     addSnapshot(path.join(ws.dir, 'dedup2'), 'd2', '2026-11-20T05:00:00Z', lines);
-    const config = ws.config(crmConfig({
-      id: 'dedup-pair', source: { snapshots: './dedup2' }, folderPath: 'dedup2', format: { type: 'json', compression: 'none' },
-      mapping: [{ source: 'profileId', target: 'key' }, { source: 'person.name.firstName', target: 'first' }, { source: 'person.name.lastName', target: 'last' }, { source: 'loyalty.tier', target: 'tier' }],
-      mandatory: [], dedupKeys: ['person.name.firstName', 'person.name.lastName'], audiences: fullVip,
-    }), 'dedup2.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'dedup-pair',
+        source: { snapshots: './dedup2' },
+        folderPath: 'dedup2',
+        format: { type: 'json', compression: 'none' },
+        mapping: [
+          { source: 'profileId', target: 'key' },
+          { source: 'person.name.firstName', target: 'first' },
+          { source: 'person.name.lastName', target: 'last' },
+          { source: 'loyalty.tier', target: 'tier' },
+        ],
+        mandatory: [],
+        dedupKeys: ['person.name.firstName', 'person.name.lastName'],
+        audiences: fullVip,
+      }),
+      'dedup2.yaml',
+    );
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
     expect(readJsonLines(run.files[0]!.path)).toEqual([
       { key: 'c-2', first: 'Ann', last: 'Lee', tier: 'silver' },
@@ -460,25 +792,67 @@ describe('mandatory and dedup on custom snapshots', () => {
       { key: 'c-4', first: 'Bob', last: 'Lee', tier: 'gold' },
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 5, rowsWritten: 3, excludedMandatory: 1, excludedDuplicate: 1, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
+      profilesReceived: 5,
+      rowsWritten: 3,
+      excludedMandatory: 1,
+      excludedDuplicate: 1,
+      exitsOmitted: 0,
+      exitsWritten: 0,
+      badRecords: 0,
     });
   });
 
   it('identity-namespace ties break on the other columns; a smaller key wins identical ties', async () => {
     const lines = [
-      { profileId: 'i-2', identityMap: { email: [{ id: 's@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: member('2026-11-19T10:00:00Z') },
-      { profileId: 'i-1', identityMap: { email: [{ id: 's@example.com' }, { id: 'i1@example.com' }] }, loyalty: { tier: 'silver' }, segmentMembership: member('2026-11-19T10:00:00Z') },
-      { profileId: 'i-4', identityMap: { email: [{ id: 't@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: member('2026-11-19T10:00:00Z') },
-      { profileId: 'i-3', identityMap: { email: [{ id: 't@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: member('2026-11-19T10:00:00Z') },
+      {
+        profileId: 'i-2',
+        identityMap: { email: [{ id: 's@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'i-1',
+        identityMap: { email: [{ id: 's@example.com' }, { id: 'i1@example.com' }] },
+        loyalty: { tier: 'silver' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'i-4',
+        identityMap: { email: [{ id: 't@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'i-3',
+        identityMap: { email: [{ id: 't@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
       // Empty string tier counts as missing.
-      { profileId: 'i-5', identityMap: { email: [{ id: 'u@example.com' }] }, loyalty: { tier: '' }, segmentMembership: member('2026-11-19T10:00:00Z') },
+      {
+        profileId: 'i-5',
+        identityMap: { email: [{ id: 'u@example.com' }] },
+        loyalty: { tier: '' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
     ];
     addSnapshot(path.join(ws.dir, 'dedup3'), 'd3', '2026-11-20T05:00:00Z', lines);
-    const config = ws.config(crmConfig({
-      id: 'dedup-ns', source: { snapshots: './dedup3' }, folderPath: 'dedup3', format: { type: 'json', compression: 'none' },
-      mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'profileId', target: 'key' }, { source: 'loyalty.tier', target: 'tier' }],
-      mandatory: ['loyalty.tier'], audiences: fullVip,
-    }), 'dedup3.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'dedup-ns',
+        source: { snapshots: './dedup3' },
+        folderPath: 'dedup3',
+        format: { type: 'json', compression: 'none' },
+        mapping: [
+          { source: 'identityMap.email', target: 'email' },
+          { source: 'profileId', target: 'key' },
+          { source: 'loyalty.tier', target: 'tier' },
+        ],
+        mandatory: ['loyalty.tier'],
+        audiences: fullVip,
+      }),
+      'dedup3.yaml',
+    );
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
     // s@: tie on time; tuple ('i-1','silver') < ('i-2','gold') -> i-1 wins, with both its rows.
     // t@: tuple ('i-3','gold') < ('i-4','gold') -> i-3.
@@ -488,7 +862,13 @@ describe('mandatory and dedup on custom snapshots', () => {
       { email: 't@example.com', key: 'i-3', tier: 'gold' },
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 5, rowsWritten: 3, excludedMandatory: 1, excludedDuplicate: 2, exitsOmitted: 0, exitsWritten: 0, badRecords: 0,
+      profilesReceived: 5,
+      rowsWritten: 3,
+      excludedMandatory: 1,
+      excludedDuplicate: 2,
+      exitsOmitted: 0,
+      exitsWritten: 0,
+      badRecords: 0,
     });
   });
 
@@ -496,16 +876,35 @@ describe('mandatory and dedup on custom snapshots', () => {
     addSnapshot(path.join(ws.dir, 'mand'), 'm1', '2026-11-20T05:00:00Z', [
       { profileId: 'h-1', personalEmail: { address: '' }, segmentMembership: member('2026-11-19T10:00:00Z') },
       { profileId: 'h-2', personalEmail: {}, segmentMembership: member('2026-11-19T10:00:00Z') },
-      { profileId: 'h-3', personalEmail: { address: ' A@Example.com' }, segmentMembership: member('2026-11-19T10:00:00Z') },
+      {
+        profileId: 'h-3',
+        personalEmail: { address: ' A@Example.com' },
+        segmentMembership: member('2026-11-19T10:00:00Z'),
+      },
     ]);
-    const config = ws.config(crmConfig({
-      id: 'mand', source: { snapshots: './mand' }, folderPath: 'mand', format: { type: 'json', compression: 'none' },
-      mapping: [{ source: 'profileId', target: 'key' }, { source: 'personalEmail.address', target: 'email_sha256', transform: 'sha256' }],
-      mandatory: ['personalEmail.address'], audiences: fullVip,
-    }), 'mand.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'mand',
+        source: { snapshots: './mand' },
+        folderPath: 'mand',
+        format: { type: 'json', compression: 'none' },
+        mapping: [
+          { source: 'profileId', target: 'key' },
+          { source: 'personalEmail.address', target: 'email_sha256', transform: 'sha256' },
+        ],
+        mandatory: ['personalEmail.address'],
+        audiences: fullVip,
+      }),
+      'mand.yaml',
+    );
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
     expect(readJsonLines(run.files[0]!.path)).toEqual([{ key: 'h-3', email_sha256: sha256('a@example.com') }]);
-    expect(run.counts).toMatchObject({ profilesReceived: 3, rowsWritten: 1, excludedMandatory: 2, excludedDuplicate: 0 });
+    expect(run.counts).toMatchObject({
+      profilesReceived: 3,
+      rowsWritten: 1,
+      excludedMandatory: 2,
+      excludedDuplicate: 0,
+    });
   });
 
   it('a dedup loser that was never exported produces no exit row when it leaves', async () => {
@@ -515,7 +914,11 @@ describe('mandatory and dedup on custom snapshots', () => {
     const root = path.join(ws.dir, 'loser');
     const vip = (status: string, q: string) => ({ ups: { 'aud-vip': { status, lastQualificationTime: q } } });
     const g1 = { profileId: 'g-1', identityMap: { email: [{ id: 'shared@example.com' }] }, loyalty: { tier: 'gold' } };
-    const g2 = { profileId: 'g-2', identityMap: { email: [{ id: 'shared@example.com' }, { id: 'g2@example.com' }] }, loyalty: { tier: 'gold' } };
+    const g2 = {
+      profileId: 'g-2',
+      identityMap: { email: [{ id: 'shared@example.com' }, { id: 'g2@example.com' }] },
+      loyalty: { tier: 'gold' },
+    };
     addSnapshot(root, 'l1', '2026-11-20T05:00:00Z', [
       { ...g1, segmentMembership: vip('realized', '2026-11-19T12:00:00Z') },
       { ...g2, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
@@ -524,12 +927,24 @@ describe('mandatory and dedup on custom snapshots', () => {
       { ...g1, segmentMembership: vip('existing', '2026-11-19T12:00:00Z') },
       { ...g2, segmentMembership: vip('exited', '2026-11-21T01:00:00Z') },
     ]);
-    const config = ws.config(crmConfig({
-      id: 'loser', source: { snapshots: './loser' }, folderPath: 'loser', format: { type: 'json', compression: 'none' },
-      mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'loyalty.tier', target: 'tier' }, { source: 'segmentMembership.status', target: 'status' }],
-    }), 'loser.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'loser',
+        source: { snapshots: './loser' },
+        folderPath: 'loser',
+        format: { type: 'json', compression: 'none' },
+        mapping: [
+          { source: 'identityMap.email', target: 'email' },
+          { source: 'loyalty.tier', target: 'tier' },
+          { source: 'segmentMembership.status', target: 'status' },
+        ],
+      }),
+      'loser.yaml',
+    );
     const backfill = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
-    expect(readJsonLines(backfill.files[0]!.path)).toEqual([{ email: 'shared@example.com', tier: 'gold', status: 'realized' }]);
+    expect(readJsonLines(backfill.files[0]!.path)).toEqual([
+      { email: 'shared@example.com', tier: 'gold', status: 'realized' },
+    ]);
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--json'])));
     expect(readJsonLines(run.files[0]!.path)).toEqual([]);
     expect(run.counts.rowsWritten).toBe(0);
@@ -539,22 +954,62 @@ describe('mandatory and dedup on custom snapshots', () => {
     const root = path.join(ws.dir, 'exits');
     const vip = (status: string, q: string) => ({ ups: { 'aud-vip': { status, lastQualificationTime: q } } });
     addSnapshot(root, 'e1', '2026-11-20T05:00:00Z', [
-      { profileId: 'e-1', identityMap: { email: [{ id: 'e1@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
-      { profileId: 'e-2', identityMap: { email: [{ id: 'e2@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
-      { profileId: 'e-3', identityMap: { email: [{ id: 'e3@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
+      {
+        profileId: 'e-1',
+        identityMap: { email: [{ id: 'e1@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('realized', '2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'e-2',
+        identityMap: { email: [{ id: 'e2@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('realized', '2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'e-3',
+        identityMap: { email: [{ id: 'e3@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('realized', '2026-11-19T10:00:00Z'),
+      },
     ]);
     addSnapshot(root, 'e2', '2026-11-21T05:00:00Z', [
       // e-1 exits and lost its (mandatory) tier; e-2 exits and now shares e-1's email (its
       // exit row removes the email it was exported with).
-      { profileId: 'e-1', identityMap: { email: [{ id: 'e1@example.com' }] }, loyalty: {}, segmentMembership: vip('exited', '2026-11-21T01:00:00Z') },
-      { profileId: 'e-2', identityMap: { email: [{ id: 'e1@example.com' }] }, loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-21T02:00:00Z') },
+      {
+        profileId: 'e-1',
+        identityMap: { email: [{ id: 'e1@example.com' }] },
+        loyalty: {},
+        segmentMembership: vip('exited', '2026-11-21T01:00:00Z'),
+      },
+      {
+        profileId: 'e-2',
+        identityMap: { email: [{ id: 'e1@example.com' }] },
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('exited', '2026-11-21T02:00:00Z'),
+      },
       // e-3 exits with no email left: the baseline's email is used.
-      { profileId: 'e-3', identityMap: {}, loyalty: { tier: 'silver' }, segmentMembership: vip('exited', '2026-11-21T03:00:00Z') },
+      {
+        profileId: 'e-3',
+        identityMap: {},
+        loyalty: { tier: 'silver' },
+        segmentMembership: vip('exited', '2026-11-21T03:00:00Z'),
+      },
     ]);
-    const config = ws.config(crmConfig({
-      id: 'exits', source: { snapshots: './exits' }, folderPath: 'exits', format: { type: 'json', compression: 'none' },
-      mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'loyalty.tier', target: 'tier' }, { source: 'segmentMembership.status', target: 'status' }],
-    }), 'exits.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'exits',
+        source: { snapshots: './exits' },
+        folderPath: 'exits',
+        format: { type: 'json', compression: 'none' },
+        mapping: [
+          { source: 'identityMap.email', target: 'email' },
+          { source: 'loyalty.tier', target: 'tier' },
+          { source: 'segmentMembership.status', target: 'status' },
+        ],
+      }),
+      'exits.yaml',
+    );
     const backfill = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
     expect(backfill.counts.rowsWritten).toBe(3);
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--json'])));
@@ -564,7 +1019,13 @@ describe('mandatory and dedup on custom snapshots', () => {
       { email: 'e3@example.com', tier: 'silver', status: 'exited' },
     ]);
     expect(run.counts).toEqual({
-      profilesReceived: 3, rowsWritten: 3, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, exitsWritten: 3, badRecords: 0,
+      profilesReceived: 3,
+      rowsWritten: 3,
+      excludedMandatory: 0,
+      excludedDuplicate: 0,
+      exitsOmitted: 0,
+      exitsWritten: 3,
+      badRecords: 0,
     });
   });
 
@@ -573,23 +1034,63 @@ describe('mandatory and dedup on custom snapshots', () => {
     const vip = (status: string, q: string) => ({ ups: { 'aud-vip': { status, lastQualificationTime: q } } });
     const email = (id: string) => ({ email: [{ id }] });
     addSnapshot(root, 'k1', '2026-11-20T05:00:00Z', [
-      { profileId: 'k-1', identityMap: email('k1@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
-      { profileId: 'k-2', identityMap: email('k2@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('realized', '2026-11-19T10:00:00Z') },
+      {
+        profileId: 'k-1',
+        identityMap: email('k1@example.com'),
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('realized', '2026-11-19T10:00:00Z'),
+      },
+      {
+        profileId: 'k-2',
+        identityMap: email('k2@example.com'),
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('realized', '2026-11-19T10:00:00Z'),
+      },
     ]);
     addSnapshot(root, 'k2', '2026-11-21T05:00:00Z', [
       // k-1's entry cannot be read: neither an exit nor a new member, it stays as it was.
-      { profileId: 'k-1', identityMap: email('k1@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('weird', '2026-11-20T10:00:00Z') },
+      {
+        profileId: 'k-1',
+        identityMap: email('k1@example.com'),
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('weird', '2026-11-20T10:00:00Z'),
+      },
       // k-2 is still a member but has no email this time.
-      { profileId: 'k-2', identityMap: {}, loyalty: { tier: 'gold' }, segmentMembership: vip('existing', '2026-11-19T10:00:00Z') },
+      {
+        profileId: 'k-2',
+        identityMap: {},
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('existing', '2026-11-19T10:00:00Z'),
+      },
     ]);
     addSnapshot(root, 'k3', '2026-11-22T05:00:00Z', [
-      { profileId: 'k-1', identityMap: email('k1@example.com'), loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-22T01:00:00Z') },
-      { profileId: 'k-2', identityMap: {}, loyalty: { tier: 'gold' }, segmentMembership: vip('exited', '2026-11-22T02:00:00Z') },
+      {
+        profileId: 'k-1',
+        identityMap: email('k1@example.com'),
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('exited', '2026-11-22T01:00:00Z'),
+      },
+      {
+        profileId: 'k-2',
+        identityMap: {},
+        loyalty: { tier: 'gold' },
+        segmentMembership: vip('exited', '2026-11-22T02:00:00Z'),
+      },
     ]);
-    const config = ws.config(crmConfig({
-      id: 'kept', source: { snapshots: './kept' }, folderPath: 'kept', format: { type: 'json', compression: 'none' },
-      mapping: [{ source: 'identityMap.email', target: 'email' }, { source: 'segmentMembership.status', target: 'status' }], mandatory: [],
-    }), 'kept.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'kept',
+        source: { snapshots: './kept' },
+        folderPath: 'kept',
+        format: { type: 'json', compression: 'none' },
+        mapping: [
+          { source: 'identityMap.email', target: 'email' },
+          { source: 'segmentMembership.status', target: 'status' },
+        ],
+        mandatory: [],
+      }),
+      'kept.yaml',
+    );
     const run = async (at: string) => {
       const result = await ws.audex(['run', '--config', config, '--at', at, '--max-bad-records', '1', '--json']);
       expect(result.code, result.stderr).toBe(0);
@@ -612,17 +1113,30 @@ describe('audiences are independent', () => {
     const alone = createWorkspace();
     const many = createWorkspace();
     try {
-      const vip = { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } };
+      const vip = {
+        id: 'aud-vip',
+        mode: 'incremental',
+        schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+      };
       const others = [
         { id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', trigger: 'afterEvaluation' } },
-        { id: 'aud-promo', mode: 'incremental', schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-01' } },
+        {
+          id: 'aud-promo',
+          mode: 'incremental',
+          schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-01' },
+        },
       ];
       const a = alone.config(crmConfig({ audiences: [vip] }));
       const b = many.config(crmConfig({ audiences: [...others, vip] }));
       for (const at of [AT_20, AT_21]) {
         const ra = onlyRun(ok(await alone.audex(['run', '--config', a, '--at', at, '--json'])), 'aud-vip');
         const rb = ok(await many.audex(['run', '--config', b, '--at', at, '--json']));
-        expect(rb.runs.filter((r) => r.status === 'success').map((r) => r.audienceId).sort()).toEqual(['aud-churn', 'aud-promo', 'aud-vip']);
+        expect(
+          rb.runs
+            .filter((r) => r.status === 'success')
+            .map((r) => r.audienceId)
+            .sort(),
+        ).toEqual(['aud-churn', 'aud-promo', 'aud-vip']);
         const vb = onlyRun(rb, 'aud-vip');
         expect(vb.runId).toBe(ra.runId);
         expect(vb.counts).toEqual(ra.counts);
@@ -630,7 +1144,8 @@ describe('audiences are independent', () => {
       }
       const vipFiles = (w: Workspace) => w.files().filter((f) => f.startsWith('crm/VIP Customers/'));
       expect(vipFiles(many)).toEqual(vipFiles(alone));
-      for (const f of vipFiles(alone)) expect(fileSha(path.join(many.out, f)), f).toBe(fileSha(path.join(alone.out, f)));
+      for (const f of vipFiles(alone))
+        expect(fileSha(path.join(many.out, f)), f).toBe(fileSha(path.join(alone.out, f)));
     } finally {
       alone.cleanup();
       many.cleanup();
@@ -643,23 +1158,69 @@ describe('audiences are independent, even with a malformed membership of another
   it('a bad aud-churn entry does not change the aud-vip file', async () => {
     const ws = createWorkspace();
     try {
-      const audiences = [{ id: 'aud-vip', name: 'VIP Customers' }, { id: 'aud-churn', name: 'Churn Risk' }];
-      addSnapshot(path.join(ws.dir, 'indep'), 'i1', '2026-11-20T05:00:00Z', [
-        { profileId: 'q-1', identityMap: { email: [{ id: 'q1@example.com' }] }, segmentMembership: { ups: {
-          'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T12:00:00Z' },
-          'aud-churn': { status: 'weird', lastQualificationTime: '2026-11-19T12:00:00Z' } } } },
-        { profileId: 'q-2', identityMap: { email: [{ id: 'q2@example.com' }] }, segmentMembership: { ups: {
-          'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T12:00:00Z' } } } },
-      ], audiences);
+      const audiences = [
+        { id: 'aud-vip', name: 'VIP Customers' },
+        { id: 'aud-churn', name: 'Churn Risk' },
+      ];
+      addSnapshot(
+        path.join(ws.dir, 'indep'),
+        'i1',
+        '2026-11-20T05:00:00Z',
+        [
+          {
+            profileId: 'q-1',
+            identityMap: { email: [{ id: 'q1@example.com' }] },
+            segmentMembership: {
+              ups: {
+                'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T12:00:00Z' },
+                'aud-churn': { status: 'weird', lastQualificationTime: '2026-11-19T12:00:00Z' },
+              },
+            },
+          },
+          {
+            profileId: 'q-2',
+            identityMap: { email: [{ id: 'q2@example.com' }] },
+            segmentMembership: {
+              ups: {
+                'aud-vip': { status: 'realized', lastQualificationTime: '2026-11-19T12:00:00Z' },
+              },
+            },
+          },
+        ],
+        audiences,
+      );
       const daily = { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' };
       // Separate dataflow ids: each has its own state.
-      const body = (auds: string[], folderPath: string) => crmConfig({
-        id: `indep-${folderPath}`, source: { snapshots: './indep' }, folderPath, fileName: '%SEGMENT_ID%',
-        mapping: [{ source: 'identityMap.email', target: 'email' }], mandatory: [],
-        audiences: auds.map((id) => ({ id, mode: 'full', schedule: daily })),
-      });
-      const alone = await ws.audex(['run', '--config', ws.config(body(['aud-vip'], 'alone'), 'alone.yaml'), '--at', AT_20, '--max-bad-records', '1', '--json']);
-      const both = await ws.audex(['run', '--config', ws.config(body(['aud-vip', 'aud-churn'], 'both'), 'both.yaml'), '--at', AT_20, '--max-bad-records', '1', '--json']);
+      const body = (auds: string[], folderPath: string) =>
+        crmConfig({
+          id: `indep-${folderPath}`,
+          source: { snapshots: './indep' },
+          folderPath,
+          fileName: '%SEGMENT_ID%',
+          mapping: [{ source: 'identityMap.email', target: 'email' }],
+          mandatory: [],
+          audiences: auds.map((id) => ({ id, mode: 'full', schedule: daily })),
+        });
+      const alone = await ws.audex([
+        'run',
+        '--config',
+        ws.config(body(['aud-vip'], 'alone'), 'alone.yaml'),
+        '--at',
+        AT_20,
+        '--max-bad-records',
+        '1',
+        '--json',
+      ]);
+      const both = await ws.audex([
+        'run',
+        '--config',
+        ws.config(body(['aud-vip', 'aud-churn'], 'both'), 'both.yaml'),
+        '--at',
+        AT_20,
+        '--max-bad-records',
+        '1',
+        '--json',
+      ]);
       expect(alone.code, alone.stderr).toBe(0);
       expect(both.code, both.stderr).toBe(0);
       const a = onlyRun(alone.json(), 'aud-vip');
@@ -677,23 +1238,41 @@ describe('manifest with several parts and with an empty run', () => {
   it('lists every part; with emptyExport skip an empty run writes only the manifest', async () => {
     const ws = createWorkspace();
     try {
-      const config = ws.config(crmConfig({ format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 4, emptyExport: 'skip' } }));
+      const config = ws.config(
+        crmConfig({ format: { type: 'csv', compression: 'gzip', maxRowsPerFile: 4, emptyExport: 'skip' } }),
+      );
       const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
-      expect(run.files.map((f) => path.basename(f.path))).toEqual(['Acme_CRM_aud-vip_20261120_053000.csv.gz', 'Acme_CRM_aud-vip_20261120_053000_2.csv.gz']);
+      expect(run.files.map((f) => path.basename(f.path))).toEqual([
+        'Acme_CRM_aud-vip_20261120_053000.csv.gz',
+        'Acme_CRM_aud-vip_20261120_053000_2.csv.gz',
+      ]);
       expect(run.files.map((f) => f.rows)).toEqual([4, 2]);
       const dir = path.dirname(run.files[0]!.path);
       const manifest = JSON.parse(readFileSync(path.join(dir, `manifest-acme-crm-${run.runId}.json`), 'utf8'));
-      expect(manifest.exportResults.map((r: Record<string, unknown>) => [r['name'], r['rows'], r['size'], r['sha256']])).toEqual(
-        run.files.map((f) => [path.basename(f.path), f.rows, statSync(f.path).size, fileSha(f.path)]),
-      );
+      expect(
+        manifest.exportResults.map((r: Record<string, unknown>) => [r['name'], r['rows'], r['size'], r['sha256']]),
+      ).toEqual(run.files.map((f) => [path.basename(f.path), f.rows, statSync(f.path).size, fileSha(f.path)]));
       // Same snapshot again on the 21st: no membership change, no rows (the three members held
       // back on day 1 are candidates again and excluded again).
-      const empty = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--snapshot', 'snap-20261120', '--json'])));
+      const empty = onlyRun(
+        ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--snapshot', 'snap-20261120', '--json'])),
+      );
       expect(empty.files).toEqual([]);
-      expect(empty.counts).toMatchObject({ profilesReceived: 3, rowsWritten: 0, excludedMandatory: 2, excludedDuplicate: 1 });
+      expect(empty.counts).toMatchObject({
+        profilesReceived: 3,
+        rowsWritten: 0,
+        excludedMandatory: 2,
+        excludedDuplicate: 1,
+      });
       const emptyManifest = JSON.parse(readFileSync(path.join(dir, `manifest-acme-crm-${empty.runId}.json`), 'utf8'));
-      expect(emptyManifest).toMatchObject({ flowRunId: empty.runId, scheduledTime: '2026-11-21T05:30:00.000Z', exportResults: [] });
-      expect(ws.files().filter((f) => f.includes('20261121'))).toEqual([`crm/VIP Customers/manifest-acme-crm-${empty.runId}.json`]);
+      expect(emptyManifest).toMatchObject({
+        flowRunId: empty.runId,
+        scheduledTime: '2026-11-21T05:30:00.000Z',
+        exportResults: [],
+      });
+      expect(ws.files().filter((f) => f.includes('20261121'))).toEqual([
+        `crm/VIP Customers/manifest-acme-crm-${empty.runId}.json`,
+      ]);
     } finally {
       ws.cleanup();
     }
@@ -709,13 +1288,24 @@ describe('prospect audiences', () => {
   afterAll(() => ws?.cleanup());
 
   it('incremental on a prospect audience fails that run with exit 2 naming audiences[i].mode', async () => {
-    const config = ws.config(crmConfig({
-      id: 'prospect-inc',
-      audiences: [
-        { id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-        { id: 'aud-prospects', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-      ],
-    }), 'inc.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'prospect-inc',
+        audiences: [
+          {
+            id: 'aud-vip',
+            mode: 'full',
+            schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+          },
+          {
+            id: 'aud-prospects',
+            mode: 'incremental',
+            schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+          },
+        ],
+      }),
+      'inc.yaml',
+    );
     const result = await ws.audex(['run', '--config', config, '--at', AT_20, '--json']);
     expect(result.code, result.stderr).toBe(2);
     const run = result.json().runs.find((r) => r.audienceId === 'aud-prospects');
@@ -726,10 +1316,20 @@ describe('prospect audiences', () => {
   });
 
   it('full on a prospect audience exports its members', async () => {
-    const config = ws.config(crmConfig({
-      id: 'prospect-full', folderPath: 'prospects',
-      audiences: [{ id: 'aud-prospects', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }],
-    }), 'full.yaml');
+    const config = ws.config(
+      crmConfig({
+        id: 'prospect-full',
+        folderPath: 'prospects',
+        audiences: [
+          {
+            id: 'aud-prospects',
+            mode: 'full',
+            schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+          },
+        ],
+      }),
+      'full.yaml',
+    );
     const run = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
     expect(csvRows(run)).toEqual([['hank@example.net', 'Hank', 'none', '0', 'realized']]);
   });
@@ -740,12 +1340,22 @@ describe('an audience missing from the snapshot', () => {
   it('fails that run (naming it), the others still succeed, exit 1', async () => {
     const ws = createWorkspace();
     try {
-      const config = ws.config(crmConfig({
-        audiences: [
-          { id: 'aud-ghost', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-          { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-        ],
-      }));
+      const config = ws.config(
+        crmConfig({
+          audiences: [
+            {
+              id: 'aud-ghost',
+              mode: 'full',
+              schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+            },
+            {
+              id: 'aud-vip',
+              mode: 'incremental',
+              schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+            },
+          ],
+        }),
+      );
       const result = await ws.audex(['run', '--config', config, '--at', AT_20, '--json']);
       expect(result.code, result.stderr).toBe(1);
       const summary = result.json();
@@ -766,22 +1376,40 @@ describe('afterEvaluation trigger', () => {
   it('runs once per new snapshot with the snapshot evaluatedAt as logical time', async () => {
     const ws = createWorkspace();
     try {
-      const config = ws.config(crmConfig({
-        id: 'churn',
-        audiences: [{ id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', trigger: 'afterEvaluation' } }],
-      }));
+      const config = ws.config(
+        crmConfig({
+          id: 'churn',
+          audiences: [{ id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', trigger: 'afterEvaluation' } }],
+        }),
+      );
       const r1 = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_20, '--json'])));
-      expect(r1).toMatchObject({ trigger: 'afterEvaluation', mode: 'full', logicalTime: '2026-11-20T05:00:00.000Z', snapshotId: 'snap-20261120' });
+      expect(r1).toMatchObject({
+        trigger: 'afterEvaluation',
+        mode: 'full',
+        logicalTime: '2026-11-20T05:00:00.000Z',
+        snapshotId: 'snap-20261120',
+      });
       expect(r1.runId).toMatch(/^20261120T050000Z-[0-9a-f]{8}$/);
       expect(csvRows(r1).map((r) => r[0])).toEqual(['ann@example.com', 'dan@example.com', 'finn@example.com']);
       // Later the same day, no new snapshot: nothing due.
       const idle = ok(await ws.audex(['run', '--config', config, '--at', '2026-11-20T23:00:00Z', '--json']));
       expect(idle.runs).toEqual([]);
       const r2 = onlyRun(ok(await ws.audex(['run', '--config', config, '--at', AT_21, '--json'])));
-      expect(r2).toMatchObject({ trigger: 'afterEvaluation', logicalTime: '2026-11-21T05:00:00.000Z', snapshotId: 'snap-20261121' });
-      expect(csvRows(r2).map((r) => r[0])).toEqual(['ann@example.com', 'dan@example.com', 'finn@example.com', 'june@example.com']);
+      expect(r2).toMatchObject({
+        trigger: 'afterEvaluation',
+        logicalTime: '2026-11-21T05:00:00.000Z',
+        snapshotId: 'snap-20261121',
+      });
+      expect(csvRows(r2).map((r) => r[0])).toEqual([
+        'ann@example.com',
+        'dan@example.com',
+        'finn@example.com',
+        'june@example.com',
+      ]);
       // The incomplete 22nd folder is not a new snapshot.
-      expect(ok(await ws.audex(['run', '--config', config, '--at', '2026-11-23T06:00:00Z', '--json'])).runs).toEqual([]);
+      expect(ok(await ws.audex(['run', '--config', config, '--at', '2026-11-23T06:00:00Z', '--json'])).runs).toEqual(
+        [],
+      );
     } finally {
       ws.cleanup();
     }
@@ -803,11 +1431,18 @@ describe('coalescing missed slots', () => {
         expect(r.runId).toMatch(new RegExp(`^${r.logicalTime.slice(0, 10).replace(/-/g, '')}T053000Z-[0-9a-f]{8}$`));
       }
       const run = onlyRun(summary);
-      expect(run).toMatchObject({ status: 'success', logicalTime: '2026-11-23T05:30:00.000Z', snapshotId: 'snap-20261121' });
+      expect(run).toMatchObject({
+        status: 'success',
+        logicalTime: '2026-11-23T05:30:00.000Z',
+        snapshotId: 'snap-20261121',
+      });
       expect(path.basename(run.files[0]!.path)).toBe('Acme_CRM_aud-vip_20261123_053000.csv');
       // Diff against the 20th's baseline: nothing is lost.
       expect(csvRows(run).map((r) => `${r[0]} ${r[4]}`)).toEqual([
-        'bob@example.com exited', 'finn@example.com realized', 'ivy@example.com exited', 'june@example.com realized',
+        'bob@example.com exited',
+        'finn@example.com realized',
+        'ivy@example.com exited',
+        'june@example.com realized',
       ]);
       expect(ws.files().filter((f) => f.endsWith('.csv'))).toEqual([
         'crm/VIP Customers/Acme_CRM_aud-vip_20261120_053000.csv',

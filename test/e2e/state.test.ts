@@ -7,7 +7,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { crmConfig, listFiles, readCsv, readParquet, trackWorkspaces, type CliResult, type Workspace } from '../helpers/harness.js';
+import {
+  crmConfig,
+  listFiles,
+  readCsv,
+  readParquet,
+  trackWorkspaces,
+  type CliResult,
+  type Workspace,
+} from '../helpers/harness.js';
 import { stateKeys } from '../../src/state/state-keys.js';
 
 const workspace = trackWorkspaces();
@@ -22,14 +30,23 @@ const stateDir = (w: Workspace, id = 'acme-crm') => path.join(w.out, '_audex', i
 const readJson = <T = Record<string, unknown>>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-async function run(w: Workspace, at: string, config: Record<string, unknown> = crmConfig(), extra: string[] = []): Promise<CliResult> {
+async function run(
+  w: Workspace,
+  at: string,
+  config: Record<string, unknown> = crmConfig(),
+  extra: string[] = [],
+): Promise<CliResult> {
   const file = w.config(config);
   return w.audex(['run', '--config', file, '--at', at, '--json', ...extra]);
 }
 
 /** Every file under a folder with its bytes (hex), for byte-for-byte comparisons. */
 function tree(root: string, filter: (rel: string) => boolean = () => true): Record<string, string> {
-  return Object.fromEntries(listFiles(root).filter(filter).map((rel) => [rel, readFileSync(path.join(root, rel)).toString('hex')]));
+  return Object.fromEntries(
+    listFiles(root)
+      .filter(filter)
+      .map((rel) => [rel, readFileSync(path.join(root, rel)).toString('hex')]),
+  );
 }
 const exportsOnly = (rel: string) => !rel.startsWith('_audex/');
 
@@ -62,8 +79,13 @@ describe('state after successful runs', () => {
     // Cursor: the commit point of the last run.
     const cursor = readJson(path.join(state, 'cursors', 'aud-vip.json'));
     expect(cursor).toMatchObject({
-      audienceId: 'aud-vip', lastSlot: SLOT2, runId: run2.runId, snapshotId: 'snap-20261121', mode: 'incremental',
-      baseline: `baselines/aud-vip/${run2.runId}.parquet`, baselineSize: 6,
+      audienceId: 'aud-vip',
+      lastSlot: SLOT2,
+      runId: run2.runId,
+      snapshotId: 'snap-20261121',
+      mode: 'incremental',
+      baseline: `baselines/aud-vip/${run2.runId}.parquet`,
+      baselineSize: 6,
     });
 
     // Baseline: the profiles exported as members (README "State and safety"): day 1's still active, plus day 2's
@@ -71,18 +93,36 @@ describe('state after successful runs', () => {
     const baseline = await readParquet(path.join(state, 'baselines', 'aud-vip', `${run2.runId}.parquet`));
     const members = baseline.rows.map((r) => [r['k'], r['status']]).sort();
     expect(members).toEqual([
-      ['p-001', 'existing'], ['p-004', 'existing'], ['p-006', 'existing'],
-      ['p-008', 'realized'], ['p-009', 'existing'], ['p-012', 'realized'],
+      ['p-001', 'existing'],
+      ['p-004', 'existing'],
+      ['p-006', 'existing'],
+      ['p-008', 'realized'],
+      ['p-009', 'existing'],
+      ['p-012', 'realized'],
     ]);
     expect(existsSync(path.join(state, 'baselines', 'aud-vip', `${run1.runId}.parquet`))).toBe(true);
 
     // History: one record per run, the same record as the --json summary.
-    expect(listFiles(path.join(state, stateKeys.historyPrefix))).toEqual([run1, run2].map((r) => stateKeys.history(r.runId, 'success', 'aud-vip').slice(5)).sort());
-    for (const [summary, rows] of [[run1, 6], [run2, 4]] as const) {
-      const record = readJson<Record<string, any>>(path.join(state, stateKeys.history(summary.runId, 'success', 'aud-vip')));
+    expect(listFiles(path.join(state, stateKeys.historyPrefix))).toEqual(
+      [run1, run2].map((r) => stateKeys.history(r.runId, 'success', 'aud-vip').slice(5)).sort(),
+    );
+    for (const [summary, rows] of [
+      [run1, 6],
+      [run2, 4],
+    ] as const) {
+      const record = readJson<Record<string, any>>(
+        path.join(state, stateKeys.history(summary.runId, 'success', 'aud-vip')),
+      );
       expect(record).toMatchObject({
-        runId: summary.runId, audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', status: 'success',
-        logicalTime: summary.logicalTime, snapshotId: summary.snapshotId, counts: summary.counts, files: summary.files,
+        runId: summary.runId,
+        audienceId: 'aud-vip',
+        mode: 'incremental',
+        trigger: 'schedule',
+        status: 'success',
+        logicalTime: summary.logicalTime,
+        snapshotId: summary.snapshotId,
+        counts: summary.counts,
+        files: summary.files,
       });
       expect(record.counts.rowsWritten).toBe(rows);
       expect(typeof record.durationMs).toBe('number');
@@ -110,10 +150,14 @@ describe('state after successful runs', () => {
       ['2026-11-22T05:30:00.000Z', 'skipped'],
       ['2026-11-23T05:30:00.000Z', 'success'],
     ]);
-    const history = listFiles(path.join(stateDir(w), stateKeys.historyPrefix)).map((f) => readJson<Record<string, any>>(path.join(stateDir(w), stateKeys.historyPrefix, f)));
+    const history = listFiles(path.join(stateDir(w), stateKeys.historyPrefix)).map((f) =>
+      readJson<Record<string, any>>(path.join(stateDir(w), stateKeys.historyPrefix, f)),
+    );
     expect(history).toHaveLength(4);
     expect(history.map((h) => h.status).sort()).toEqual(['skipped', 'skipped', 'success', 'success']);
-    expect(readJson(path.join(stateDir(w), 'cursors', 'aud-vip.json'))).toMatchObject({ lastSlot: '2026-11-23T05:30:00.000Z' });
+    expect(readJson(path.join(stateDir(w), 'cursors', 'aud-vip.json'))).toMatchObject({
+      lastSlot: '2026-11-23T05:30:00.000Z',
+    });
   });
 
   it('a rerun with the same --at after success finds nothing due and writes nothing', async () => {
@@ -161,19 +205,28 @@ describe('failed runs', () => {
     expect(existsSync(path.join(state, 'lock.json'))).toBe(false);
     // Not kept pending: the same snapshot would fail the same way.
     expect(existsSync(path.join(state, 'pending', `${failed1.runId}.json`))).toBe(false);
-    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'failed', 'aud-vip')))).toMatchObject({ status: 'failed', runId: failed1.runId });
+    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'failed', 'aud-vip')))).toMatchObject({
+      status: 'failed',
+      runId: failed1.runId,
+    });
 
     // Fixed config, same --at: planned afresh, the same slot gives the same id and snapshot.
     const fixed1 = await run(w, DAY1, parquetConfig('string'));
     expect(fixed1.code, fixed1.stderr).toBe(0);
     const runs1 = fixed1.json().runs;
-    expect(runs1.map((r) => [r.runId, r.status, r.logicalTime, r.snapshotId])).toEqual([[failed1.runId, 'success', SLOT1, 'snap-20261120']]);
+    expect(runs1.map((r) => [r.runId, r.status, r.logicalTime, r.snapshotId])).toEqual([
+      [failed1.runId, 'success', SLOT1, 'snap-20261120'],
+    ]);
     expect((await readParquet(runs1[0]!.files[0]!.path)).rows).toHaveLength(6);
     expect(readJson(cursorFile)).toMatchObject({ runId: failed1.runId, lastSlot: SLOT1 });
     expect(listFiles(path.join(state, 'pending'))).toEqual([]);
     // The history keeps both: the failed attempt and the success that finished it.
-    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'failed', 'aud-vip')))).toMatchObject({ status: 'failed' });
-    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'success', 'aud-vip')))).toMatchObject({ status: 'success' });
+    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'failed', 'aud-vip')))).toMatchObject({
+      status: 'failed',
+    });
+    expect(readJson(path.join(state, stateKeys.history(failed1.runId, 'success', 'aud-vip')))).toMatchObject({
+      status: 'success',
+    });
 
     // Day 2 fails again: the cursor does not move and no new final-name file appears.
     const cursorBefore = readFileSync(cursorFile, 'utf8');
@@ -189,7 +242,9 @@ describe('failed runs', () => {
     const fixed2 = await run(w, DAY2, parquetConfig('string'));
     expect(fixed2.code, fixed2.stderr).toBe(0);
     const runs2 = fixed2.json().runs;
-    expect(runs2.map((r) => [r.runId, r.status, r.logicalTime, r.snapshotId])).toEqual([[failed2.runId, 'success', SLOT2, 'snap-20261121']]);
+    expect(runs2.map((r) => [r.runId, r.status, r.logicalTime, r.snapshotId])).toEqual([
+      [failed2.runId, 'success', SLOT2, 'snap-20261121'],
+    ]);
     expect(runs2[0]!.counts.rowsWritten).toBe(4);
     expect(readJson(cursorFile)).toMatchObject({ runId: failed2.runId, lastSlot: SLOT2 });
   });
@@ -223,7 +278,19 @@ describe('interrupted runs', () => {
     mkdirSync(path.join(state, 'pending'), { recursive: true });
     writeFileSync(
       path.join(state, 'pending', `${killed.runId}.json`),
-      JSON.stringify({ runId: killed.runId, audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', logicalTime: killed.logicalTime, snapshotId: killed.snapshotId, folders: [folder] }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          runId: killed.runId,
+          audienceId: 'aud-vip',
+          mode: 'incremental',
+          trigger: 'schedule',
+          logicalTime: killed.logicalTime,
+          snapshotId: killed.snapshotId,
+          folders: [folder],
+        },
+        null,
+        2,
+      ) + '\n',
     );
     // The killed run's own half-written temp file, and another dataflow's temp file in the
     // same folder (possibly being written right now): only the first may be removed.
@@ -270,7 +337,15 @@ describe('interrupted runs after the commit point', () => {
     mkdirSync(path.join(state, 'pending'), { recursive: true });
     writeFileSync(
       path.join(state, 'pending', `${committed.runId}.json`),
-      JSON.stringify({ runId: committed.runId, audienceId: 'aud-vip', mode: 'incremental', trigger: 'schedule', logicalTime: committed.logicalTime, snapshotId: committed.snapshotId, folders: [folder] }),
+      JSON.stringify({
+        runId: committed.runId,
+        audienceId: 'aud-vip',
+        mode: 'incremental',
+        trigger: 'schedule',
+        logicalTime: committed.logicalTime,
+        snapshotId: committed.snapshotId,
+        folders: [folder],
+      }),
     );
     const b2 = await run(b, DAY2);
     expect(b2.code, b2.stderr).toBe(0);
@@ -286,7 +361,12 @@ describe('the dataflow lock', () => {
   const lockFile = (w: Workspace) => path.join(stateDir(w), 'lock.json');
   function writeLock(w: Workspace, pid: number, host: string): string {
     mkdirSync(stateDir(w), { recursive: true });
-    const text = JSON.stringify({ token: 'held-by-test', pid, host, acquiredAt: '2026-11-20T05:59:00.000Z', dataflowId: 'acme-crm' }, null, 2) + '\n';
+    const text =
+      JSON.stringify(
+        { token: 'held-by-test', pid, host, acquiredAt: '2026-11-20T05:59:00.000Z', dataflowId: 'acme-crm' },
+        null,
+        2,
+      ) + '\n';
     writeFileSync(lockFile(w), text);
     return text;
   }
@@ -346,7 +426,11 @@ describe('storage errors (exit 3)', () => {
     const w = workspace();
     const target = path.join(w.dir, 'out-is-a-file');
     writeFileSync(target, 'not a folder\n');
-    const result = await run(w, DAY1, crmConfig({ destination: { path: './out-is-a-file' }, state: { path: './state' } }));
+    const result = await run(
+      w,
+      DAY1,
+      crmConfig({ destination: { path: './out-is-a-file' }, state: { path: './state' } }),
+    );
     expect(result.code, result.stderr + result.stdout).toBe(3);
     const r = result.json().runs[0]!;
     expect(r.status).toBe('failed');
@@ -373,13 +457,19 @@ describe('an audience whose earlier run fails in the same invocation', () => {
     const failed = await w.audex(['run', '--config', config, '--at', DAY2, '--json']);
     expect(failed.code).not.toBe(0);
     const runs = failed.json().runs;
-    expect(runs.map((r) => [r.logicalTime, r.status])).toEqual([[SLOT1, 'failed'], [SLOT2, 'failed']]);
+    expect(runs.map((r) => [r.logicalTime, r.status])).toEqual([
+      [SLOT1, 'failed'],
+      [SLOT2, 'failed'],
+    ]);
     expect(runs[1]!.error).toMatch(/^not run: run .* of this audience failed before it/);
     expect(runs[1]!.error).not.toMatch(/baseline|ENOENT/);
 
     rmSync(folder);
     const again = await w.audex(['run', '--config', config, '--at', DAY2, '--json']);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.json().runs.map((r) => [r.logicalTime, r.status])).toEqual([[SLOT1, 'success'], [SLOT2, 'success']]);
+    expect(again.json().runs.map((r) => [r.logicalTime, r.status])).toEqual([
+      [SLOT1, 'success'],
+      [SLOT2, 'success'],
+    ]);
   });
 });

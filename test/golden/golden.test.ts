@@ -44,7 +44,11 @@ interface Variant {
   config: Record<string, unknown>;
 }
 
-const fixtureVariant = (name: string, format: Record<string, unknown>, extra: Record<string, unknown> = {}): Variant => ({
+const fixtureVariant = (
+  name: string,
+  format: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Variant => ({
   name,
   source: 'fixtures',
   config: crmConfig({ id: `golden-${name}`, format, mapping: crmMapping, audiences: crmAudiences, ...extra }),
@@ -60,7 +64,11 @@ const benchMapping = [
   { source: 'segmentMembership.lastQualificationTime', target: 'qualified_at' },
 ];
 const benchAudiences = (mode: string) =>
-  ['aud-00', 'aud-01', 'aud-02'].map((id) => ({ id, mode, schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-01' } }));
+  ['aud-00', 'aud-01', 'aud-02'].map((id) => ({
+    id,
+    mode,
+    schedule: { frequency: 'daily', startTime: '06:00', startDate: '2026-11-01' },
+  }));
 const benchVariant = (name: string, format: Record<string, unknown>, mode: string): Variant => ({
   name,
   source: 'bench',
@@ -114,7 +122,9 @@ async function outputsOf(ws: Workspace, variant: Variant): Promise<Record<string
   }
   const out: Record<string, string> = {};
   for (const file of listFiles(ws.out).filter((f) => !f.startsWith('_audex/'))) {
-    out[file] = createHash('sha256').update(readFileSync(path.join(ws.out, file))).digest('hex');
+    out[file] = createHash('sha256')
+      .update(readFileSync(path.join(ws.out, file)))
+      .digest('hex');
   }
   return out;
 }

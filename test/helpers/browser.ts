@@ -15,13 +15,18 @@ export function findChromium(): string | null {
 /** Whether browser tests run here: they skip only outside CI, with a message. */
 export function browserTestsRun(): boolean {
   if (findChromium() || process.env['CI']) return true;
-  console.warn(`browser tests skipped: no chromium found (install it with \`${INSTALL_CHROMIUM}\`, or set CHROMIUM_PATH)`);
+  console.warn(
+    `browser tests skipped: no chromium found (install it with \`${INSTALL_CHROMIUM}\`, or set CHROMIUM_PATH)`,
+  );
   return false;
 }
 
 export async function launchChromium(): Promise<Browser> {
   const executablePath = findChromium();
-  if (!executablePath) throw new Error(`no chromium found for the browser tests (CI=${process.env['CI'] ?? ''}); install it with \`${INSTALL_CHROMIUM}\``);
+  if (!executablePath)
+    throw new Error(
+      `no chromium found for the browser tests (CI=${process.env['CI'] ?? ''}); install it with \`${INSTALL_CHROMIUM}\``,
+    );
   return puppeteer.launch({ executablePath, args: ['--headless=new', '--no-sandbox', '--disable-gpu'] });
 }
 
@@ -51,20 +56,34 @@ export async function openFile(browser: Browser, file: string, width = 1280): Pr
 }
 
 /** Per canvas in the page: how many pixels are drawn, and how many have each given colour (hex). */
-export async function canvasPixels(page: Page, selector: string, colours: string[] = []): Promise<{ drawn: number; colours: Record<string, number> }[]> {
+export async function canvasPixels(
+  page: Page,
+  selector: string,
+  colours: string[] = [],
+): Promise<{ drawn: number; colours: Record<string, number> }[]> {
   return page.$$eval(
     selector,
     (canvases, wanted) =>
       (canvases as HTMLCanvasElement[]).map((canvas) => {
         const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
-        const rgb = wanted.map((hex) => [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(3, 5), 16), parseInt(hex.slice(5, 7), 16)]);
+        const rgb = wanted.map((hex) => [
+          parseInt(hex.slice(1, 3), 16),
+          parseInt(hex.slice(3, 5), 16),
+          parseInt(hex.slice(5, 7), 16),
+        ]);
         const counts = wanted.map(() => 0);
         let drawn = 0;
         for (let i = 0; i < data.length; i += 4) {
           if (data[i + 3] === 0) continue;
           drawn++;
           rgb.forEach(([r, g, b], k) => {
-            if (data[i + 3]! > 200 && Math.abs(data[i]! - r!) < 8 && Math.abs(data[i + 1]! - g!) < 8 && Math.abs(data[i + 2]! - b!) < 8) counts[k]!++;
+            if (
+              data[i + 3]! > 200 &&
+              Math.abs(data[i]! - r!) < 8 &&
+              Math.abs(data[i + 1]! - g!) < 8 &&
+              Math.abs(data[i + 2]! - b!) < 8
+            )
+              counts[k]!++;
           });
         }
         return { drawn, colours: Object.fromEntries(wanted.map((hex, k) => [hex, counts[k]!])) };

@@ -58,7 +58,12 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export function rule(name: string, match: (r: ProxyRequest) => boolean, action: FaultAction, times?: number): FaultRule {
+export function rule(
+  name: string,
+  match: (r: ProxyRequest) => boolean,
+  action: FaultAction,
+  times?: number,
+): FaultRule {
   return { name, match, action, ...(times === undefined ? {} : { times }), hits: 0 };
 }
 
@@ -86,7 +91,12 @@ export interface FaultProxyOptions {
 /** The request as rules see it. */
 export function toProxyRequest(req: http.IncomingMessage): ProxyRequest {
   const url = new URL(req.url ?? '/', 'http://proxy');
-  return { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers };
+  return {
+    method: req.method ?? 'GET',
+    path: decodeURIComponent(url.pathname),
+    query: url.searchParams,
+    headers: req.headers,
+  };
 }
 
 /** The first rule that matches and has acts left, counted as hit; null when none does. */
@@ -97,13 +107,25 @@ export function takeRule(rules: FaultRule[], request: ProxyRequest): FaultRule |
 }
 
 /** Acts on a request as the rule says (answers, drops or forwards it). */
-export function applyFault(action: FaultAction, req: http.IncomingMessage, res: http.ServerResponse, upstream: string, request: ProxyRequest): void {
+export function applyFault(
+  action: FaultAction,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstream: string,
+  request: ProxyRequest,
+): void {
   switch (action.kind) {
     case 'error': {
       req.resume();
-      const message = (action.message?.(request) ?? 'injected by the fault proxy').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+      const message = (action.message?.(request) ?? 'injected by the fault proxy')
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;');
       const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${action.code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`;
-      res.writeHead(action.status, { 'content-type': 'application/xml', 'content-length': request.method === 'HEAD' ? 0 : Buffer.byteLength(body) });
+      res.writeHead(action.status, {
+        'content-type': 'application/xml',
+        'content-length': request.method === 'HEAD' ? 0 : Buffer.byteLength(body),
+      });
       res.end(request.method === 'HEAD' ? undefined : body);
       return;
     }
@@ -136,7 +158,11 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
     const accessKeyId = /Credential=([^/,\s]+)/.exec(req.headers.authorization ?? '')?.[1] ?? null;
     proxy.requests.push({ method: request.method, url: req.url ?? '/', fault: hit?.name ?? null, accessKeyId });
     const mapped = accessKeyId === null ? undefined : options.accessKeyIds?.[accessKeyId];
-    if (mapped !== undefined) req.headers.authorization = req.headers.authorization!.replace(`Credential=${accessKeyId}/`, `Credential=${mapped}/`);
+    if (mapped !== undefined)
+      req.headers.authorization = req.headers.authorization!.replace(
+        `Credential=${accessKeyId}/`,
+        `Credential=${mapped}/`,
+      );
     if (hit) return applyFault(hit.action, req, res, upstream, request);
     if (options.serialize?.(request)) {
       queue = queue.then(() => forward(req, res, upstream, {}));
@@ -159,7 +185,12 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
 }
 
 /** Forwards a request; resolves once the exchange is over (answered, cut or failed). */
-export function forward(req: http.IncomingMessage, res: http.ServerResponse, upstream: string, how: { truncateAfter?: number; loseResponse?: boolean } = {}): Promise<void> {
+export function forward(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstream: string,
+  how: { truncateAfter?: number; loseResponse?: boolean } = {},
+): Promise<void> {
   return new Promise((resolve) => {
     res.on('close', () => resolve());
     // Node answered `Expect: 100-continue` already; the upstream gets the body without it.
@@ -208,16 +239,27 @@ export function forward(req: http.IncomingMessage, res: http.ServerResponse, ups
 // Matchers for the S3 requests audex makes (path-style addressing: /bucket/key).
 export const s3Match = {
   /** Any request whose path contains `pathPart` (and, if given, with that method). */
-  any: (pathPart: string, method?: string) => (r: ProxyRequest) => (method === undefined || r.method === method) && r.path.includes(pathPart),
+  any: (pathPart: string, method?: string) => (r: ProxyRequest) =>
+    (method === undefined || r.method === method) && r.path.includes(pathPart),
   /** ListObjectsV2 on `bucket` whose prefix starts with `prefix` (and, if given, with that delimiter). */
   list: (bucket: string, prefix: string, delimiter?: string) => (r: ProxyRequest) =>
-    r.method === 'GET' && r.path.replace(/\/$/, '') === `/${bucket}` && r.query.get('list-type') === '2' &&
-    (r.query.get('prefix') ?? '').startsWith(prefix) && (delimiter === undefined || r.query.get('delimiter') === delimiter),
-  get: (pathPart: string) => (r: ProxyRequest) => r.method === 'GET' && !r.query.has('list-type') && r.path.includes(pathPart),
+    r.method === 'GET' &&
+    r.path.replace(/\/$/, '') === `/${bucket}` &&
+    r.query.get('list-type') === '2' &&
+    (r.query.get('prefix') ?? '').startsWith(prefix) &&
+    (delimiter === undefined || r.query.get('delimiter') === delimiter),
+  get: (pathPart: string) => (r: ProxyRequest) =>
+    r.method === 'GET' && !r.query.has('list-type') && r.path.includes(pathPart),
   /** A plain PutObject (not a multipart part). */
-  put: (pathPart: string) => (r: ProxyRequest) => r.method === 'PUT' && !r.query.has('partNumber') && r.path.includes(pathPart),
+  put: (pathPart: string) => (r: ProxyRequest) =>
+    r.method === 'PUT' && !r.query.has('partNumber') && r.path.includes(pathPart),
   uploadPart: (pathPart: string, partNumber?: number) => (r: ProxyRequest) =>
-    r.method === 'PUT' && r.query.has('uploadId') && r.path.includes(pathPart) && (partNumber === undefined || r.query.get('partNumber') === String(partNumber)),
-  createMultipart: (pathPart: string) => (r: ProxyRequest) => r.method === 'POST' && r.query.has('uploads') && r.path.includes(pathPart),
-  completeMultipart: (pathPart: string) => (r: ProxyRequest) => r.method === 'POST' && r.query.has('uploadId') && r.path.includes(pathPart),
+    r.method === 'PUT' &&
+    r.query.has('uploadId') &&
+    r.path.includes(pathPart) &&
+    (partNumber === undefined || r.query.get('partNumber') === String(partNumber)),
+  createMultipart: (pathPart: string) => (r: ProxyRequest) =>
+    r.method === 'POST' && r.query.has('uploads') && r.path.includes(pathPart),
+  completeMultipart: (pathPart: string) => (r: ProxyRequest) =>
+    r.method === 'POST' && r.query.has('uploadId') && r.path.includes(pathPart),
 };

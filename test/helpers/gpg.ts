@@ -38,7 +38,8 @@ const CREATED = '20260101T000000';
 
 export function startGpg(): Gpg {
   const home = mkdtempSync(path.join(tmpdir(), 'audex-gpg-'));
-  const gpgBytes = (args: string[]) => execFileSync('gpg', ['--homedir', home, ...BASE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const gpgBytes = (args: string[]) =>
+    execFileSync('gpg', ['--homedir', home, ...BASE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const gpg = (args: string[]) => gpgBytes(args).toString('utf8');
   const fingerprintOf = (uid: string) => /^fpr:+([0-9A-F]{40}):/m.exec(gpg(['--with-colons', '--list-keys', uid]))![1]!;
   const exported = (uid: string): TestKey => ({
@@ -64,7 +65,8 @@ export function startGpg(): Gpg {
     signOnly: exported('sign@example.com'),
     decrypt(file) {
       const result = spawnSync('gpg', ['--homedir', home, ...BASE, '--decrypt', file], { maxBuffer: 64 * 1024 * 1024 });
-      if (result.status !== 0) throw new Error(`gpg --decrypt ${file} failed (${result.status}): ${result.stderr.toString()}`);
+      if (result.status !== 0)
+        throw new Error(`gpg --decrypt ${file} failed (${result.status}): ${result.stderr.toString()}`);
       return result.stdout;
     },
     writeKey(dir, name, key) {

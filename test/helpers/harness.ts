@@ -72,17 +72,26 @@ export function runCli(args: string[], options: CliOptions): Promise<CliResult> 
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const [command, ...rest] = (options.wrap ?? ((argv) => argv))([process.execPath, BIN, ...args]);
-    const child = spawn(command!, rest, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command!, rest, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = options.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
+    const timer =
+      options.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
       resolve({
-        code, signal, stdout, stderr, ms: performance.now() - started,
+        code,
+        signal,
+        stdout,
+        stderr,
+        ms: performance.now() - started,
         json: () => {
           try {
             return JSON.parse(stdout) as JsonSummary;
@@ -114,7 +123,13 @@ export function crmConfig(overrides: Record<string, unknown> = {}): Record<strin
       { source: 'segmentMembership.status', target: 'status' },
     ],
     mandatory: ['loyalty.tier'],
-    audiences: [{ id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } }],
+    audiences: [
+      {
+        id: 'aud-vip',
+        mode: 'incremental',
+        schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+      },
+    ],
     ...overrides,
   };
 }
@@ -125,7 +140,9 @@ export function createWorkspace(): Workspace {
   cpSync(FIXTURE_SNAPSHOTS, snapshots, { recursive: true });
   const out = path.join(dir, 'out');
   return {
-    dir, snapshots, out,
+    dir,
+    snapshots,
+    out,
     config(body, name = 'dataflow.yaml') {
       const file = path.join(dir, name);
       writeFileSync(file, name.endsWith('.json') ? JSON.stringify(body, null, 2) : toYaml(body));
@@ -182,7 +199,10 @@ export function addSnapshot(
 ): void {
   const folder = path.join(snapshotsDir, id);
   mkdirSync(path.join(folder, 'profiles'), { recursive: true });
-  writeFileSync(path.join(folder, 'profiles', partName), lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
+  writeFileSync(
+    path.join(folder, 'profiles', partName),
+    lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n',
+  );
   writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: id, evaluatedAt, audiences }));
 }
 
@@ -197,10 +217,17 @@ export function readCsv(file: string, options: Record<string, unknown> = {}): st
 }
 
 export function readJsonLines(file: string): Record<string, unknown>[] {
-  return readText(file).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readText(file)
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-export async function readParquet(file: string): Promise<{ rows: Record<string, unknown>[]; codecs: string[]; columns: { name: string; type?: string; logical?: unknown }[] }> {
+export async function readParquet(file: string): Promise<{
+  rows: Record<string, unknown>[];
+  codecs: string[];
+  columns: { name: string; type?: string; logical?: unknown }[];
+}> {
   const bytes = readFileSync(file);
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const metadata = parquetMetadata(buffer);

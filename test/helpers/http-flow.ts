@@ -15,12 +15,22 @@ export const AUDIENCES = [
   { id: 'aud-other', name: 'Other policy', mergePolicyId: 'mp-b' },
 ];
 
-export type Statuses = Record<string, 'realized' | 'existing' | 'exited' | { status: string; lastQualificationTime?: string }>;
+export type Statuses = Record<
+  string,
+  'realized' | 'existing' | 'exited' | { status: string; lastQualificationTime?: string }
+>;
 
 /** A profile with the given memberships (lastQualificationTime 2026-11-19T10:00:00Z unless given). */
-export function person(id: string, memberships: Statuses, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function person(
+  id: string,
+  memberships: Statuses,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   const ups = Object.fromEntries(
-    Object.entries(memberships).map(([aud, s]) => [aud, typeof s === 'string' ? { status: s, lastQualificationTime: '2026-11-19T10:00:00Z' } : s]),
+    Object.entries(memberships).map(([aud, s]) => [
+      aud,
+      typeof s === 'string' ? { status: s, lastQualificationTime: '2026-11-19T10:00:00Z' } : s,
+    ]),
   );
   return {
     profileId: id,
@@ -36,7 +46,13 @@ export interface HttpWorkspace {
   dir: string;
   snapshots: string;
   /** Adds snapshot `id` at `evaluatedAt` with these profiles. */
-  snapshot(id: string, evaluatedAt: string, profiles: (object | string)[], audiences?: object[], extra?: Record<string, unknown>): void;
+  snapshot(
+    id: string,
+    evaluatedAt: string,
+    profiles: (object | string)[],
+    audiences?: object[],
+    extra?: Record<string, unknown>,
+  ): void;
   config(body: Record<string, unknown>, name?: string): string;
   audex(args: string[], env?: Record<string, string>): Promise<CliResult>;
 }
@@ -51,7 +67,8 @@ export function trackHttpWorkspaces(): () => HttpWorkspace {
     made.push(dir);
     const snapshots = path.join(dir, 'snapshots');
     return {
-      dir, snapshots,
+      dir,
+      snapshots,
       snapshot(id, evaluatedAt, profiles, audiences = AUDIENCES, extra = {}) {
         addSnapshot(snapshots, id, evaluatedAt, profiles, audiences as never);
         if (Object.keys(extra).length) {
@@ -70,7 +87,11 @@ export function trackHttpWorkspaces(): () => HttpWorkspace {
 }
 
 /** An HTTP dataflow to `endpoint` (the sink), with overrides of destination keys and top-level keys. */
-export function webhookConfig(endpoint: string, destination: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
+export function webhookConfig(
+  endpoint: string,
+  destination: Record<string, unknown> = {},
+  top: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     name: 'Acme Webhook',
     id: 'acme-http',

@@ -20,7 +20,16 @@ export interface RecordedRequest {
 }
 
 /** One scripted answer: a status (with optional headers and body), a reset, or a stall (never answered). */
-export type Answer = number | { status: number; headers?: Record<string, string>; body?: string | ((r: RecordedRequest) => string); delayMs?: number } | 'reset' | 'stall';
+export type Answer =
+  | number
+  | {
+      status: number;
+      headers?: Record<string, string>;
+      body?: string | ((r: RecordedRequest) => string);
+      delayMs?: number;
+    }
+  | 'reset'
+  | 'stall';
 
 export interface HttpSink {
   url: string;
@@ -54,7 +63,8 @@ export async function startHttpSink(): Promise<HttpSink> {
     byKey: new Map(),
     fallback: 200,
     maxInFlight: 0,
-    ackedKeys: () => sink.requests.filter((r) => typeof r.answer === 'number' && r.answer >= 200 && r.answer < 300).map((r) => r.key),
+    ackedKeys: () =>
+      sink.requests.filter((r) => typeof r.answer === 'number' && r.answer >= 200 && r.answer < 300).map((r) => r.key),
     ackedMessages: () =>
       sink.requests
         .filter((r) => typeof r.answer === 'number' && r.answer >= 200 && r.answer < 300)
@@ -88,10 +98,22 @@ export async function startHttpSink(): Promise<HttpSink> {
       const key = String(req.headers['idempotency-key'] ?? '');
       const scripted = sink.byKey.get(key);
       const refused = sink.authorize !== undefined && !sink.authorize(req.headers.authorization);
-      const answer: Answer = refused ? 401 : scripted?.length ? scripted.shift()! : sink.script.length ? sink.script.shift()! : sink.fallback;
+      const answer: Answer = refused
+        ? 401
+        : scripted?.length
+          ? scripted.shift()!
+          : sink.script.length
+            ? sink.script.shift()!
+            : sink.fallback;
       const recorded: RecordedRequest = {
-        method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers, body: Buffer.concat(chunks), key,
-        answer: typeof answer === 'object' ? answer.status : answer, at: performance.now(),
+        method: req.method ?? '',
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+        key,
+        answer: typeof answer === 'object' ? answer.status : answer,
+        at: performance.now(),
       };
       sink.requests.push(recorded);
       if (answer === 'reset') {
@@ -106,7 +128,10 @@ export async function startHttpSink(): Promise<HttpSink> {
       const a: Exclude<Answer, number | 'reset' | 'stall'> = typeof answer === 'number' ? { status: answer } : answer;
       setTimeout(() => {
         res.writeHead(a.status, { 'Content-Type': 'application/json', ...(a.headers ?? {}) });
-        res.end((typeof a.body === 'function' ? a.body(recorded) : a.body) ?? (a.status < 300 ? '{"ok":true}' : `{"error":"scripted ${a.status}"}`));
+        res.end(
+          (typeof a.body === 'function' ? a.body(recorded) : a.body) ??
+            (a.status < 300 ? '{"ok":true}' : `{"error":"scripted ${a.status}"}`),
+        );
       }, a.delayMs ?? 0);
     });
   });
@@ -140,7 +165,13 @@ export interface TokenServer {
  * grants, with refresh tokens for the password grant. It checks the client authentication
  * form it was told to expect and refuses anything else with 401 invalid_client.
  */
-export async function startTokenServer(expect: { clientId: string; clientSecret: string; clientAuth: 'basic' | 'body'; username?: string; password?: string }): Promise<TokenServer> {
+export async function startTokenServer(expect: {
+  clientId: string;
+  clientSecret: string;
+  clientAuth: 'basic' | 'body';
+  username?: string;
+  password?: string;
+}): Promise<TokenServer> {
   let n = 0;
   const revoked = new Set<string>();
   const refreshTokens = new Set<string>();
@@ -165,7 +196,9 @@ export async function startTokenServer(expect: { clientId: string; clientSecret:
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       const form = new URLSearchParams(body);
-      const basic = req.headers.authorization?.startsWith('Basic ') ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString() : null;
+      const basic = req.headers.authorization?.startsWith('Basic ')
+        ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString()
+        : null;
       const clientAuth = basic !== null ? 'basic' : form.has('client_id') ? 'body' : 'none';
       const grant = form.get('grant_type') ?? '';
       t.requests.push({ grant, clientAuth, form });
@@ -174,14 +207,18 @@ export async function startTokenServer(expect: { clientId: string; clientSecret:
         res.end(JSON.stringify({ error }));
       };
       if (t.refuse) return refuse(t.refuse, 'access_denied');
-      const [id, secret] = basic !== null ? basic.split(':').map(decodeURIComponent) : [form.get('client_id'), form.get('client_secret')];
-      if (clientAuth !== expect.clientAuth || id !== expect.clientId || secret !== expect.clientSecret) return refuse(401, 'invalid_client');
-      if (req.headers['content-type']?.split(';')[0] !== 'application/x-www-form-urlencoded') return refuse(400, 'invalid_request');
+      const [id, secret] =
+        basic !== null ? basic.split(':').map(decodeURIComponent) : [form.get('client_id'), form.get('client_secret')];
+      if (clientAuth !== expect.clientAuth || id !== expect.clientId || secret !== expect.clientSecret)
+        return refuse(401, 'invalid_client');
+      if (req.headers['content-type']?.split(';')[0] !== 'application/x-www-form-urlencoded')
+        return refuse(400, 'invalid_request');
       let refresh: string | undefined;
       if (grant === 'client_credentials') {
         if (expect.username) return refuse(400, 'unsupported_grant_type');
       } else if (grant === 'password') {
-        if (form.get('username') !== expect.username || form.get('password') !== expect.password) return refuse(400, 'invalid_grant');
+        if (form.get('username') !== expect.username || form.get('password') !== expect.password)
+          return refuse(400, 'invalid_grant');
         refresh = `refresh-${++n}-tok`;
       } else if (grant === 'refresh_token') {
         const old = form.get('refresh_token') ?? '';
@@ -197,7 +234,14 @@ export async function startTokenServer(expect: { clientId: string; clientSecret:
       const token = `access-${++n}-${Math.random().toString(36).slice(2)}`;
       t.issued.push(token);
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: t.expiresIn, ...(refresh ? { refresh_token: refresh } : {}) }));
+      res.end(
+        JSON.stringify({
+          access_token: token,
+          token_type: 'Bearer',
+          expires_in: t.expiresIn,
+          ...(refresh ? { refresh_token: refresh } : {}),
+        }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));

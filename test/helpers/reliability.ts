@@ -60,7 +60,14 @@ export interface Dataset {
 }
 
 type EnsureDataset = (
-  options: { cacheDir: string; profiles: number; seed: number; partSize: number; input: 'ndjson' | 'parquet'; workers: number },
+  options: {
+    cacheDir: string;
+    profiles: number;
+    seed: number;
+    partSize: number;
+    input: 'ndjson' | 'parquet';
+    workers: number;
+  },
   log: (message: string) => void,
 ) => Promise<Dataset>;
 
@@ -69,7 +76,12 @@ type EnsureDataset = (
  * audiences (aud-00 … aud-19, aud-00 the biggest), ~5% membership churn between
  * snap-20261120 (evaluated 2026-11-20T05:00Z) and snap-20261121 (2026-11-21T05:00Z).
  */
-export async function syntheticSnapshots(cacheDir: string, profiles: number, partSize = 25_000, seed = 7): Promise<Dataset> {
+export async function syntheticSnapshots(
+  cacheDir: string,
+  profiles: number,
+  partSize = 25_000,
+  seed = 7,
+): Promise<Dataset> {
   // Loaded at run time: a plain JS module outside the typed sources.
   const url = pathToFileURL(path.join(ROOT, 'scripts', 'bench', 'generate.js')).href;
   const { ensureDataset } = (await import(url)) as { ensureDataset: EnsureDataset };
@@ -85,7 +97,8 @@ export function hashTree(root: string, keep: (rel: string) => boolean = () => tr
 /** State keys that must match a clean run's byte for byte after any kill or fault: cursors and baselines. */
 export const isCursorOrBaseline = (rel: string): boolean => /^(cursors|baselines)\//.test(rel);
 
-export const isStagedName = (rel: string): boolean => path.posix.basename(rel).startsWith('.') && rel.endsWith('.audex-tmp');
+export const isStagedName = (rel: string): boolean =>
+  path.posix.basename(rel).startsWith('.') && rel.endsWith('.audex-tmp');
 
 /** mulberry32: a small seeded PRNG, so "random" kill moments repeat from run to run. */
 export function seededRandom(seed: number): () => number {
@@ -102,5 +115,11 @@ export function seededRandom(seed: number): () => number {
 /** Keys whose values differ between two trees (missing on either side included). */
 export function treeDiff(actual: Record<string, string>, expected: Record<string, string>): string[] {
   const keys = new Set([...Object.keys(actual), ...Object.keys(expected)]);
-  return [...keys].sort().filter((k) => actual[k] !== expected[k]).map((k) => `${k}: ${actual[k] ? 'present' : 'missing'}${expected[k] ? (actual[k] ? ', different bytes' : '') : ', unexpected'}`);
+  return [...keys]
+    .sort()
+    .filter((k) => actual[k] !== expected[k])
+    .map(
+      (k) =>
+        `${k}: ${actual[k] ? 'present' : 'missing'}${expected[k] ? (actual[k] ? ', different bytes' : '') : ', unexpected'}`,
+    );
 }

@@ -82,9 +82,13 @@ export interface S3Test {
 
 export async function startS3(buckets: string[] = []): Promise<S3Test> {
   const dir = mkdtempSync(path.join(tmpdir(), 'audex-s3rver-'));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '--no-deprecation', CHILD, path.join(dir, 'data'), buckets.join(',')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--openssl-legacy-provider', '--no-deprecation', CHILD, path.join(dir, 'data'), buckets.join(',')],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const port = await readPort(child);
   const upstream = `http://127.0.0.1:${port}`;
   const state = {
@@ -97,20 +101,42 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   const client = new S3Client({
-    region: 'us-east-1', endpoint: upstream, forcePathStyle: true,
+    region: 'us-east-1',
+    endpoint: upstream,
+    forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
   const test: S3Test = {
-    endpoint, bareEndpoint: upstream, dir, client,
-    get requests() { return state.requests; },
-    set requests(v) { state.requests = v; },
-    get faults() { return state.faults; },
-    set faults(v) { state.faults = v; },
-    get uploads() { return state.uploads; },
-    set uploads(v) { state.uploads = v; },
-    get aborted() { return state.aborted; },
-    set aborted(v) { state.aborted = v; },
+    endpoint,
+    bareEndpoint: upstream,
+    dir,
+    client,
+    get requests() {
+      return state.requests;
+    },
+    set requests(v) {
+      state.requests = v;
+    },
+    get faults() {
+      return state.faults;
+    },
+    set faults(v) {
+      state.faults = v;
+    },
+    get uploads() {
+      return state.uploads;
+    },
+    set uploads(v) {
+      state.uploads = v;
+    },
+    get aborted() {
+      return state.aborted;
+    },
+    set aborted(v) {
+      state.aborted = v;
+    },
     env: (accessKeyId) => s3TestEnv(dir, accessKeyId),
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
@@ -125,7 +151,17 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
         }
       };
       walk('');
-      await Promise.all(files.map((f) => client.send(new PutObjectCommand({ Bucket: bucket, Key: prefix ? `${prefix}/${f}` : f, Body: readFileSync(path.join(localDir, f)) }))));
+      await Promise.all(
+        files.map((f) =>
+          client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: prefix ? `${prefix}/${f}` : f,
+              Body: readFileSync(path.join(localDir, f)),
+            }),
+          ),
+        ),
+      );
     },
     async putText(bucket, key, text) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: text }));
@@ -143,7 +179,9 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
       const keys: string[] = [];
       let token: string | undefined;
       do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+        const page = await client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        );
         for (const o of page.Contents ?? []) keys.push(o.Key!);
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -152,7 +190,9 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
     async tree(bucket, prefix) {
       const out: Record<string, string> = {};
       for (const key of await test.listKeys(bucket, `${prefix}/`)) {
-        out[key.slice(prefix.length + 1)] = createHash('sha256').update((await test.getBytes(bucket, key))!).digest('hex');
+        out[key.slice(prefix.length + 1)] = createHash('sha256')
+          .update((await test.getBytes(bucket, key))!)
+          .digest('hex');
       }
       return out;
     },
@@ -176,7 +216,10 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
 export function useS3Server(buckets: string[] = []): () => Promise<S3Test> {
   let server: Promise<S3Test> | undefined;
   afterAll(async () => {
-    await server?.then((s) => s.stop(), () => undefined);
+    await server?.then(
+      (s) => s.stop(),
+      () => undefined,
+    );
   });
   return () => (server ??= startS3(buckets));
 }
@@ -211,7 +254,10 @@ async function withKeyLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const previous = keyLocks.get(key) ?? Promise.resolve();
   let release!: () => void;
   const mine = new Promise<void>((r) => (release = r));
-  keyLocks.set(key, previous.then(() => mine));
+  keyLocks.set(
+    key,
+    previous.then(() => mine),
+  );
   await previous;
   try {
     return await fn();
@@ -220,7 +266,12 @@ async function withKeyLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstream: string, state: ProxyState): Promise<void> {
+async function handle(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstream: string,
+  state: ProxyState,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://proxy');
   const method = req.method ?? 'GET';
   state.requests.push({ method, url: req.url ?? '/', headers: req.headers });
@@ -232,14 +283,19 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
     AUDEXEXPIRED: [400, 'ExpiredToken'],
   };
   for (const [marker, [status, code]] of Object.entries(deny)) {
-    if (accessKey.startsWith(marker)) return answer(req, res, status, code, { AWSAccessKeyId: accessKey, StringToSign: `AWS4-HMAC-SHA256 ${accessKey}` });
+    if (accessKey.startsWith(marker))
+      return answer(req, res, status, code, {
+        AWSAccessKeyId: accessKey,
+        StringToSign: `AWS4-HMAC-SHA256 ${accessKey}`,
+      });
   }
   const request = toProxyRequest(req);
   const fault = takeRule(state.faults, request);
   if (fault) return applyFault(fault.action, req, res, upstream, request);
   const [bucket = '', ...rest] = decodeURIComponent(url.pathname).slice(1).split('/');
   const key = rest.join('/');
-  if (state.uploads && url.searchParams.has('uploads') && method === 'GET') return listUploads(req, res, bucket, url.searchParams.get('prefix') ?? '', state.uploads);
+  if (state.uploads && url.searchParams.has('uploads') && method === 'GET')
+    return listUploads(req, res, bucket, url.searchParams.get('prefix') ?? '', state.uploads);
   if (state.uploads && url.searchParams.has('uploadId') && method === 'DELETE') {
     const uploadId = url.searchParams.get('uploadId')!;
     state.aborted.push({ key, uploadId });
@@ -278,19 +334,39 @@ function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function answer(req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string, extra: Record<string, string> = {}): void {
+function answer(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  status: number,
+  code: string,
+  extra: Record<string, string> = {},
+): void {
   req.resume();
-  const fields = Object.entries(extra).map(([k, v]) => `<${k}>${xmlEscape(v)}</${k}>`).join('');
+  const fields = Object.entries(extra)
+    .map(([k, v]) => `<${k}>${xmlEscape(v)}</${k}>`)
+    .join('');
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>injected by the test proxy: ${code}</Message>${fields}<RequestId>audex-test</RequestId></Error>`;
-  res.writeHead(status, { 'content-type': 'application/xml', 'content-length': req.method === 'HEAD' ? 0 : Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': 'application/xml',
+    'content-length': req.method === 'HEAD' ? 0 : Buffer.byteLength(body),
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-function listUploads(req: http.IncomingMessage, res: http.ServerResponse, bucket: string, prefix: string, uploads: { key: string; uploadId: string }[]): void {
+function listUploads(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  bucket: string,
+  prefix: string,
+  uploads: { key: string; uploadId: string }[],
+): void {
   req.resume();
   const items = uploads
     .filter((u) => u.key.startsWith(prefix))
-    .map((u) => `<Upload><Key>${xmlEscape(u.key)}</Key><UploadId>${u.uploadId}</UploadId><Initiated>2026-11-20T00:00:00.000Z</Initiated></Upload>`)
+    .map(
+      (u) =>
+        `<Upload><Key>${xmlEscape(u.key)}</Key><UploadId>${u.uploadId}</UploadId><Initiated>2026-11-20T00:00:00.000Z</Initiated></Upload>`,
+    )
     .join('');
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult><Bucket>${bucket}</Bucket><Prefix>${xmlEscape(prefix)}</Prefix><IsTruncated>false</IsTruncated>${items}</ListMultipartUploadsResult>`;
   res.writeHead(200, { 'content-type': 'application/xml' });
@@ -310,7 +386,10 @@ export function localTree(root: string): Record<string, string> {
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
       if (statSync(path.join(root, child)).isDirectory()) walk(child);
-      else out[child] = createHash('sha256').update(readFileSync(path.join(root, child))).digest('hex');
+      else
+        out[child] = createHash('sha256')
+          .update(readFileSync(path.join(root, child)))
+          .digest('hex');
     }
   };
   walk('');

@@ -10,7 +10,10 @@ const server = new S3rver({
   port: 0,
   silent: true,
   directory: dir,
-  configureBuckets: buckets.split(',').filter(Boolean).map((name) => ({ name })),
+  configureBuckets: buckets
+    .split(',')
+    .filter(Boolean)
+    .map((name) => ({ name })),
 });
 const address = await server.run();
 process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);

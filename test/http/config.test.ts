@@ -11,18 +11,32 @@ const workspace = trackHttpWorkspaces();
 describe('HTTP API destination: config', () => {
   it('lists every problem at once, with its line, and exits 2', async () => {
     const ws = workspace();
-    const bad = webhookConfig('https://hooks.example.com', {
-      endpoint: 'http://hooks.example.com/profiles',
-      aggregation: { policy: 'configurable', maxRecords: 20000 },
-      auth: { type: 'oauth2ClientCredentials', tokenUrl: 'https://auth.example.com/token', clientId: 'audex', clientSecret: 'hunter2-literal' },
-      path: './out',
-    }, {
-      format: { type: 'csv' },
-      fileName: '%SEGMENT_ID%',
-      mapping: [{ source: 'person.name.firstName', target: 'first' }, { source: 'identityMap.email' }, { source: 'segmentMembership.status' }, { source: 'loyalty.points', type: 'int64' }],
-      audiences: [{ id: 'aud-vip', mode: 'incremental' }],
-      state: undefined,
-    });
+    const bad = webhookConfig(
+      'https://hooks.example.com',
+      {
+        endpoint: 'http://hooks.example.com/profiles',
+        aggregation: { policy: 'configurable', maxRecords: 20000 },
+        auth: {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: 'https://auth.example.com/token',
+          clientId: 'audex',
+          clientSecret: 'hunter2-literal',
+        },
+        path: './out',
+      },
+      {
+        format: { type: 'csv' },
+        fileName: '%SEGMENT_ID%',
+        mapping: [
+          { source: 'person.name.firstName', target: 'first' },
+          { source: 'identityMap.email' },
+          { source: 'segmentMembership.status' },
+          { source: 'loyalty.points', type: 'int64' },
+        ],
+        audiences: [{ id: 'aud-vip', mode: 'incremental' }],
+        state: undefined,
+      },
+    );
     delete bad['state'];
     ws.config(bad);
     const r = await ws.audex(['validate', '-c', 'webhook.yaml']);
@@ -67,10 +81,15 @@ describe('HTTP API destination: config', () => {
 
   it('refuses prospect audiences and export-now with exit 2, sending nothing', async () => {
     const ws = workspace();
-    ws.snapshot('s1', '2026-11-20T05:00:00Z', [person('p01', { 'aud-vip': 'realized' })], [
-      { id: 'aud-vip', name: 'VIP' },
-      { id: 'aud-churn', name: 'Prospects', profileType: 'prospect' },
-    ]);
+    ws.snapshot(
+      's1',
+      '2026-11-20T05:00:00Z',
+      [person('p01', { 'aud-vip': 'realized' })],
+      [
+        { id: 'aud-vip', name: 'VIP' },
+        { id: 'aud-churn', name: 'Prospects', profileType: 'prospect' },
+      ],
+    );
     ws.config(webhookConfig(sink.url));
     sink.reset();
     const run = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT]);

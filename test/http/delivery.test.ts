@@ -13,10 +13,15 @@ const sink = useHttpSink();
 const workspace = trackHttpWorkspaces();
 
 const S1 = '2026-11-20T05:00:00Z';
-const members = (n: number) => Array.from({ length: n }, (_, i) => person(`p${String(i + 1).padStart(2, '0')}`, { 'aud-vip': 'realized' }));
+const members = (n: number) =>
+  Array.from({ length: n }, (_, i) => person(`p${String(i + 1).padStart(2, '0')}`, { 'aud-vip': 'realized' }));
 
 /** A workspace with one snapshot of n members; returns it and the run id its first run will use. */
-async function prepared(destination: Record<string, unknown>, n = 4, env: Record<string, string> = {}): Promise<{ ws: HttpWorkspace; runId: string }> {
+async function prepared(
+  destination: Record<string, unknown>,
+  n = 4,
+  env: Record<string, string> = {},
+): Promise<{ ws: HttpWorkspace; runId: string }> {
   const ws = workspace();
   ws.snapshot('s1', S1, members(n));
   ws.config(webhookConfig(sink.url, { aggregation: { policy: 'bestEffort', maxUsersPerRequest: 2 }, ...destination }));
@@ -26,7 +31,10 @@ async function prepared(destination: Record<string, unknown>, n = 4, env: Record
 }
 
 /** Every byte audex wrote under its state, as text. */
-const stateText = (ws: HttpWorkspace) => listFiles(path.join(ws.dir, 'state')).map((f) => readFileSync(path.join(ws.dir, 'state', f), 'latin1')).join('\n');
+const stateText = (ws: HttpWorkspace) =>
+  listFiles(path.join(ws.dir, 'state'))
+    .map((f) => readFileSync(path.join(ws.dir, 'state', f), 'latin1'))
+    .join('\n');
 
 describe('HTTP API destination: retries and failures', () => {
   it('retries 5xx and 429 (honouring Retry-After) twice, resending the same bytes and key', async () => {
@@ -61,15 +69,23 @@ describe('HTTP API destination: retries and failures', () => {
     expect(failed.stdout).toContain(`request ${runId}-1: HTTP 500 after 2 retries`);
     const firstBody = sink.requests.find((q) => q.key === `${runId}-1`)!.body;
     const status = await ws.audex(['status', '-c', 'webhook.yaml', '--json']);
-    expect(JSON.parse(status.stdout)).toMatchObject({ lastDelivered: null, outbox: [{ runId, sealed: true, total: 2, acknowledged: 1 }] });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      lastDelivered: null,
+      outbox: [{ runId, sealed: true, total: 2, acknowledged: 1 }],
+    });
     sink.reset();
     const resumed = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(sink.requests.map((q) => q.key)).toEqual([`${runId}-1`]);
     expect(sink.requests[0]!.body.equals(firstBody)).toBe(true);
-    const after = JSON.parse((await ws.audex(['status', '-c', 'webhook.yaml', '--json'])).stdout) as Record<string, unknown>;
+    const after = JSON.parse((await ws.audex(['status', '-c', 'webhook.yaml', '--json'])).stdout) as Record<
+      string,
+      unknown
+    >;
     expect(after).toMatchObject({ lastDelivered: { runId, snapshotId: 's1' }, outbox: [] });
-    const runs = JSON.parse((await ws.audex(['runs', '-c', 'webhook.yaml', '--json'])).stdout) as { runs: { status: string }[] };
+    const runs = JSON.parse((await ws.audex(['runs', '-c', 'webhook.yaml', '--json'])).stdout) as {
+      runs: { status: string }[];
+    };
     expect(runs.runs.map((x) => x.status)).toEqual(['success', 'failed']);
   });
 
@@ -79,13 +95,24 @@ describe('HTTP API destination: retries and failures', () => {
     sink.byKey.set(`${runId}-2`, [{ status: 422, body: '{"error":"bad profile"}' }]);
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(r.code).toBe(1);
-    expect(r.json().runs[0]).toMatchObject({ status: 'success', counts: { acknowledged: 1, deadLetters: 1, retries: 0 } });
+    expect(r.json().runs[0]).toMatchObject({
+      status: 'success',
+      counts: { acknowledged: 1, deadLetters: 1, retries: 0 },
+    });
     expect(sink.requests.filter((q) => q.key === `${runId}-2`)).toHaveLength(1); // permanent: not retried
-    const letter = JSON.parse(readFileSync(path.join(ws.dir, 'state', 'dead-letter', `${runId}-2.json`), 'utf8')) as Record<string, unknown>;
+    const letter = JSON.parse(
+      readFileSync(path.join(ws.dir, 'state', 'dead-letter', `${runId}-2.json`), 'utf8'),
+    ) as Record<string, unknown>;
     expect(letter).toMatchObject({ idempotencyKey: `${runId}-2`, status: 422, response: '{"error":"bad profile"}' });
     expect(letter['body']).toBe(sink.requests.find((q) => q.key === `${runId}-2`)!.body.toString());
-    const status = JSON.parse((await ws.audex(['status', '-c', 'webhook.yaml', '--json'])).stdout) as Record<string, unknown>;
-    expect(status).toMatchObject({ lastDelivered: { runId }, deadLetters: [{ idempotencyKey: `${runId}-2`, status: 422 }] });
+    const status = JSON.parse((await ws.audex(['status', '-c', 'webhook.yaml', '--json'])).stdout) as Record<
+      string,
+      unknown
+    >;
+    expect(status).toMatchObject({
+      lastDelivered: { runId },
+      deadLetters: [{ idempotencyKey: `${runId}-2`, status: 422 }],
+    });
     sink.reset();
     const redrive = await ws.audex(['redrive', '-c', 'webhook.yaml', '--json']);
     expect(redrive.code, redrive.stderr).toBe(0);
@@ -114,12 +141,19 @@ describe('HTTP API destination: authentication', () => {
 
   it('bearer: the token from { env } in Authorization, never printed or stored (history, dead letters)', async () => {
     const env = { HOOK_TOKEN: 'bearer-Xy7-never-print-me' };
-    const { ws, runId } = await prepared({ auth: { type: 'bearer', token: { env: 'HOOK_TOKEN' } }, onExhausted: 'deadLetter' }, 4, env);
+    const { ws, runId } = await prepared(
+      { auth: { type: 'bearer', token: { env: 'HOOK_TOKEN' } }, onExhausted: 'deadLetter' },
+      4,
+      env,
+    );
     sink.reset();
     sink.byKey.set(`${runId}-2`, [{ status: 400, body: '{"echo":"Authorization: Bearer bearer-Xy7-never-print-me"}' }]);
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json'], env);
     expect(r.code, r.stderr).toBe(1);
-    expect(sink.requests.map((q) => q.headers.authorization)).toEqual(['Bearer bearer-Xy7-never-print-me', 'Bearer bearer-Xy7-never-print-me']);
+    expect(sink.requests.map((q) => q.headers.authorization)).toEqual([
+      'Bearer bearer-Xy7-never-print-me',
+      'Bearer bearer-Xy7-never-print-me',
+    ]);
     expect(listFiles(path.join(ws.dir, 'state', 'dead-letter'))).toEqual([`${runId}-2.json`]);
     const status = await ws.audex(['status', '-c', 'webhook.yaml', '--json']);
     expect(r.stdout + r.stderr + status.stdout + stateText(ws)).not.toContain('bearer-Xy7');
@@ -132,7 +166,13 @@ describe('HTTP API destination: authentication', () => {
         // Body form: 1-second tokens over ~1 s of paced requests, so one is fetched again before it expires.
         if (clientAuth === 'body') tokens.expiresIn = 1;
         const env = { ACME_SECRET: SECRET };
-        const auth = { type: 'oauth2ClientCredentials', tokenUrl: tokens.url, clientId: 'audex', clientSecret: { env: 'ACME_SECRET' }, clientCredentialsType: clientAuth === 'body' ? 'bodyFormEncoded' : 'basicAuthorization' };
+        const auth = {
+          type: 'oauth2ClientCredentials',
+          tokenUrl: tokens.url,
+          clientId: 'audex',
+          clientSecret: { env: 'ACME_SECRET' },
+          clientCredentialsType: clientAuth === 'body' ? 'bodyFormEncoded' : 'basicAuthorization',
+        };
         const { ws } = await prepared({ auth, concurrency: 1, maxRequestsPerSecond: 4 }, 10, env);
         sink.reset();
         sink.authorize = tokens.isValid;
@@ -143,7 +183,9 @@ describe('HTTP API destination: authentication', () => {
         expect(sink.requests.at(-1)!.at - sink.requests[0]!.at).toBeGreaterThanOrEqual(700);
         if (clientAuth === 'body') expect(tokens.requests.length).toBeGreaterThanOrEqual(2);
         else expect(tokens.requests).toHaveLength(1);
-        expect(tokens.requests.every((t) => t.grant === 'client_credentials' && t.clientAuth === clientAuth)).toBe(true);
+        expect(tokens.requests.every((t) => t.grant === 'client_credentials' && t.clientAuth === clientAuth)).toBe(
+          true,
+        );
         expect(r.stdout + r.stderr + stateText(ws)).not.toContain(SECRET);
         for (const token of tokens.issued) expect(r.stdout + r.stderr + stateText(ws)).not.toContain(token);
       } finally {
@@ -153,10 +195,23 @@ describe('HTTP API destination: authentication', () => {
   }
 
   it('oauth2Password: password grant, then the refresh token after a 401', async () => {
-    const tokens = await startTokenServer({ clientId: 'audex', clientSecret: SECRET, clientAuth: 'body', username: 'hooks', password: PASSWORD });
+    const tokens = await startTokenServer({
+      clientId: 'audex',
+      clientSecret: SECRET,
+      clientAuth: 'body',
+      username: 'hooks',
+      password: PASSWORD,
+    });
     try {
       const env = { ACME_SECRET: SECRET, ACME_PASSWORD: PASSWORD };
-      const auth = { type: 'oauth2Password', tokenUrl: tokens.url, clientId: 'audex', clientSecret: { env: 'ACME_SECRET' }, username: 'hooks', password: { env: 'ACME_PASSWORD' } };
+      const auth = {
+        type: 'oauth2Password',
+        tokenUrl: tokens.url,
+        clientId: 'audex',
+        clientSecret: { env: 'ACME_SECRET' },
+        username: 'hooks',
+        password: { env: 'ACME_PASSWORD' },
+      };
       const { ws } = await prepared({ auth, concurrency: 1 }, 4, env);
       sink.reset();
       sink.authorize = tokens.isValid;
@@ -176,7 +231,12 @@ describe('HTTP API destination: authentication', () => {
     const tokens = await startTokenServer({ clientId: 'audex', clientSecret: SECRET, clientAuth: 'body' });
     try {
       const env = { ACME_SECRET: SECRET };
-      const auth = { type: 'oauth2ClientCredentials', tokenUrl: tokens.url, clientId: 'audex', clientSecret: { env: 'ACME_SECRET' } };
+      const auth = {
+        type: 'oauth2ClientCredentials',
+        tokenUrl: tokens.url,
+        clientId: 'audex',
+        clientSecret: { env: 'ACME_SECRET' },
+      };
       const { ws } = await prepared({ auth }, 4, env);
       tokens.refuse = 401;
       sink.reset();

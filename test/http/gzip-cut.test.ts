@@ -14,14 +14,20 @@ const workspace = trackHttpWorkspaces();
 describe('HTTP API destination: a gzip part cut short', () => {
   it('is exit 4 naming the part, and sends nothing', async () => {
     const ws = workspace();
-    ws.snapshot('s1', '2026-11-20T05:00:00Z', [person('p01', { 'aud-vip': 'realized' }), person('p02', { 'aud-vip': 'realized' })]);
+    ws.snapshot('s1', '2026-11-20T05:00:00Z', [
+      person('p01', { 'aud-vip': 'realized' }),
+      person('p02', { 'aud-vip': 'realized' }),
+    ]);
     const profiles = path.join(ws.snapshots, 's1', 'profiles');
     for (const f of readdirSync(profiles)) rmSync(path.join(profiles, f));
     mkdirSync(profiles, { recursive: true });
     // Header, then a deflate stream flushed after the first line and never finished: no end, no trailer.
     const text = `${JSON.stringify(person('p01', { 'aud-vip': 'realized' }))}\n`;
     const header = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03]);
-    writeFileSync(path.join(profiles, 'part-00000.ndjson.gz'), Buffer.concat([header, deflateRawSync(text, { finishFlush: constants.Z_SYNC_FLUSH })]));
+    writeFileSync(
+      path.join(profiles, 'part-00000.ndjson.gz'),
+      Buffer.concat([header, deflateRawSync(text, { finishFlush: constants.Z_SYNC_FLUSH })]),
+    );
     ws.config(webhookConfig(sink.url));
     sink.reset();
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT]);

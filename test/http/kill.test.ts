@@ -17,7 +17,9 @@ const sink = useHttpSink();
 const workspace = trackHttpWorkspaces();
 
 const S1 = '2026-11-20T05:00:00Z';
-const profiles = Array.from({ length: 10 }, (_, i) => person(`p${String(i + 1).padStart(2, '0')}`, { 'aud-vip': 'realized' }));
+const profiles = Array.from({ length: 10 }, (_, i) =>
+  person(`p${String(i + 1).padStart(2, '0')}`, { 'aud-vip': 'realized' }),
+);
 const destination = { aggregation: { policy: 'bestEffort', maxUsersPerRequest: 2 }, concurrency: 1 };
 const ENV = { AUDEX_HTTP_BACKOFF_MS: '20' };
 
@@ -28,7 +30,8 @@ function setUp(): HttpWorkspace {
   return ws;
 }
 
-const run = (ws: HttpWorkspace, env: Record<string, string> = {}) => audexProc(['run', '-c', 'webhook.yaml', '--at', AT, '--json'], { cwd: ws.dir, env: { ...ENV, ...env } });
+const run = (ws: HttpWorkspace, env: Record<string, string> = {}) =>
+  audexProc(['run', '-c', 'webhook.yaml', '--at', AT, '--json'], { cwd: ws.dir, env: { ...ENV, ...env } });
 
 let clean: Map<string, string>;
 
@@ -38,7 +41,8 @@ function recordedAcks(ws: HttpWorkspace): Set<string> {
   const keys = new Set<string>();
   for (const f of listFiles(root).filter((x) => x.includes('/acks/') && !path.basename(x).startsWith('.'))) {
     const runId = f.split('/')[0]!;
-    for (const seq of (JSON.parse(readFileSync(path.join(root, f), 'utf8')) as { acked: number[] }).acked) keys.add(`${runId}-${seq}`);
+    for (const seq of (JSON.parse(readFileSync(path.join(root, f), 'utf8')) as { acked: number[] }).acked)
+      keys.add(`${runId}-${seq}`);
   }
   return keys;
 }
@@ -118,20 +122,37 @@ describe('HTTP API destination: state on S3', () => {
   it('delivers, resumes after a kill and commits with its state on S3', async () => {
     const ws = workspace();
     ws.snapshot('s1', S1, profiles);
-    ws.config(webhookConfig(sink.url, destination, { state: { path: 's3://hooks/state/acme-http', s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' } } }));
+    ws.config(
+      webhookConfig(sink.url, destination, {
+        state: {
+          path: 's3://hooks/state/acme-http',
+          s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' },
+        },
+      }),
+    );
     sink.reset();
     const killed = await run(ws, { ...s3.env(), AUDEX_CRASH_AT: 'http-acked:2' });
     expect(killed.signal, describeProc(killed)).toBe('SIGKILL');
     // The killed run's lease would block the next for a minute: expire it, as time would.
     const lockKey = 'state/acme-http/lock.json';
-    const lease = JSON.parse(await (await s3.client.send(new GetObjectCommand({ Bucket: 'hooks', Key: lockKey }))).Body!.transformToString()) as Record<string, unknown>;
-    await s3.client.send(new PutObjectCommand({ Bucket: 'hooks', Key: lockKey, Body: JSON.stringify({ ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() }) }));
+    const lease = JSON.parse(
+      await (await s3.client.send(new GetObjectCommand({ Bucket: 'hooks', Key: lockKey }))).Body!.transformToString(),
+    ) as Record<string, unknown>;
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: 'hooks',
+        Key: lockKey,
+        Body: JSON.stringify({ ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() }),
+      }),
+    );
     const rerun = await run(ws, s3.env());
     expect(rerun.code, describeProc(rerun)).toBe(0);
     expect(new Set(sink.ackedKeys())).toEqual(new Set(clean.keys()));
     const keys = await s3.listKeys('hooks', 'state/acme-http/');
     expect(keys.some((k) => k.endsWith('http/cursor.json'))).toBe(true);
     expect(keys.some((k) => k.includes('/baseline.parquet'))).toBe(true);
-    expect(keys.some((k) => k.includes('requests.ndjson') || k.includes('/pending/') || k.endsWith('lock.json'))).toBe(false);
+    expect(keys.some((k) => k.includes('requests.ndjson') || k.includes('/pending/') || k.endsWith('lock.json'))).toBe(
+      false,
+    );
   });
 });

@@ -30,18 +30,36 @@ interface Flow {
 
 const FLOWS: Flow[] = [
   { name: 'none', auth: () => ({ type: 'none' }), env: {}, header: null },
-  { name: 'bearer', auth: () => ({ type: 'bearer', token: { env: 'HOOK_TOKEN' } }), env: { HOOK_TOKEN: BEARER }, header: new RegExp(`^Bearer ${BEARER}$`) },
+  {
+    name: 'bearer',
+    auth: () => ({ type: 'bearer', token: { env: 'HOOK_TOKEN' } }),
+    env: { HOOK_TOKEN: BEARER },
+    header: new RegExp(`^Bearer ${BEARER}$`),
+  },
   ...(['bodyFormEncoded', 'basicAuthorization'] as const).map((type): Flow => ({
     name: `oauth2ClientCredentials ${type}`,
     tokens: { clientId: 'audex', clientSecret: SECRET, clientAuth: type === 'bodyFormEncoded' ? 'body' : 'basic' },
-    auth: (t) => ({ type: 'oauth2ClientCredentials', tokenUrl: t!.url, clientId: 'audex', clientSecret: { env: 'ACME_SECRET' }, clientCredentialsType: type }),
+    auth: (t) => ({
+      type: 'oauth2ClientCredentials',
+      tokenUrl: t!.url,
+      clientId: 'audex',
+      clientSecret: { env: 'ACME_SECRET' },
+      clientCredentialsType: type,
+    }),
     env: { ACME_SECRET: SECRET },
     header: /^Bearer access-/,
   })),
   {
     name: 'oauth2Password with a refresh token',
     tokens: { clientId: 'audex', clientSecret: SECRET, clientAuth: 'body', username: 'hooks', password: PASSWORD },
-    auth: (t) => ({ type: 'oauth2Password', tokenUrl: t!.url, clientId: 'audex', clientSecret: { env: 'ACME_SECRET' }, username: 'hooks', password: { file: 'password.txt' } }),
+    auth: (t) => ({
+      type: 'oauth2Password',
+      tokenUrl: t!.url,
+      clientId: 'audex',
+      clientSecret: { env: 'ACME_SECRET' },
+      username: 'hooks',
+      password: { file: 'password.txt' },
+    }),
     env: { ACME_SECRET: SECRET },
     header: /^Bearer access-/,
   },
@@ -53,9 +71,17 @@ describe('HTTP API destination: no secret or token anywhere', () => {
       const tokens = flow.tokens ? await startTokenServer(flow.tokens) : null;
       try {
         const ws = workspace();
-        ws.snapshot('s1', '2026-11-20T05:00:00Z', ['p1', 'p2', 'p3', 'p4'].map((id) => person(id, { 'aud-vip': 'realized' })));
+        ws.snapshot(
+          's1',
+          '2026-11-20T05:00:00Z',
+          ['p1', 'p2', 'p3', 'p4'].map((id) => person(id, { 'aud-vip': 'realized' })),
+        );
         writeSecretFile(ws.dir);
-        const destination = { auth: flow.auth(tokens), aggregation: { policy: 'bestEffort', maxUsersPerRequest: 2 }, concurrency: 1 };
+        const destination = {
+          auth: flow.auth(tokens),
+          aggregation: { policy: 'bestEffort', maxUsersPerRequest: 2 },
+          concurrency: 1,
+        };
         ws.config(webhookConfig(sink.url, destination));
         const outputs: string[] = [];
         const audex = async (args: string[], code: number) => {
@@ -95,10 +121,14 @@ describe('HTTP API destination: no secret or token anywhere', () => {
         const sent = sink.requests.map((q) => q.headers.authorization);
         if (flow.header) for (const h of sent) expect(h).toMatch(flow.header);
         else expect(sent.every((h) => h === undefined)).toBe(true);
-        if (flow.name.startsWith('oauth2Password')) expect(tokens!.requests.map((t) => t.grant)).toContain('refresh_token');
+        if (flow.name.startsWith('oauth2Password'))
+          expect(tokens!.requests.map((t) => t.grant)).toContain('refresh_token');
         const secrets = [
-          ...Object.values(flow.env), ...(flow.name.startsWith('oauth2Password') ? [PASSWORD] : []),
-          ...(tokens ? [...tokens.issued, ...tokens.refreshIssued, Buffer.from(`audex:${SECRET}`).toString('base64')] : []),
+          ...Object.values(flow.env),
+          ...(flow.name.startsWith('oauth2Password') ? [PASSWORD] : []),
+          ...(tokens
+            ? [...tokens.issued, ...tokens.refreshIssued, Buffer.from(`audex:${SECRET}`).toString('base64')]
+            : []),
         ];
         expect(secrets.length > 0).toBe(flow.name !== 'none');
         const everything = [...outputs, stateWithOutbox, stateWithDeadLetter, stateText(ws.dir)].join('\n');
@@ -113,7 +143,9 @@ describe('HTTP API destination: no secret or token anywhere', () => {
 /** Every file under the state folder, as text (the outbox, acks, baselines, history, dead letters…). */
 function stateText(dir: string): string {
   const root = path.join(dir, 'state');
-  return listFiles(root).map((f) => `${f}\n${readFileSync(path.join(root, f), 'latin1')}`).join('\n');
+  return listFiles(root)
+    .map((f) => `${f}\n${readFileSync(path.join(root, f), 'latin1')}`)
+    .join('\n');
 }
 
 function writeSecretFile(dir: string): void {

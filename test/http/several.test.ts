@@ -19,8 +19,13 @@ const members = () => [
 ];
 
 const filesConfig = {
-  name: 'Acme Files', id: 'acme-files', source: { snapshots: './snapshots' }, destination: { path: './out' },
-  format: { type: 'csv' }, fileName: '%SEGMENT_ID%', mapping: [{ source: 'profileId' }, { source: 'person.name.firstName' }, { source: 'segmentMembership.status' }],
+  name: 'Acme Files',
+  id: 'acme-files',
+  source: { snapshots: './snapshots' },
+  destination: { path: './out' },
+  format: { type: 'csv' },
+  fileName: '%SEGMENT_ID%',
+  mapping: [{ source: 'profileId' }, { source: 'person.name.firstName' }, { source: 'segmentMembership.status' }],
   audiences: [{ id: 'aud-vip', mode: 'full', schedule: { frequency: 'daily', trigger: 'afterEvaluation' } }],
 };
 
@@ -32,7 +37,12 @@ function prepared(): HttpWorkspace {
   return ws;
 }
 
-const outFiles = (ws: HttpWorkspace) => Object.fromEntries(listFiles(path.join(ws.dir, 'out')).filter((f) => !f.startsWith('_audex')).map((f) => [f, readFileSync(path.join(ws.dir, 'out', f), 'utf8')]));
+const outFiles = (ws: HttpWorkspace) =>
+  Object.fromEntries(
+    listFiles(path.join(ws.dir, 'out'))
+      .filter((f) => !f.startsWith('_audex'))
+      .map((f) => [f, readFileSync(path.join(ws.dir, 'out', f), 'utf8')]),
+  );
 
 describe('HTTP API destination: several dataflows in one invocation', () => {
   it('an HTTP and a file dataflow in one run: each as alone, one --json object each, exit 0', async () => {
@@ -46,7 +56,9 @@ describe('HTTP API destination: several dataflows in one invocation', () => {
     sink.reset();
     const r = await ws.audex(['run', '-c', 'files.yaml', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { dataflows: { config: string; dataflowId: string; runs: { status: string; counts: Record<string, number> }[] }[] };
+    const out = JSON.parse(r.stdout) as {
+      dataflows: { config: string; dataflowId: string; runs: { status: string; counts: Record<string, number> }[] }[];
+    };
     expect(out.dataflows.map((d) => [path.basename(d.config), d.dataflowId, d.runs.map((x) => x.status)])).toEqual([
       ['files.yaml', 'acme-files', ['success']],
       ['webhook.yaml', 'acme-http', ['success']],
@@ -59,21 +71,38 @@ describe('HTTP API destination: several dataflows in one invocation', () => {
     sink.reset();
     const again = await ws.audex(['run', '-c', 'files.yaml', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(again.code).toBe(0);
-    expect((JSON.parse(again.stdout) as { dataflows: { runs: unknown[] }[] }).dataflows.map((d) => d.runs.length)).toEqual([0, 0]);
+    expect(
+      (JSON.parse(again.stdout) as { dataflows: { runs: unknown[] }[] }).dataflows.map((d) => d.runs.length),
+    ).toEqual([0, 0]);
     expect(sink.requests).toHaveLength(0);
   });
 
-  it('the exit code is the most severe of the dataflows\': a refused token (3) beside a bad config (2) is 3', async () => {
+  it("the exit code is the most severe of the dataflows': a refused token (3) beside a bad config (2) is 3", async () => {
     const ws = prepared();
     ws.config({ ...filesConfig, format: { type: 'xml' } }, 'bad.yaml');
     const tokens = await startTokenServer({ clientId: 'audex', clientSecret: 'cs-never-shown', clientAuth: 'body' });
     try {
       tokens.refuse = 401;
-      ws.config(webhookConfig(sink.url, { auth: { type: 'oauth2ClientCredentials', tokenUrl: tokens.url, clientId: 'audex', clientSecret: { env: 'ACME_SECRET' } } }));
+      ws.config(
+        webhookConfig(sink.url, {
+          auth: {
+            type: 'oauth2ClientCredentials',
+            tokenUrl: tokens.url,
+            clientId: 'audex',
+            clientSecret: { env: 'ACME_SECRET' },
+          },
+        }),
+      );
       sink.reset();
-      const refused = await ws.audex(['run', '-c', 'bad.yaml', '-c', 'webhook.yaml', '--at', AT, '--json'], { ACME_SECRET: 'cs-never-shown' });
+      const refused = await ws.audex(['run', '-c', 'bad.yaml', '-c', 'webhook.yaml', '--at', AT, '--json'], {
+        ACME_SECRET: 'cs-never-shown',
+      });
       expect(refused.code, refused.stderr).toBe(3);
-      const entries = (JSON.parse(refused.stdout) as { dataflows: { runs: { status: string; error?: string }[]; error?: { exitCode: number } }[] }).dataflows;
+      const entries = (
+        JSON.parse(refused.stdout) as {
+          dataflows: { runs: { status: string; error?: string }[]; error?: { exitCode: number } }[];
+        }
+      ).dataflows;
       expect(entries[0]!.error?.exitCode).toBe(2);
       expect(entries[1]!.runs.map((x) => x.status)).toEqual(['failed']);
       expect(entries[1]!.runs[0]!.error).toContain(`the token endpoint ${tokens.url} refused to issue a token`);

@@ -32,26 +32,40 @@ const snapshot1 = () => [
   person('p14', { 'aud-vip': 'realized', 'aud-sf': 'realized' }),
 ];
 
-const snapshot2 = () => [
-  person('p01', { 'aud-vip': 'realized', 'aud-sf': 'existing', 'aud-other': 'realized' }),
-  person('p02', { 'aud-churn': 'existing' }),
-  person('p03', { 'aud-vip': 'exited' }),
-  person('p04', { 'aud-sf': 'exited' }), // unmapped audience changes: nothing
-  // p05 vanished: an exit with the baseline's identityMap
-  // realized → existing, and the same identities in another order: nothing
-  person('p06', { 'aud-vip': 'existing' }, { identityMap: { ecid: [{ id: 'ecid-p06' }], email: [{ id: 'p06@example.com' }, { id: 'p06@example.com' }] } }),
-  person('p07', { 'aud-vip': 'realized' }, { identityMap: { email: [{ id: 'p07@example.com' }], ecid: [{ id: 'ecid-p07' }, { id: 'ecid-new' }] } }),
-  person('p08', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'Changed', lastName: 'L-p08' } } }),
-  person('p09', { 'aud-vip': 'realized' }, { loyalty: { tier: 'platinum', points: 10 } }), // unmapped attribute: nothing
-  person('p10', { 'aud-vip': { status: 'exited', lastQualificationTime: '2026-11-21T01:00:00Z' } }),
-  person('p11', {}), // the entry is dropped: an exit
-  person('p12', { 'aud-vip': 'realized' }, { loyalty: { tier: 'gold', points: 10.0 } }),
-  person('p13', { 'aud-vip': 'realized' }), // lastName appears: absent → present
-  person('p14', { 'aud-vip': 'realized', 'aud-sf': 'exited' }),
-  person('p15', { 'aud-churn': 'realized' }),
-].map((p) => (p['profileId'] === 'p12' ? JSON.stringify(p).replace('"points":10}', '"points":10.0}') : p));
+const snapshot2 = () =>
+  [
+    person('p01', { 'aud-vip': 'realized', 'aud-sf': 'existing', 'aud-other': 'realized' }),
+    person('p02', { 'aud-churn': 'existing' }),
+    person('p03', { 'aud-vip': 'exited' }),
+    person('p04', { 'aud-sf': 'exited' }), // unmapped audience changes: nothing
+    // p05 vanished: an exit with the baseline's identityMap
+    // realized → existing, and the same identities in another order: nothing
+    person(
+      'p06',
+      { 'aud-vip': 'existing' },
+      { identityMap: { ecid: [{ id: 'ecid-p06' }], email: [{ id: 'p06@example.com' }, { id: 'p06@example.com' }] } },
+    ),
+    person(
+      'p07',
+      { 'aud-vip': 'realized' },
+      { identityMap: { email: [{ id: 'p07@example.com' }], ecid: [{ id: 'ecid-p07' }, { id: 'ecid-new' }] } },
+    ),
+    person('p08', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'Changed', lastName: 'L-p08' } } }),
+    person('p09', { 'aud-vip': 'realized' }, { loyalty: { tier: 'platinum', points: 10 } }), // unmapped attribute: nothing
+    person('p10', { 'aud-vip': { status: 'exited', lastQualificationTime: '2026-11-21T01:00:00Z' } }),
+    person('p11', {}), // the entry is dropped: an exit
+    person('p12', { 'aud-vip': 'realized' }, { loyalty: { tier: 'gold', points: 10.0 } }),
+    person('p13', { 'aud-vip': 'realized' }), // lastName appears: absent → present
+    person('p14', { 'aud-vip': 'realized', 'aud-sf': 'exited' }),
+    person('p15', { 'aud-churn': 'realized' }),
+  ].map((p) => (p['profileId'] === 'p12' ? JSON.stringify(p).replace('"points":10}', '"points":10.0}') : p));
 
-type Msg = { person?: unknown; loyalty?: unknown; segmentMembership: { ups: Record<string, Record<string, unknown>> }; identityMap: Record<string, { id: string }[]> };
+type Msg = {
+  person?: unknown;
+  loyalty?: unknown;
+  segmentMembership: { ups: Record<string, Record<string, unknown>> };
+  identityMap: Record<string, { id: string }[]>;
+};
 let s1Bodies: Buffer[] = [];
 
 const byEmail = (messages: Record<string, unknown>[]) =>
@@ -68,7 +82,15 @@ describe('HTTP API destination: triggers and contents', () => {
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const run = r.json().runs[0]!;
-    expect(run.counts).toMatchObject({ messages: 12, requests: 2, acknowledged: 2, entered: 12, exited: 0, identity: 0, attribute: 0 });
+    expect(run.counts).toMatchObject({
+      messages: 12,
+      requests: 2,
+      acknowledged: 2,
+      entered: 12,
+      exited: 0,
+      identity: 0,
+      attribute: 0,
+    });
     expect(sink.requests).toHaveLength(2);
     const [first, second] = sink.requests;
     expect(first!.method).toBe('POST');
@@ -109,7 +131,15 @@ describe('HTTP API destination: triggers and contents', () => {
     expect(r.code, r.stderr).toBe(0);
     const plan = JSON.parse(r.stdout) as { runs: Record<string, unknown>[] };
     expect(plan.runs).toHaveLength(1);
-    expect(plan.runs[0]).toMatchObject({ snapshotId: 's2', entered: 1, exited: 3, identity: 1, attribute: 2, messages: 7, requests: 1 });
+    expect(plan.runs[0]).toMatchObject({
+      snapshotId: 's2',
+      entered: 1,
+      exited: 3,
+      identity: 1,
+      attribute: 2,
+      messages: 7,
+      requests: 1,
+    });
     expect(plan.runs[0]!['shownMessages']).toHaveLength(2);
     const text = await ws.audex(['plan', '-c', 'webhook.yaml', '--at', AT, '--show-messages', '1']);
     expect(text.stdout).toContain('entered 1, exited 3, identity 1, attribute 2');
@@ -129,12 +159,22 @@ describe('HTTP API destination: triggers and contents', () => {
       segmentMembership: { ups: { 'aud-vip': { lastQualificationTime: S2, status: 'exited' } } },
       identityMap: { email: [{ id: 'p05@example.com' }], ecid: [{ id: 'ecid-p05' }] },
     });
-    expect(got.get('p07')!.identityMap).toEqual({ email: [{ id: 'p07@example.com' }], ecid: [{ id: 'ecid-p07' }, { id: 'ecid-new' }] });
+    expect(got.get('p07')!.identityMap).toEqual({
+      email: [{ id: 'p07@example.com' }],
+      ecid: [{ id: 'ecid-p07' }, { id: 'ecid-new' }],
+    });
     expect(got.get('p08')!.person).toEqual({ name: { firstName: 'Changed', lastName: 'L-p08' } });
-    expect(got.get('p10')!.segmentMembership.ups['aud-vip']).toEqual({ lastQualificationTime: '2026-11-21T01:00:00Z', status: 'exited' });
-    expect(got.get('p11')!.segmentMembership.ups).toEqual({ 'aud-churn': { lastQualificationTime: S2, status: 'exited' } });
+    expect(got.get('p10')!.segmentMembership.ups['aud-vip']).toEqual({
+      lastQualificationTime: '2026-11-21T01:00:00Z',
+      status: 'exited',
+    });
+    expect(got.get('p11')!.segmentMembership.ups).toEqual({
+      'aud-churn': { lastQualificationTime: S2, status: 'exited' },
+    });
     expect(got.get('p13')!.person).toEqual({ name: { firstName: 'F-p13', lastName: 'L-p13' } });
-    expect(got.get('p15')!.segmentMembership.ups).toEqual({ 'aud-churn': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized' } });
+    expect(got.get('p15')!.segmentMembership.ups).toEqual({
+      'aud-churn': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized' },
+    });
     // Nothing more to send for the same snapshot.
     sink.reset();
     const again = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
@@ -145,7 +185,13 @@ describe('HTTP API destination: triggers and contents', () => {
 
   it('a newly mapped audience backfills only itself', async () => {
     ws.snapshot('s3', S3, [...snapshot2(), person('p16', { 'aud-sf': 'realized' })]);
-    ws.config(webhookConfig(sink.url, { headers: { 'X-Tenant': 'acme' } }, { audiences: [{ id: 'aud-vip' }, { id: 'aud-churn' }, { id: 'aud-sf' }] }));
+    ws.config(
+      webhookConfig(
+        sink.url,
+        { headers: { 'X-Tenant': 'acme' } },
+        { audiences: [{ id: 'aud-vip' }, { id: 'aud-churn' }, { id: 'aud-sf' }] },
+      ),
+    );
     sink.reset();
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -155,11 +201,21 @@ describe('HTTP API destination: triggers and contents', () => {
 
   it('runs and report show one record per delivered snapshot with the HTTP counters', async () => {
     const runs = await ws.audex(['runs', '-c', 'webhook.yaml', '--json']);
-    expect((JSON.parse(runs.stdout) as { runs: { snapshotId: string; counts: Record<string, number> }[] }).runs.map((r) => [r.snapshotId, r.counts['messages']])).toEqual([['s3', 2], ['s2', 7], ['s1', 12]]);
+    expect(
+      (JSON.parse(runs.stdout) as { runs: { snapshotId: string; counts: Record<string, number> }[] }).runs.map((r) => [
+        r.snapshotId,
+        r.counts['messages'],
+      ]),
+    ).toEqual([
+      ['s3', 2],
+      ['s2', 7],
+      ['s1', 12],
+    ]);
     const report = await ws.audex(['report', '-c', 'webhook.yaml', '--out', 'report.html', '--at', AT, '--json']);
     expect(report.code, report.stderr).toBe(0);
     const html = readFileSync(path.join(ws.dir, 'report.html'), 'utf8');
-    for (const text of ['acme-http', 'aud-vip,aud-churn', 'messages', 'requests', 'deadLetters']) expect(html).toContain(text);
+    for (const text of ['acme-http', 'aud-vip,aud-churn', 'messages', 'requests', 'deadLetters'])
+      expect(html).toContain(text);
   });
 
   it('the same snapshots give byte-identical request bodies and keys (fresh state)', async () => {
@@ -183,7 +239,9 @@ describe('HTTP API destination: Parquet snapshots', () => {
     const dir = path.join(ws.snapshots, 's1', 'profiles');
     const db = await DuckDBInstance.create(':memory:');
     const c = await db.connect();
-    await c.run(`COPY (SELECT * FROM read_json('${dir}/part-00000.ndjson', format = 'newline_delimited')) TO '${dir}/part-00000.parquet' (FORMAT parquet)`);
+    await c.run(
+      `COPY (SELECT * FROM read_json('${dir}/part-00000.ndjson', format = 'newline_delimited')) TO '${dir}/part-00000.parquet' (FORMAT parquet)`,
+    );
     c.closeSync();
     db.closeSync();
     rmSync(path.join(dir, 'part-00000.ndjson'));
@@ -199,7 +257,14 @@ describe('HTTP API destination: message options and aggregation', () => {
   it('segmentMembership: all, includeSegmentNames and includeSegmentTimestamps; envelope single', async () => {
     const ws = workspace();
     ws.snapshot('s1', S1, snapshot1().slice(0, 3));
-    ws.config(webhookConfig(sink.url, { segmentMembership: 'all', includeSegmentNames: true, includeSegmentTimestamps: true, envelope: 'single' }));
+    ws.config(
+      webhookConfig(sink.url, {
+        segmentMembership: 'all',
+        includeSegmentNames: true,
+        includeSegmentTimestamps: true,
+        envelope: 'single',
+      }),
+    );
     sink.reset();
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -211,22 +276,39 @@ describe('HTTP API destination: message options and aggregation', () => {
       'aud-other': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized', name: 'Other policy' },
       'aud-sf': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'existing', name: 'Science fiction fans' },
       'aud-vip': {
-        lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized', createdAt: 1648553325000, updatedAt: 1648553330000,
-        mappingCreatedAt: mappedAt, mappingUpdatedAt: mappedAt, name: 'VIP Customers',
+        lastQualificationTime: '2026-11-19T10:00:00Z',
+        status: 'realized',
+        createdAt: 1648553325000,
+        updatedAt: 1648553330000,
+        mappingCreatedAt: mappedAt,
+        mappingUpdatedAt: mappedAt,
+        name: 'VIP Customers',
       },
     });
-    expect(Object.keys(p01.segmentMembership.ups['aud-vip']!)).toEqual(['lastQualificationTime', 'status', 'createdAt', 'updatedAt', 'mappingCreatedAt', 'mappingUpdatedAt', 'name']);
+    expect(Object.keys(p01.segmentMembership.ups['aud-vip']!)).toEqual([
+      'lastQualificationTime',
+      'status',
+      'createdAt',
+      'updatedAt',
+      'mappingCreatedAt',
+      'mappingUpdatedAt',
+      'name',
+    ]);
   });
 
   it('segmentMembership: mapped; configurable aggregation with maxRecords', async () => {
     const ws = workspace();
     ws.snapshot('s1', S1, snapshot1());
-    ws.config(webhookConfig(sink.url, { segmentMembership: 'mapped', aggregation: { policy: 'configurable', maxRecords: 5 } }));
+    ws.config(
+      webhookConfig(sink.url, { segmentMembership: 'mapped', aggregation: { policy: 'configurable', maxRecords: 5 } }),
+    );
     sink.reset();
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(sink.requests.map((q) => (JSON.parse(q.body.toString()) as unknown[]).length)).toEqual([5, 5, 2]);
-    expect(byEmail(sink.ackedMessages()).get('p01')!.segmentMembership.ups).toEqual({ 'aud-vip': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized' } });
+    expect(byEmail(sink.ackedMessages()).get('p01')!.segmentMembership.ups).toEqual({
+      'aud-vip': { lastQualificationTime: '2026-11-19T10:00:00Z', status: 'realized' },
+    });
   });
 });
 
@@ -238,17 +320,29 @@ describe('HTTP API destination: unreadable records', () => {
     ws.config(webhookConfig(sink.url));
     expect((await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT])).code).toBe(0);
     // s2: p01's mapped entry has a status that is not one of realized/existing/exited; p02 changes a mapped attribute.
-    ws.snapshot('s2', S2, [person('p01', { 'aud-vip': { status: 'bogus' } }), person('p02', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'New' } } })]);
+    ws.snapshot('s2', S2, [
+      person('p01', { 'aud-vip': { status: 'bogus' } }),
+      person('p02', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'New' } } }),
+    ]);
     sink.reset();
     const refused = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT]);
     expect(refused.code).toBe(4);
     expect(refused.stdout).toMatch(/part-00000\.ndjson:1: .*segmentMembership\.ups\.aud-vip\.status is .*bogus/);
     const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json', '--max-bad-records', '1']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.json().runs[0]!.counts).toMatchObject({ messages: 1, exited: 0, attribute: 1, badRecords: 1, baselineSize: 2 });
+    expect(r.json().runs[0]!.counts).toMatchObject({
+      messages: 1,
+      exited: 0,
+      attribute: 1,
+      badRecords: 1,
+      baselineSize: 2,
+    });
     expect([...byEmail(sink.ackedMessages()).keys()]).toEqual(['p02']);
     // s3: p01 readable again and as it was in s1: nothing to send (its baseline was carried over).
-    ws.snapshot('s3', S3, [person('p01', { 'aud-vip': 'existing' }), person('p02', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'New' } } })]);
+    ws.snapshot('s3', S3, [
+      person('p01', { 'aud-vip': 'existing' }),
+      person('p02', { 'aud-vip': 'realized' }, { person: { name: { firstName: 'New' } } }),
+    ]);
     sink.reset();
     const next = await ws.audex(['run', '-c', 'webhook.yaml', '--at', AT, '--json']);
     expect(next.code, next.stderr).toBe(0);

@@ -32,11 +32,13 @@ const SNAP = 'snap-gaps';
 const EVALUATED = '2026-11-22T05:00:00Z';
 const MiB = 1024 * 1024;
 
-
 function snapshotFolder(id = SNAP, audiences = [{ id: 'aud-vip', name: 'VIP Customers' }]): string {
   const folder = path.join(ws.snapshots, id);
   mkdirSync(path.join(folder, 'profiles'), { recursive: true });
-  writeFileSync(path.join(folder, '_snapshot.json'), JSON.stringify({ snapshotId: id, evaluatedAt: EVALUATED, audiences }));
+  writeFileSync(
+    path.join(folder, '_snapshot.json'),
+    JSON.stringify({ snapshotId: id, evaluatedAt: EVALUATED, audiences }),
+  );
   return path.join(folder, 'profiles');
 }
 
@@ -81,7 +83,9 @@ function run(args: string[] = [], config: Record<string, unknown> = {}): Promise
 
 function expectNothingWritten(): void {
   expect(ws.files('out')).toEqual([]);
-  expect(ws.files('out', true).filter((f) => /\/(cursors|baselines|pending)\//.test(f) || f.endsWith('lock.json'))).toEqual([]);
+  expect(
+    ws.files('out', true).filter((f) => /\/(cursors|baselines|pending)\//.test(f) || f.endsWith('lock.json')),
+  ).toEqual([]);
 }
 
 function expectReported(stderr: string, where: string, reason: string | RegExp): void {
@@ -120,28 +124,68 @@ describe('a very long line', () => {
     });
   }, 60_000);
 
-  it('a valid 20 MiB record (beyond DuckDB\'s default 16 MiB object size) is read and exported', async () => {
+  it("a valid 20 MiB record (beyond DuckDB's default 16 MiB object size) is read and exported", async () => {
     ws = createWorkspace();
     await writeLongLine(20 * MiB);
     const result = await run(['--json']);
     expect(result.code, result.stderr.slice(0, 2000)).toBe(0);
     const r = result.json().runs[0]!;
     expect(r.counts.badRecords).toBe(0);
-    expect(readCsv(r.files[0]!.path).slice(1).map((row) => row[0])).toEqual(['p-1@example.com', 'p-2@example.com', 'p-3@example.com']);
+    expect(
+      readCsv(r.files[0]!.path)
+        .slice(1)
+        .map((row) => row[0]),
+    ).toEqual(['p-1@example.com', 'p-2@example.com', 'p-3@example.com']);
   }, 60_000);
 });
 
 describe('wrong JSON types (exit 4, file:line, nothing written)', () => {
   it.each([
-    { name: 'profile key is a boolean', line: prof('p-2', { profileId: true }), reason: 'no profile key at "profileId"' },
-    { name: 'profile key is an object', line: prof('p-2', { profileId: { id: 'p-2' } }), reason: 'no profile key at "profileId"' },
-    { name: 'profile key is an array', line: prof('p-2', { profileId: ['p-2'] }), reason: 'no profile key at "profileId"' },
-    { name: 'identityMap is a string', line: prof('p-2', { identityMap: 'p-2@example.com' }), reason: /identityMap(\.email)? is not an (object|array)|identityMap/ },
-    { name: 'identityMap.email is an object', line: prof('p-2', { identityMap: { email: { id: 'p-2@example.com' } } }), reason: 'identityMap.email is not an array' },
-    { name: 'membership status is a number', line: prof('p-2', vip({ status: 1, lastQualificationTime: '2026-11-21T10:00:00Z' })), reason: /segmentMembership\.ups\.aud-vip\.status is ("1"|1)/ },
-    { name: 'membership status is an object', line: prof('p-2', vip({ status: { value: 'realized' }, lastQualificationTime: '2026-11-21T10:00:00Z' })), reason: /segmentMembership\.ups\.aud-vip\.status/ },
-    { name: 'lastQualificationTime is a number', line: prof('p-2', vip({ status: 'realized', lastQualificationTime: 20261121 })), reason: /lastQualificationTime "?20261121"? is not an RFC 3339 time/ },
-    { name: 'membership entry is an array', line: prof('p-2', vip(['realized'])), reason: 'segmentMembership.ups.aud-vip is not an object' },
+    {
+      name: 'profile key is a boolean',
+      line: prof('p-2', { profileId: true }),
+      reason: 'no profile key at "profileId"',
+    },
+    {
+      name: 'profile key is an object',
+      line: prof('p-2', { profileId: { id: 'p-2' } }),
+      reason: 'no profile key at "profileId"',
+    },
+    {
+      name: 'profile key is an array',
+      line: prof('p-2', { profileId: ['p-2'] }),
+      reason: 'no profile key at "profileId"',
+    },
+    {
+      name: 'identityMap is a string',
+      line: prof('p-2', { identityMap: 'p-2@example.com' }),
+      reason: /identityMap(\.email)? is not an (object|array)|identityMap/,
+    },
+    {
+      name: 'identityMap.email is an object',
+      line: prof('p-2', { identityMap: { email: { id: 'p-2@example.com' } } }),
+      reason: 'identityMap.email is not an array',
+    },
+    {
+      name: 'membership status is a number',
+      line: prof('p-2', vip({ status: 1, lastQualificationTime: '2026-11-21T10:00:00Z' })),
+      reason: /segmentMembership\.ups\.aud-vip\.status is ("1"|1)/,
+    },
+    {
+      name: 'membership status is an object',
+      line: prof('p-2', vip({ status: { value: 'realized' }, lastQualificationTime: '2026-11-21T10:00:00Z' })),
+      reason: /segmentMembership\.ups\.aud-vip\.status/,
+    },
+    {
+      name: 'lastQualificationTime is a number',
+      line: prof('p-2', vip({ status: 'realized', lastQualificationTime: 20261121 })),
+      reason: /lastQualificationTime "?20261121"? is not an RFC 3339 time/,
+    },
+    {
+      name: 'membership entry is an array',
+      line: prof('p-2', vip(['realized'])),
+      reason: 'segmentMembership.ups.aud-vip is not an object',
+    },
   ])('$name', async (c) => {
     ws = createWorkspace();
     const file = writeLines([prof('p-1'), c.line, prof('p-3')]);
@@ -175,43 +219,65 @@ describe('wrong JSON types (exit 4, file:line, nothing written)', () => {
     { type: 'double', value: 'abc' },
     { type: 'timestamp', value: 'yesterday' },
     { type: 'int64', value: true },
-  ])('a typed Parquet column ($type) given $value: the run fails with exit 4 naming profile and source, no data file', async ({ type, value }) => {
-    ws = createWorkspace();
-    writeLines([prof('p-1', { loyalty: { tier: 'gold', points: value } }), prof('p-2')]);
-    const result = await run(['--json'], {
-      format: { type: 'parquet' },
-      mapping: [
-        { source: 'identityMap.email', target: 'email' },
-        { source: 'loyalty.points', target: 'points', type },
-      ],
-      mandatory: [],
-    });
-    expect(result.code, result.stderr).toBe(4);
-    const r = result.json().runs[0]!;
-    expect(r.status).toBe('failed');
-    expect(r.error).toContain('"p-1"');
-    expect(r.error).toContain('loyalty.points');
-    expect(r.error).toContain(type);
-    expect(ws.files('out').filter((f) => f.endsWith('.parquet') || f.includes('manifest-'))).toEqual([]);
-    expect(ws.files('out', true).filter((f) => f.includes('/cursors/'))).toEqual([]);
-  });
+  ])(
+    'a typed Parquet column ($type) given $value: the run fails with exit 4 naming profile and source, no data file',
+    async ({ type, value }) => {
+      ws = createWorkspace();
+      writeLines([prof('p-1', { loyalty: { tier: 'gold', points: value } }), prof('p-2')]);
+      const result = await run(['--json'], {
+        format: { type: 'parquet' },
+        mapping: [
+          { source: 'identityMap.email', target: 'email' },
+          { source: 'loyalty.points', target: 'points', type },
+        ],
+        mandatory: [],
+      });
+      expect(result.code, result.stderr).toBe(4);
+      const r = result.json().runs[0]!;
+      expect(r.status).toBe('failed');
+      expect(r.error).toContain('"p-1"');
+      expect(r.error).toContain('loyalty.points');
+      expect(r.error).toContain(type);
+      expect(ws.files('out').filter((f) => f.endsWith('.parquet') || f.includes('manifest-'))).toEqual([]);
+      expect(ws.files('out', true).filter((f) => f.includes('/cursors/'))).toEqual([]);
+    },
+  );
 });
 
 describe('an audience id that is not in the snapshot', () => {
   it('that run fails (exit 1) naming the audience and the snapshot; the other audiences export', async () => {
     ws = createWorkspace();
-    const result = await ws.audex(['run', '--config', ws.config(crmConfig({
-      audiences: [
-        { id: 'aud-ghost', mode: 'full', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-        { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
-      ],
-    })), '--at', '2026-11-20T06:00:00Z', '--json']);
+    const result = await ws.audex([
+      'run',
+      '--config',
+      ws.config(
+        crmConfig({
+          audiences: [
+            {
+              id: 'aud-ghost',
+              mode: 'full',
+              schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+            },
+            {
+              id: 'aud-vip',
+              mode: 'incremental',
+              schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+            },
+          ],
+        }),
+      ),
+      '--at',
+      '2026-11-20T06:00:00Z',
+      '--json',
+    ]);
     expect(result.code, result.stderr).toBe(1);
     const runs = result.json().runs;
     const ghost = runs.find((r) => r.audienceId === 'aud-ghost')!;
     const vipRun = runs.find((r) => r.audienceId === 'aud-vip')!;
     expect(ghost.status).toBe('failed');
-    expect(ghost.error).toMatch(/audience aud-ghost is not in snapshot snap-20261120 \(its audiences: .*aud-vip.*\); check audiences\[0\]\.id/);
+    expect(ghost.error).toMatch(
+      /audience aud-ghost is not in snapshot snap-20261120 \(its audiences: .*aud-vip.*\); check audiences\[0\]\.id/,
+    );
     expect(ghost.files).toEqual([]);
     expect(vipRun.status).toBe('success');
     expect(vipRun.counts.rowsWritten).toBeGreaterThan(0);
@@ -231,7 +297,9 @@ describe('empty snapshots with emptyExport: skip', () => {
   ])('%s: no data file, only the manifest (counts 0)', async (_name, content) => {
     ws = createWorkspace();
     writeFileSync(path.join(snapshotFolder(), 'part-00000.ndjson'), content);
-    const result = await run(['--json'], { format: { type: 'csv', compression: 'gzip', emptyExport: 'skip', manifest: true } });
+    const result = await run(['--json'], {
+      format: { type: 'csv', compression: 'gzip', emptyExport: 'skip', manifest: true },
+    });
     expect(result.code, result.stderr).toBe(0);
     const r = result.json().runs[0]!;
     expect(r.snapshotId).toBe(SNAP);
@@ -240,7 +308,10 @@ describe('empty snapshots with emptyExport: skip', () => {
     const files = ws.files('out');
     expect(files).toHaveLength(1);
     expect(path.posix.basename(files[0]!)).toBe(`manifest-acme-crm-${r.runId}.json`);
-    const manifest = JSON.parse(readFileSync(path.join(ws.out, files[0]!), 'utf8')) as { exportResults: unknown[]; counts: { rowsWritten: number } };
+    const manifest = JSON.parse(readFileSync(path.join(ws.out, files[0]!), 'utf8')) as {
+      exportResults: unknown[];
+      counts: { rowsWritten: number };
+    };
     expect(manifest.exportResults).toEqual([]);
     expect(manifest.counts.rowsWritten).toBe(0);
   });
@@ -262,9 +333,21 @@ describe('snapshot folders and descriptors', () => {
   });
 
   it.each([
-    ['not valid JSON', '{"snapshotId": "snap-gaps", "evaluatedAt": ', /is not valid JSON .*the producer must write a complete _snapshot\.json/],
-    ['without evaluatedAt', JSON.stringify({ snapshotId: 'snap-gaps', audiences: [] }), /is not a valid snapshot descriptor: evaluatedAt/],
-    ['with an evaluatedAt that is not a time', JSON.stringify({ snapshotId: 'snap-gaps', evaluatedAt: 'today', audiences: [] }), /is not a valid snapshot descriptor: evaluatedAt/],
+    [
+      'not valid JSON',
+      '{"snapshotId": "snap-gaps", "evaluatedAt": ',
+      /is not valid JSON .*the producer must write a complete _snapshot\.json/,
+    ],
+    [
+      'without evaluatedAt',
+      JSON.stringify({ snapshotId: 'snap-gaps', audiences: [] }),
+      /is not a valid snapshot descriptor: evaluatedAt/,
+    ],
+    [
+      'with an evaluatedAt that is not a time',
+      JSON.stringify({ snapshotId: 'snap-gaps', evaluatedAt: 'today', audiences: [] }),
+      /is not a valid snapshot descriptor: evaluatedAt/,
+    ],
   ])('a _snapshot.json %s: exit 4 naming the file, nothing written', async (_name, text, message) => {
     ws = createWorkspace();
     writeLines([prof('p-1')]);

@@ -36,7 +36,10 @@ afterAll(() => {
 /** Inputs as the producer leaves them before each slot: A (06:00), B (12:00), C (B + a batch that arrives during a kill). */
 function writeSources(): { A: string; B: string; C: string } {
   const A = path.join(work, 'src-a');
-  addBatch(A, 'ds-orders', 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 3), 'part-00001.ndjson': batchLines('b1', 2, 4) });
+  addBatch(A, 'ds-orders', 'b-001', '2026-11-20T01:00:00Z', {
+    'part-00000.ndjson': batchLines('b1', 3),
+    'part-00001.ndjson': batchLines('b1', 2, 4),
+  });
   addBatch(A, 'ds-orders', 'b-002', '2026-11-20T02:00:00Z', { 'part-00000.ndjson': batchLines('b2', 2) });
   addBatch(A, 'ds-web', 'w-001', '2026-11-20T03:00:00Z', { 'part-00000.ndjson': batchLines('w1', 2) });
   const B = path.join(work, 'src-b');
@@ -50,7 +53,13 @@ function writeSources(): { A: string; B: string; C: string } {
   return { A, B, C };
 }
 
-function flow(source: string, destination: string, state: string, s3?: Record<string, unknown>, type = 'json'): Record<string, unknown> {
+function flow(
+  source: string,
+  destination: string,
+  state: string,
+  s3?: Record<string, unknown>,
+  type = 'json',
+): Record<string, unknown> {
   return datasetConfig({
     id: 'rel-ds',
     source: { datasets: source },
@@ -58,7 +67,10 @@ function flow(source: string, destination: string, state: string, s3?: Record<st
     state: { path: state },
     ...(s3 ? { s3 } : {}),
     format: { type, compression: 'gzip', maxRowsPerFile: type === 'json' ? 2 : 1_000, manifest: true },
-    datasets: DATASETS.map((id) => ({ id, schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-20' } })),
+    datasets: DATASETS.map((id) => ({
+      id,
+      schedule: { frequency: 'every6Hours', startTime: '00:00', startDate: '2026-11-20' },
+    })),
   });
 }
 
@@ -99,11 +111,17 @@ function localSite(fromT1: boolean, type = 'json'): Site {
     dir,
     audex(at, source, env = {}) {
       writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow(source, './out', './state', undefined, type)));
-      return runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp'), ...env } });
+      return runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], {
+        cwd: dir,
+        env: { TMPDIR: path.join(dir, 'tmp'), ...env },
+      });
     },
     out: async () => hashTree(path.join(dir, 'out')),
     state: async () => hashTree(path.join(dir, 'state')),
-    manifests: async () => Object.keys(hashTree(path.join(dir, 'out'))).filter((k) => path.posix.basename(k).startsWith('manifest-')).map((k) => readFileSync(path.join(dir, 'out', k), 'utf8')),
+    manifests: async () =>
+      Object.keys(hashTree(path.join(dir, 'out')))
+        .filter((k) => path.posix.basename(k).startsWith('manifest-'))
+        .map((k) => readFileSync(path.join(dir, 'out', k), 'utf8')),
   };
 }
 
@@ -117,13 +135,21 @@ async function s3Site(): Promise<Site> {
   return {
     dir,
     audex(at, source, env = {}) {
-      writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow(source, `s3://exports/${root}/out`, `s3://exports/${root}/state`, s3Block)));
-      return runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp'), ...env } });
+      writeFileSync(
+        path.join(dir, 'flow.json'),
+        JSON.stringify(flow(source, `s3://exports/${root}/out`, `s3://exports/${root}/state`, s3Block)),
+      );
+      return runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], {
+        cwd: dir,
+        env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp'), ...env },
+      });
     },
     out: () => s3.tree('exports', `${root}/out`),
     state: () => s3.tree('exports', `${root}/state`),
     async manifests() {
-      const keys = (await s3.listKeys('exports', `${root}/out/`)).filter((k) => path.posix.basename(k).startsWith('manifest-'));
+      const keys = (await s3.listKeys('exports', `${root}/out/`)).filter((k) =>
+        path.posix.basename(k).startsWith('manifest-'),
+      );
       return Promise.all(keys.map(async (k) => (await s3.getBytes('exports', k))!.toString('utf8')));
     },
     async expireLease() {
@@ -132,7 +158,14 @@ async function s3Site(): Promise<Site> {
         async (r) => JSON.parse(await r.Body!.transformToString()) as Record<string, unknown>,
         () => null,
       );
-      if (current) await s3.client.send(new PutObjectCommand({ Bucket: 'exports', Key: key, Body: JSON.stringify({ ...current, expiresAt: new Date(Date.now() - 1_000).toISOString() }) }));
+      if (current)
+        await s3.client.send(
+          new PutObjectCommand({
+            Bucket: 'exports',
+            Key: key,
+            Body: JSON.stringify({ ...current, expiresAt: new Date(Date.now() - 1_000).toISOString() }),
+          }),
+        );
     },
   };
 }
@@ -140,12 +173,18 @@ async function s3Site(): Promise<Site> {
 async function refOf(site: Site, p: CliResult): Promise<Ref> {
   expect(p.code, describeProc(p)).toBe(0);
   const state = await site.state();
-  return { out: await site.out(), cursors: Object.fromEntries(Object.entries(state).filter(([k]) => isCursor(k))), runs: (JSON.parse(p.stdout) as JsonSummary).runs };
+  return {
+    out: await site.out(),
+    cursors: Object.fromEntries(Object.entries(state).filter(([k]) => isCursor(k))),
+    runs: (JSON.parse(p.stdout) as JsonSummary).runs,
+  };
 }
 
 /** Every batch id is in exactly one manifest, and every manifest lists distinct ids. */
 async function batchesByManifest(site: Site): Promise<string[]> {
-  return (await site.manifests()).flatMap((text) => (JSON.parse(text) as { datasetId: string; batches: string[] }).batches);
+  return (await site.manifests()).flatMap(
+    (text) => (JSON.parse(text) as { datasetId: string; batches: string[] }).batches,
+  );
 }
 
 async function rerunAfterKill(site: Site, at: string, source: string): Promise<CliResult> {
@@ -158,8 +197,14 @@ async function rerunAfterKill(site: Site, at: string, source: string): Promise<C
 async function expectLikeClean(site: Site, ref: Ref, when: string): Promise<void> {
   expect(treeDiff(await site.out(), ref.out), `destination ${when}`).toEqual([]);
   const state = await site.state();
-  expect(treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursor(k))), ref.cursors), `cursors ${when}`).toEqual([]);
-  expect(Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k) || isStagedName(k)), `leftovers ${when}`).toEqual([]);
+  expect(
+    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursor(k))), ref.cursors),
+    `cursors ${when}`,
+  ).toEqual([]);
+  expect(
+    Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k) || isStagedName(k)),
+    `leftovers ${when}`,
+  ).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -174,85 +219,150 @@ beforeAll(async () => {
   afterT2 = await refOf(site, await site.audex(T2, sources.B));
   // The shape the cases rely on: several parts in both slots, the late batch in the 12:00 folder.
   expect(afterT1.runs.map((r) => r.files.length)).toEqual([4, 1]);
-  expect(afterT2.runs.map((r) => [r.files.length, (r as { batchIds?: string[] }).batchIds])).toEqual([[3, ['b-late', 'b-003']], [1, ['w-002']]]);
+  expect(afterT2.runs.map((r) => [r.files.length, (r as { batchIds?: string[] }).batchIds])).toEqual([
+    [3, ['b-late', 'b-003']],
+    [1, ['w-002']],
+  ]);
   const batches = await batchesByManifest(site);
   expect(batches.sort()).toEqual(['b-001', 'b-002', 'b-003', 'b-late', 'w-001', 'w-002']);
 }, TIMEOUT);
 
-const POINTS = ['after-read', 'after-pending', 'after-part', 'after-part:3', 'after-data', 'after-manifest', 'after-cursor'];
-const CASES = [...POINTS.map((point) => ({ where: 'local' as const, point })), ...POINTS.map((point) => ({ where: 's3' as const, point }))];
+const POINTS = [
+  'after-read',
+  'after-pending',
+  'after-part',
+  'after-part:3',
+  'after-data',
+  'after-manifest',
+  'after-cursor',
+];
+const CASES = [
+  ...POINTS.map((point) => ({ where: 'local' as const, point })),
+  ...POINTS.map((point) => ({ where: 's3' as const, point })),
+];
 
 describe('kill -9 during a dataset export, then run again', () => {
-  it.concurrent.each(CASES)('$where: the 12:00 increment killed at $point', async ({ where, point }) => {
-    const site = where === 'local' ? localSite(true) : await s3Site();
-    const before = await site.out();
-    const crashed = await site.audex(T2, sources.B, { AUDEX_CRASH_AT: point });
-    expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
-    // What a reader sees right after the kill: only complete files, with the clean run's bytes.
-    const seen = await site.out();
-    const visible = Object.keys(seen).filter((k) => !isStagedName(k));
-    expect(visible.filter((k) => seen[k] !== afterT2.out[k]), 'partial or foreign files under a final name').toEqual([]);
-    const added = visible.filter((k) => !(k in before));
-    if (point === 'after-read' || point === 'after-pending') expect(added).toEqual([]);
-    if (point === 'after-part') expect(added).toHaveLength(1);
-    if (point === 'after-part:3') expect(added).toHaveLength(3);
-    if (point === 'after-cursor') expect(added.filter((k) => k.includes('/ds-orders/'))).toHaveLength(4);
+  it.concurrent.each(CASES)(
+    '$where: the 12:00 increment killed at $point',
+    async ({ where, point }) => {
+      const site = where === 'local' ? localSite(true) : await s3Site();
+      const before = await site.out();
+      const crashed = await site.audex(T2, sources.B, { AUDEX_CRASH_AT: point });
+      expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
+      // What a reader sees right after the kill: only complete files, with the clean run's bytes.
+      const seen = await site.out();
+      const visible = Object.keys(seen).filter((k) => !isStagedName(k));
+      expect(
+        visible.filter((k) => seen[k] !== afterT2.out[k]),
+        'partial or foreign files under a final name',
+      ).toEqual([]);
+      const added = visible.filter((k) => !(k in before));
+      if (point === 'after-read' || point === 'after-pending') expect(added).toEqual([]);
+      if (point === 'after-part') expect(added).toHaveLength(1);
+      if (point === 'after-part:3') expect(added).toHaveLength(3);
+      if (point === 'after-cursor') expect(added.filter((k) => k.includes('/ds-orders/'))).toHaveLength(4);
 
-    const rerun = await rerunAfterKill(site, T2, sources.B);
-    expect(rerun.code, describeProc(rerun)).toBe(0);
-    await expectLikeClean(site, afterT2, `after the rerun (${point})`);
-    const batches = await batchesByManifest(site);
-    expect(batches.sort(), 'each batch in exactly one export folder').toEqual(['b-001', 'b-002', 'b-003', 'b-late', 'w-001', 'w-002']);
-  }, TIMEOUT);
+      const rerun = await rerunAfterKill(site, T2, sources.B);
+      expect(rerun.code, describeProc(rerun)).toBe(0);
+      await expectLikeClean(site, afterT2, `after the rerun (${point})`);
+      const batches = await batchesByManifest(site);
+      expect(batches.sort(), 'each batch in exactly one export folder').toEqual([
+        'b-001',
+        'b-002',
+        'b-003',
+        'b-late',
+        'w-001',
+        'w-002',
+      ]);
+    },
+    TIMEOUT,
+  );
 
-  it.concurrent('local: the 06:00 backfill killed after its second part, then run again', async () => {
-    const site = localSite(false);
-    const crashed = await site.audex(T1, sources.A, { AUDEX_CRASH_AT: 'after-part:2' });
-    expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
-    expect((await site.audex(T1, sources.A)).code).toBe(0);
-    await expectLikeClean(site, afterT1, 'after the rerun of the backfill');
-    expect((await site.audex(T2, sources.B)).code).toBe(0);
-    await expectLikeClean(site, afterT2, 'after the next slot');
-  }, TIMEOUT);
+  it.concurrent(
+    'local: the 06:00 backfill killed after its second part, then run again',
+    async () => {
+      const site = localSite(false);
+      const crashed = await site.audex(T1, sources.A, { AUDEX_CRASH_AT: 'after-part:2' });
+      expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
+      expect((await site.audex(T1, sources.A)).code).toBe(0);
+      await expectLikeClean(site, afterT1, 'after the rerun of the backfill');
+      expect((await site.audex(T2, sources.B)).code).toBe(0);
+      await expectLikeClean(site, afterT2, 'after the next slot');
+    },
+    TIMEOUT,
+  );
 
-  it.concurrent('a batch that arrives between the kill and the rerun goes to the next slot, not into the interrupted folder', async () => {
-    const site = localSite(true);
-    const crashed = await site.audex(T2, sources.B, { AUDEX_CRASH_AT: 'after-part' });
-    expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
-    const rerun = await site.audex(T2, sources.C);
-    expect(rerun.code, describeProc(rerun)).toBe(0);
-    await expectLikeClean(site, afterT2, 'after the rerun with a new batch in the source');
-    const next = await site.audex(T3, sources.C);
-    expect(next.code, describeProc(next)).toBe(0);
-    const runs = (JSON.parse(next.stdout) as JsonSummary).runs as (JsonSummary['runs'][number] & { batchIds: string[] })[];
-    expect(runs.map((r) => [r.audienceId, r.batchIds])).toEqual([['ds-orders', ['b-004']], ['ds-web', []]]);
-    const out = await site.out();
-    const late = Object.keys(out).filter((k) => k.startsWith('aep/ds-orders/exportTime=202611201800/part-'));
-    expect(late.map((k) => gunzipSync(readFileSync(path.join(site.dir, 'out', k))).toString())).toEqual([batchLines('b4', 1)]);
-    expect((await batchesByManifest(site)).sort()).toEqual(['b-001', 'b-002', 'b-003', 'b-004', 'b-late', 'w-001', 'w-002']);
-  }, TIMEOUT);
+  it.concurrent(
+    'a batch that arrives between the kill and the rerun goes to the next slot, not into the interrupted folder',
+    async () => {
+      const site = localSite(true);
+      const crashed = await site.audex(T2, sources.B, { AUDEX_CRASH_AT: 'after-part' });
+      expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
+      const rerun = await site.audex(T2, sources.C);
+      expect(rerun.code, describeProc(rerun)).toBe(0);
+      await expectLikeClean(site, afterT2, 'after the rerun with a new batch in the source');
+      const next = await site.audex(T3, sources.C);
+      expect(next.code, describeProc(next)).toBe(0);
+      const runs = (JSON.parse(next.stdout) as JsonSummary).runs as (JsonSummary['runs'][number] & {
+        batchIds: string[];
+      })[];
+      expect(runs.map((r) => [r.audienceId, r.batchIds])).toEqual([
+        ['ds-orders', ['b-004']],
+        ['ds-web', []],
+      ]);
+      const out = await site.out();
+      const late = Object.keys(out).filter((k) => k.startsWith('aep/ds-orders/exportTime=202611201800/part-'));
+      expect(late.map((k) => gunzipSync(readFileSync(path.join(site.dir, 'out', k))).toString())).toEqual([
+        batchLines('b4', 1),
+      ]);
+      expect((await batchesByManifest(site)).sort()).toEqual([
+        'b-001',
+        'b-002',
+        'b-003',
+        'b-004',
+        'b-late',
+        'w-001',
+        'w-002',
+      ]);
+    },
+    TIMEOUT,
+  );
 
-  it.concurrent('gz.parquet (converted while reading): killed after its part is published, the rerun gives the clean run\'s bytes', async () => {
-    const clean = localSite(false, 'parquet');
-    const ref = await refOf(clean, await clean.audex(T1, sources.A));
-    expect(ref.runs.map((r) => r.files.length)).toEqual([1, 1]);
-    const site = localSite(false, 'parquet');
-    const crashed = await site.audex(T1, sources.A, { AUDEX_CRASH_AT: 'after-part' });
-    expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
-    const seen = await site.out();
-    expect(Object.keys(seen).filter((k) => !isStagedName(k) && seen[k] !== ref.out[k])).toEqual([]);
-    expect((await site.audex(T1, sources.A)).code).toBe(0);
-    await expectLikeClean(site, ref, 'after the rerun of the Parquet backfill');
-  }, TIMEOUT);
+  it.concurrent(
+    "gz.parquet (converted while reading): killed after its part is published, the rerun gives the clean run's bytes",
+    async () => {
+      const clean = localSite(false, 'parquet');
+      const ref = await refOf(clean, await clean.audex(T1, sources.A));
+      expect(ref.runs.map((r) => r.files.length)).toEqual([1, 1]);
+      const site = localSite(false, 'parquet');
+      const crashed = await site.audex(T1, sources.A, { AUDEX_CRASH_AT: 'after-part' });
+      expect(crashed.signal, describeProc(crashed)).toBe('SIGKILL');
+      const seen = await site.out();
+      expect(Object.keys(seen).filter((k) => !isStagedName(k) && seen[k] !== ref.out[k])).toEqual([]);
+      expect((await site.audex(T1, sources.A)).code).toBe(0);
+      await expectLikeClean(site, ref, 'after the rerun of the Parquet backfill');
+    },
+    TIMEOUT,
+  );
 
-  it.concurrent('batches read from S3 export the same files as from local disk', async () => {
-    await s3.putTree(sources.A, 'exports', 'ds-source');
-    const dir = path.join(work, `s-${++made}`);
-    mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-    const s3Block = { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' };
-    writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(flow('s3://exports/ds-source', './out', './state', s3Block)));
-    const p = await runCli(['run', '--config', 'flow.json', '--at', T1, '--json', '--quiet'], { cwd: dir, env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp') } });
-    expect(p.code, describeProc(p)).toBe(0);
-    expect(treeDiff(hashTree(path.join(dir, 'out')), afterT1.out)).toEqual([]);
-  }, TIMEOUT);
+  it.concurrent(
+    'batches read from S3 export the same files as from local disk',
+    async () => {
+      await s3.putTree(sources.A, 'exports', 'ds-source');
+      const dir = path.join(work, `s-${++made}`);
+      mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+      const s3Block = { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' };
+      writeFileSync(
+        path.join(dir, 'flow.json'),
+        JSON.stringify(flow('s3://exports/ds-source', './out', './state', s3Block)),
+      );
+      const p = await runCli(['run', '--config', 'flow.json', '--at', T1, '--json', '--quiet'], {
+        cwd: dir,
+        env: { ...s3.env(), TMPDIR: path.join(dir, 'tmp') },
+      });
+      expect(p.code, describeProc(p)).toBe(0);
+      expect(treeDiff(hashTree(path.join(dir, 'out')), afterT1.out)).toEqual([]);
+    },
+    TIMEOUT,
+  );
 });

@@ -27,7 +27,17 @@ import path from 'node:path';
 import { stateKeys } from '../../src/state/state-keys.js';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
-import { describeProc, reliabilityDataflow, hashTree, isCursorOrBaseline, isStagedName, seededRandom, syntheticSnapshots, treeDiff, type Dataset } from '../helpers/reliability.js';
+import {
+  describeProc,
+  reliabilityDataflow,
+  hashTree,
+  isCursorOrBaseline,
+  isStagedName,
+  seededRandom,
+  syntheticSnapshots,
+  treeDiff,
+  type Dataset,
+} from '../helpers/reliability.js';
 import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
 const DAYS = ['2026-11-20T07:00:00Z', '2026-11-21T07:00:00Z', '2026-11-22T07:00:00Z'] as const;
@@ -43,17 +53,36 @@ afterAll(() => {
 });
 let made = 0;
 
-function dataflow(snapshots: string, destination: string, state: string, maxRowsPerFile: number, s3?: Record<string, unknown>): Record<string, unknown> {
+function dataflow(
+  snapshots: string,
+  destination: string,
+  state: string,
+  maxRowsPerFile: number,
+  s3?: Record<string, unknown>,
+): Record<string, unknown> {
   return reliabilityDataflow({
-    name: 'Rel Kill', id: 'rel-kill', snapshots, destination, state, ...(s3 ? { s3 } : {}),
+    name: 'Rel Kill',
+    id: 'rel-kill',
+    snapshots,
+    destination,
+    state,
+    ...(s3 ? { s3 } : {}),
     format: { compression: 'gzip', maxRowsPerFile, emptyExport: 'write' },
     folderPath: '%SEGMENT_NAME%',
     fileName: '%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME%',
     columns: {
-      'identityMap.email': 'email', 'person.name.firstName': 'first_name', 'person.name.lastName': 'last_name', 'loyalty.tier': 'tier',
-      'loyalty.points': 'points', 'segmentMembership.status': 'status', 'segmentMembership.lastQualificationTime': 'qualified_at',
+      'identityMap.email': 'email',
+      'person.name.firstName': 'first_name',
+      'person.name.lastName': 'last_name',
+      'loyalty.tier': 'tier',
+      'loyalty.points': 'points',
+      'segmentMembership.status': 'status',
+      'segmentMembership.lastQualificationTime': 'qualified_at',
     },
-    audiences: [{ id: INCREMENTAL, mode: 'incremental' }, { id: FULL, mode: 'full' }],
+    audiences: [
+      { id: INCREMENTAL, mode: 'incremental' },
+      { id: FULL, mode: 'full' },
+    ],
   });
 }
 
@@ -87,15 +116,26 @@ function scale(profiles: number, maxRowsPerFile: number): Promise<Scale> {
       const dataset = await syntheticSnapshots(path.join(work, 'cache'), profiles);
       const dir = path.join(work, `clean-${profiles}`);
       mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-      writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow(dataset.root, './out', './state', maxRowsPerFile)));
+      writeFileSync(
+        path.join(dir, 'flow.json'),
+        JSON.stringify(dataflow(dataset.root, './out', './state', maxRowsPerFile)),
+      );
       const days: DayRef[] = [];
       const day1Dir = path.join(work, `clean-${profiles}-day1`);
       for (const at of DAYS) {
-        const p = await runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { TMPDIR: path.join(dir, 'tmp') } });
+        const p = await runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], {
+          cwd: dir,
+          env: { TMPDIR: path.join(dir, 'tmp') },
+        });
         expect(p.code, describeProc(p)).toBe(0);
         const runs = (JSON.parse(p.stdout) as JsonSummary).runs;
         expect(runs.map((r) => r.status)).toEqual(['success', 'success']);
-        days.push({ out: hashTree(path.join(dir, 'out')), state: hashTree(path.join(dir, 'state'), isCursorOrBaseline), runs, ms: p.ms });
+        days.push({
+          out: hashTree(path.join(dir, 'out')),
+          state: hashTree(path.join(dir, 'state'), isCursorOrBaseline),
+          runs,
+          ms: p.ms,
+        });
         if (days.length === 1) {
           cpSync(path.join(dir, 'out'), path.join(day1Dir, 'out'), { recursive: true });
           cpSync(path.join(dir, 'state'), path.join(day1Dir, 'state'), { recursive: true });
@@ -132,7 +172,11 @@ function scenarioDir(): { dir: string; tmp: string } {
 
 function runner(dir: string, tmp: string, baseEnv: Record<string, string> = {}) {
   return (at: string, env: Record<string, string> = {}, killAfterMs?: number) =>
-    runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir, env: { ...baseEnv, TMPDIR: tmp, ...env }, ...(killAfterMs === undefined ? {} : { killAfterMs }) });
+    runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], {
+      cwd: dir,
+      env: { ...baseEnv, TMPDIR: tmp, ...env },
+      ...(killAfterMs === undefined ? {} : { killAfterMs }),
+    });
 }
 
 function localSite(s: Scale, startAfterDay: 0 | 1): Site {
@@ -141,7 +185,10 @@ function localSite(s: Scale, startAfterDay: 0 | 1): Site {
     cpSync(path.join(s.day1Dir, 'out'), path.join(dir, 'out'), { recursive: true });
     cpSync(path.join(s.day1Dir, 'state'), path.join(dir, 'state'), { recursive: true });
   }
-  writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow(s.dataset.root, './out', './state', s.maxRowsPerFile)));
+  writeFileSync(
+    path.join(dir, 'flow.json'),
+    JSON.stringify(dataflow(s.dataset.root, './out', './state', s.maxRowsPerFile)),
+  );
   return {
     audex: runner(dir, tmp),
     out: async () => hashTree(path.join(dir, 'out')),
@@ -171,8 +218,14 @@ async function s3Site(s: Scale, startAfterDay: 0 | 1): Promise<Site> {
     await server.putTree(path.join(s.day1Dir, 'state'), 'exports', `${root}/state`);
   }
   const s3Block = { endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1' };
-  writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow(s.dataset.root, `s3://exports/${root}/out`, `s3://exports/${root}/state`, s.maxRowsPerFile, s3Block)));
-  const readKey = async (key: string) => (await server.getBytes('exports', `${root}/state/${key}`))?.toString('utf8') ?? null;
+  writeFileSync(
+    path.join(dir, 'flow.json'),
+    JSON.stringify(
+      dataflow(s.dataset.root, `s3://exports/${root}/out`, `s3://exports/${root}/state`, s.maxRowsPerFile, s3Block),
+    ),
+  );
+  const readKey = async (key: string) =>
+    (await server.getBytes('exports', `${root}/state/${key}`))?.toString('utf8') ?? null;
   return {
     audex: runner(dir, tmp, server.env()),
     out: () => server.tree('exports', `${root}/out`),
@@ -210,13 +263,18 @@ interface KillCase {
   /** Random moment: SIGKILL from the test after a seeded delay. */
   seed?: number;
   /** Where the kill must have landed (proves the point was reached). */
-  landed?: (v: CrashView, ref: { run: (aud: string) => JsonSummary['runs'][number]; prevSlot: string | null }) => Promise<void> | void;
+  landed?: (
+    v: CrashView,
+    ref: { run: (aud: string) => JsonSummary['runs'][number]; prevSlot: string | null },
+  ) => Promise<void> | void;
 }
 
-const partsOf = (newFinal: string[], aud: string) => newFinal.filter((f) => f.includes(`_${aud}_`) && !path.posix.basename(f).startsWith('manifest-'));
+const partsOf = (newFinal: string[], aud: string) =>
+  newFinal.filter((f) => f.includes(`_${aud}_`) && !path.posix.basename(f).startsWith('manifest-'));
 const manifestsOf = (newFinal: string[]) => newFinal.filter((f) => path.posix.basename(f).startsWith('manifest-'));
 /** Pending records under their final name. */
-const pendingOf = (state: Record<string, string>) => Object.keys(state).filter((k) => k.startsWith('pending/') && !isStagedName(k));
+const pendingOf = (state: Record<string, string>) =>
+  Object.keys(state).filter((k) => k.startsWith('pending/') && !isStagedName(k));
 
 // Audiences run two at a time (src/run/invoke.ts), so the n-th pass of a point may be
 // either audience's: the checks hold whichever one got there first.
@@ -235,13 +293,18 @@ const LANDED: Record<string, KillCase['landed']> = {
     expect(manifestsOf(v.newFinal)).toEqual([]);
   },
   'after-data': (v, r) => {
-    expect(AUDS.some((a) => partsOf(v.newFinal, a).length === r.run(a).files.length), v.newFinal.join('\n')).toBe(true);
+    expect(
+      AUDS.some((a) => partsOf(v.newFinal, a).length === r.run(a).files.length),
+      v.newFinal.join('\n'),
+    ).toBe(true);
     expect(manifestsOf(v.newFinal)).toEqual([]);
   },
   'after-manifest': async (v, r) => {
     const withManifest = AUDS.filter((a) => manifestsOf(v.newFinal).some((m) => m.includes(r.run(a).runId)));
     expect(withManifest.length).toBeGreaterThanOrEqual(1);
-    const prev = await Promise.all(withManifest.map(async (a) => ((await v.cursor(a))?.lastSlot ?? null) === r.prevSlot));
+    const prev = await Promise.all(
+      withManifest.map(async (a) => ((await v.cursor(a))?.lastSlot ?? null) === r.prevSlot),
+    );
     expect(prev).toContain(true);
   },
   'after-baseline': async (v, r) => {
@@ -265,7 +328,12 @@ const LANDED: Record<string, KillCase['landed']> = {
   },
 };
 
-const named = (day: 1 | 2, crashAt: string): KillCase => ({ name: `day ${day}, ${crashAt}`, day, crashAt, landed: LANDED[crashAt] });
+const named = (day: 1 | 2, crashAt: string): KillCase => ({
+  name: `day ${day}, ${crashAt}`,
+  day,
+  crashAt,
+  landed: LANDED[crashAt],
+});
 
 /**
  * Kills one run, checks what a reader can see, reruns, compares with the clean sequence,
@@ -298,7 +366,7 @@ async function killAndRecover(s: Scale, site: Site, c: KillCase): Promise<{ tmpL
   const staged = Object.keys(seen).filter(isStagedName);
   const visible = Object.keys(seen).filter(isFinal);
   const partial = visible.filter((k) => seen[k] !== ref.out[k]);
-  expect(partial, 'files under a final name that are not the clean run\'s bytes').toEqual([]);
+  expect(partial, "files under a final name that are not the clean run's bytes").toEqual([]);
   const crashState = await site.state();
   if (c.landed) {
     const run = (aud: string) => ref.runs.find((r) => r.audienceId === aud)!;
@@ -332,14 +400,19 @@ async function killAndRecover(s: Scale, site: Site, c: KillCase): Promise<{ tmpL
   }
   expect(rerun.code, describeProc(rerun)).toBe(0);
   const rerunRuns = (JSON.parse(rerun.stdout) as JsonSummary).runs;
-  expect(rerunRuns.every((r) => r.status === 'success'), describeProc(rerun)).toBe(true);
+  expect(
+    rerunRuns.every((r) => r.status === 'success'),
+    describeProc(rerun),
+  ).toBe(true);
   // Only runs of the clean sequence's day (the interrupted one finished with its own id).
   for (const r of rerunRuns) expect(ref.runs.map((x) => x.runId)).toContain(r.runId);
   await expectLikeClean(site, ref, `after the rerun of day ${c.day}`);
 
   const nextRun = await site.audex(DAYS[c.day]!);
   expect(nextRun.code, describeProc(nextRun)).toBe(0);
-  expect((JSON.parse(nextRun.stdout) as JsonSummary).runs.map((r) => [r.runId, r.counts])).toEqual(next.runs.map((r) => [r.runId, r.counts]));
+  expect((JSON.parse(nextRun.stdout) as JsonSummary).runs.map((r) => [r.runId, r.counts])).toEqual(
+    next.runs.map((r) => [r.runId, r.counts]),
+  );
   await expectLikeClean(site, next, `after day ${c.day + 1}`);
   return { tmpLeft: site.tmpLeft(), killed };
 }
@@ -348,8 +421,13 @@ async function expectLikeClean(site: Site, ref: DayRef, when: string): Promise<v
   const out = await site.out();
   expect(treeDiff(out, ref.out), `destination ${when}`).toEqual([]);
   const state = await site.state();
-  expect(treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), ref.state), `cursors and baselines ${when}`).toEqual([]);
-  const leftovers = Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k) || isStagedName(k));
+  expect(
+    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), ref.state),
+    `cursors and baselines ${when}`,
+  ).toEqual([]);
+  const leftovers = Object.keys(state).filter(
+    (k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k) || isStagedName(k),
+  );
   expect(leftovers, `pending records, lock or temp files in the state ${when}`).toEqual([]);
 }
 
@@ -366,7 +444,11 @@ interface SiteCase extends KillCase {
 
 const onSite = (where: Where, size: typeof BIG, cases: KillCase[]): SiteCase[] =>
   cases.map((c) => ({ ...c, where, size, name: `${where} ${size.profiles / 1000}k: ${c.name}` }));
-const random = (day: 1 | 2, seed: number): KillCase => ({ name: `day ${day}, random moment (seed ${seed})`, day, seed });
+const random = (day: 1 | 2, seed: number): KillCase => ({
+  name: `day ${day}, random moment (seed ${seed})`,
+  day,
+  seed,
+});
 
 // 100k profiles for a representative subset, 20k for the rest (same dataflow, 200 rows a
 // part, so the same part structure: 62 + 29 parts on day 1, 3 + 29 on day 2).
@@ -396,7 +478,11 @@ async function siteFor(where: Where, s: Scale, startAfterDay: 0 | 1): Promise<Si
 describe('kill -9 at every step, then run again', () => {
   beforeAll(async () => {
     makeWork();
-    const [big, small] = await Promise.all([scale(BIG.profiles, BIG.rows), scale(SMALL.profiles, SMALL.rows), s3Server().then((t) => (s3 = t))]);
+    const [big, small] = await Promise.all([
+      scale(BIG.profiles, BIG.rows),
+      scale(SMALL.profiles, SMALL.rows),
+      s3Server().then((t) => (s3 = t)),
+    ]);
     for (const s of [big, small]) {
       // The shape the cases rely on: several parts per file on both days.
       const parts = s.days.map((d) => d.runs.map((r) => r.files.length));
@@ -415,49 +501,74 @@ describe('kill -9 at every step, then run again', () => {
   afterAll(async () => {
     // A random moment may come after the run finished; but if none landed, the random cases tested nothing.
     if (randomKills.length === CASES.filter((c) => c.seed !== undefined).length) {
-      expect(randomKills.filter(Boolean).length, 'random-moment kills that landed before the run finished').toBeGreaterThan(0);
+      expect(
+        randomKills.filter(Boolean).length,
+        'random-moment kills that landed before the run finished',
+      ).toBeGreaterThan(0);
     }
   });
 
-  it.concurrent.each(CASES)('$name', async (c) => {
-    const s = await scale(c.size.profiles, c.size.rows);
-    const { killed } = await killAndRecover(s, await siteFor(c.where, s, c.day === 2 ? 1 : 0), c);
-    if (c.seed !== undefined) randomKills.push(killed);
-  }, TEST_TIMEOUT);
+  it.concurrent.each(CASES)(
+    '$name',
+    async (c) => {
+      const s = await scale(c.size.profiles, c.size.rows);
+      const { killed } = await killAndRecover(s, await siteFor(c.where, s, c.day === 2 ? 1 : 0), c);
+      if (c.seed !== undefined) randomKills.push(killed);
+    },
+    TEST_TIMEOUT,
+  );
 
-  it.concurrent("a committed run keeps its history record when another audience's run is killed", async () => {
-    const s = await scale(SMALL.profiles, SMALL.rows);
-    const site = localSite(s, 0);
-    // Day 1: the full audience (29 parts) is done long before the incremental backfill (62
-    // parts, rendered before any is published) publishes its last part, pass 91.
-    const total = s.days[0]!.runs.reduce((sum, r) => sum + r.files.length, 0);
-    const crashed = await site.audex(DAYS[0], { AUDEX_CRASH_AT: `after-part:${total}` });
-    expect(crashed.signal).toBe('SIGKILL');
-    const state = await site.state();
-    const done = s.days[0]!.runs.filter((r) => `cursors/${r.audienceId}.json` in state && !(`pending/${r.runId}.json` in state));
-    expect(done.map((r) => r.audienceId), 'precondition: one audience finished (committed, pending record removed) before the kill').toHaveLength(1);
+  it.concurrent(
+    "a committed run keeps its history record when another audience's run is killed",
+    async () => {
+      const s = await scale(SMALL.profiles, SMALL.rows);
+      const site = localSite(s, 0);
+      // Day 1: the full audience (29 parts) is done long before the incremental backfill (62
+      // parts, rendered before any is published) publishes its last part, pass 91.
+      const total = s.days[0]!.runs.reduce((sum, r) => sum + r.files.length, 0);
+      const crashed = await site.audex(DAYS[0], { AUDEX_CRASH_AT: `after-part:${total}` });
+      expect(crashed.signal).toBe('SIGKILL');
+      const state = await site.state();
+      const done = s.days[0]!.runs.filter(
+        (r) => `cursors/${r.audienceId}.json` in state && !(`pending/${r.runId}.json` in state),
+      );
+      expect(
+        done.map((r) => r.audienceId),
+        'precondition: one audience finished (committed, pending record removed) before the kill',
+      ).toHaveLength(1);
 
-    const rerun = await site.audex(DAYS[0]);
-    expect(rerun.code, describeProc(rerun)).toBe(0);
-    const history = Object.keys(await site.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
-    // README "State and safety": one history record per run. This one was committed and finished before the kill.
-    expect(history).toContain(stateKeys.history(done[0]!.runId, 'success', done[0]!.audienceId));
-  }, TEST_TIMEOUT);
+      const rerun = await site.audex(DAYS[0]);
+      expect(rerun.code, describeProc(rerun)).toBe(0);
+      const history = Object.keys(await site.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
+      // README "State and safety": one history record per run. This one was committed and finished before the kill.
+      expect(history).toContain(stateKeys.history(done[0]!.runId, 'success', done[0]!.audienceId));
+    },
+    TEST_TIMEOUT,
+  );
 
-  it.concurrent('the next run removes the scratch folder (staged uploads, downloads) a killed run left in TMPDIR', async () => {
-    const s = await scale(SMALL.profiles, SMALL.rows);
-    const site = await s3Site(s, 1);
-    const crashed = await site.audex(DAYS[1], { AUDEX_CRASH_AT: 'after-part:2' });
-    expect(crashed.signal).toBe('SIGKILL');
-    const left = site.tmpLeft();
-    expect(left.length, 'the killed run left its scratch folder').toBeGreaterThan(0);
-    await site.expireLease!();
-    const rerun = await site.audex(DAYS[1]);
-    expect(rerun.code, describeProc(rerun)).toBe(0);
-    // README "State and safety": temp files left by a killed run are removed by the next run.
-    const after = site.tmpLeft().map((d) => `${d}: ${listDeep(path.join(site.tmpDir, d)).length} file(s), e.g. ${listDeep(path.join(site.tmpDir, d)).slice(0, 3).join(', ')}`);
-    expect(after).toEqual([]);
-  }, TEST_TIMEOUT);
+  it.concurrent(
+    'the next run removes the scratch folder (staged uploads, downloads) a killed run left in TMPDIR',
+    async () => {
+      const s = await scale(SMALL.profiles, SMALL.rows);
+      const site = await s3Site(s, 1);
+      const crashed = await site.audex(DAYS[1], { AUDEX_CRASH_AT: 'after-part:2' });
+      expect(crashed.signal).toBe('SIGKILL');
+      const left = site.tmpLeft();
+      expect(left.length, 'the killed run left its scratch folder').toBeGreaterThan(0);
+      await site.expireLease!();
+      const rerun = await site.audex(DAYS[1]);
+      expect(rerun.code, describeProc(rerun)).toBe(0);
+      // README "State and safety": temp files left by a killed run are removed by the next run.
+      const after = site
+        .tmpLeft()
+        .map(
+          (d) =>
+            `${d}: ${listDeep(path.join(site.tmpDir, d)).length} file(s), e.g. ${listDeep(path.join(site.tmpDir, d)).slice(0, 3).join(', ')}`,
+        );
+      expect(after).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
 });
 
 function listDeep(dir: string): string[] {

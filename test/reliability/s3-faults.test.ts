@@ -25,7 +25,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stateKeys } from '../../src/state/state-keys.js';
 import { runCli, type CliResult, type JsonSummary } from '../helpers/harness.js';
-import { rule, s3Match, startFaultProxy, type FaultProxy, type FaultRule, type ProxyRequest } from '../helpers/fault-proxy.js';
+import {
+  rule,
+  s3Match,
+  startFaultProxy,
+  type FaultProxy,
+  type FaultRule,
+  type ProxyRequest,
+} from '../helpers/fault-proxy.js';
 import { describeProc, reliabilityDataflow, hashTree, isCursorOrBaseline, treeDiff } from '../helpers/reliability.js';
 import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 
@@ -47,7 +54,20 @@ let n = 0;
 
 /** ~1.7 kB of deterministic text per profile, so the full audience's CSV is ~10 MB. */
 function bio(i: number): string {
-  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
+  const words = [
+    'alpha',
+    'bravo',
+    'charlie',
+    'delta',
+    'echo',
+    'foxtrot',
+    'golf',
+    'hotel',
+    'india',
+    'juliet',
+    'kilo',
+    'lima',
+  ];
   let s = `profile ${i}:`;
   for (let k = 0; s.length < 1700; k++) s += ` ${words[(i * 7 + k * 3) % words.length]}${(i + k) % 97}`;
   return s;
@@ -55,7 +75,11 @@ function bio(i: number): string {
 
 function profileLine(i: number, day: 1 | 2): string {
   const ups: Record<string, unknown> = { [BIG]: { status: 'existing', lastQualificationTime: '2026-10-01T00:00:00Z' } };
-  if (i % 40 === 0) ups[INC] = day === 1 || i % 80 !== 0 ? { status: 'existing', lastQualificationTime: '2026-10-02T00:00:00Z' } : { status: 'exited', lastQualificationTime: '2026-11-21T01:00:00Z' };
+  if (i % 40 === 0)
+    ups[INC] =
+      day === 1 || i % 80 !== 0
+        ? { status: 'existing', lastQualificationTime: '2026-10-02T00:00:00Z' }
+        : { status: 'exited', lastQualificationTime: '2026-11-21T01:00:00Z' };
   if (i % 40 === 1 && day === 2) ups[INC] = { status: 'realized', lastQualificationTime: '2026-11-21T02:00:00Z' };
   return JSON.stringify({
     profileId: `p-${String(i).padStart(5, '0')}`,
@@ -67,7 +91,10 @@ function profileLine(i: number, day: 1 | 2): string {
 }
 
 function writeSnapshots(): void {
-  for (const [day, id, evaluatedAt] of [[1, 'snap-1', '2026-11-20T05:00:00Z'], [2, 'snap-2', '2026-11-21T05:00:00Z']] as const) {
+  for (const [day, id, evaluatedAt] of [
+    [1, 'snap-1', '2026-11-20T05:00:00Z'],
+    [2, 'snap-2', '2026-11-21T05:00:00Z'],
+  ] as const) {
     const dir = path.join(snapshotsDir, id, 'profiles');
     mkdirSync(dir, { recursive: true });
     for (let part = 0; part < 2; part++) {
@@ -75,29 +102,66 @@ function writeSnapshots(): void {
       for (let i = part * (PROFILES / 2); i < (part + 1) * (PROFILES / 2); i++) lines.push(profileLine(i, day));
       writeFileSync(path.join(dir, `part-0000${part}.ndjson`), `${lines.join('\n')}\n`);
     }
-    writeFileSync(path.join(snapshotsDir, id, '_snapshot.json'), JSON.stringify({ snapshotId: id, evaluatedAt, audiences: [{ id: INC, name: 'Incremental' }, { id: BIG, name: 'Big' }] }));
+    writeFileSync(
+      path.join(snapshotsDir, id, '_snapshot.json'),
+      JSON.stringify({
+        snapshotId: id,
+        evaluatedAt,
+        audiences: [
+          { id: INC, name: 'Incremental' },
+          { id: BIG, name: 'Big' },
+        ],
+      }),
+    );
   }
 }
 
 function dataflow(source: string, destination: string, state: string, endpoint?: string): Record<string, unknown> {
   return reliabilityDataflow({
-    name: 'Faults', id: 'faults', snapshots: source, destination, state,
+    name: 'Faults',
+    id: 'faults',
+    snapshots: source,
+    destination,
+    state,
     ...(endpoint ? { s3: { endpoint, forcePathStyle: true, region: 'us-east-1' } } : {}),
     format: { compression: 'none' },
     columns: { 'identityMap.email': 'email', bio: 'bio', 'loyalty.tier': 'tier', 'segmentMembership.status': 'status' },
-    audiences: [{ id: INC, mode: 'incremental' }, { id: BIG, mode: 'full' }],
+    audiences: [
+      { id: INC, mode: 'incremental' },
+      { id: BIG, mode: 'full' },
+    ],
   });
 }
 
 /** The clean sequence on local disk: same bytes as on S3 (checked by the no-fault case). */
 const clean = {
   day1Dir: '',
-  day1: { out: {} as Record<string, string>, state: {} as Record<string, string>, cursors: {} as Record<string, string> },
-  day2: { out: {} as Record<string, string>, state: {} as Record<string, string>, cursors: {} as Record<string, string>, runs: [] as JsonSummary['runs'] },
+  day1: {
+    out: {} as Record<string, string>,
+    state: {} as Record<string, string>,
+    cursors: {} as Record<string, string>,
+  },
+  day2: {
+    out: {} as Record<string, string>,
+    state: {} as Record<string, string>,
+    cursors: {} as Record<string, string>,
+    runs: [] as JsonSummary['runs'],
+  },
 };
 
 const readCursors = (stateDir: string) =>
-  Object.fromEntries([INC, BIG].map((a) => [a, (() => { try { return readFileSync(path.join(stateDir, 'cursors', `${a}.json`), 'utf8'); } catch { return ''; } })()]));
+  Object.fromEntries(
+    [INC, BIG].map((a) => [
+      a,
+      (() => {
+        try {
+          return readFileSync(path.join(stateDir, 'cursors', `${a}.json`), 'utf8');
+        } catch {
+          return '';
+        }
+      })(),
+    ]),
+  );
 
 beforeAll(async () => {
   snapshotsDir = path.join(makeWork(), 'snapshots');
@@ -114,11 +178,20 @@ beforeAll(async () => {
   clean.day1Dir = path.join(work, 'clean-day1');
   cpSync(path.join(dir, 'out'), path.join(clean.day1Dir, 'out'), { recursive: true });
   cpSync(path.join(dir, 'state'), path.join(clean.day1Dir, 'state'), { recursive: true });
-  clean.day1 = { out: hashTree(path.join(dir, 'out')), state: hashTree(path.join(dir, 'state'), isCursorOrBaseline), cursors: readCursors(path.join(dir, 'state')) };
+  clean.day1 = {
+    out: hashTree(path.join(dir, 'out')),
+    state: hashTree(path.join(dir, 'state'), isCursorOrBaseline),
+    cursors: readCursors(path.join(dir, 'state')),
+  };
   const d2 = await run(DAY2);
   expect(d2.code, describeProc(d2)).toBe(0);
   const runs = (JSON.parse(d2.stdout) as JsonSummary).runs;
-  clean.day2 = { out: hashTree(path.join(dir, 'out')), state: hashTree(path.join(dir, 'state'), isCursorOrBaseline), cursors: readCursors(path.join(dir, 'state')), runs };
+  clean.day2 = {
+    out: hashTree(path.join(dir, 'out')),
+    state: hashTree(path.join(dir, 'state'), isCursorOrBaseline),
+    cursors: readCursors(path.join(dir, 'state')),
+    runs,
+  };
   // The shape the cases rely on: a multipart data file (> 8 MiB) and a small one with entries and exits.
   const big = runs.find((r) => r.audienceId === BIG)!;
   const inc = runs.find((r) => r.audienceId === INC)!;
@@ -148,14 +221,28 @@ async function flow(): Promise<Flow> {
   await s3.putTree(path.join(clean.day1Dir, 'state'), 'exports', `${root}/state`);
   const dir = path.join(work, root);
   mkdirSync(dir);
-  writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow('s3://lake/snapshots', `s3://exports/${root}/out`, `s3://exports/${root}/state`, proxy.endpoint)));
+  writeFileSync(
+    path.join(dir, 'flow.json'),
+    JSON.stringify(
+      dataflow('s3://lake/snapshots', `s3://exports/${root}/out`, `s3://exports/${root}/state`, proxy.endpoint),
+    ),
+  );
   return {
-    root, proxy,
-    audex: () => runCli(['run', '--config', 'flow.json', '--at', DAY2, '--json', '--quiet'], { cwd: dir, env: s3.env() }),
+    root,
+    proxy,
+    audex: () =>
+      runCli(['run', '--config', 'flow.json', '--at', DAY2, '--json', '--quiet'], { cwd: dir, env: s3.env() }),
     out: () => s3.tree('exports', `${root}/out`),
     state: () => s3.tree('exports', `${root}/state`),
     cursors: async () =>
-      Object.fromEntries(await Promise.all([INC, BIG].map(async (a) => [a, (await s3.getBytes('exports', `${root}/state/cursors/${a}.json`))?.toString('utf8') ?? ''] as const))),
+      Object.fromEntries(
+        await Promise.all(
+          [INC, BIG].map(
+            async (a) =>
+              [a, (await s3.getBytes('exports', `${root}/state/cursors/${a}.json`))?.toString('utf8') ?? ''] as const,
+          ),
+        ),
+      ),
   };
 }
 
@@ -187,7 +274,8 @@ const part = () => s3Match.get('/lake/snapshots/snap-2/profiles/part-00001.ndjso
 const bigPart = (root: string) => s3Match.uploadPart(`/exports/${root}/out/${BIG}/`, 2);
 const complete = (root: string) => s3Match.completeMultipart(`/exports/${root}/out/${BIG}/`);
 const manifest = (root: string) => s3Match.put(`/exports/${root}/out/${INC}/manifest-`);
-const manifests = (root: string) => (q: ProxyRequest) => s3Match.put(`/exports/${root}/out/`)(q) && q.path.includes('/manifest-');
+const manifests = (root: string) => (q: ProxyRequest) =>
+  s3Match.put(`/exports/${root}/out/`)(q) && q.path.includes('/manifest-');
 const baseline = (root: string) => s3Match.put(`/exports/${root}/state/baselines/`);
 const cursor = (root: string) => s3Match.put(`/exports/${root}/state/cursors/`);
 const lease = (root: string) => s3Match.put(`/exports/${root}/state/lock.json`);
@@ -196,157 +284,341 @@ const CASES: FaultCase[] = [
   { name: 'no fault (the S3 run equals the clean local run)', rules: () => [], outcome: { kind: 'recovers' }, hits: 0 },
 
   // Transient, fewer failures than attempts: the run completes, byte for byte.
-  { name: 'snapshot listing: 500 twice', rules: () => [rule('list', listing(), E500, 2)], outcome: { kind: 'recovers' } },
-  { name: 'snapshot listing: connection reset twice', rules: () => [rule('list', listing(), RESET, 2)], outcome: { kind: 'recovers' } },
-  { name: 'GetObject of a part: 503 SlowDown 4 times (5 attempts)', rules: () => [rule('get', part(), SLOWDOWN, 4)], outcome: { kind: 'recovers' } },
-  { name: 'GetObject of a part: body cut off twice', rules: () => [rule('get', part(), { kind: 'truncate', afterBytes: 100_000 }, 2)], outcome: { kind: 'recovers' } },
-  { name: 'GetObject of a part: stalled 2 s, then answered', rules: () => [rule('get', part(), { kind: 'stall', ms: 2_000, then: 'forward' }, 1)], outcome: { kind: 'recovers' }, minMs: 2_000 },
-  { name: 'multipart part upload: connection reset twice', rules: (r) => [rule('part', bigPart(r), RESET, 2)], outcome: { kind: 'recovers' } },
-  { name: 'multipart part upload: 503 SlowDown twice', rules: (r) => [rule('part', bigPart(r), SLOWDOWN, 2)], outcome: { kind: 'recovers' } },
-  { name: 'CompleteMultipartUpload: 500 twice', rules: (r) => [rule('complete', complete(r), E500, 2)], outcome: { kind: 'recovers' } },
-  { name: 'manifest PUT: 503 SlowDown once', rules: (r) => [rule('manifest', manifest(r), SLOWDOWN, 1)], outcome: { kind: 'recovers' } },
-  { name: 'manifest PUT: stalled 2 s, then answered', rules: (r) => [rule('manifest', manifest(r), { kind: 'stall', ms: 2_000, then: 'forward' }, 1)], outcome: { kind: 'recovers' }, minMs: 2_000 },
-  { name: 'baseline PUT: connection reset 3 times', rules: (r) => [rule('baseline', baseline(r), RESET, 3)], outcome: { kind: 'recovers' } },
-  { name: 'cursor PUT: 500 four times (5 attempts)', rules: (r) => [rule('cursor', cursor(r), E500, 4)], outcome: { kind: 'recovers' } },
-  { name: 'cursor PUT: stalled 1.5 s, then the connection dropped', rules: (r) => [rule('cursor', cursor(r), { kind: 'stall', ms: 1_500, then: 'reset' }, 1)], outcome: { kind: 'recovers' }, minMs: 1_500 },
-  { name: 'cursor PUT: written, but the response lost', rules: (r) => [rule('cursor', cursor(r), { kind: 'lose-response' }, 1)], outcome: { kind: 'recovers' } },
-  { name: 'cursor GET: body cut off once (a state read)', rules: (r) => [rule('cursor-get', s3Match.get(`/exports/${r}/state/cursors/`), { kind: 'truncate', afterBytes: 20 }, 1)], outcome: { kind: 'recovers' } },
-  { name: 'lease PUT (If-None-Match): written, but the response lost', rules: (r) => [rule('lease', lease(r), { kind: 'lose-response' }, 1)], outcome: { kind: 'recovers' } },
+  {
+    name: 'snapshot listing: 500 twice',
+    rules: () => [rule('list', listing(), E500, 2)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'snapshot listing: connection reset twice',
+    rules: () => [rule('list', listing(), RESET, 2)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'GetObject of a part: 503 SlowDown 4 times (5 attempts)',
+    rules: () => [rule('get', part(), SLOWDOWN, 4)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'GetObject of a part: body cut off twice',
+    rules: () => [rule('get', part(), { kind: 'truncate', afterBytes: 100_000 }, 2)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'GetObject of a part: stalled 2 s, then answered',
+    rules: () => [rule('get', part(), { kind: 'stall', ms: 2_000, then: 'forward' }, 1)],
+    outcome: { kind: 'recovers' },
+    minMs: 2_000,
+  },
+  {
+    name: 'multipart part upload: connection reset twice',
+    rules: (r) => [rule('part', bigPart(r), RESET, 2)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'multipart part upload: 503 SlowDown twice',
+    rules: (r) => [rule('part', bigPart(r), SLOWDOWN, 2)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'CompleteMultipartUpload: 500 twice',
+    rules: (r) => [rule('complete', complete(r), E500, 2)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'manifest PUT: 503 SlowDown once',
+    rules: (r) => [rule('manifest', manifest(r), SLOWDOWN, 1)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'manifest PUT: stalled 2 s, then answered',
+    rules: (r) => [rule('manifest', manifest(r), { kind: 'stall', ms: 2_000, then: 'forward' }, 1)],
+    outcome: { kind: 'recovers' },
+    minMs: 2_000,
+  },
+  {
+    name: 'baseline PUT: connection reset 3 times',
+    rules: (r) => [rule('baseline', baseline(r), RESET, 3)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'cursor PUT: 500 four times (5 attempts)',
+    rules: (r) => [rule('cursor', cursor(r), E500, 4)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'cursor PUT: stalled 1.5 s, then the connection dropped',
+    rules: (r) => [rule('cursor', cursor(r), { kind: 'stall', ms: 1_500, then: 'reset' }, 1)],
+    outcome: { kind: 'recovers' },
+    minMs: 1_500,
+  },
+  {
+    name: 'cursor PUT: written, but the response lost',
+    rules: (r) => [rule('cursor', cursor(r), { kind: 'lose-response' }, 1)],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'cursor GET: body cut off once (a state read)',
+    rules: (r) => [
+      rule('cursor-get', s3Match.get(`/exports/${r}/state/cursors/`), { kind: 'truncate', afterBytes: 20 }, 1),
+    ],
+    outcome: { kind: 'recovers' },
+  },
+  {
+    name: 'lease PUT (If-None-Match): written, but the response lost',
+    rules: (r) => [rule('lease', lease(r), { kind: 'lose-response' }, 1)],
+    outcome: { kind: 'recovers' },
+  },
 
   // Transient beyond the retries: exit 1, nothing committed for that run; the rerun finishes it.
-  { name: 'snapshot listing: 500 on every attempt', rules: () => [rule('list', listing(), E500)], outcome: { kind: 'stops', exit: 1, message: /cannot list s3:\/\/lake\/snapshots\/.*failed transiently/ } },
-  { name: 'GetObject of a part: 503 SlowDown on every attempt', rules: () => [rule('get', part(), SLOWDOWN)], outcome: { kind: 'stops', exit: 1, message: /cannot read s3:\/\/lake\/snapshots\/snap-2\/profiles\/part-00001\.ndjson.*failed transiently \(SlowDown, HTTP 503\)/ } },
-  { name: 'GetObject of a part: body cut off on every attempt', rules: () => [rule('get', part(), { kind: 'truncate', afterBytes: 100_000 })], outcome: { kind: 'stops', exit: 1, message: /cannot read s3:\/\/lake\/snapshots\/snap-2\/profiles\/part-00001\.ndjson.*failed transiently/ }, hits: 3 },
-  { name: 'multipart part upload: connection reset on every attempt', rules: (r) => [rule('part', bigPart(r), RESET)], outcome: { kind: 'fails', exit: 1, audiences: [BIG], message: /cannot write s3:\/\/exports\/.*\/aud-big\/.*failed transiently/ } },
-  { name: 'CompleteMultipartUpload: 500 on every attempt', rules: (r) => [rule('complete', complete(r), E500)], outcome: { kind: 'fails', exit: 1, audiences: [BIG], message: TRANSIENT } },
-  { name: 'manifest PUTs: 503 SlowDown on every attempt', rules: (r) => [rule('manifest', manifests(r), SLOWDOWN)], outcome: { kind: 'fails', exit: 1, audiences: [INC, BIG], message: TRANSIENT }, hits: 10 },
-  { name: 'baseline PUT: 500 on every attempt', rules: (r) => [rule('baseline', baseline(r), E500)], outcome: { kind: 'fails', exit: 1, audiences: [INC], message: TRANSIENT } },
-  { name: 'cursor PUTs: connection reset on every attempt', rules: (r) => [rule('cursor', cursor(r), RESET)], outcome: { kind: 'fails', exit: 1, audiences: [INC, BIG], message: /cannot write s3:\/\/exports\/.*\/cursors\/aud-(inc|big)\.json: the store failed transiently \((ECONNRESET|socket hang up|Unknown)/ }, hits: 10 },
+  {
+    name: 'snapshot listing: 500 on every attempt',
+    rules: () => [rule('list', listing(), E500)],
+    outcome: { kind: 'stops', exit: 1, message: /cannot list s3:\/\/lake\/snapshots\/.*failed transiently/ },
+  },
+  {
+    name: 'GetObject of a part: 503 SlowDown on every attempt',
+    rules: () => [rule('get', part(), SLOWDOWN)],
+    outcome: {
+      kind: 'stops',
+      exit: 1,
+      message:
+        /cannot read s3:\/\/lake\/snapshots\/snap-2\/profiles\/part-00001\.ndjson.*failed transiently \(SlowDown, HTTP 503\)/,
+    },
+  },
+  {
+    name: 'GetObject of a part: body cut off on every attempt',
+    rules: () => [rule('get', part(), { kind: 'truncate', afterBytes: 100_000 })],
+    outcome: {
+      kind: 'stops',
+      exit: 1,
+      message: /cannot read s3:\/\/lake\/snapshots\/snap-2\/profiles\/part-00001\.ndjson.*failed transiently/,
+    },
+    hits: 3,
+  },
+  {
+    name: 'multipart part upload: connection reset on every attempt',
+    rules: (r) => [rule('part', bigPart(r), RESET)],
+    outcome: {
+      kind: 'fails',
+      exit: 1,
+      audiences: [BIG],
+      message: /cannot write s3:\/\/exports\/.*\/aud-big\/.*failed transiently/,
+    },
+  },
+  {
+    name: 'CompleteMultipartUpload: 500 on every attempt',
+    rules: (r) => [rule('complete', complete(r), E500)],
+    outcome: { kind: 'fails', exit: 1, audiences: [BIG], message: TRANSIENT },
+  },
+  {
+    name: 'manifest PUTs: 503 SlowDown on every attempt',
+    rules: (r) => [rule('manifest', manifests(r), SLOWDOWN)],
+    outcome: { kind: 'fails', exit: 1, audiences: [INC, BIG], message: TRANSIENT },
+    hits: 10,
+  },
+  {
+    name: 'baseline PUT: 500 on every attempt',
+    rules: (r) => [rule('baseline', baseline(r), E500)],
+    outcome: { kind: 'fails', exit: 1, audiences: [INC], message: TRANSIENT },
+  },
+  {
+    name: 'cursor PUTs: connection reset on every attempt',
+    rules: (r) => [rule('cursor', cursor(r), RESET)],
+    outcome: {
+      kind: 'fails',
+      exit: 1,
+      audiences: [INC, BIG],
+      message:
+        /cannot write s3:\/\/exports\/.*\/cursors\/aud-(inc|big)\.json: the store failed transiently \((ECONNRESET|socket hang up|Unknown)/,
+    },
+    hits: 10,
+  },
 
   // Credentials / permissions: exit 3, named, state unchanged.
-  { name: 'snapshot listing: 403 AccessDenied', rules: () => [rule('list', listing(), DENIED)], outcome: { kind: 'stops', exit: 3, message: /cannot list s3:\/\/lake\/snapshots\/ \(AccessDenied, HTTP 403\): access denied; the credentials in use need s3:ListBucket/ }, hits: 1 },
-  { name: 'multipart part upload: 403 AccessDenied', rules: (r) => [rule('part', bigPart(r), DENIED)], outcome: { kind: 'fails', exit: 3, audiences: [BIG], message: /\(AccessDenied, HTTP 403\): access denied; the credentials in use need s3:PutObject/ }, hits: 1 },
-  { name: 'cursor PUTs: 403 AccessDenied', rules: (r) => [rule('cursor', cursor(r), DENIED)], outcome: { kind: 'fails', exit: 3, audiences: [INC, BIG], message: /cursors\/aud-(inc|big)\.json \(AccessDenied, HTTP 403\): access denied/ }, hits: 2 },
+  {
+    name: 'snapshot listing: 403 AccessDenied',
+    rules: () => [rule('list', listing(), DENIED)],
+    outcome: {
+      kind: 'stops',
+      exit: 3,
+      message:
+        /cannot list s3:\/\/lake\/snapshots\/ \(AccessDenied, HTTP 403\): access denied; the credentials in use need s3:ListBucket/,
+    },
+    hits: 1,
+  },
+  {
+    name: 'multipart part upload: 403 AccessDenied',
+    rules: (r) => [rule('part', bigPart(r), DENIED)],
+    outcome: {
+      kind: 'fails',
+      exit: 3,
+      audiences: [BIG],
+      message: /\(AccessDenied, HTTP 403\): access denied; the credentials in use need s3:PutObject/,
+    },
+    hits: 1,
+  },
+  {
+    name: 'cursor PUTs: 403 AccessDenied',
+    rules: (r) => [rule('cursor', cursor(r), DENIED)],
+    outcome: {
+      kind: 'fails',
+      exit: 3,
+      audiences: [INC, BIG],
+      message: /cursors\/aud-(inc|big)\.json \(AccessDenied, HTTP 403\): access denied/,
+    },
+    hits: 2,
+  },
 ];
 
 describe('S3 faults at chosen requests', () => {
-  it.concurrent.each(CASES)('$name', async (c) => {
-    const f = await flow();
-    try {
-      f.proxy.rules = c.rules(f.root);
-      const faulted = await f.audex();
-      const hits = f.proxy.rules.reduce((sum, r) => sum + r.hits, 0);
-      const expectedHits = c.hits ?? (f.proxy.rules[0]?.times ?? 5);
-      if (c.outcome.kind === 'recovers' || c.hits !== undefined) expect(hits, `fault hits\n${describeProc(faulted)}`).toBe(expectedHits);
-      else expect(hits, `fault hits\n${describeProc(faulted)}`).toBeGreaterThanOrEqual(expectedHits);
-      if (c.minMs) expect(faulted.ms).toBeGreaterThanOrEqual(c.minMs);
-      f.proxy.rules = [];
+  it.concurrent.each(CASES)(
+    '$name',
+    async (c) => {
+      const f = await flow();
+      try {
+        f.proxy.rules = c.rules(f.root);
+        const faulted = await f.audex();
+        const hits = f.proxy.rules.reduce((sum, r) => sum + r.hits, 0);
+        const expectedHits = c.hits ?? f.proxy.rules[0]?.times ?? 5;
+        if (c.outcome.kind === 'recovers' || c.hits !== undefined)
+          expect(hits, `fault hits\n${describeProc(faulted)}`).toBe(expectedHits);
+        else expect(hits, `fault hits\n${describeProc(faulted)}`).toBeGreaterThanOrEqual(expectedHits);
+        if (c.minMs) expect(faulted.ms).toBeGreaterThanOrEqual(c.minMs);
+        f.proxy.rules = [];
 
-      if (c.outcome.kind === 'recovers') {
-        expect(faulted.code, describeProc(faulted)).toBe(0);
-        await expectClean(f, faulted);
-        return;
-      }
-      expect(faulted.code, describeProc(faulted)).toBe(c.outcome.exit);
-      const cursors = await f.cursors();
-      const out = await f.out();
-      if (c.outcome.kind === 'stops') {
-        expect(faulted.stderr).toMatch(c.outcome.message);
-        // Nothing was written at all: not a file, not a pending record.
-        expect(treeDiff(out, clean.day1.out)).toEqual([]);
-        expect(cursors).toEqual(clean.day1.cursors);
-        expect(Object.keys(await f.state()).filter((k) => /^(pending\/|lock\.json$)/.test(k))).toEqual([]);
-      } else {
-        const runs = (JSON.parse(faulted.stdout) as JsonSummary).runs;
-        const failed = runs.filter((r) => r.status === 'failed');
-        expect(failed.map((r) => r.audienceId).sort(), describeProc(faulted)).toEqual([...c.outcome.audiences].sort());
-        for (const r of failed) {
-          expect(r.error).toMatch(c.outcome.message);
-          expect(r.error).toMatch(/The run was not committed; the next `audex run` finishes it/);
+        if (c.outcome.kind === 'recovers') {
+          expect(faulted.code, describeProc(faulted)).toBe(0);
+          await expectClean(f, faulted);
+          return;
         }
-        for (const a of [INC, BIG]) {
-          // A failed audience's cursor is as before; one that succeeded is the clean run's.
-          expect(cursors[a], a).toBe(c.outcome.audiences.includes(a) ? clean.day1.cursors[a] : clean.day2.cursors[a]);
+        expect(faulted.code, describeProc(faulted)).toBe(c.outcome.exit);
+        const cursors = await f.cursors();
+        const out = await f.out();
+        if (c.outcome.kind === 'stops') {
+          expect(faulted.stderr).toMatch(c.outcome.message);
+          // Nothing was written at all: not a file, not a pending record.
+          expect(treeDiff(out, clean.day1.out)).toEqual([]);
+          expect(cursors).toEqual(clean.day1.cursors);
+          expect(Object.keys(await f.state()).filter((k) => /^(pending\/|lock\.json$)/.test(k))).toEqual([]);
+        } else {
+          const runs = (JSON.parse(faulted.stdout) as JsonSummary).runs;
+          const failed = runs.filter((r) => r.status === 'failed');
+          expect(failed.map((r) => r.audienceId).sort(), describeProc(faulted)).toEqual(
+            [...c.outcome.audiences].sort(),
+          );
+          for (const r of failed) {
+            expect(r.error).toMatch(c.outcome.message);
+            expect(r.error).toMatch(/The run was not committed; the next `audex run` finishes it/);
+          }
+          for (const a of [INC, BIG]) {
+            // A failed audience's cursor is as before; one that succeeded is the clean run's.
+            expect(cursors[a], a).toBe(c.outcome.audiences.includes(a) ? clean.day1.cursors[a] : clean.day2.cursors[a]);
+          }
+          // Readers see only complete files: each is the clean run's file of that name.
+          expect(Object.keys(out).filter((k) => out[k] !== clean.day2.out[k])).toEqual([]);
+          const state = Object.keys(await f.state());
+          expect(state).not.toContain('lock.json');
+          for (const r of failed) expect(state).toContain(stateKeys.history(r.runId, 'failed', r.audienceId));
         }
-        // Readers see only complete files: each is the clean run's file of that name.
-        expect(Object.keys(out).filter((k) => out[k] !== clean.day2.out[k])).toEqual([]);
-        const state = Object.keys(await f.state());
-        expect(state).not.toContain('lock.json');
-        for (const r of failed) expect(state).toContain(stateKeys.history(r.runId, 'failed', r.audienceId));
+        const rerun = await f.audex();
+        expect(rerun.code, describeProc(rerun)).toBe(0);
+        await expectClean(f, rerun);
+      } finally {
+        await f.proxy.close();
       }
-      const rerun = await f.audex();
-      expect(rerun.code, describeProc(rerun)).toBe(0);
-      await expectClean(f, rerun);
-    } finally {
-      await f.proxy.close();
-    }
-  }, TIMEOUT);
+    },
+    TIMEOUT,
+  );
 });
 
 /** Day 2 as in the clean sequence: same files, manifests, cursors and baselines; nothing left over. */
 async function expectClean(f: Flow, p: CliResult): Promise<void> {
   const runs = (JSON.parse(p.stdout) as JsonSummary).runs;
-  expect(runs.every((r) => r.status === 'success'), describeProc(p)).toBe(true);
+  expect(
+    runs.every((r) => r.status === 'success'),
+    describeProc(p),
+  ).toBe(true);
   for (const r of runs) expect(clean.day2.runs.map((x) => x.runId)).toContain(r.runId);
   expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
   const state = await f.state();
-  expect(treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), clean.day2.state)).toEqual([]);
+  expect(
+    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), clean.day2.state),
+  ).toEqual([]);
   expect(Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k))).toEqual([]);
 }
 
 // After the commit point (the cursor), a failure must not be reported as "not committed":
 // the files were delivered and the next run will not export them again.
 describe('S3 faults after the commit point', () => {
-  it.concurrent('the pending record cannot be removed (DELETE 500 on every attempt): committed runs are not reported as uncommitted, and their history says success', async () => {
-    const f = await flow();
-    try {
-      f.proxy.rules = [rule('pending-delete', (q) => q.method === 'DELETE' && q.path.includes(`/exports/${f.root}/state/pending/`), E500)];
-      const faulted = await f.audex();
-      f.proxy.rules = [];
-      expect(f.proxy.requests.filter((r) => r.fault).length).toBeGreaterThanOrEqual(5);
-      // Both runs reached their commit point: files, manifests, baselines and cursors are the clean run's.
-      expect(await f.cursors()).toEqual(clean.day2.cursors);
-      expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
-      const runs = (JSON.parse(faulted.stdout) as JsonSummary).runs;
-      for (const r of runs) expect(r.error ?? '', `${r.audienceId} (${r.status})`).not.toMatch(/not committed|nothing was committed/);
+  it.concurrent(
+    'the pending record cannot be removed (DELETE 500 on every attempt): committed runs are not reported as uncommitted, and their history says success',
+    async () => {
+      const f = await flow();
+      try {
+        f.proxy.rules = [
+          rule(
+            'pending-delete',
+            (q) => q.method === 'DELETE' && q.path.includes(`/exports/${f.root}/state/pending/`),
+            E500,
+          ),
+        ];
+        const faulted = await f.audex();
+        f.proxy.rules = [];
+        expect(f.proxy.requests.filter((r) => r.fault).length).toBeGreaterThanOrEqual(5);
+        // Both runs reached their commit point: files, manifests, baselines and cursors are the clean run's.
+        expect(await f.cursors()).toEqual(clean.day2.cursors);
+        expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
+        const runs = (JSON.parse(faulted.stdout) as JsonSummary).runs;
+        for (const r of runs)
+          expect(r.error ?? '', `${r.audienceId} (${r.status})`).not.toMatch(/not committed|nothing was committed/);
 
-      const rerun = await f.audex();
-      expect(rerun.code, describeProc(rerun)).toBe(0);
-      await expectCleanState(f);
-      // README "State and safety": one history record per run, with its status: these runs succeeded.
-      const history = Object.keys(await f.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
-      for (const r of clean.day2.runs) expect(history, r.audienceId).toContain(stateKeys.history(r.runId, 'success', r.audienceId));
-    } finally {
-      await f.proxy.close();
-    }
-  }, TIMEOUT);
+        const rerun = await f.audex();
+        expect(rerun.code, describeProc(rerun)).toBe(0);
+        await expectCleanState(f);
+        // README "State and safety": one history record per run, with its status: these runs succeeded.
+        const history = Object.keys(await f.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
+        for (const r of clean.day2.runs)
+          expect(history, r.audienceId).toContain(stateKeys.history(r.runId, 'success', r.audienceId));
+      } finally {
+        await f.proxy.close();
+      }
+    },
+    TIMEOUT,
+  );
 
-  it.concurrent('the history record cannot be written (PUT 500 on every attempt): exit 1, but the message does not claim that nothing was committed', async () => {
-    const f = await flow();
-    try {
-      f.proxy.rules = [rule('history', s3Match.put(`/exports/${f.root}/state/${stateKeys.historyPrefix}/`), E500)];
-      const faulted = await f.audex();
-      f.proxy.rules = [];
-      expect(faulted.code, describeProc(faulted)).toBe(1);
-      expect(faulted.stderr).toMatch(/cannot write s3:\/\/exports\/.*\/state\/runs\//);
-      // Both runs were committed before the history write.
-      expect(await f.cursors()).toEqual(clean.day2.cursors);
-      expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
-      expect(faulted.stderr).not.toMatch(/nothing was committed and the state is unchanged/);
+  it.concurrent(
+    'the history record cannot be written (PUT 500 on every attempt): exit 1, but the message does not claim that nothing was committed',
+    async () => {
+      const f = await flow();
+      try {
+        f.proxy.rules = [rule('history', s3Match.put(`/exports/${f.root}/state/${stateKeys.historyPrefix}/`), E500)];
+        const faulted = await f.audex();
+        f.proxy.rules = [];
+        expect(faulted.code, describeProc(faulted)).toBe(1);
+        expect(faulted.stderr).toMatch(/cannot write s3:\/\/exports\/.*\/state\/runs\//);
+        // Both runs were committed before the history write.
+        expect(await f.cursors()).toEqual(clean.day2.cursors);
+        expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
+        expect(faulted.stderr).not.toMatch(/nothing was committed and the state is unchanged/);
 
-      const rerun = await f.audex();
-      expect(rerun.code, describeProc(rerun)).toBe(0);
-      expect((JSON.parse(rerun.stdout) as JsonSummary).runs).toEqual([]);
-      await expectCleanState(f);
-    } finally {
-      await f.proxy.close();
-    }
-  }, TIMEOUT);
+        const rerun = await f.audex();
+        expect(rerun.code, describeProc(rerun)).toBe(0);
+        expect((JSON.parse(rerun.stdout) as JsonSummary).runs).toEqual([]);
+        await expectCleanState(f);
+      } finally {
+        await f.proxy.close();
+      }
+    },
+    TIMEOUT,
+  );
 });
 
 async function expectCleanState(f: Flow): Promise<void> {
   expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
   const state = await f.state();
-  expect(treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), clean.day2.state)).toEqual([]);
+  expect(
+    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), clean.day2.state),
+  ).toEqual([]);
   expect(Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k))).toEqual([]);
 }

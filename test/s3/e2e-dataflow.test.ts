@@ -24,7 +24,11 @@ beforeAll(async () => {
 const flows: Record<string, Record<string, unknown>> = {
   csv: crmConfig({
     audiences: [
-      { id: 'aud-vip', mode: 'incremental', schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' } },
+      {
+        id: 'aud-vip',
+        mode: 'incremental',
+        schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01' },
+      },
       { id: 'aud-churn', mode: 'full', schedule: { frequency: 'daily', trigger: 'afterEvaluation' } },
     ],
   }),
@@ -91,7 +95,9 @@ describe.each(Object.keys(flows))('%s dataflow on S3', (name) => {
     const state = await s3.tree('exports', `${root}/state`);
     expect(Object.keys(state).sort()).toEqual(reference.state);
     expect(Object.keys(state).filter((k) => k.startsWith('baselines/'))).toHaveLength(2);
-    expect(Object.keys(state).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`)).length).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(state).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`)).length).toBeGreaterThanOrEqual(
+      2,
+    );
     expect(Object.keys(state).some((k) => /^(lock|pending|lock-probe)/.test(k))).toBe(false);
 
     // Every write carried the encryption header.
@@ -121,7 +127,9 @@ describe('mixed locations', () => {
     const out = await s3.tree('exports', 'mixed-local-src/out');
     const data = Object.fromEntries(Object.entries(out).filter(([k]) => !k.startsWith('_audex/')));
     expect(data).toEqual(reference.out);
-    const state = Object.keys(out).filter((k) => k.startsWith(`_audex/${flow.id as string}/`)).map((k) => k.split('/').slice(2).join('/'));
+    const state = Object.keys(out)
+      .filter((k) => k.startsWith(`_audex/${flow.id as string}/`))
+      .map((k) => k.split('/').slice(2).join('/'));
     expect(state.sort()).toEqual(reference.state);
   });
 

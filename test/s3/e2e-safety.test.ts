@@ -24,14 +24,16 @@ beforeAll(async () => {
 function s3Flow(endpoint = s3.endpoint, overrides: Record<string, unknown> = {}) {
   const root = `flow-${++n}`;
   const ws = workspace();
-  const config = ws.config(crmConfig({
-    id: `flow-${n}`,
-    source: { snapshots: 's3://lake/snapshots' },
-    destination: { path: `s3://exports/${root}/out` },
-    state: { path: `s3://exports/${root}/state` },
-    s3: { endpoint, forcePathStyle: true },
-    ...overrides,
-  }));
+  const config = ws.config(
+    crmConfig({
+      id: `flow-${n}`,
+      source: { snapshots: 's3://lake/snapshots' },
+      destination: { path: `s3://exports/${root}/out` },
+      state: { path: `s3://exports/${root}/state` },
+      s3: { endpoint, forcePathStyle: true },
+      ...overrides,
+    }),
+  );
   const audex = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
     ws.audex(['run', '--config', config, '--at', DAY1, ...args], { ...s3.env(), ...env });
   return { root, audex };
@@ -41,11 +43,19 @@ describe('the run lease on S3', () => {
   it('a live lease makes the second run exit 1 with a clear message; an expired one is taken over', async () => {
     const flow = s3Flow();
     const lease = (expiresAt: Date) =>
-      JSON.stringify({ token: 'other-run', holder: 'pid 4242 on ci-runner-7', dataflowId: 'x', acquiredAt: '2026-11-20T05:59:00Z', expiresAt: expiresAt.toISOString() });
+      JSON.stringify({
+        token: 'other-run',
+        holder: 'pid 4242 on ci-runner-7',
+        dataflowId: 'x',
+        acquiredAt: '2026-11-20T05:59:00Z',
+        expiresAt: expiresAt.toISOString(),
+      });
     await s3.putText('exports', `${flow.root}/state/lock.json`, lease(new Date(Date.now() + 10 * 60_000)));
     const locked = await flow.audex([]);
     expect(locked.code, locked.stderr).toBe(1);
-    expect(locked.stderr).toMatch(/locked by another audex run \(pid 4242 on ci-runner-7, since 2026-11-20T05:59:00Z\); nothing was exported/);
+    expect(locked.stderr).toMatch(
+      /locked by another audex run \(pid 4242 on ci-runner-7, since 2026-11-20T05:59:00Z\); nothing was exported/,
+    );
     expect(locked.stderr).toMatch(/expires at .*taken over/);
     expect(await s3.listKeys('exports', `${flow.root}/out/`)).toEqual([]);
 
@@ -71,8 +81,14 @@ describe('the run lease on S3', () => {
 
 describe('S3 errors', () => {
   it.each([
-    ['AUDEXBADKEY7EXAMPLE01', /cannot write s3:\/\/exports\/flow-\d+\/state\/.*InvalidAccessKeyId.*access key id is not known.*bucket exports/],
-    ['AUDEXBADSIG7EXAMPLE01', /cannot write s3:\/\/exports\/flow-\d+\/state\/.*SignatureDoesNotMatch.*secret key does not match/],
+    [
+      'AUDEXBADKEY7EXAMPLE01',
+      /cannot write s3:\/\/exports\/flow-\d+\/state\/.*InvalidAccessKeyId.*access key id is not known.*bucket exports/,
+    ],
+    [
+      'AUDEXBADSIG7EXAMPLE01',
+      /cannot write s3:\/\/exports\/flow-\d+\/state\/.*SignatureDoesNotMatch.*secret key does not match/,
+    ],
   ])('bad credentials (%s) → exit 3 naming the bucket, without the key or the secret', async (key, pattern) => {
     const flow = s3Flow();
     const result = await flow.audex([], { AWS_ACCESS_KEY_ID: key });
@@ -92,15 +108,26 @@ describe('S3 errors', () => {
   });
 
   it('a missing bucket → exit 3 naming the bucket and the config path', async () => {
-    const flow = s3Flow(s3.endpoint, { destination: { path: 's3://no-such-bucket/out' }, state: { path: 's3://no-such-bucket/state' } });
+    const flow = s3Flow(s3.endpoint, {
+      destination: { path: 's3://no-such-bucket/out' },
+      state: { path: 's3://no-such-bucket/state' },
+    });
     const result = await flow.audex([]);
     expect(result.code, result.stderr).toBe(3);
-    expect(result.stderr).toMatch(/NoSuchBucket.*bucket no-such-bucket does not exist; check the bucket name in state\.path/);
+    expect(result.stderr).toMatch(
+      /NoSuchBucket.*bucket no-such-bucket does not exist; check the bucket name in state\.path/,
+    );
   });
 
   it('transient failures are retried, then the run fails (exit 1) uncommitted; the next run finishes it', async () => {
     const flow = s3Flow();
-    s3.faults = [rule('cursor write fails', s3Match.any(`${flow.root}/state/cursors/`, 'PUT'), { kind: 'error', status: 500, code: 'InternalError' })];
+    s3.faults = [
+      rule('cursor write fails', s3Match.any(`${flow.root}/state/cursors/`, 'PUT'), {
+        kind: 'error',
+        status: 500,
+        code: 'InternalError',
+      }),
+    ];
     s3.requests = [];
     let failed: CliResult;
     try {
@@ -111,7 +138,9 @@ describe('S3 errors', () => {
     expect(failed.code, failed.stderr).toBe(1);
     const run = failed.json().runs[0]!;
     expect(run.status).toBe('failed');
-    expect(run.error).toMatch(/cannot write s3:\/\/exports\/.*cursors\/aud-vip\.json: the store failed transiently \(InternalError, HTTP 500\) after 5 attempts; run audex again\nThe run was not committed; the next `audex run` finishes it/);
+    expect(run.error).toMatch(
+      /cannot write s3:\/\/exports\/.*cursors\/aud-vip\.json: the store failed transiently \(InternalError, HTTP 500\) after 5 attempts; run audex again\nThe run was not committed; the next `audex run` finishes it/,
+    );
     expect(s3.requests.filter((r) => r.method === 'PUT' && r.url.includes('/cursors/'))).toHaveLength(5);
     const state = await s3.listKeys('exports', `${flow.root}/state/`);
     expect(state.some((k) => k.includes('/cursors/'))).toBe(false);

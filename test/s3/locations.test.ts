@@ -29,44 +29,72 @@ describe('S3 locations', () => {
   it('refuses a malformed location with exit 2, naming the config path', () => {
     expect(() => openLocation('s3://', '/x', 'destination.path')).toThrow(ConfigError);
     expect(() => openLocation('s3://', '/x', 'destination.path')).toThrow(/destination\.path: s3:\/\/: expected/);
-    expect(() => openLocation('s3://b/p', '/x', 'state.path', { s3: { kmsKeyId: 'k' } })).toThrow(/state\.path: s3\.kmsKeyId is set but the s3\.sse in force .* is not set/);
+    expect(() => openLocation('s3://b/p', '/x', 'state.path', { s3: { kmsKeyId: 'k' } })).toThrow(
+      /state\.path: s3\.kmsKeyId is set but the s3\.sse in force .* is not set/,
+    );
   });
 
   it('merges s3 blocks field by field; a block that sets sse does not inherit kmsKeyId', () => {
-    expect(mergeS3Options({ region: 'eu-west-1', sse: 'aws:kms', kmsKeyId: 'k1' }, { endpoint: 'http://127.0.0.1:9000', forcePathStyle: true })).toEqual({
-      region: 'eu-west-1', sse: 'aws:kms', kmsKeyId: 'k1', endpoint: 'http://127.0.0.1:9000', forcePathStyle: true,
+    expect(
+      mergeS3Options(
+        { region: 'eu-west-1', sse: 'aws:kms', kmsKeyId: 'k1' },
+        { endpoint: 'http://127.0.0.1:9000', forcePathStyle: true },
+      ),
+    ).toEqual({
+      region: 'eu-west-1',
+      sse: 'aws:kms',
+      kmsKeyId: 'k1',
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
     });
     expect(mergeS3Options({ sse: 'aws:kms', kmsKeyId: 'k1' }, { sse: 'AES256' })).toEqual({ sse: 'AES256' });
-    expect(mergeS3Options({ sse: 'aws:kms', kmsKeyId: 'k1' }, { kmsKeyId: 'k2' })).toEqual({ sse: 'aws:kms', kmsKeyId: 'k2' });
+    expect(mergeS3Options({ sse: 'aws:kms', kmsKeyId: 'k1' }, { kmsKeyId: 'k2' })).toEqual({
+      sse: 'aws:kms',
+      kmsKeyId: 'k2',
+    });
     expect(mergeS3Options(undefined, {})).toEqual({});
   });
 
   it('opens any combination of local and S3 locations; the default state inherits the destination block', () => {
-    const mixed = openLocations(load({
-      source: { snapshots: './snapshots' },
-      destination: { path: 's3://exports/crm', s3: { region: 'eu-west-1', sse: 'AES256' } },
-      s3: { region: 'us-east-1', forcePathStyle: true },
-    }));
+    const mixed = openLocations(
+      load({
+        source: { snapshots: './snapshots' },
+        destination: { path: 's3://exports/crm', s3: { region: 'eu-west-1', sse: 'AES256' } },
+        s3: { region: 'us-east-1', forcePathStyle: true },
+      }),
+    );
     expect(mixed.source).toBeInstanceOf(LocalStorage);
     expect(mixed.source.root).toBe('/work/flows/snapshots');
     expect(mixed.destination.root).toBe('s3://exports/crm');
-    expect((mixed.destination as S3Storage).s3Options).toEqual({ region: 'eu-west-1', forcePathStyle: true, sse: 'AES256' });
+    expect((mixed.destination as S3Storage).s3Options).toEqual({
+      region: 'eu-west-1',
+      forcePathStyle: true,
+      sse: 'AES256',
+    });
     expect(mixed.state.root).toBe('s3://exports/crm/_audex/acme-crm');
     expect((mixed.state as S3Storage).s3Options).toEqual({ region: 'eu-west-1', forcePathStyle: true, sse: 'AES256' });
 
-    const own = openLocations(load({
-      source: { snapshots: 's3://lake/snapshots', s3: { region: 'us-west-2' } },
-      destination: { path: './out' },
-      state: { path: 's3://state-bucket/audex', s3: { sse: 'aws:kms', kmsKeyId: 'alias/audex' } },
-      s3: { region: 'us-east-1' },
-    }));
+    const own = openLocations(
+      load({
+        source: { snapshots: 's3://lake/snapshots', s3: { region: 'us-west-2' } },
+        destination: { path: './out' },
+        state: { path: 's3://state-bucket/audex', s3: { sse: 'aws:kms', kmsKeyId: 'alias/audex' } },
+        s3: { region: 'us-east-1' },
+      }),
+    );
     expect((own.source as S3Storage).s3Options).toEqual({ region: 'us-west-2' });
     expect(own.destination.root).toBe('/work/flows/out');
-    expect((own.state as S3Storage).s3Options).toEqual({ region: 'us-east-1', sse: 'aws:kms', kmsKeyId: 'alias/audex' });
+    expect((own.state as S3Storage).s3Options).toEqual({
+      region: 'us-east-1',
+      sse: 'aws:kms',
+      kmsKeyId: 'alias/audex',
+    });
   });
 
   it('keeps credentials out of error texts', () => {
-    const text = redactSecrets('Credential=AKIAIOSFODNN7EXAMPLE/20261120/us-east-1/s3/aws4_request, Signature=abcdef0123 token wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYwJalrXUtnFEMI');
+    const text = redactSecrets(
+      'Credential=AKIAIOSFODNN7EXAMPLE/20261120/us-east-1/s3/aws4_request, Signature=abcdef0123 token wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYwJalrXUtnFEMI',
+    );
     expect(text).not.toMatch(/AKIAIOSFODNN7EXAMPLE|abcdef0123|wJalrXUtnFEMI/);
   });
 });

@@ -31,11 +31,18 @@ afterAll(async () => {
   rmSync(temp, { recursive: true, force: true });
 });
 
-function client(endpoint = s3.endpoint, accessKeyId = 'S3RVER', extra: Partial<ConstructorParameters<typeof S3Client>[0]> = {}): S3Client {
+function client(
+  endpoint = s3.endpoint,
+  accessKeyId = 'S3RVER',
+  extra: Partial<ConstructorParameters<typeof S3Client>[0]> = {},
+): S3Client {
   const c = new S3Client({
-    region: 'us-east-1', endpoint, forcePathStyle: true,
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
     credentials: { accessKeyId, secretAccessKey: 'very-secret-value-0123456789' },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     ...extra,
   });
   clients.push(c);
@@ -44,7 +51,10 @@ function client(endpoint = s3.endpoint, accessKeyId = 'S3RVER', extra: Partial<C
 
 function store(options: Partial<S3StorageOptions> & { bucket?: string; s3?: S3Options } = {}): S3Storage {
   const { bucket = 'b', ...rest } = options;
-  return new S3Storage({ bucket, prefix: `t${++n}/root` }, { configPath: 'destination.path', s3: {}, client: client(), stagingDir: path.join(temp, `staging-${n}`), ...rest });
+  return new S3Storage(
+    { bucket, prefix: `t${++n}/root` },
+    { configPath: 'destination.path', s3: {}, client: client(), stagingDir: path.join(temp, `staging-${n}`), ...rest },
+  );
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -55,7 +65,11 @@ describe('S3 storage', () => {
     const keys = Array.from({ length: 1001 }, (_, i) => `many/${String(i).padStart(4, '0')}.json`);
     const raw = client(s3.bareEndpoint);
     for (let i = 0; i < keys.length; i += 50) {
-      await Promise.all(keys.slice(i, i + 50).map((k) => raw.send(new PutObjectCommand({ Bucket: 'b', Key: `t${n}/root/${k}`, Body: '1' }))));
+      await Promise.all(
+        keys
+          .slice(i, i + 50)
+          .map((k) => raw.send(new PutObjectCommand({ Bucket: 'b', Key: `t${n}/root/${k}`, Body: '1' }))),
+      );
     }
     s3.requests = [];
     expect(await st.list('many')).toEqual(keys);
@@ -77,7 +91,10 @@ describe('S3 storage', () => {
     const parts = s3.requests.filter((r) => r.method === 'PUT' && r.url.includes('partNumber='));
     expect(creates).toHaveLength(1);
     expect(parts).toHaveLength(3);
-    const writes = s3.requests.filter((r) => (r.method === 'PUT' && !r.url.includes('partNumber=')) || (r.method === 'POST' && r.url.includes('uploads')));
+    const writes = s3.requests.filter(
+      (r) =>
+        (r.method === 'PUT' && !r.url.includes('partNumber=')) || (r.method === 'POST' && r.url.includes('uploads')),
+    );
     expect(writes).toHaveLength(3);
     for (const w of writes) {
       expect(w.headers['x-amz-server-side-encryption']).toBe('aws:kms');
@@ -89,11 +106,19 @@ describe('S3 storage', () => {
     const st = store({ client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2 }), partSize: 5 * 1024 * 1024 });
     const staged = await st.stage('big/failed.csv.gz');
     writeFileSync(staged, randomBytes(11 * 1024 * 1024));
-    s3.faults = [rule('upload fails', s3Match.any('big/failed.csv.gz', 'PUT'), { kind: 'error', status: 503, code: 'ServiceUnavailable' })];
+    s3.faults = [
+      rule('upload fails', s3Match.any('big/failed.csv.gz', 'PUT'), {
+        kind: 'error',
+        status: 503,
+        code: 'ServiceUnavailable',
+      }),
+    ];
     const error = await st.publish(staged, 'big/failed.csv.gz').catch((e: unknown) => e);
     s3.faults = [];
     expect(error).toBeInstanceOf(RunFailedError);
-    expect((error as Error).message).toMatch(/cannot write s3:\/\/b\/.*big\/failed\.csv\.gz: the store failed transiently/);
+    expect((error as Error).message).toMatch(
+      /cannot write s3:\/\/b\/.*big\/failed\.csv\.gz: the store failed transiently/,
+    );
     expect(await st.list('big')).toEqual([]);
     expect(existsSync(staged)).toBe(false);
   });
@@ -104,7 +129,14 @@ describe('S3 storage', () => {
     const staged = await st.stage('dl/part-00000.parquet');
     writeFileSync(staged, bytes);
     await st.publish(staged, 'dl/part-00000.parquet');
-    s3.faults = [rule('download breaks off', s3Match.any('dl/part-00000.parquet', 'GET'), { kind: 'truncate', afterBytes: 70_000 }, 1)];
+    s3.faults = [
+      rule(
+        'download breaks off',
+        s3Match.any('dl/part-00000.parquet', 'GET'),
+        { kind: 'truncate', afterBytes: 70_000 },
+        1,
+      ),
+    ];
     s3.requests = [];
     const file = await st.fetch('dl/part-00000.parquet', mkdtempSync(path.join(temp, 'scratch-')));
     s3.faults = [];
@@ -139,11 +171,18 @@ describe('S3 storage', () => {
     vi.stubEnv('AWS_REQUEST_CHECKSUM_CALCULATION', 'WHEN_REQUIRED');
     vi.stubEnv('AWS_RESPONSE_CHECKSUM_VALIDATION', 'WHEN_REQUIRED');
     onTestFinished(() => void vi.unstubAllEnvs());
-    const st = new S3Storage({ bucket: 'b', prefix: 'retry-root' }, { configPath: 'state.path', s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' } });
+    const st = new S3Storage(
+      { bucket: 'b', prefix: 'retry-root' },
+      { configPath: 'state.path', s3: { endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' } },
+    );
     await st.writeText('retry/a.json', 'ok');
-    s3.faults = [rule('throttled twice', s3Match.any('retry/a.json', 'GET'), { kind: 'error', status: 503, code: 'SlowDown' }, 2)];
+    s3.faults = [
+      rule('throttled twice', s3Match.any('retry/a.json', 'GET'), { kind: 'error', status: 503, code: 'SlowDown' }, 2),
+    ];
     expect(await st.readText('retry/a.json')).toBe('ok');
-    s3.faults = [rule('always failing', s3Match.any('retry/a.json', 'GET'), { kind: 'error', status: 500, code: 'InternalError' })];
+    s3.faults = [
+      rule('always failing', s3Match.any('retry/a.json', 'GET'), { kind: 'error', status: 500, code: 'InternalError' }),
+    ];
     s3.requests = [];
     const error = await st.readText('retry/a.json').catch((e: unknown) => e);
     s3.faults = [];
@@ -153,7 +192,9 @@ describe('S3 storage', () => {
   });
 
   it('times out a silent connection and reports it as transient', async () => {
-    const st = store({ client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2, requestHandler: { socketTimeout: 300 } }) });
+    const st = store({
+      client: client(s3.endpoint, 'S3RVER', { maxAttempts: 2, requestHandler: { socketTimeout: 300 } }),
+    });
     s3.faults = [rule('silent connection', s3Match.any('hang/'), { kind: 'stall', ms: 3_000, then: 'reset' })];
     const error = await st.readText('hang/x.json').catch((e: unknown) => e);
     s3.faults = [];
@@ -185,7 +226,10 @@ describe('S3 storage', () => {
   });
 
   it('reports a store that cannot be reached (exit 3, naming the endpoint)', async () => {
-    const st = store({ client: client('http://127.0.0.1:9', 'S3RVER', { maxAttempts: 1 }), s3: { endpoint: 'http://127.0.0.1:9' } });
+    const st = store({
+      client: client('http://127.0.0.1:9', 'S3RVER', { maxAttempts: 1 }),
+      s3: { endpoint: 'http://127.0.0.1:9' },
+    });
     const error = await st.readText('x.json').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageError);
     expect((error as Error).message).toMatch(/endpoint http:\/\/127\.0\.0\.1:9 cannot be reached/);
@@ -199,7 +243,9 @@ describe('the run lease on S3', () => {
     const st = store();
     const release = await acquireLock(st, 'flow', new Date(), timing);
     const first = await st.readVersioned('lock.json');
-    await expect(acquireLock(st, 'flow', new Date(), timing)).rejects.toThrow(/locked by another audex run \(pid \d+ on .*expires at/);
+    await expect(acquireLock(st, 'flow', new Date(), timing)).rejects.toThrow(
+      /locked by another audex run \(pid \d+ on .*expires at/,
+    );
     await new Promise((r) => setTimeout(r, 2_000));
     // Past the first expiry, but renewed: still held.
     const renewed = await st.readVersioned('lock.json');
@@ -215,14 +261,24 @@ describe('the run lease on S3', () => {
 
   it('takes over an expired lease; of two contenders exactly one wins', async () => {
     const st = store();
-    const expired = { token: 'old', holder: 'pid 1 on gone', dataflowId: 'flow', acquiredAt: '2026-11-20T00:00:00Z', expiresAt: '2026-11-20T00:01:00Z' };
+    const expired = {
+      token: 'old',
+      holder: 'pid 1 on gone',
+      dataflowId: 'flow',
+      acquiredAt: '2026-11-20T00:00:00Z',
+      expiresAt: '2026-11-20T00:01:00Z',
+    };
     await st.writeText('lock.json', JSON.stringify(expired));
     // A long lease here: with the short one, a contender slowed down by a loaded machine
     // could find the winner's fresh lease already expired and rightly take it over.
-    const results = await Promise.allSettled([0, 1].map(() => acquireLock(st, 'flow', new Date(), { leaseMs: 30_000, renewMs: 10_000, recheckMs: 100 })));
+    const results = await Promise.allSettled(
+      [0, 1].map(() => acquireLock(st, 'flow', new Date(), { leaseMs: 30_000, renewMs: 10_000, recheckMs: 100 })),
+    );
     const won = results.filter((r) => r.status === 'fulfilled');
     expect(won).toHaveLength(1);
-    expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/locked by another audex run/);
+    expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(
+      /locked by another audex run/,
+    );
     expect(JSON.parse((await st.readText('lock.json'))!).token).not.toBe('old');
     await (won[0] as PromiseFulfilledResult<Lease>).value.release();
     expect(await st.readText('lock.json')).toBeNull();
@@ -233,7 +289,10 @@ describe('the run lease on S3', () => {
     const lease = await acquireLock(st, 'flow', new Date(), timing);
     lease.assertHeld();
     // Another run takes the lease (as it would after an expiry).
-    await st.writeText('lock.json', JSON.stringify({ token: 'thief', holder: 'elsewhere', expiresAt: new Date(Date.now() + 60_000).toISOString() }));
+    await st.writeText(
+      'lock.json',
+      JSON.stringify({ token: 'thief', holder: 'elsewhere', expiresAt: new Date(Date.now() + 60_000).toISOString() }),
+    );
     await new Promise((r) => setTimeout(r, 600));
     expect(() => lease.assertHeld()).toThrow(/lease .* was lost.*nothing was committed/);
     await lease.release();
@@ -267,7 +326,9 @@ describe('the run lease on S3', () => {
     const lease = await acquireLock(mem, 'flow', new Date(), timing);
     const holder = JSON.parse((await mem.readText('lock.json'))!).token as string;
     mem.tearNext = true;
-    await expect(acquireLock(mem, 'flow', new Date(), timing)).rejects.toThrow(/locked by another audex run \(pid \d+ on /);
+    await expect(acquireLock(mem, 'flow', new Date(), timing)).rejects.toThrow(
+      /locked by another audex run \(pid \d+ on /,
+    );
     expect(mem.torn).toBe(1);
     expect(JSON.parse((await mem.readText('lock.json'))!).token).toBe(holder);
     await lease.release();

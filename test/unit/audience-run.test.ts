@@ -7,7 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { openEngine, type Engine } from '../../src/engine/session.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
-import { dropRun, keepNextBaseline, selectRun, writeNextBaseline, type SelectedRun } from '../../src/engine/audience-run.js';
+import {
+  dropRun,
+  keepNextBaseline,
+  selectRun,
+  writeNextBaseline,
+  type SelectedRun,
+} from '../../src/engine/audience-run.js';
 import { copyTextLines } from '../../src/engine/render-parts.js';
 import type { Shape } from '../../src/engine/shape.js';
 
@@ -28,7 +34,14 @@ const shape: Shape = {
   namespace: null,
   attributes: [['name']],
   columns: [
-    { target: 'name', source: 'name', ref: { kind: 'attribute', path: ['name'] }, type: 'string', sha256: false, attribute: 0 },
+    {
+      target: 'name',
+      source: 'name',
+      ref: { kind: 'attribute', path: ['name'] },
+      type: 'string',
+      sha256: false,
+      attribute: 0,
+    },
     { target: 'status', source: 'segmentMembership.status', ref: { kind: 'status' }, type: 'string', sha256: false },
   ],
   required: [],
@@ -36,12 +49,19 @@ const shape: Shape = {
   statusMapped: true,
   audiences: [audience],
 };
-const member = (id: string, status: string) => ({ profileId: id, name: `n-${id}`, segmentMembership: { ups: { [audience]: { status, lastQualificationTime: '2026-11-19T10:00:00Z' } } } });
+const member = (id: string, status: string) => ({
+  profileId: id,
+  name: `n-${id}`,
+  segmentMembership: { ups: { [audience]: { status, lastQualificationTime: '2026-11-19T10:00:00Z' } } },
+});
 
 async function load(name: string, records: object[]) {
   const file = path.join(dir, `${name}.ndjson`);
   writeFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  return loadSnapshot(engine, shape, [{ path: file, name: `${name}.ndjson`, kind: 'ndjson' }], { table: `snap_${name}`, scratchDir: dir });
+  return loadSnapshot(engine, shape, [{ path: file, name: `${name}.ndjson`, kind: 'ndjson' }], {
+    table: `snap_${name}`,
+    scratchDir: dir,
+  });
 }
 
 async function linesOf(run: SelectedRun): Promise<string> {
@@ -50,7 +70,8 @@ async function linesOf(run: SelectedRun): Promise<string> {
   return readFileSync(file, 'utf8');
 }
 
-const tables = async () => (await engine.all<{ t: string }>(`SELECT table_name AS t FROM duckdb_tables() ORDER BY t`)).map((r) => r.t);
+const tables = async () =>
+  (await engine.all<{ t: string }>(`SELECT table_name AS t FROM duckdb_tables() ORDER BY t`)).map((r) => r.t);
 
 describe('selectRun, next baselines and dropRun', () => {
   it('diffs the same against a baseline file and a kept baseline, and drops every table of a run', async () => {
@@ -68,10 +89,20 @@ describe('selectRun, next baselines and dropRun', () => {
     const fromFile = await selectRun(engine, shape, after, audience, { file });
     const fromKept = await selectRun(engine, shape, after, audience, kept);
     // Enters p3 and p4, exit p1 (gone: no attributes left); p2 stays in the destination.
-    expect(fromFile.counts).toEqual({ profilesReceived: 3, rowsWritten: 3, excludedMandatory: 0, excludedDuplicate: 0, exitsOmitted: 0, exitsWritten: 1, badRecords: 0 });
+    expect(fromFile.counts).toEqual({
+      profilesReceived: 3,
+      rowsWritten: 3,
+      excludedMandatory: 0,
+      excludedDuplicate: 0,
+      exitsOmitted: 0,
+      exitsWritten: 1,
+      badRecords: 0,
+    });
     expect(fromKept.counts).toEqual(fromFile.counts);
     const lines = await linesOf(fromFile);
-    expect(lines).toBe('{"name":null,"status":"exited"}\n{"name":"n-p3","status":"realized"}\n{"name":"n-p4","status":"realized"}\n');
+    expect(lines).toBe(
+      '{"name":null,"status":"exited"}\n{"name":"n-p3","status":"realized"}\n{"name":"n-p4","status":"realized"}\n',
+    );
     expect(await linesOf(fromKept)).toBe(lines);
     await dropRun(fromFile);
     await dropRun(fromKept);
@@ -82,7 +113,9 @@ describe('selectRun, next baselines and dropRun', () => {
   it('a selection that fails leaves no table behind', async () => {
     const loaded = await load('day3', [member('p1', 'realized')]);
     const known = await tables();
-    await expect(selectRun(engine, shape, loaded, audience, { file: path.join(dir, 'missing.parquet') })).rejects.toThrow(/missing\.parquet/);
+    await expect(
+      selectRun(engine, shape, loaded, audience, { file: path.join(dir, 'missing.parquet') }),
+    ).rejects.toThrow(/missing\.parquet/);
     expect(await tables()).toEqual(known);
   });
 });

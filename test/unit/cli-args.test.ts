@@ -33,74 +33,272 @@ const cases: { argv: string[]; command: ParsedCommand['command']; flags: Record<
   { argv: ['run', '-c', 'df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
   { argv: ['run', '--config=df.yaml'], command: 'run', flags: { config: 'df.yaml', ...ENGINE, lock: true } },
   // several dataflows: a repeated --config is a list (one stays a string)
-  { argv: ['run', '-c', 'a.yaml', '--config', 'b.yaml', '-c', 'flows/'], command: 'run', flags: { config: ['a.yaml', 'b.yaml', 'flows/'], ...ENGINE, lock: true } },
-  { argv: ['plan', '-c', 'a.yaml', '-c', 'b.yaml'], command: 'plan', flags: { config: ['a.yaml', 'b.yaml'], ...ENGINE } },
-  { argv: ['validate', '-c', 'a.yaml', '-c', 'b.yaml'], command: 'validate', flags: { config: ['a.yaml', 'b.yaml'], ...ENGINE } },
+  {
+    argv: ['run', '-c', 'a.yaml', '--config', 'b.yaml', '-c', 'flows/'],
+    command: 'run',
+    flags: { config: ['a.yaml', 'b.yaml', 'flows/'], ...ENGINE, lock: true },
+  },
+  {
+    argv: ['plan', '-c', 'a.yaml', '-c', 'b.yaml'],
+    command: 'plan',
+    flags: { config: ['a.yaml', 'b.yaml'], ...ENGINE },
+  },
+  {
+    argv: ['validate', '-c', 'a.yaml', '-c', 'b.yaml'],
+    command: 'validate',
+    flags: { config: ['a.yaml', 'b.yaml'], ...ENGINE },
+  },
   { argv: ['status', '-c', 'a.yaml', '-c', 'b.yaml'], command: 'status', flags: { config: ['a.yaml', 'b.yaml'] } },
   {
-    argv: ['run', '-c', 'df.yaml', '--at', '2026-11-20T06:00:00Z', '--snapshot', 'snap-20261120', '--json', '--quiet', '--max-bad-records', '5', '--memory-limit', '512MB', '--no-lock'],
+    argv: [
+      'run',
+      '-c',
+      'df.yaml',
+      '--at',
+      '2026-11-20T06:00:00Z',
+      '--snapshot',
+      'snap-20261120',
+      '--json',
+      '--quiet',
+      '--max-bad-records',
+      '5',
+      '--memory-limit',
+      '512MB',
+      '--no-lock',
+    ],
     command: 'run',
-    flags: { config: 'df.yaml', at: new Date('2026-11-20T06:00:00Z'), snapshot: 'snap-20261120', json: true, quiet: true, maxBadRecords: 5, memoryLimit: '512MB', lock: false },
+    flags: {
+      config: 'df.yaml',
+      at: new Date('2026-11-20T06:00:00Z'),
+      snapshot: 'snap-20261120',
+      json: true,
+      quiet: true,
+      maxBadRecords: 5,
+      memoryLimit: '512MB',
+      lock: false,
+    },
   },
-  { argv: ['run', '-c', 'df.yaml', '-q'], command: 'run', flags: { config: 'df.yaml', quiet: true, ...ENGINE, lock: true } },
-  { argv: ['run', '-c', 'df.yaml', '--at', '2026-11-20T06:00:00'], command: 'run', flags: { config: 'df.yaml', at: new Date('2026-11-20T06:00:00Z'), ...ENGINE, lock: true } },
+  {
+    argv: ['run', '-c', 'df.yaml', '-q'],
+    command: 'run',
+    flags: { config: 'df.yaml', quiet: true, ...ENGINE, lock: true },
+  },
+  {
+    argv: ['run', '-c', 'df.yaml', '--at', '2026-11-20T06:00:00'],
+    command: 'run',
+    flags: { config: 'df.yaml', at: new Date('2026-11-20T06:00:00Z'), ...ENGINE, lock: true },
+  },
   // export-now: --audience / -a repeatable and variadic
-  { argv: ['export-now', '-c', 'df.yaml', '--audience', 'aud-vip'], command: 'export-now', flags: { config: 'df.yaml', audience: ['aud-vip'], ...ENGINE, lock: true } },
+  {
+    argv: ['export-now', '-c', 'df.yaml', '--audience', 'aud-vip'],
+    command: 'export-now',
+    flags: { config: 'df.yaml', audience: ['aud-vip'], ...ENGINE, lock: true },
+  },
   {
     argv: ['export-now', '-c', 'df.yaml', '-a', 'aud-vip', '-a', 'aud-churn', '--audience', 'aud-promo'],
     command: 'export-now',
     flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn', 'aud-promo'], ...ENGINE, lock: true },
   },
-  { argv: ['export-now', '-c', 'df.yaml', '-a', 'aud-vip', 'aud-churn'], command: 'export-now', flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn'], ...ENGINE, lock: true } },
   {
-    argv: ['export-now', '-a', 'aud-vip', '--config', 'df.yaml', '--at', '2026-11-20T06:00:00Z', '--snapshot', 's1', '--json', '-q', '--max-bad-records', '3', '--memory-limit', '2GB', '--no-lock'],
+    argv: ['export-now', '-c', 'df.yaml', '-a', 'aud-vip', 'aud-churn'],
     command: 'export-now',
-    flags: { config: 'df.yaml', audience: ['aud-vip'], at: new Date('2026-11-20T06:00:00Z'), snapshot: 's1', json: true, quiet: true, maxBadRecords: 3, memoryLimit: '2GB', lock: false },
+    flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn'], ...ENGINE, lock: true },
+  },
+  {
+    argv: [
+      'export-now',
+      '-a',
+      'aud-vip',
+      '--config',
+      'df.yaml',
+      '--at',
+      '2026-11-20T06:00:00Z',
+      '--snapshot',
+      's1',
+      '--json',
+      '-q',
+      '--max-bad-records',
+      '3',
+      '--memory-limit',
+      '2GB',
+      '--no-lock',
+    ],
+    command: 'export-now',
+    flags: {
+      config: 'df.yaml',
+      audience: ['aud-vip'],
+      at: new Date('2026-11-20T06:00:00Z'),
+      snapshot: 's1',
+      json: true,
+      quiet: true,
+      maxBadRecords: 3,
+      memoryLimit: '2GB',
+      lock: false,
+    },
   },
   // plan: the engine flags, no lock
   { argv: ['plan', '-c', 'df.yaml'], command: 'plan', flags: { config: 'df.yaml', ...ENGINE } },
   {
-    argv: ['plan', '--config', 'df.yaml', '--at', '2026-11-23T06:00:00Z', '--snapshot', 's2', '--json', '--quiet', '--max-bad-records', '1', '--memory-limit', '256MB'],
+    argv: [
+      'plan',
+      '--config',
+      'df.yaml',
+      '--at',
+      '2026-11-23T06:00:00Z',
+      '--snapshot',
+      's2',
+      '--json',
+      '--quiet',
+      '--max-bad-records',
+      '1',
+      '--memory-limit',
+      '256MB',
+    ],
     command: 'plan',
-    flags: { config: 'df.yaml', at: new Date('2026-11-23T06:00:00Z'), snapshot: 's2', json: true, quiet: true, maxBadRecords: 1, memoryLimit: '256MB' },
+    flags: {
+      config: 'df.yaml',
+      at: new Date('2026-11-23T06:00:00Z'),
+      snapshot: 's2',
+      json: true,
+      quiet: true,
+      maxBadRecords: 1,
+      memoryLimit: '256MB',
+    },
   },
   // status
   { argv: ['status', '-c', 'df.yaml'], command: 'status', flags: { config: 'df.yaml' } },
-  { argv: ['status', '--config', 'df.yaml', '--at', '2026-11-21T07:00:00Z', '--json'], command: 'status', flags: { config: 'df.yaml', at: new Date('2026-11-21T07:00:00Z'), json: true } },
+  {
+    argv: ['status', '--config', 'df.yaml', '--at', '2026-11-21T07:00:00Z', '--json'],
+    command: 'status',
+    flags: { config: 'df.yaml', at: new Date('2026-11-21T07:00:00Z'), json: true },
+  },
   // runs: filters and the limit (default 20)
   { argv: ['runs', '-c', 'df.yaml'], command: 'runs', flags: { config: 'df.yaml', limit: 20 } },
   {
-    argv: ['runs', '-c', 'df.yaml', '--audience', 'aud-vip', '--since', '2026-11-21', '--status', 'failed', '--limit', '5', '--json'],
+    argv: [
+      'runs',
+      '-c',
+      'df.yaml',
+      '--audience',
+      'aud-vip',
+      '--since',
+      '2026-11-21',
+      '--status',
+      'failed',
+      '--limit',
+      '5',
+      '--json',
+    ],
     command: 'runs',
-    flags: { config: 'df.yaml', audience: ['aud-vip'], since: new Date('2026-11-21T00:00:00Z'), status: 'failed', limit: 5, json: true },
+    flags: {
+      config: 'df.yaml',
+      audience: ['aud-vip'],
+      since: new Date('2026-11-21T00:00:00Z'),
+      status: 'failed',
+      limit: 5,
+      json: true,
+    },
   },
-  { argv: ['runs', '-c', 'df.yaml', '-a', 'aud-vip', '-a', 'aud-churn', '-n', '2'], command: 'runs', flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn'], limit: 2 } },
+  {
+    argv: ['runs', '-c', 'df.yaml', '-a', 'aud-vip', '-a', 'aud-churn', '-n', '2'],
+    command: 'runs',
+    flags: { config: 'df.yaml', audience: ['aud-vip', 'aud-churn'], limit: 2 },
+  },
   // validate
   { argv: ['validate', '-c', 'df.yaml'], command: 'validate', flags: { config: 'df.yaml', ...ENGINE } },
   {
-    argv: ['validate', '--config', 'df.yaml', '--snapshot', 'snap-20261120', '--json', '-q', '--max-bad-records', '2', '--memory-limit', '64MB'],
+    argv: [
+      'validate',
+      '--config',
+      'df.yaml',
+      '--snapshot',
+      'snap-20261120',
+      '--json',
+      '-q',
+      '--max-bad-records',
+      '2',
+      '--memory-limit',
+      '64MB',
+    ],
     command: 'validate',
-    flags: { config: 'df.yaml', snapshot: 'snap-20261120', json: true, quiet: true, maxBadRecords: 2, memoryLimit: '64MB' },
+    flags: {
+      config: 'df.yaml',
+      snapshot: 'snap-20261120',
+      json: true,
+      quiet: true,
+      maxBadRecords: 2,
+      memoryLimit: '64MB',
+    },
   },
   // report: --config repeatable, --out default report.html
   { argv: ['report', '-c', 'a.yaml'], command: 'report', flags: { config: ['a.yaml'], out: 'report.html' } },
   {
-    argv: ['report', '-c', 'a.yaml', '--config', 'b.yaml', '--since', '2026-11-01', '-o', 'out/r.html', '--at', '2026-11-24T07:00:00Z', '--json', '-q'],
+    argv: [
+      'report',
+      '-c',
+      'a.yaml',
+      '--config',
+      'b.yaml',
+      '--since',
+      '2026-11-01',
+      '-o',
+      'out/r.html',
+      '--at',
+      '2026-11-24T07:00:00Z',
+      '--json',
+      '-q',
+    ],
     command: 'report',
-    flags: { config: ['a.yaml', 'b.yaml'], since: new Date('2026-11-01T00:00:00Z'), out: 'out/r.html', at: new Date('2026-11-24T07:00:00Z'), json: true, quiet: true },
+    flags: {
+      config: ['a.yaml', 'b.yaml'],
+      since: new Date('2026-11-01T00:00:00Z'),
+      out: 'out/r.html',
+      at: new Date('2026-11-24T07:00:00Z'),
+      json: true,
+      quiet: true,
+    },
   },
   // plan --show-messages (HTTP API dataflows): a number
-  { argv: ['plan', '-c', 'df.yaml', '--show-messages', '2'], command: 'plan', flags: { config: 'df.yaml', showMessages: 2, ...ENGINE } },
-  // reset: one audience, --to, --at
-  { argv: ['reset', '-c', 'df.yaml', '-a', 'aud-vip'], command: 'reset', flags: { config: 'df.yaml', audience: 'aud-vip' } },
   {
-    argv: ['reset', '-c', 'df.yaml', '--audience', 'aud-vip', '--to', '20261120T053000Z-9e9a9e25', '--at', '2026-11-21T07:00:00Z', '--json'],
+    argv: ['plan', '-c', 'df.yaml', '--show-messages', '2'],
+    command: 'plan',
+    flags: { config: 'df.yaml', showMessages: 2, ...ENGINE },
+  },
+  // reset: one audience, --to, --at
+  {
+    argv: ['reset', '-c', 'df.yaml', '-a', 'aud-vip'],
     command: 'reset',
-    flags: { config: 'df.yaml', audience: 'aud-vip', to: '20261120T053000Z-9e9a9e25', at: new Date('2026-11-21T07:00:00Z'), json: true },
+    flags: { config: 'df.yaml', audience: 'aud-vip' },
+  },
+  {
+    argv: [
+      'reset',
+      '-c',
+      'df.yaml',
+      '--audience',
+      'aud-vip',
+      '--to',
+      '20261120T053000Z-9e9a9e25',
+      '--at',
+      '2026-11-21T07:00:00Z',
+      '--json',
+    ],
+    command: 'reset',
+    flags: {
+      config: 'df.yaml',
+      audience: 'aud-vip',
+      to: '20261120T053000Z-9e9a9e25',
+      at: new Date('2026-11-21T07:00:00Z'),
+      json: true,
+    },
   },
   // redrive
   { argv: ['redrive', '-c', 'hook.yaml'], command: 'redrive', flags: { config: 'hook.yaml', lock: true } },
-  { argv: ['redrive', '-c', 'hook.yaml', '--json', '-q', '--no-lock'], command: 'redrive', flags: { config: 'hook.yaml', json: true, quiet: true, lock: false } },
+  {
+    argv: ['redrive', '-c', 'hook.yaml', '--json', '-q', '--no-lock'],
+    command: 'redrive',
+    flags: { config: 'hook.yaml', json: true, quiet: true, lock: false },
+  },
   // init (--dir, default '.') and schema (no flags)
   { argv: ['init'], command: 'init', flags: { dir: '.' } },
   { argv: ['init', '--dir', 'my-dataflow'], command: 'init', flags: { dir: 'my-dataflow' } },
@@ -120,7 +318,12 @@ describe('argv → command and options', () => {
   });
 
   it('commands without a lock flag do not get one', async () => {
-    for (const argv of [['plan', '-c', 'f'], ['status', '-c', 'f'], ['runs', '-c', 'f'], ['validate', '-c', 'f']]) {
+    for (const argv of [
+      ['plan', '-c', 'f'],
+      ['status', '-c', 'f'],
+      ['runs', '-c', 'f'],
+      ['validate', '-c', 'f'],
+    ]) {
       expect((await parse(...argv))!.flags).not.toHaveProperty('lock');
     }
   });
@@ -155,17 +358,38 @@ describe('argv that commander rejects', () => {
   // Numbers, times, sizes and choices are parsed with argv: a bad value is refused before
   // any command runs (main.ts: exit 2), and the message names the flag and the value.
   const badValues: { argv: string[]; message: string }[] = [
-    { argv: ['run', '-c', 'df.yaml', '--max-bad-records', 'many'], message: '--max-bad-records many: expected a whole number, 0 or more' },
-    { argv: ['validate', '-c', 'df.yaml', '--max-bad-records', '1.5'], message: '--max-bad-records 1.5: expected a whole number, 0 or more' },
-    { argv: ['plan', '-c', 'df.yaml', '--memory-limit', '0GB'], message: '--memory-limit 0GB: expected a size such as 512MB, 1GB or 2GiB' },
-    { argv: ['export-now', '-c', 'df.yaml', '-a', 'x', '--memory-limit', 'lots'], message: '--memory-limit lots: expected a size such as 512MB' },
-    { argv: ['plan', '-c', 'df.yaml', '--show-messages', 'all'], message: '--show-messages all: expected a whole number, 0 or more' },
+    {
+      argv: ['run', '-c', 'df.yaml', '--max-bad-records', 'many'],
+      message: '--max-bad-records many: expected a whole number, 0 or more',
+    },
+    {
+      argv: ['validate', '-c', 'df.yaml', '--max-bad-records', '1.5'],
+      message: '--max-bad-records 1.5: expected a whole number, 0 or more',
+    },
+    {
+      argv: ['plan', '-c', 'df.yaml', '--memory-limit', '0GB'],
+      message: '--memory-limit 0GB: expected a size such as 512MB, 1GB or 2GiB',
+    },
+    {
+      argv: ['export-now', '-c', 'df.yaml', '-a', 'x', '--memory-limit', 'lots'],
+      message: '--memory-limit lots: expected a size such as 512MB',
+    },
+    {
+      argv: ['plan', '-c', 'df.yaml', '--show-messages', 'all'],
+      message: '--show-messages all: expected a whole number, 0 or more',
+    },
     { argv: ['status', '-c', 'df.yaml', '--at', 'tomorrow'], message: '--at tomorrow: not an ISO 8601 time' },
-    { argv: ['reset', '-c', 'df.yaml', '-a', 'x', '--at', '2026-13-01'], message: '--at 2026-13-01: not an ISO 8601 time' },
+    {
+      argv: ['reset', '-c', 'df.yaml', '-a', 'x', '--at', '2026-13-01'],
+      message: '--at 2026-13-01: not an ISO 8601 time',
+    },
     { argv: ['runs', '-c', 'df.yaml', '--since', 'yesterday'], message: '--since yesterday: not an ISO 8601 time' },
     { argv: ['report', '-c', 'df.yaml', '--since', 'yesterday'], message: '--since yesterday: not an ISO 8601 time' },
     { argv: ['runs', '-c', 'df.yaml', '--limit', '0'], message: '--limit 0: expected a whole number, 1 or more' },
-    { argv: ['runs', '-c', 'df.yaml', '--status', 'succeeded'], message: '--status succeeded: expected one of success, failed, skipped, reset' },
+    {
+      argv: ['runs', '-c', 'df.yaml', '--status', 'succeeded'],
+      message: '--status succeeded: expected one of success, failed, skipped, reset',
+    },
   ];
 
   it.each(badValues)('audex $argv → commander.invalidArgument naming the flag', async ({ argv, message }) => {
@@ -212,7 +436,9 @@ describe('--help', () => {
   });
 
   it('the documented form with quiet output configured on the program only still exits 0', async () => {
-    const error = await parseCommandLine(['node', 'audex', '--help'], (p) => p.configureOutput({ writeOut: () => {}, writeErr: () => {} })).catch((e: unknown) => e);
+    const error = await parseCommandLine(['node', 'audex', '--help'], (p) =>
+      p.configureOutput({ writeOut: () => {}, writeErr: () => {} }),
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).exitCode).toBe(0);
   });

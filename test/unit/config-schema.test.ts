@@ -20,7 +20,9 @@ function problems(body: Record<string, unknown> | string): string[] {
 }
 
 const vip = (schedule: Record<string, unknown> = {}, mode = 'incremental') => ({
-  id: 'aud-vip', mode, schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01', ...schedule },
+  id: 'aud-vip',
+  mode,
+  schedule: { frequency: 'daily', startTime: '05:30', startDate: '2026-11-01', ...schedule },
 });
 
 describe('config schema', () => {
@@ -28,42 +30,92 @@ describe('config schema', () => {
     const c = parse(crmConfig());
     expect(c.timezone).toBe('UTC');
     expect(c.profileKey).toBe('profileId');
-    expect(c.format).toMatchObject({ compression: 'none', maxRowsPerFile: 5_000_000, manifest: true, emptyExport: 'write' });
-    expect(c.format.csv).toEqual({ delimiter: ',', quote: '"', escape: '\\', emptyValue: '', nullValue: '', header: true, quoteAll: false });
+    expect(c.format).toMatchObject({
+      compression: 'none',
+      maxRowsPerFile: 5_000_000,
+      manifest: true,
+      emptyExport: 'write',
+    });
+    expect(c.format.csv).toEqual({
+      delimiter: ',',
+      quote: '"',
+      escape: '\\',
+      emptyValue: '',
+      nullValue: '',
+      header: true,
+      quoteAll: false,
+    });
     expect(c.dedupKeys).toEqual([]);
     expect(c.audiences[0]!.schedule.trigger).toBe('schedule');
   });
 
   it('accepts maxRowsPerFile 1 and 10,000,000, rejects 0, 10,000,001 and 2.5', () => {
-    for (const n of [1, 10_000_000]) expect(parse(crmConfig({ format: { type: 'csv', maxRowsPerFile: n } })).format.maxRowsPerFile).toBe(n);
+    for (const n of [1, 10_000_000])
+      expect(parse(crmConfig({ format: { type: 'csv', maxRowsPerFile: n } })).format.maxRowsPerFile).toBe(n);
     for (const n of [0, 10_000_001, 2.5]) {
-      expect(problems(crmConfig({ format: { type: 'csv', maxRowsPerFile: n } })).join('\n')).toContain('format.maxRowsPerFile: ');
+      expect(problems(crmConfig({ format: { type: 'csv', maxRowsPerFile: n } })).join('\n')).toContain(
+        'format.maxRowsPerFile: ',
+      );
     }
   });
 
   it('dedupKeys: the mapped namespace itself is fine; one or two mapped attributes without a namespace', () => {
     expect(parse(crmConfig({ dedupKeys: ['identityMap.email'] })).dedupKeys).toEqual(['identityMap.email']);
-    const noNs = [{ source: 'personalEmail.address', target: 'email' }, { source: 'person.name.firstName' }, { source: 'person.name.lastName' }];
-    expect(parse(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['personalEmail.address'] })).dedupKeys).toHaveLength(1);
-    expect(parse(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['person.name.firstName', 'person.name.lastName'] })).dedupKeys).toHaveLength(2);
-    expect(problems(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['person.name.firstName', 'person.name.lastName', 'personalEmail.address'] })).join('\n'))
-      .toContain('dedupKeys');
-    expect(problems(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['loyalty.tier'] })).join('\n')).toMatch(/dedupKeys\[0\]: .*loyalty\.tier/);
+    const noNs = [
+      { source: 'personalEmail.address', target: 'email' },
+      { source: 'person.name.firstName' },
+      { source: 'person.name.lastName' },
+    ];
+    expect(
+      parse(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['personalEmail.address'] })).dedupKeys,
+    ).toHaveLength(1);
+    expect(
+      parse(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['person.name.firstName', 'person.name.lastName'] }))
+        .dedupKeys,
+    ).toHaveLength(2);
+    expect(
+      problems(
+        crmConfig({
+          mapping: noNs,
+          mandatory: [],
+          dedupKeys: ['person.name.firstName', 'person.name.lastName', 'personalEmail.address'],
+        }),
+      ).join('\n'),
+    ).toContain('dedupKeys');
+    expect(problems(crmConfig({ mapping: noNs, mandatory: [], dedupKeys: ['loyalty.tier'] })).join('\n')).toMatch(
+      /dedupKeys\[0\]: .*loyalty\.tier/,
+    );
     expect(problems(crmConfig({ dedupKeys: ['identityMap.ecid'] })).join('\n')).toMatch(/dedupKeys.*identityMap\.ecid/);
   });
 
   it('schedule rules', () => {
-    expect(problems(crmConfig({ audiences: [vip({ frequency: 'monthly' })] })).join('\n')).toContain('audiences[0].schedule.frequency: ');
+    expect(problems(crmConfig({ audiences: [vip({ frequency: 'monthly' })] })).join('\n')).toContain(
+      'audiences[0].schedule.frequency: ',
+    );
     expect(parse(crmConfig({ audiences: [vip({ frequency: 'every3Hours' })] })).audiences).toHaveLength(1);
-    expect(problems(crmConfig({ audiences: [vip({ trigger: 'afterEvaluation' }, 'full'), vip({ frequency: 'weekly', trigger: 'afterEvaluation' }, 'full')] }))
-      .join('\n')).toContain('audiences[1].schedule.trigger: ');
-    expect(problems(crmConfig({ audiences: [{ id: 'w', mode: 'full', schedule: { frequency: 'weekly' } }] })).join('\n'))
-      .toContain('audiences[0].schedule.startDate: ');
-    expect(problems(crmConfig({ audiences: [vip({ startDate: '2026-11-05', endDate: '2026-11-05' })] })).join('\n'))
-      .toContain('audiences[0].schedule.endDate: ');
-    expect(problems(crmConfig({ audiences: [vip({ startDate: '2026-02-30' })] })).join('\n')).toContain('audiences[0].schedule.startDate: ');
+    expect(
+      problems(
+        crmConfig({
+          audiences: [
+            vip({ trigger: 'afterEvaluation' }, 'full'),
+            vip({ frequency: 'weekly', trigger: 'afterEvaluation' }, 'full'),
+          ],
+        }),
+      ).join('\n'),
+    ).toContain('audiences[1].schedule.trigger: ');
+    expect(
+      problems(crmConfig({ audiences: [{ id: 'w', mode: 'full', schedule: { frequency: 'weekly' } }] })).join('\n'),
+    ).toContain('audiences[0].schedule.startDate: ');
+    expect(
+      problems(crmConfig({ audiences: [vip({ startDate: '2026-11-05', endDate: '2026-11-05' })] })).join('\n'),
+    ).toContain('audiences[0].schedule.endDate: ');
+    expect(problems(crmConfig({ audiences: [vip({ startDate: '2026-02-30' })] })).join('\n')).toContain(
+      'audiences[0].schedule.startDate: ',
+    );
     for (const t of ['25:00', '5:30', '12:60']) {
-      expect(problems(crmConfig({ audiences: [vip({ startTime: t })] })).join('\n')).toContain('audiences[0].schedule.startTime: ');
+      expect(problems(crmConfig({ audiences: [vip({ startTime: t })] })).join('\n')).toContain(
+        'audiences[0].schedule.startTime: ',
+      );
     }
     expect(problems(crmConfig({ audiences: [vip(), vip()] })).join('\n')).toContain('audiences[1].id: ');
   });
@@ -75,7 +127,9 @@ describe('config schema', () => {
   });
 
   it('every problem has a line, a path and a message', () => {
-    const list = problems(crmConfig({ timezone: 'X/Y', mandatory: ['nope'], fileName: 'x', audiences: [vip({ frequency: 'weekly' })] }));
+    const list = problems(
+      crmConfig({ timezone: 'X/Y', mandatory: ['nope'], fileName: 'x', audiences: [vip({ frequency: 'weekly' })] }),
+    );
     expect(list).toHaveLength(4);
     for (const p of list) expect(p).toMatch(/^line \d+: [A-Za-z][\w.[\]]*: \S/);
   });

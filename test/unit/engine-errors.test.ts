@@ -24,7 +24,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const failureOf = (sql: string) => engine.run(sql.replaceAll('DIR', dir)).then(() => null, (e: unknown) => e);
+const failureOf = (sql: string) =>
+  engine.run(sql.replaceAll('DIR', dir)).then(
+    () => null,
+    (e: unknown) => e,
+  );
 
 describe('isAudexSqlError', () => {
   it.each([
@@ -37,8 +41,14 @@ describe('isAudexSqlError', () => {
   });
 
   it.each([
-    ['malformed NDJSON', `SELECT * FROM read_json(['DIR/broken.ndjson'], format = 'newline_delimited', columns = {'a': 'JSON'})`],
-    ['a value the typed read cannot take', `SELECT * FROM read_json(['DIR/text.ndjson'], format = 'newline_delimited', columns = {'a': 'BIGINT'})`],
+    [
+      'malformed NDJSON',
+      `SELECT * FROM read_json(['DIR/broken.ndjson'], format = 'newline_delimited', columns = {'a': 'JSON'})`,
+    ],
+    [
+      'a value the typed read cannot take',
+      `SELECT * FROM read_json(['DIR/text.ndjson'], format = 'newline_delimited', columns = {'a': 'BIGINT'})`,
+    ],
     ['a part that is not Parquet', `SELECT * FROM read_parquet(['DIR/not.parquet'])`],
     ['a part that is gone', `SELECT * FROM read_parquet(['DIR/gone.parquet'])`],
     ['a conversion', `SELECT 'x'::INTEGER`],
@@ -55,21 +65,37 @@ describe('isAudexSqlError', () => {
 
 describe('loadSnapshot', () => {
   const shape: Shape = {
-    keyPath: ['profileId'], namespace: null, attributes: [], columns: [], required: [], dedup: null, statusMapped: false, audiences: ['aud-1'],
+    keyPath: ['profileId'],
+    namespace: null,
+    attributes: [],
+    columns: [],
+    required: [],
+    dedup: null,
+    statusMapped: false,
+    audiences: ['aud-1'],
   };
   const part = () => {
     const file = path.join(dir, 'part.ndjson');
-    writeFileSync(file, `${JSON.stringify({ profileId: 'p1', segmentMembership: { ups: { 'aud-1': { status: 'realized' } } } })}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ profileId: 'p1', segmentMembership: { ups: { 'aud-1': { status: 'realized' } } } })}\n`,
+    );
     return [{ path: file, name: 'profiles/part.ndjson', kind: 'ndjson' as const }];
   };
   /** The real engine, with the load query broken the way a bug in its builder would break it. */
-  const breaking = (from: string, to: string): Engine => ({ ...engine, run: (sql) => engine.run(sql.replace(from, to)) });
+  const breaking = (from: string, to: string): Engine => ({
+    ...engine,
+    run: (sql) => engine.run(sql.replace(from, to)),
+  });
 
   it.each([
     ['a column the query does not have', 'AS bad\n    FROM src', 'AS bad\n    FROM src WHERE no_such_column'],
     ['a syntax error', 'WITH src AS', 'WITH src AS AS'],
   ])('whose query has %s fails as an internal error, not as unreadable parts', async (_what, from, to) => {
-    const error = await loadSnapshot(breaking(from, to), shape, part(), { table: 'snap_broken', scratchDir: dir }).then(() => null, (e: unknown) => e);
+    const error = await loadSnapshot(breaking(from, to), shape, part(), { table: 'snap_broken', scratchDir: dir }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InternalError);
     expect((error as InternalError).exitCode).toBe(1);
     expect((error as Error).message).toMatch(/load snapshot parts profiles\/part\.ndjson: (Binder|Parser) Error/);
@@ -78,7 +104,12 @@ describe('loadSnapshot', () => {
   });
 
   it('with a part that is not Parquet fails as bad input (exit 4)', async () => {
-    const error = await loadSnapshot(engine, shape, [{ path: path.join(dir, 'not.parquet'), name: 'profiles/not.parquet', kind: 'parquet' }], { table: 'snap_bad', scratchDir: dir }).then(
+    const error = await loadSnapshot(
+      engine,
+      shape,
+      [{ path: path.join(dir, 'not.parquet'), name: 'profiles/not.parquet', kind: 'parquet' }],
+      { table: 'snap_bad', scratchDir: dir },
+    ).then(
       () => null,
       (e: unknown) => e,
     );

@@ -38,7 +38,15 @@ describe('quoting helpers (sql.ts)', () => {
 });
 
 describe('CSV cells (render-sql.ts)', () => {
-  const dialect = { delimiter: ',', quote: '"', escape: '\\', header: true, quoteAll: false, nullValue: '', emptyValue: '' } as const;
+  const dialect = {
+    delimiter: ',',
+    quote: '"',
+    escape: '\\',
+    header: true,
+    quoteAll: false,
+    nullValue: '',
+    emptyValue: '',
+  } as const;
   it.each([
     ['plain', 'plain'],
     [`aud'"x`, `"aud'\\"x"`],
@@ -59,35 +67,79 @@ describe('load, select and COPY a snapshot whose names hold quotes', () => {
     keyPath: ['profileId'],
     namespace: null,
     attributes: [attribute],
-    columns: [{ target: `t'"x`, source: attribute.join('.'), ref: { kind: 'attribute', path: attribute }, type: 'string', sha256: false, attribute: 0 }],
+    columns: [
+      {
+        target: `t'"x`,
+        source: attribute.join('.'),
+        ref: { kind: 'attribute', path: attribute },
+        type: 'string',
+        sha256: false,
+        attribute: 0,
+      },
+    ],
     required: [],
     dedup: null,
     statusMapped: false,
     audiences: [audience],
   };
   const records = [
-    { profileId: 'p-1', [attribute[0]!]: { [attribute[1]!]: `v'1"` }, segmentMembership: { ups: { [audience]: { status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' } } } },
-    { profileId: 'p-2', [attribute[0]!]: { [attribute[1]!]: 'v2' }, segmentMembership: { ups: { [audience]: { status: 'existing', lastQualificationTime: '2026-11-19T10:00:00Z' } } } },
+    {
+      profileId: 'p-1',
+      [attribute[0]!]: { [attribute[1]!]: `v'1"` },
+      segmentMembership: { ups: { [audience]: { status: 'realized', lastQualificationTime: '2026-11-19T10:00:00Z' } } },
+    },
+    {
+      profileId: 'p-2',
+      [attribute[0]!]: { [attribute[1]!]: 'v2' },
+      segmentMembership: { ups: { [audience]: { status: 'existing', lastQualificationTime: '2026-11-19T10:00:00Z' } } },
+    },
     { profileId: 'p-3', segmentMembership: { ups: { [audience]: { status: `bo'"gus` } } } },
-    { profileId: 'p-4', [attribute[0]!]: { [attribute[1]!]: 'v4' }, segmentMembership: { ups: { [audience]: { status: 'exited' } } } },
+    {
+      profileId: 'p-4',
+      [attribute[0]!]: { [attribute[1]!]: 'v4' },
+      segmentMembership: { ups: { [audience]: { status: 'exited' } } },
+    },
   ];
 
   it('reads the quoted paths, names the bad entry with its audience, and writes the members in key order', async () => {
     const file = path.join(dir, `part'"0.ndjson`);
     writeFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const table = `snap'"t`;
-    const loaded = await loadSnapshot(engine, shape, [{ path: file, name: `profiles/part'"0.ndjson`, kind: 'ndjson' }], { table, scratchDir: dir });
+    const loaded = await loadSnapshot(
+      engine,
+      shape,
+      [{ path: file, name: `profiles/part'"0.ndjson`, kind: 'ndjson' }],
+      { table, scratchDir: dir },
+    );
     expect(loaded.profiles).toBe(4);
     expect(loaded.badRecords).toEqual([]);
     expect(loaded.entryErrors.get(audience)).toEqual([
-      { file: `profiles/part'"0.ndjson`, line: 3, reason: `segmentMembership.ups.${audience}.status is "bo'\\"gus"; expected realized, existing or exited` },
+      {
+        file: `profiles/part'"0.ndjson`,
+        line: 3,
+        reason: `segmentMembership.ups.${audience}.status is "bo'\\"gus"; expected realized, existing or exited`,
+      },
     ]);
 
     const output = `out'"x`;
     const counts = await selectRows(engine, shape, table, 0, { kind: 'full' }, output);
-    expect(counts).toMatchObject({ profilesReceived: 2, rowsWritten: 2, excludedMandatory: 0, excludedDuplicate: 0, exitsWritten: 0 });
+    expect(counts).toMatchObject({
+      profilesReceived: 2,
+      rowsWritten: 2,
+      excludedMandatory: 0,
+      excludedDuplicate: 0,
+      exitsWritten: 0,
+    });
 
-    const csv = { delimiter: ';', quote: '"', escape: '\\', header: false, quoteAll: false, nullValue: '', emptyValue: '' };
+    const csv = {
+      delimiter: ';',
+      quote: '"',
+      escape: '\\',
+      header: false,
+      quoteAll: false,
+      nullValue: '',
+      emptyValue: '',
+    };
     const target = path.join(dir, `lines'"x.csv`);
     await engine.run(textLinesCopySql(shape, output, csv as never, 1, 2, target));
     expect(readFileSync(target, 'utf8')).toBe(`"v'1\\""\nv2\n`);

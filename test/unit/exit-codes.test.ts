@@ -1,12 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { exitCodeOfError, exitCodeOfOutcomes, mostSevere } from '../../src/cli/exit-codes.js';
-import { BadInputError, CommittedRunError, ConfigError, InternalError, RunFailedError, StorageError, asAudexError } from '../../src/errors.js';
+import {
+  BadInputError,
+  CommittedRunError,
+  ConfigError,
+  InternalError,
+  RunFailedError,
+  StorageError,
+  asAudexError,
+} from '../../src/errors.js';
 import { failed, SKIPPED, SUCCEEDED } from '../../src/run/outcome.js';
 import { zeroCounts, type RunRecord } from '../../src/state/records.js';
 
 const record: RunRecord = {
-  runId: 'r', audienceId: 'a', mode: 'full', trigger: 'schedule', logicalTime: '2026-11-20T05:00:00.000Z',
-  snapshotId: 's', status: 'success', counts: zeroCounts(), files: [],
+  runId: 'r',
+  audienceId: 'a',
+  mode: 'full',
+  trigger: 'schedule',
+  logicalTime: '2026-11-20T05:00:00.000Z',
+  snapshotId: 's',
+  status: 'success',
+  counts: zeroCounts(),
+  files: [],
 };
 
 describe('the exit code precedence', () => {
@@ -37,7 +52,9 @@ describe('typed errors', () => {
     const error = asAudexError(bug);
     expect(error).toBeInstanceOf(InternalError);
     expect(error.exitCode).toBe(1);
-    expect(error.message).toBe('cannot read properties of undefined\nThis is a bug in audex, please report it with the command you ran.');
+    expect(error.message).toBe(
+      'cannot read properties of undefined\nThis is a bug in audex, please report it with the command you ran.',
+    );
     expect(error.cause).toBe(bug);
     expect(exitCodeOfError('a thrown string')).toBe(1);
   });

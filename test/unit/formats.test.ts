@@ -21,24 +21,30 @@ describe('FORMATS', () => {
     ['json', 'gzip', '.json.gz', 'application/gzip'],
     ['parquet', 'none', '.parquet', 'application/octet-stream'],
     ['parquet', 'gzip', '.gz.parquet', 'application/octet-stream'],
-  ] as const)('%s with compression %s: files end in %s and are stored as %s', (type, compression, extension, contentType) => {
-    expect(FORMATS[type].extension[compression]).toBe(extension);
-    expect(FORMATS[type].contentType[compression]).toBe(contentType);
-  });
+  ] as const)(
+    '%s with compression %s: files end in %s and are stored as %s',
+    (type, compression, extension, contentType) => {
+      expect(FORMATS[type].extension[compression]).toBe(extension);
+      expect(FORMATS[type].contentType[compression]).toBe(contentType);
+    },
+  );
 
   it('names files as naming does (dataset exports), and every name of every part fits one path segment', () => {
     for (const type of types) {
       for (const compression of compressions) {
         expect(FORMATS[type].extension[compression]).toBe(fileExtension(type, compression));
         // The longest base name naming allows still fits with the part suffix and .gpg.
-        expect(() => partFileName('b'.repeat(255 - 6 - 15), `${FORMATS[type].extension[compression]}${ENCRYPTED_SUFFIX}`, 99_999)).not.toThrow();
+        expect(() =>
+          partFileName('b'.repeat(255 - 6 - 15), `${FORMATS[type].extension[compression]}${ENCRYPTED_SUFFIX}`, 99_999),
+        ).not.toThrow();
       }
     }
   });
 });
 
 describe('countParts', () => {
-  const format = (maxRowsPerFile: number, emptyExport: 'write' | 'skip') => ({ type: 'csv', maxRowsPerFile, emptyExport }) as FormatConfig;
+  const format = (maxRowsPerFile: number, emptyExport: 'write' | 'skip') =>
+    ({ type: 'csv', maxRowsPerFile, emptyExport }) as FormatConfig;
   it.each([
     [0, 5, 'write', 1],
     [0, 5, 'skip', 0],

@@ -12,27 +12,72 @@ import { ident } from '../../src/engine/sql.js';
 import type { Column, Shape } from '../../src/engine/shape.js';
 
 const attr = (p: string[], attribute: number, target: string): Column => ({
-  target, source: p.join('.'), ref: { kind: 'attribute', path: p }, type: 'string', sha256: false, attribute,
+  target,
+  source: p.join('.'),
+  ref: { kind: 'attribute', path: p },
+  type: 'string',
+  sha256: false,
+  attribute,
 });
 const shape = (audiences: string[], attributes: string[][], namespace: string | null = null): Shape => ({
-  keyPath: ['profileId'], namespace, attributes, audiences, dedup: namespace ? { kind: 'identity' } : null, statusMapped: false, required: [],
+  keyPath: ['profileId'],
+  namespace,
+  attributes,
+  audiences,
+  dedup: namespace ? { kind: 'identity' } : null,
+  statusMapped: false,
+  required: [],
   columns: [
     ...attributes.map((p, j) => attr(p, j, p.join('_'))),
-    ...(namespace ? [{ target: 'id', source: `identityMap.${namespace}`, ref: { kind: 'identity', namespace } as const, type: 'string' as const, sha256: false }] : []),
+    ...(namespace
+      ? [
+          {
+            target: 'id',
+            source: `identityMap.${namespace}`,
+            ref: { kind: 'identity', namespace } as const,
+            type: 'string' as const,
+            sha256: false,
+          },
+        ]
+      : []),
   ],
 });
 const SHAPES = [
   shape(['aud-1', 'aud-2'], [['loyalty', 'tier']]),
-  shape(['aud-3', 'aud-2'], [['person', 'name'], ['loyalty', 'tier']]),
+  shape(
+    ['aud-3', 'aud-2'],
+    [
+      ['person', 'name'],
+      ['loyalty', 'tier'],
+    ],
+  ),
   shape(['aud-1'], [['loyalty', 'tier']], 'email'),
 ];
 const member = (status: string) => ({ status, lastQualificationTime: '2026-11-19T10:00:00Z' });
 const RECORDS = [
-  { profileId: 'p-1', loyalty: { tier: 'gold' }, person: { name: 'Ann' }, identityMap: { email: [{ id: 'a@x' }] }, segmentMembership: { ups: { 'aud-1': member('realized'), 'aud-2': member('existing'), 'aud-3': member('realized') } } },
+  {
+    profileId: 'p-1',
+    loyalty: { tier: 'gold' },
+    person: { name: 'Ann' },
+    identityMap: { email: [{ id: 'a@x' }] },
+    segmentMembership: {
+      ups: { 'aud-1': member('realized'), 'aud-2': member('existing'), 'aud-3': member('realized') },
+    },
+  },
   { loyalty: { tier: 'no key' }, segmentMembership: { ups: { 'aud-1': member('realized') } } },
-  { profileId: 'p-2', loyalty: { tier: 'silver' }, identityMap: { email: [{ name: 'no id' }] }, segmentMembership: { ups: { 'aud-1': { status: 'bogus' }, 'aud-3': member('realized') } } },
+  {
+    profileId: 'p-2',
+    loyalty: { tier: 'silver' },
+    identityMap: { email: [{ name: 'no id' }] },
+    segmentMembership: { ups: { 'aud-1': { status: 'bogus' }, 'aud-3': member('realized') } },
+  },
   { profileId: 'p-1', loyalty: { tier: 'again' }, segmentMembership: { ups: { 'aud-2': member('realized') } } },
-  { profileId: 'p-3', person: { name: 'Cy' }, identityMap: { email: [{ id: 'c@x' }] }, segmentMembership: { ups: { 'aud-2': member('realized'), 'aud-3': member('exited') } } },
+  {
+    profileId: 'p-3',
+    person: { name: 'Cy' },
+    identityMap: { email: [{ id: 'c@x' }] },
+    segmentMembership: { ups: { 'aud-2': member('realized'), 'aud-3': member('exited') } },
+  },
 ];
 
 let dir: string;
@@ -54,15 +99,22 @@ describe('loadSnapshotForDataflows', () => {
   it('gives every dataflow the rows, bad records, bad entries and selection of a load of its own', async () => {
     const shared = await loadSnapshotForDataflows(engine, SHAPES, parts, { table: 'shared', scratchDir: dir });
     // Two of the three shapes share a read: only the identity namespace sets the third apart.
-    const [tables] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM duckdb_tables() WHERE regexp_full_match(table_name, 'shared_g[0-9]+')`);
+    const [tables] = await engine.all<{ n: string }>(
+      `SELECT count(*)::VARCHAR AS n FROM duckdb_tables() WHERE regexp_full_match(table_name, 'shared_g[0-9]+')`,
+    );
     expect(tables?.n).toBe('2');
     for (const [i, s] of SHAPES.entries()) {
       const alone = await loadSnapshot(engine, s, parts, { table: `alone_${i}`, scratchDir: dir });
       const view = shared[i]!;
       expect({ profiles: view.profiles, bad: view.badRecords, entries: [...view.entryErrors] }).toEqual({
-        profiles: alone.profiles, bad: alone.badRecords, entries: [...alone.entryErrors],
+        profiles: alone.profiles,
+        bad: alone.badRecords,
+        entries: [...alone.entryErrors],
       });
-      const columns = (await engine.all<{ column_name: string }>(`DESCRIBE ${ident(view.table)}`)).filter((c) => c.column_name !== '_file').map((c) => ident(c.column_name)).join(', ');
+      const columns = (await engine.all<{ column_name: string }>(`DESCRIBE ${ident(view.table)}`))
+        .filter((c) => c.column_name !== '_file')
+        .map((c) => ident(c.column_name))
+        .join(', ');
       // (_file is the scanner's scratch copy, named after the table; bad records name the user's part.)
       const rows = (t: string) => engine.all(`SELECT ${columns} FROM ${ident(t)} ORDER BY k`);
       expect(await rows(view.table)).toEqual(await rows(alone.table));

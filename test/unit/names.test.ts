@@ -295,7 +295,10 @@ describe('findTemplateProblems', () => {
   const GOOD_FILE = '%SEGMENT_ID%_%DATETIME%';
 
   it('accepts good templates', () => {
-    expect(findTemplateProblems('crm/%DESTINATION_NAME%/%SEGMENT_NAME%', GOOD_FILE)).toEqual({ errors: [], warnings: [] });
+    expect(findTemplateProblems('crm/%DESTINATION_NAME%/%SEGMENT_NAME%', GOOD_FILE)).toEqual({
+      errors: [],
+      warnings: [],
+    });
     expect(findTemplateProblems('', '%SEGMENT_ID%_%TIMESTAMP%')).toEqual({ errors: [], warnings: [] });
     expect(findTemplateProblems('/', '%SEGMENT_ID%_%DATETIME(YYYY-MM-dd)%').errors.map((e) => e.message)).toEqual([
       expect.stringMatching(/relative/),

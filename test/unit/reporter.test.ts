@@ -55,13 +55,16 @@ class FakeStream {
   }
 }
 
- 
 const plain = (s: string) => s.replace(/\u001B\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 
 function make(isTTY: boolean, quiet = false): { reporter: Reporter; stderr: FakeStream; stdout: FakeStream } {
   const stderr = new FakeStream(isTTY);
   const stdout = new FakeStream(isTTY);
-  const reporter = createReporter({ quiet, stderr: stderr as unknown as NodeJS.WriteStream, stdout: stdout as unknown as NodeJS.WritableStream });
+  const reporter = createReporter({
+    quiet,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+    stdout: stdout as unknown as NodeJS.WritableStream,
+  });
   return { reporter, stderr, stdout };
 }
 
@@ -199,7 +202,8 @@ describe('on a terminal', () => {
     // Guard: a runaway cursor-control loop must fail this test, not hang the run.
     const write = stderr.write.bind(stderr);
     stderr.write = (chunk: string | Uint8Array, encoding?: unknown, callback?: unknown) => {
-      if (stderr.writes > 10_000) throw new Error(`runaway output: more than 10000 writes to stderr for two progress steps`);
+      if (stderr.writes > 10_000)
+        throw new Error(`runaway output: more than 10000 writes to stderr for two progress steps`);
       return write(chunk, encoding, callback);
     };
     expect(() => {

@@ -14,23 +14,125 @@ const iso = (x: Date | null): string | null => (x === null ? null : x.toISOStrin
 
 describe('latestSlotAtOrBefore: each frequency', () => {
   const cases: Array<{ name: string; spec: ScheduleSpec; tz: string; now: string; expected: string | null }> = [
-    { name: 'once, after the slot', spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', now: '2027-05-01T00:00:00Z', expected: '2026-11-01T02:00:00.000Z' },
-    { name: 'once, before the slot', spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', now: '2026-11-01T01:59:59.999Z', expected: null },
-    { name: 'daily, default 00:00', spec: { frequency: 'daily', startDate: '2026-11-01' }, tz: 'UTC', now: '2026-11-05T13:00:00Z', expected: '2026-11-05T00:00:00.000Z' },
-    { name: 'daily at 02:00, before today\'s slot', spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', now: '2026-11-05T01:00:00Z', expected: '2026-11-04T02:00:00.000Z' },
-    { name: 'every3Hours from 01:00', spec: { frequency: 'every3Hours', startDate: '2026-11-01', startTime: '01:00' }, tz: 'UTC', now: '2026-11-05T12:59:00Z', expected: '2026-11-05T10:00:00.000Z' },
-    { name: 'every6Hours from 02:00', spec: { frequency: 'every6Hours', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', now: '2026-11-05T01:00:00Z', expected: '2026-11-04T20:00:00.000Z' },
-    { name: 'every8Hours from 05:30', spec: { frequency: 'every8Hours', startDate: '2026-11-01', startTime: '05:30' }, tz: 'UTC', now: '2026-11-05T05:00:00Z', expected: '2026-11-04T21:30:00.000Z' },
-    { name: 'every12Hours from 07:15', spec: { frequency: 'every12Hours', startDate: '2026-11-01', startTime: '07:15' }, tz: 'UTC', now: '2026-11-05T19:14:00Z', expected: '2026-11-05T07:15:00.000Z' },
-    { name: 'weekly on Wednesday', spec: { frequency: 'weekly', startDate: '2026-11-04', startTime: '06:00' }, tz: 'UTC', now: '2026-11-17T23:00:00Z', expected: '2026-11-11T06:00:00.000Z' },
-    { name: 'monthly on the 15th', spec: { frequency: 'monthly', startDate: '2026-01-15', startTime: '03:00' }, tz: 'UTC', now: '2026-06-15T02:59:00Z', expected: '2026-05-15T03:00:00.000Z' },
-    { name: 'every3Hours without startDate: slots on every day', spec: { frequency: 'every3Hours', startTime: '02:00' }, tz: 'UTC', now: '1969-07-20T20:17:00Z', expected: '1969-07-20T20:00:00.000Z' },
-    { name: 'daily without startDate', spec: { frequency: 'daily', startTime: '23:00' }, tz: 'UTC', now: '2026-11-05T22:00:00Z', expected: '2026-11-04T23:00:00.000Z' },
-    { name: 'before startDate', spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', now: '2026-10-31T23:00:00Z', expected: null },
-    { name: 'on startDate but before startTime', spec: { frequency: 'every3Hours', startDate: '2026-11-01', startTime: '12:00' }, tz: 'UTC', now: '2026-11-01T11:00:00Z', expected: null },
-    { name: 'after an exclusive endDate: last slot is the day before', spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00', endDate: '2026-12-01' }, tz: 'UTC', now: '2027-01-15T00:00:00Z', expected: '2026-11-30T02:00:00.000Z' },
-    { name: 'once on/after endDate never happens', spec: { frequency: 'once', startDate: '2026-12-01', endDate: '2026-12-01' }, tz: 'UTC', now: '2027-01-01T00:00:00Z', expected: null },
-    { name: 'startTime anchoring in a timezone (Asia/Kolkata +05:30)', spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' }, tz: 'Asia/Kolkata', now: '2026-11-03T00:00:00Z', expected: '2026-11-02T20:30:00.000Z' },
+    {
+      name: 'once, after the slot',
+      spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      now: '2027-05-01T00:00:00Z',
+      expected: '2026-11-01T02:00:00.000Z',
+    },
+    {
+      name: 'once, before the slot',
+      spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      now: '2026-11-01T01:59:59.999Z',
+      expected: null,
+    },
+    {
+      name: 'daily, default 00:00',
+      spec: { frequency: 'daily', startDate: '2026-11-01' },
+      tz: 'UTC',
+      now: '2026-11-05T13:00:00Z',
+      expected: '2026-11-05T00:00:00.000Z',
+    },
+    {
+      name: "daily at 02:00, before today's slot",
+      spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      now: '2026-11-05T01:00:00Z',
+      expected: '2026-11-04T02:00:00.000Z',
+    },
+    {
+      name: 'every3Hours from 01:00',
+      spec: { frequency: 'every3Hours', startDate: '2026-11-01', startTime: '01:00' },
+      tz: 'UTC',
+      now: '2026-11-05T12:59:00Z',
+      expected: '2026-11-05T10:00:00.000Z',
+    },
+    {
+      name: 'every6Hours from 02:00',
+      spec: { frequency: 'every6Hours', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      now: '2026-11-05T01:00:00Z',
+      expected: '2026-11-04T20:00:00.000Z',
+    },
+    {
+      name: 'every8Hours from 05:30',
+      spec: { frequency: 'every8Hours', startDate: '2026-11-01', startTime: '05:30' },
+      tz: 'UTC',
+      now: '2026-11-05T05:00:00Z',
+      expected: '2026-11-04T21:30:00.000Z',
+    },
+    {
+      name: 'every12Hours from 07:15',
+      spec: { frequency: 'every12Hours', startDate: '2026-11-01', startTime: '07:15' },
+      tz: 'UTC',
+      now: '2026-11-05T19:14:00Z',
+      expected: '2026-11-05T07:15:00.000Z',
+    },
+    {
+      name: 'weekly on Wednesday',
+      spec: { frequency: 'weekly', startDate: '2026-11-04', startTime: '06:00' },
+      tz: 'UTC',
+      now: '2026-11-17T23:00:00Z',
+      expected: '2026-11-11T06:00:00.000Z',
+    },
+    {
+      name: 'monthly on the 15th',
+      spec: { frequency: 'monthly', startDate: '2026-01-15', startTime: '03:00' },
+      tz: 'UTC',
+      now: '2026-06-15T02:59:00Z',
+      expected: '2026-05-15T03:00:00.000Z',
+    },
+    {
+      name: 'every3Hours without startDate: slots on every day',
+      spec: { frequency: 'every3Hours', startTime: '02:00' },
+      tz: 'UTC',
+      now: '1969-07-20T20:17:00Z',
+      expected: '1969-07-20T20:00:00.000Z',
+    },
+    {
+      name: 'daily without startDate',
+      spec: { frequency: 'daily', startTime: '23:00' },
+      tz: 'UTC',
+      now: '2026-11-05T22:00:00Z',
+      expected: '2026-11-04T23:00:00.000Z',
+    },
+    {
+      name: 'before startDate',
+      spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      now: '2026-10-31T23:00:00Z',
+      expected: null,
+    },
+    {
+      name: 'on startDate but before startTime',
+      spec: { frequency: 'every3Hours', startDate: '2026-11-01', startTime: '12:00' },
+      tz: 'UTC',
+      now: '2026-11-01T11:00:00Z',
+      expected: null,
+    },
+    {
+      name: 'after an exclusive endDate: last slot is the day before',
+      spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00', endDate: '2026-12-01' },
+      tz: 'UTC',
+      now: '2027-01-15T00:00:00Z',
+      expected: '2026-11-30T02:00:00.000Z',
+    },
+    {
+      name: 'once on/after endDate never happens',
+      spec: { frequency: 'once', startDate: '2026-12-01', endDate: '2026-12-01' },
+      tz: 'UTC',
+      now: '2027-01-01T00:00:00Z',
+      expected: null,
+    },
+    {
+      name: 'startTime anchoring in a timezone (Asia/Kolkata +05:30)',
+      spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'Asia/Kolkata',
+      now: '2026-11-03T00:00:00Z',
+      expected: '2026-11-02T20:30:00.000Z',
+    },
   ];
   it.each(cases)('$name', ({ spec, tz, now, expected }) => {
     expect(iso(latestSlotAtOrBefore(spec, tz, d(now)))).toBe(expected);
@@ -72,7 +174,7 @@ describe('monthly month-end rule', () => {
 });
 
 describe('weekly', () => {
-  it('keeps the start date\'s weekday (Wednesday) at startTime', () => {
+  it("keeps the start date's weekday (Wednesday) at startTime", () => {
     const spec: ScheduleSpec = { frequency: 'weekly', startDate: '2026-11-04', startTime: '06:00' };
     const slots = slotsBetween(spec, 'UTC', null, d('2026-12-01T00:00:00Z'));
     expect(isos(slots)).toEqual([
@@ -123,7 +225,9 @@ describe('DST in Europe/Berlin (CET +01:00, CEST +02:00)', () => {
 
   it('the second 02:00 on fall-back day is not a new slot', () => {
     // 01:30Z is 02:30 CET, after the repeated hour started; the latest slot is still the first 02:00.
-    expect(iso(latestSlotAtOrBefore(every6, 'Europe/Berlin', d('2026-10-25T01:30:00Z')))).toBe('2026-10-25T00:00:00.000Z');
+    expect(iso(latestSlotAtOrBefore(every6, 'Europe/Berlin', d('2026-10-25T01:30:00Z')))).toBe(
+      '2026-10-25T00:00:00.000Z',
+    );
     expect(iso(nextSlotAfter(every6, 'Europe/Berlin', d('2026-10-25T00:00:00Z')))).toBe('2026-10-25T07:00:00.000Z');
   });
 
@@ -136,8 +240,12 @@ describe('DST in Europe/Berlin (CET +01:00, CEST +02:00)', () => {
       '2026-03-29T01:00:00.000Z',
       '2026-03-30T00:30:00.000Z',
     ]);
-    expect(iso(latestSlotAtOrBefore(spec, 'Europe/Berlin', d('2026-03-29T00:59:59.999Z')))).toBe('2026-03-28T01:30:00.000Z');
-    expect(iso(latestSlotAtOrBefore(spec, 'Europe/Berlin', d('2026-03-29T01:00:00.000Z')))).toBe('2026-03-29T01:00:00.000Z');
+    expect(iso(latestSlotAtOrBefore(spec, 'Europe/Berlin', d('2026-03-29T00:59:59.999Z')))).toBe(
+      '2026-03-28T01:30:00.000Z',
+    );
+    expect(iso(latestSlotAtOrBefore(spec, 'Europe/Berlin', d('2026-03-29T01:00:00.000Z')))).toBe(
+      '2026-03-29T01:00:00.000Z',
+    );
   });
 });
 
@@ -166,7 +274,12 @@ describe('America/New_York (EST -05:00, EDT -04:00)', () => {
 
 describe('endDate is exclusive', () => {
   it('produces no slot on endDate (local date)', () => {
-    const spec: ScheduleSpec = { frequency: 'every12Hours', startDate: '2026-11-28', startTime: '00:00', endDate: '2026-12-01' };
+    const spec: ScheduleSpec = {
+      frequency: 'every12Hours',
+      startDate: '2026-11-28',
+      startTime: '00:00',
+      endDate: '2026-12-01',
+    };
     const slots = slotsBetween(spec, 'Europe/Berlin', null, d('2026-12-05T00:00:00Z'));
     expect(isos(slots)).toEqual([
       '2026-11-27T23:00:00.000Z',
@@ -245,13 +358,55 @@ describe('slotsBetween', () => {
 
 describe('nextSlotAfter', () => {
   it.each<{ name: string; spec: ScheduleSpec; tz: string; after: string; expected: string | null }>([
-    { name: 'strictly after a slot', spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', after: '2026-11-05T02:00:00Z', expected: '2026-11-06T02:00:00.000Z' },
-    { name: 'one ms before a slot', spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', after: '2026-11-05T01:59:59.999Z', expected: '2026-11-05T02:00:00.000Z' },
-    { name: 'before startDate → first slot', spec: { frequency: 'every6Hours', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', after: '2001-01-01T00:00:00Z', expected: '2026-11-01T02:00:00.000Z' },
-    { name: 'once before', spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', after: '2026-11-01T01:00:00Z', expected: '2026-11-01T02:00:00.000Z' },
-    { name: 'once at/after', spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' }, tz: 'UTC', after: '2026-11-01T02:00:00Z', expected: null },
-    { name: 'monthly across a year boundary', spec: { frequency: 'monthly', startDate: '2026-01-31', startTime: '10:00' }, tz: 'UTC', after: '2026-12-31T10:00:00Z', expected: '2027-01-31T10:00:00.000Z' },
-    { name: 'every8Hours in Berlin crossing local midnight', spec: { frequency: 'every8Hours', startDate: '2026-11-01', startTime: '07:00' }, tz: 'Europe/Berlin', after: '2026-11-02T14:00:00Z', expected: '2026-11-02T22:00:00.000Z' },
+    {
+      name: 'strictly after a slot',
+      spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      after: '2026-11-05T02:00:00Z',
+      expected: '2026-11-06T02:00:00.000Z',
+    },
+    {
+      name: 'one ms before a slot',
+      spec: { frequency: 'daily', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      after: '2026-11-05T01:59:59.999Z',
+      expected: '2026-11-05T02:00:00.000Z',
+    },
+    {
+      name: 'before startDate → first slot',
+      spec: { frequency: 'every6Hours', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      after: '2001-01-01T00:00:00Z',
+      expected: '2026-11-01T02:00:00.000Z',
+    },
+    {
+      name: 'once before',
+      spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      after: '2026-11-01T01:00:00Z',
+      expected: '2026-11-01T02:00:00.000Z',
+    },
+    {
+      name: 'once at/after',
+      spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'UTC',
+      after: '2026-11-01T02:00:00Z',
+      expected: null,
+    },
+    {
+      name: 'monthly across a year boundary',
+      spec: { frequency: 'monthly', startDate: '2026-01-31', startTime: '10:00' },
+      tz: 'UTC',
+      after: '2026-12-31T10:00:00Z',
+      expected: '2027-01-31T10:00:00.000Z',
+    },
+    {
+      name: 'every8Hours in Berlin crossing local midnight',
+      spec: { frequency: 'every8Hours', startDate: '2026-11-01', startTime: '07:00' },
+      tz: 'Europe/Berlin',
+      after: '2026-11-02T14:00:00Z',
+      expected: '2026-11-02T22:00:00.000Z',
+    },
   ])('$name', ({ spec, tz, after, expected }) => {
     expect(iso(nextSlotAfter(spec, tz, d(after)))).toBe(expected);
   });
@@ -273,19 +428,45 @@ describe('isWithinWindow', () => {
   it('bounds are optional', () => {
     expect(isWithinWindow({ frequency: 'daily' }, 'UTC', d('1990-01-01T00:00:00Z'))).toBe(true);
     expect(isWithinWindow({ frequency: 'daily', endDate: '2026-01-01' }, 'UTC', d('2025-12-31T23:59:59Z'))).toBe(true);
-    expect(isWithinWindow({ frequency: 'daily', startDate: '2026-01-01' }, 'UTC', d('2099-01-01T00:00:00Z'))).toBe(true);
+    expect(isWithinWindow({ frequency: 'daily', startDate: '2026-01-01' }, 'UTC', d('2099-01-01T00:00:00Z'))).toBe(
+      true,
+    );
   });
 });
 
 describe('describeSchedule', () => {
   it.each<{ spec: ScheduleSpec; tz: string; expected: string }>([
-    { spec: { frequency: 'every6Hours', startDate: '2026-11-01', startTime: '02:00', endDate: '2026-12-01' }, tz: 'Europe/Berlin', expected: 'every 6 hours from 02:00 Europe/Berlin, 2026-11-01 to 2026-12-01 (exclusive)' },
+    {
+      spec: { frequency: 'every6Hours', startDate: '2026-11-01', startTime: '02:00', endDate: '2026-12-01' },
+      tz: 'Europe/Berlin',
+      expected: 'every 6 hours from 02:00 Europe/Berlin, 2026-11-01 to 2026-12-01 (exclusive)',
+    },
     { spec: { frequency: 'daily' }, tz: 'UTC', expected: 'daily at 00:00 UTC' },
-    { spec: { frequency: 'daily', endDate: '2026-12-01', startTime: '05:00' }, tz: 'UTC', expected: 'daily at 05:00 UTC, until 2026-12-01 (exclusive)' },
-    { spec: { frequency: 'weekly', startDate: '2026-11-04', startTime: '06:00' }, tz: 'UTC', expected: 'weekly on Wednesday at 06:00 UTC, from 2026-11-04' },
-    { spec: { frequency: 'monthly', startDate: '2026-01-31', startTime: '10:00' }, tz: 'UTC', expected: "monthly on day 31 (or the month's last day) at 10:00 UTC, from 2026-01-31" },
-    { spec: { frequency: 'monthly', startDate: '2026-01-15' }, tz: 'UTC', expected: 'monthly on day 15 at 00:00 UTC, from 2026-01-15' },
-    { spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' }, tz: 'America/New_York', expected: 'once at 2026-11-01 02:00 America/New_York' },
+    {
+      spec: { frequency: 'daily', endDate: '2026-12-01', startTime: '05:00' },
+      tz: 'UTC',
+      expected: 'daily at 05:00 UTC, until 2026-12-01 (exclusive)',
+    },
+    {
+      spec: { frequency: 'weekly', startDate: '2026-11-04', startTime: '06:00' },
+      tz: 'UTC',
+      expected: 'weekly on Wednesday at 06:00 UTC, from 2026-11-04',
+    },
+    {
+      spec: { frequency: 'monthly', startDate: '2026-01-31', startTime: '10:00' },
+      tz: 'UTC',
+      expected: "monthly on day 31 (or the month's last day) at 10:00 UTC, from 2026-01-31",
+    },
+    {
+      spec: { frequency: 'monthly', startDate: '2026-01-15' },
+      tz: 'UTC',
+      expected: 'monthly on day 15 at 00:00 UTC, from 2026-01-15',
+    },
+    {
+      spec: { frequency: 'once', startDate: '2026-11-01', startTime: '02:00' },
+      tz: 'America/New_York',
+      expected: 'once at 2026-11-01 02:00 America/New_York',
+    },
   ])('$expected', ({ spec, tz, expected }) => {
     expect(describeSchedule(spec, tz)).toBe(expected);
   });
@@ -300,7 +481,9 @@ describe('validation', () => {
     expect(() => latestSlotAtOrBefore({ frequency: 'daily' }, 'Mars/Olympus', now)).toThrow(/timezone/);
     expect(() => latestSlotAtOrBefore({ frequency: 'daily', startTime: '24:00' }, 'UTC', now)).toThrow(/startTime/);
     expect(() => latestSlotAtOrBefore({ frequency: 'daily', startTime: '2:00' }, 'UTC', now)).toThrow(/startTime/);
-    expect(() => latestSlotAtOrBefore({ frequency: 'daily', startDate: '2026-02-30' }, 'UTC', now)).toThrow(/startDate/);
+    expect(() => latestSlotAtOrBefore({ frequency: 'daily', startDate: '2026-02-30' }, 'UTC', now)).toThrow(
+      /startDate/,
+    );
     expect(() => latestSlotAtOrBefore({ frequency: 'daily', endDate: '2026/12/01' }, 'UTC', now)).toThrow(/endDate/);
     expect(() => latestSlotAtOrBefore({ frequency: 'hourly' as never }, 'UTC', now)).toThrow(/frequency/);
     expect(() => latestSlotAtOrBefore({ frequency: 'toString' as never }, 'UTC', now)).toThrow(/frequency/);
@@ -311,7 +494,9 @@ describe('large ranges', () => {
   it('every3Hours from 2000-01-01 to 2026 answers arithmetically', () => {
     const spec: ScheduleSpec = { frequency: 'every3Hours', startDate: '2000-01-01' };
     const started = performance.now();
-    expect(iso(latestSlotAtOrBefore(spec, 'Europe/Berlin', d('2026-05-17T10:20:00Z')))).toBe('2026-05-17T10:00:00.000Z'); // 12:00 CEST
+    expect(iso(latestSlotAtOrBefore(spec, 'Europe/Berlin', d('2026-05-17T10:20:00Z')))).toBe(
+      '2026-05-17T10:00:00.000Z',
+    ); // 12:00 CEST
     expect(iso(nextSlotAfter(spec, 'Europe/Berlin', d('2026-05-17T10:20:00Z')))).toBe('2026-05-17T13:00:00.000Z');
     const all = slotsBetween(spec, 'Europe/Berlin', null, d('2026-05-17T10:20:00Z'));
     expect(all.length).toBe(1000);
@@ -329,7 +514,14 @@ describe('consistency across zones (property check)', () => {
     seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
     return seed / 2 ** 31;
   };
-  const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Asia/Kathmandu'];
+  const zones = [
+    'UTC',
+    'Europe/Berlin',
+    'America/New_York',
+    'Australia/Lord_Howe',
+    'America/Santiago',
+    'Asia/Kathmandu',
+  ];
   const specs: ScheduleSpec[] = [
     { frequency: 'every3Hours', startDate: '2025-01-01', startTime: '02:30' },
     { frequency: 'every8Hours', startTime: '00:00' },
@@ -345,7 +537,8 @@ describe('consistency across zones (property check)', () => {
         const to = d('2027-01-10T00:00:00Z');
         const listed = slotsBetween(spec, tz, from, to, 100_000);
         const stepped: Date[] = [];
-        for (let s = nextSlotAfter(spec, tz, from); s !== null && s <= to; s = nextSlotAfter(spec, tz, s)) stepped.push(s);
+        for (let s = nextSlotAfter(spec, tz, from); s !== null && s <= to; s = nextSlotAfter(spec, tz, s))
+          stepped.push(s);
         expect(isos(listed)).toEqual(isos(stepped));
         for (let i = 1; i < listed.length; i++) expect(listed[i]!.getTime()).toBeGreaterThan(listed[i - 1]!.getTime());
 

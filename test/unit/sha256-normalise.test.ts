@@ -7,7 +7,24 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { jsLowerTrim } from '../../src/engine/select-rows.js';
 import { literal } from '../../src/engine/sql.js';
 
-const SPACES = ['\t', '\n', '\v', '\f', '\r', ' ', '\u00a0', '\u1680', '\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff'];
+const SPACES = [
+  '\t',
+  '\n',
+  '\v',
+  '\f',
+  '\r',
+  ' ',
+  '\u00a0',
+  '\u1680',
+  '\u2000',
+  '\u200a',
+  '\u2028',
+  '\u2029',
+  '\u202f',
+  '\u205f',
+  '\u3000',
+  '\ufeff',
+];
 
 function samples(): string[] {
   const out: string[] = [];
@@ -27,9 +44,15 @@ describe('sha256 normalisation (trim + toLowerCase, as JavaScript does)', () => 
     const c = await db.connect();
     try {
       const values = samples();
-      await c.run(`CREATE TABLE t AS SELECT * FROM (VALUES ${values.map((v, i) => `(${i}, ${literal(v)})`).join(', ')}) v(i, x)`);
-      const rows = (await c.runAndReadAll(`SELECT i, ${jsLowerTrim('x')} AS y FROM t ORDER BY i`)).getRowObjectsJson() as { i: number; y: string }[];
-      const wrong = rows.filter((r) => r.y !== values[Number(r.i)]!.trim().toLowerCase()).map((r) => `${JSON.stringify(values[Number(r.i)])} → ${JSON.stringify(r.y)}`);
+      await c.run(
+        `CREATE TABLE t AS SELECT * FROM (VALUES ${values.map((v, i) => `(${i}, ${literal(v)})`).join(', ')}) v(i, x)`,
+      );
+      const rows = (
+        await c.runAndReadAll(`SELECT i, ${jsLowerTrim('x')} AS y FROM t ORDER BY i`)
+      ).getRowObjectsJson() as { i: number; y: string }[];
+      const wrong = rows
+        .filter((r) => r.y !== values[Number(r.i)]!.trim().toLowerCase())
+        .map((r) => `${JSON.stringify(values[Number(r.i)])} → ${JSON.stringify(r.y)}`);
       expect(wrong).toEqual([]);
       expect(rows.length).toBeGreaterThan(2500);
     } finally {

@@ -37,8 +37,20 @@ datasets:                          # schedules are in UTC: daily, every3Hours, e
 `;
 
 const SAMPLE_RECORDS = [
-  { orderId: 'o-1001', customer: 'ann@example.com', total: 42.5, items: [{ sku: 'A-1', qty: 2 }], placedAt: '2025-12-31T20:00:00Z' },
-  { orderId: 'o-1002', customer: 'bob@example.com', total: 7, items: [{ sku: 'B-7', qty: 1 }], placedAt: '2026-01-01T01:30:00Z' },
+  {
+    orderId: 'o-1001',
+    customer: 'ann@example.com',
+    total: 42.5,
+    items: [{ sku: 'A-1', qty: 2 }],
+    placedAt: '2025-12-31T20:00:00Z',
+  },
+  {
+    orderId: 'o-1002',
+    customer: 'bob@example.com',
+    total: 7,
+    items: [{ sku: 'B-7', qty: 1 }],
+    placedAt: '2026-01-01T01:30:00Z',
+  },
 ];
 
 export async function initDatasets(folder: string, reporter: Reporter): Promise<number> {
@@ -46,11 +58,25 @@ export async function initDatasets(folder: string, reporter: Reporter): Promise<
   const configFile = path.join(dir, CONFIG_NAME);
   const batchDir = path.join(dir, 'datasets', DATASET_ID, BATCH_ID);
   for (const file of [configFile, batchDir]) {
-    if (await access(file).then(() => true, () => false)) throw new ConfigError(`${file} already exists; audex init never overwrites. Run it in an empty folder or pass --dir`);
+    if (
+      await access(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new ConfigError(
+        `${file} already exists; audex init never overwrites. Run it in an empty folder or pass --dir`,
+      );
   }
   await mkdir(batchDir, { recursive: true });
-  await writeFile(path.join(batchDir, 'part-00000.ndjson'), SAMPLE_RECORDS.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  await writeFile(path.join(batchDir, '_batch.json'), `${JSON.stringify({ batchId: BATCH_ID, committedAt: '2026-01-01T02:00:00Z' }, null, 2)}\n`);
+  await writeFile(
+    path.join(batchDir, 'part-00000.ndjson'),
+    SAMPLE_RECORDS.map((r) => JSON.stringify(r)).join('\n') + '\n',
+  );
+  await writeFile(
+    path.join(batchDir, '_batch.json'),
+    `${JSON.stringify({ batchId: BATCH_ID, committedAt: '2026-01-01T02:00:00Z' }, null, 2)}\n`,
+  );
   await writeFile(configFile, STARTER_CONFIG);
   const shown = path.relative(process.cwd(), configFile) || CONFIG_NAME;
   reporter.out(

@@ -50,16 +50,34 @@ audiences:
 `;
 
 const SAMPLE_PROFILES = [
-  { profileId: 'p-1', identityMap: { email: [{ id: 'ann@example.com' }] }, person: { name: { firstName: 'Ann' } }, loyalty: { tier: 'gold' },
-    segmentMembership: { ups: { 'aud-sample': { status: 'realized', lastQualificationTime: '2025-12-31T20:00:00Z' } } } },
-  { profileId: 'p-2', identityMap: { email: [{ id: 'bob@example.com' }, { id: 'bob@work.example' }] }, person: { name: { firstName: 'Bob' } }, loyalty: { tier: 'silver' },
-    segmentMembership: { ups: { 'aud-sample': { status: 'existing', lastQualificationTime: '2025-11-02T08:00:00Z' } } } },
-  { profileId: 'p-3', identityMap: { email: [{ id: 'cy@example.com' }] }, person: { name: { firstName: 'Cy' } }, loyalty: { tier: 'gold' },
-    segmentMembership: { ups: { 'aud-sample': { status: 'exited', lastQualificationTime: '2025-12-30T10:00:00Z' } } } },
+  {
+    profileId: 'p-1',
+    identityMap: { email: [{ id: 'ann@example.com' }] },
+    person: { name: { firstName: 'Ann' } },
+    loyalty: { tier: 'gold' },
+    segmentMembership: { ups: { 'aud-sample': { status: 'realized', lastQualificationTime: '2025-12-31T20:00:00Z' } } },
+  },
+  {
+    profileId: 'p-2',
+    identityMap: { email: [{ id: 'bob@example.com' }, { id: 'bob@work.example' }] },
+    person: { name: { firstName: 'Bob' } },
+    loyalty: { tier: 'silver' },
+    segmentMembership: { ups: { 'aud-sample': { status: 'existing', lastQualificationTime: '2025-11-02T08:00:00Z' } } },
+  },
+  {
+    profileId: 'p-3',
+    identityMap: { email: [{ id: 'cy@example.com' }] },
+    person: { name: { firstName: 'Cy' } },
+    loyalty: { tier: 'gold' },
+    segmentMembership: { ups: { 'aud-sample': { status: 'exited', lastQualificationTime: '2025-12-30T10:00:00Z' } } },
+  },
 ];
 
 async function exists(file: string): Promise<boolean> {
-  return access(file).then(() => true, () => false);
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 export async function initCommand(flags: InitFlags, reporter: Reporter): Promise<number> {
@@ -68,10 +86,16 @@ export async function initCommand(flags: InitFlags, reporter: Reporter): Promise
   const configFile = path.join(dir, CONFIG_NAME);
   const snapshotDir = path.join(dir, 'snapshots', SNAPSHOT_ID);
   for (const file of [configFile, snapshotDir]) {
-    if (await exists(file)) throw new ConfigError(`${file} already exists; audex init never overwrites. Run it in an empty folder or pass --dir`);
+    if (await exists(file))
+      throw new ConfigError(
+        `${file} already exists; audex init never overwrites. Run it in an empty folder or pass --dir`,
+      );
   }
   await mkdir(path.join(snapshotDir, 'profiles'), { recursive: true });
-  await writeFile(path.join(snapshotDir, 'profiles', 'part-00000.ndjson'), SAMPLE_PROFILES.map((p) => JSON.stringify(p)).join('\n') + '\n');
+  await writeFile(
+    path.join(snapshotDir, 'profiles', 'part-00000.ndjson'),
+    SAMPLE_PROFILES.map((p) => JSON.stringify(p)).join('\n') + '\n',
+  );
   await writeFile(
     path.join(snapshotDir, '_snapshot.json'),
     `${JSON.stringify({ snapshotId: SNAPSHOT_ID, evaluatedAt: '2026-01-01T05:00:00Z', audiences: [{ id: 'aud-sample', name: 'Sample Audience', profileType: 'person' }] }, null, 2)}\n`,

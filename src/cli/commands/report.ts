@@ -29,7 +29,9 @@ async function readChartLibrary(): Promise<{ script: string; style: string }> {
     ]);
     return { script, style };
   } catch (error) {
-    throw new StorageError(`cannot read the chart library uPlot that the report inlines (${(error as Error).message}); reinstall audex (npm install)`);
+    throw new StorageError(
+      `cannot read the chart library uPlot that the report inlines (${(error as Error).message}); reinstall audex (npm install)`,
+    );
   }
 }
 
@@ -38,7 +40,8 @@ export async function reportCommand(flags: ReportFlags, reporter: Reporter): Pro
     return await writeReport(flags, reporter);
   } catch (error) {
     // --json prints one object on every outcome; main.ts still reports the error and sets the exit code.
-    if (flags.json) reporter.out(JSON.stringify({ error: { exitCode: exitCodeOf(error), message: messageOf(error) } }, null, 2));
+    if (flags.json)
+      reporter.out(JSON.stringify({ error: { exitCode: exitCodeOf(error), message: messageOf(error) } }, null, 2));
     throw error;
   }
 }
@@ -52,14 +55,21 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
   for (const config of configs) {
     const { dataflow } = config;
     reporter.progress(`${dataflow.id}: reading run history and status`);
-    const state = new StateStore(config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state);
+    const state = new StateStore(
+      config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state,
+    );
     const history = await state.readHistory();
     dataflows.push({
       id: dataflow.id,
       name: dataflow.name,
       lockHolder: await readLockHolder(state.storage, new Date()),
       // Dataset dataflows (README "Export datasets"): their runs are in the history; the status section is per audience.
-      audiences: config.kind === 'datasets' ? [] : config.kind === 'http' ? await readHttpAudienceStatus(config, state, history) : await readAudienceStatuses(config, state, history, now),
+      audiences:
+        config.kind === 'datasets'
+          ? []
+          : config.kind === 'http'
+            ? await readHttpAudienceStatus(config, state, history)
+            : await readAudienceStatuses(config, state, history, now),
       history,
     });
   }
@@ -72,7 +82,9 @@ async function writeReport(flags: ReportFlags, reporter: Reporter): Promise<numb
     await rename(temp, out);
   } catch (error) {
     await rm(temp, { force: true });
-    throw new StorageError(`cannot write the report to ${out}: ${(error as Error).message}; check that the folder is writable, or choose another --out`);
+    throw new StorageError(
+      `cannot write the report to ${out}: ${(error as Error).message}; check that the folder is writable, or choose another --out`,
+    );
   }
   const bytes = Buffer.byteLength(html);
   const runs = dataflows.map((df) => ({

@@ -23,7 +23,14 @@ export async function resetCommand(flags: ResetFlags, reporter: Reporter): Promi
     return await resetOne(flags, reporter);
   } catch (error) {
     // --json prints one object on every outcome; main.ts still reports the error and sets the exit code.
-    if (flags.json) reporter.out(JSON.stringify({ audienceId: flags.audience, error: { exitCode: exitCodeOf(error), message: messageOf(error) } }, null, 2));
+    if (flags.json)
+      reporter.out(
+        JSON.stringify(
+          { audienceId: flags.audience, error: { exitCode: exitCodeOf(error), message: messageOf(error) } },
+          null,
+          2,
+        ),
+      );
     throw error;
   }
 }
@@ -31,11 +38,20 @@ export async function resetCommand(flags: ResetFlags, reporter: Reporter): Promi
 async function resetOne(flags: ResetFlags, reporter: Reporter): Promise<number> {
   const now = flags.at ?? new Date();
   const config = await loadConfig(flags.config);
-  if (config.kind === 'datasets') throw new ConfigError(`dataflow ${config.dataflow.id} exports datasets (${config.file}); audex reset is for incremental audiences`);
-  if (config.kind === 'http') throw new ConfigError(`dataflow ${config.dataflow.id} sends to an HTTP endpoint (${config.file}); audex reset is for incremental file audiences`);
+  if (config.kind === 'datasets')
+    throw new ConfigError(
+      `dataflow ${config.dataflow.id} exports datasets (${config.file}); audex reset is for incremental audiences`,
+    );
+  if (config.kind === 'http')
+    throw new ConfigError(
+      `dataflow ${config.dataflow.id} sends to an HTTP endpoint (${config.file}); audex reset is for incremental file audiences`,
+    );
   const { dataflow } = config;
   const audience = dataflow.audiences.find((a) => a.id === flags.audience);
-  if (!audience) throw new ConfigError(`--audience ${flags.audience}: not mapped in dataflow ${dataflow.id} (${config.file}); mapped: ${dataflow.audiences.map((a) => a.id).join(', ')}`);
+  if (!audience)
+    throw new ConfigError(
+      `--audience ${flags.audience}: not mapped in dataflow ${dataflow.id} (${config.file}); mapped: ${dataflow.audiences.map((a) => a.id).join(', ')}`,
+    );
   const scratchDir = await createScratchDir('reset');
   let lease: Lease = NO_LOCK;
   try {
@@ -45,10 +61,17 @@ async function resetOne(flags: ResetFlags, reporter: Reporter): Promise<number> 
       lease = await acquireLock(locations.state, dataflow.id, new Date());
     } catch (error) {
       if (!(error instanceof RunFailedError)) throw error;
-      throw new RunFailedError(`cannot reset ${flags.audience} while a run holds the dataflow lock; nothing was reset. ${messageOf(error).replace(/; nothing was exported/, '')}`);
+      throw new RunFailedError(
+        `cannot reset ${flags.audience} while a run holds the dataflow lock; nothing was reset. ${messageOf(error).replace(/; nothing was exported/, '')}`,
+      );
     }
     const record = await resetAudience(state, {
-      dataflowId: dataflow.id, audienceId: audience.id, mode: audience.mode, now, ...whoAsked(), assertLockHeld: () => lease.assertHeld(),
+      dataflowId: dataflow.id,
+      audienceId: audience.id,
+      mode: audience.mode,
+      now,
+      ...whoAsked(),
+      assertLockHeld: () => lease.assertHeld(),
       ...(flags.to ? { to: flags.to } : {}),
       countBaseline: async (key) => {
         const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), threads: 1 });
@@ -59,9 +82,20 @@ async function resetOne(flags: ResetFlags, reporter: Reporter): Promise<number> 
         }
       },
     });
-    if (flags.json) reporter.out(JSON.stringify({ dataflowId: dataflow.id, at: now.toISOString(), audienceId: audience.id, reset: record }, null, 2));
-    else if (!record) reporter.out(`${audience.id}: never exported; its next run is a full backfill already (nothing to reset)`);
-    else reporter.out(`${audience.id}: ${record.note}. Recorded in the history as run ${record.runId}; the cursor set aside is kept in that record`);
+    if (flags.json)
+      reporter.out(
+        JSON.stringify(
+          { dataflowId: dataflow.id, at: now.toISOString(), audienceId: audience.id, reset: record },
+          null,
+          2,
+        ),
+      );
+    else if (!record)
+      reporter.out(`${audience.id}: never exported; its next run is a full backfill already (nothing to reset)`);
+    else
+      reporter.out(
+        `${audience.id}: ${record.note}. Recorded in the history as run ${record.runId}; the cursor set aside is kept in that record`,
+      );
     return 0;
   } finally {
     await lease.release();

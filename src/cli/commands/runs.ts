@@ -14,7 +14,9 @@ export async function runsCommand(flags: RunsFlags, reporter: Reporter): Promise
   const config = await loadConfig(flags.config);
   reporter.context['dataflowId'] = config.dataflow.id;
   // Only the records shown are read: the newest month folders first, filtered on names.
-  const runs = await new StateStore(config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state).readHistory({
+  const runs = await new StateStore(
+    config.kind === 'http' ? openHttpLocations(config).state : openLocations(config).state,
+  ).readHistory({
     limit,
     ...(since ? { since } : {}),
     ...(flags.audience ? { audienceId: flags.audience } : {}),
@@ -40,5 +42,12 @@ function formatRuns(runs: RunRecord[]): string {
   ]);
   const header = ['logical time', 'audience', 'mode', 'trigger', 'status', 'rows', 'files', 'took', 'run id', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -19,7 +19,13 @@ export interface AudienceStatus {
   audienceId: string;
   mode: string;
   schedule: string;
-  lastSuccess: { runId: string; logicalTime: string; snapshotId: string | null; rowsWritten: number; files: number } | null;
+  lastSuccess: {
+    runId: string;
+    logicalTime: string;
+    snapshotId: string | null;
+    rowsWritten: number;
+    files: number;
+  } | null;
   nextSlot: string | null;
   baselineSize: number | null;
   /** Baselines kept in the state location (the current one and older ones, for `audex reset --to`); null where the kind keeps no per-audience baselines (HTTP). */
@@ -39,7 +45,10 @@ interface LatestRuns {
 function latestIn(history: RunRecord[], audienceId: string): LatestRuns {
   const mine = history.filter((r) => r.audienceId === audienceId);
   const success = mine.find((r) => r.status === 'success');
-  return { success, failed: mine.find((r) => r.status === 'failed' && (!success || r.logicalTime >= success.logicalTime)) };
+  return {
+    success,
+    failed: mine.find((r) => r.status === 'failed' && (!success || r.logicalTime >= success.logicalTime)),
+  };
 }
 
 /**
@@ -51,7 +60,12 @@ function latestIn(history: RunRecord[], audienceId: string): LatestRuns {
  */
 async function readLatestRuns(state: StateStore, audienceIds: string[]): Promise<Map<string, LatestRuns>> {
   type Found = HistoryEntry | RunRecord;
-  const found = new Map(audienceIds.map((id) => [id, { success: undefined as Found | undefined, failed: undefined as Found | undefined, stamp: '' }]));
+  const found = new Map(
+    audienceIds.map((id) => [
+      id,
+      { success: undefined as Found | undefined, failed: undefined as Found | undefined, stamp: '' },
+    ]),
+  );
   const byTag = new Map(audienceIds.map((id) => [audienceTag(id), id]));
   const note = (audienceId: string, status: string | undefined, item: Found, stamp: string) => {
     const mine = found.get(audienceId);
@@ -71,17 +85,28 @@ async function readLatestRuns(state: StateStore, audienceIds: string[]): Promise
   const read = async (item: Found | undefined): Promise<RunRecord | undefined> =>
     item === undefined || 'counts' in item ? item : ((await state.readHistoryRecord(item)) ?? undefined);
   const latest = new Map<string, LatestRuns>();
-  await Promise.all(audienceIds.map(async (id) => {
-    const f = found.get(id)!;
-    const [success, failed] = await Promise.all([read(f.success), read(f.failed)]);
-    // Stamps are whole seconds: the failure must not be older than the success.
-    latest.set(id, { success, failed: failed && (!success || failed.logicalTime >= success.logicalTime) ? failed : undefined });
-  }));
+  await Promise.all(
+    audienceIds.map(async (id) => {
+      const f = found.get(id)!;
+      const [success, failed] = await Promise.all([read(f.success), read(f.failed)]);
+      // Stamps are whole seconds: the failure must not be older than the success.
+      latest.set(id, {
+        success,
+        failed: failed && (!success || failed.logicalTime >= success.logicalTime) ? failed : undefined,
+      });
+    }),
+  );
   return latest;
 }
 
-async function readStateSize(state: StateStore, audienceId: string, cursorSizes: Map<string, number>): Promise<{ keptBaselines: number; stateBytes: number }> {
-  const baselines = [...(await state.storage.listSizes(stateKeys.baselinePrefix(audienceId)))].filter(([k]) => k.endsWith('.parquet'));
+async function readStateSize(
+  state: StateStore,
+  audienceId: string,
+  cursorSizes: Map<string, number>,
+): Promise<{ keptBaselines: number; stateBytes: number }> {
+  const baselines = [...(await state.storage.listSizes(stateKeys.baselinePrefix(audienceId)))].filter(([k]) =>
+    k.endsWith('.parquet'),
+  );
   const cursor = cursorSizes.get(stateKeys.cursor(audienceId)) ?? 0;
   return { keptBaselines: baselines.length, stateBytes: cursor + baselines.reduce((sum, [, size]) => sum + size, 0) };
 }
@@ -97,9 +122,16 @@ async function statusOne(flags: StatusFlags & { config: string }, reporter: Repo
   if (config.kind === 'datasets') return statusDatasets(config, { now, json: flags.json }, reporter);
   if (config.kind === 'http') return (await import('./http.js')).httpStatusCommand(config, flags, reporter);
   const state = new StateStore(openLocations(config).state);
-  const [audiences, lockHolder] = await Promise.all([readAudienceStatuses(config, state, null, now), readLockHolder(state.storage, new Date())]);
+  const [audiences, lockHolder] = await Promise.all([
+    readAudienceStatuses(config, state, null, now),
+    readLockHolder(state.storage, new Date()),
+  ]);
   const dataflowId = config.dataflow.id;
-  reporter.out(flags.json ? JSON.stringify({ dataflowId, at: now.toISOString(), lockHolder, audiences }, null, 2) : formatStatus(dataflowId, now, audiences, lockHolder));
+  reporter.out(
+    flags.json
+      ? JSON.stringify({ dataflowId, at: now.toISOString(), lockHolder, audiences }, null, 2)
+      : formatStatus(dataflowId, now, audiences, lockHolder),
+  );
   return 0;
 }
 
@@ -108,12 +140,20 @@ async function statusOne(flags: StatusFlags & { config: string }, reporter: Repo
  * dataflow's records already read (the report has them); null: only the newest records
  * needed are read (see readLatestRuns).
  */
-export async function readAudienceStatuses(config: LoadedConfig, state: StateStore, history: RunRecord[] | null, now: Date): Promise<AudienceStatus[]> {
+export async function readAudienceStatuses(
+  config: LoadedConfig,
+  state: StateStore,
+  history: RunRecord[] | null,
+  now: Date,
+): Promise<AudienceStatus[]> {
   const { dataflow } = config;
   const ids = dataflow.audiences.map((a) => a.id);
   // Independent reads, side by side (round trips on S3).
   const [cursors, pending, found, cursorSizes] = await Promise.all([
-    readCursors(state, ids), state.listPending(), history ? null : readLatestRuns(state, ids), state.storage.listSizes(stateKeys.cursorPrefix),
+    readCursors(state, ids),
+    state.listPending(),
+    history ? null : readLatestRuns(state, ids),
+    state.storage.listSizes(stateKeys.cursorPrefix),
   ]);
   const latest = (audienceId: string): LatestRuns => found?.get(audienceId) ?? latestIn(history ?? [], audienceId);
   const sizes = await Promise.all(ids.map((id) => readStateSize(state, id, cursorSizes)));
@@ -124,11 +164,26 @@ export async function readAudienceStatuses(config: LoadedConfig, state: StateSto
     return {
       audienceId: a.id,
       mode: a.mode,
-      schedule: afterEvaluation ? 'after each new snapshot evaluation' : describeSchedule(a.schedule, dataflow.timezone),
+      schedule: afterEvaluation
+        ? 'after each new snapshot evaluation'
+        : describeSchedule(a.schedule, dataflow.timezone),
       lastSuccess: success
-        ? { runId: success.runId, logicalTime: success.logicalTime, snapshotId: success.snapshotId, rowsWritten: success.counts.rowsWritten, files: success.files.length }
+        ? {
+            runId: success.runId,
+            logicalTime: success.logicalTime,
+            snapshotId: success.snapshotId,
+            rowsWritten: success.counts.rowsWritten,
+            files: success.files.length,
+          }
         : null,
-      nextSlot: afterEvaluation ? null : (nextExportSlot(a.schedule, dataflow.timezone, now, cursor ? new Date(cursor.lastSlot) : null)?.toISOString() ?? null),
+      nextSlot: afterEvaluation
+        ? null
+        : (nextExportSlot(
+            a.schedule,
+            dataflow.timezone,
+            now,
+            cursor ? new Date(cursor.lastSlot) : null,
+          )?.toISOString() ?? null),
       baselineSize: cursor?.baselineSize ?? null,
       ...sizes[i]!,
       pendingRun: pending.find((p) => p.audienceId === a.id)?.runId ?? null,
@@ -146,11 +201,20 @@ function formatStatus(dataflowId: string, now: Date, audiences: AudienceStatus[]
       `    last success: ${a.lastSuccess ? `${a.lastSuccess.logicalTime} run ${a.lastSuccess.runId}, ${a.lastSuccess.rowsWritten} rows in ${a.lastSuccess.files} file(s), snapshot ${a.lastSuccess.snapshotId}` : 'never'}`,
     );
     const due = a.nextSlot !== null && a.nextSlot <= now.toISOString() ? ' (due now)' : '';
-    lines.push(`    next slot:    ${a.nextSlot ? `${a.nextSlot}${due}` : a.schedule.startsWith('after') ? 'the next snapshot' : 'none (schedule ended)'}`);
-    if (a.mode === 'incremental') lines.push(`    baseline:     ${a.baselineSize === null ? 'none yet (the first run is a full backfill)' : `${a.baselineSize} profiles`}`);
-    if (a.stateBytes !== null && a.keptBaselines !== null && (a.mode === 'incremental' || a.keptBaselines > 0)) lines.push(`    state:        ${formatBytes(a.stateBytes)}, ${a.keptBaselines} baseline(s) kept`);
+    lines.push(
+      `    next slot:    ${a.nextSlot ? `${a.nextSlot}${due}` : a.schedule.startsWith('after') ? 'the next snapshot' : 'none (schedule ended)'}`,
+    );
+    if (a.mode === 'incremental')
+      lines.push(
+        `    baseline:     ${a.baselineSize === null ? 'none yet (the first run is a full backfill)' : `${a.baselineSize} profiles`}`,
+      );
+    if (a.stateBytes !== null && a.keptBaselines !== null && (a.mode === 'incremental' || a.keptBaselines > 0))
+      lines.push(`    state:        ${formatBytes(a.stateBytes)}, ${a.keptBaselines} baseline(s) kept`);
     if (a.pendingRun) lines.push(`    interrupted:  run ${a.pendingRun} will be finished by the next \`audex run\``);
-    if (a.lastError) lines.push(`    last error:   ${a.lastError.logicalTime} run ${a.lastError.runId}: ${a.lastError.error.split('\n')[0]}`);
+    if (a.lastError)
+      lines.push(
+        `    last error:   ${a.lastError.logicalTime} run ${a.lastError.runId}: ${a.lastError.error.split('\n')[0]}`,
+      );
   }
   return lines.join('\n');
 }

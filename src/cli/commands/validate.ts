@@ -25,7 +25,13 @@ interface SnapshotCheck {
   snapshotId: string;
   profiles: number;
   badRecords: number;
-  audiences: { id: string; name: string | null; profileType: string | null; activeMembers: number | null; badRecords: number }[];
+  audiences: {
+    id: string;
+    name: string | null;
+    profileType: string | null;
+    activeMembers: number | null;
+    badRecords: number;
+  }[];
   /** The input does not fit the config (exit 4). */
   errors: string[];
   /** The config does not fit the input's audiences, e.g. incremental on a prospect audience (exit 2). */
@@ -52,19 +58,27 @@ function levelsNeeded(schedule: Dataflow['audiences'][number]['schedule']): Time
 /** Runs whose names differ by less than their schedule's period overwrite each other's files. */
 function overwriteWarnings(dataflow: Dataflow): string[] {
   const { levels, literalPatterns } = findTimeResolution(dataflow.folderPath, dataflow.fileName);
-  const warnings = literalPatterns.map((p) => `fileName: ${p} holds no date/time letter (YYYY, MM, dd, HH, mm, ss), so it is written literally and tells no two runs apart`);
+  const warnings = literalPatterns.map(
+    (p) =>
+      `fileName: ${p} holds no date/time letter (YYYY, MM, dd, HH, mm, ss), so it is written literally and tells no two runs apart`,
+  );
   if (levels === 'unique' || levels.size === 0) return warnings;
   const missing = (needed: readonly TimeLevel[]) => needed.filter((l) => !levels.has(l));
-  const overwrites = 'each such run overwrites the file of an earlier run, whose manifest then describes a file that is gone';
+  const overwrites =
+    'each such run overwrites the file of an earlier run, whose manifest then describes a file that is gone';
   dataflow.audiences.forEach((a, i) => {
     const lacking = missing(levelsNeeded(a.schedule));
     if (lacking.length === 0) return;
     const when = a.schedule.trigger === 'afterEvaluation' ? 'after each evaluation' : a.schedule.frequency;
-    warnings.push(`fileName: folderPath and fileName do not write the ${lacking.join(', ')} of the run time, but audiences[${i}] (${a.id}) runs ${when}: ${overwrites}. Add the missing letters to %DATETIME(...)%, or use %TIMESTAMP% or %RUN_ID%`);
+    warnings.push(
+      `fileName: folderPath and fileName do not write the ${lacking.join(', ')} of the run time, but audiences[${i}] (${a.id}) runs ${when}: ${overwrites}. Add the missing letters to %DATETIME(...)%, or use %TIMESTAMP% or %RUN_ID%`,
+    );
   });
   const lacking = missing(TIME_LEVELS);
   if (lacking.length > 0) {
-    warnings.push(`fileName: folderPath and fileName do not write the ${lacking.join(', ')} of the run time, so an export-now run can get the name of a scheduled run (or of another export-now): ${overwrites}. Use %DATETIME(YYYYMMdd_HHmmss)%, %TIMESTAMP% or %RUN_ID% to keep every run's file`);
+    warnings.push(
+      `fileName: folderPath and fileName do not write the ${lacking.join(', ')} of the run time, so an export-now run can get the name of a scheduled run (or of another export-now): ${overwrites}. Use %DATETIME(YYYYMMdd_HHmmss)%, %TIMESTAMP% or %RUN_ID% to keep every run's file`,
+    );
   }
   return warnings;
 }
@@ -76,7 +90,9 @@ export function configWarnings(dataflow: Dataflow): string[] {
   const statusMapped = dataflow.mapping.some((m) => m.source === 'segmentMembership.status');
   dataflow.audiences.forEach((a, i) => {
     if (a.mode === 'incremental' && !statusMapped) {
-      warnings.push(`audiences[${i}]: ${a.id} is incremental but segmentMembership.status is not mapped, so exits are counted (exitsOmitted) but not written`);
+      warnings.push(
+        `audiences[${i}]: ${a.id} is incremental but segmentMembership.status is not mapped, so exits are counted (exitsOmitted) but not written`,
+      );
     }
   });
   return warnings;
@@ -91,7 +107,10 @@ async function validateOne(flags: ValidateFlags & { config: string }, reporter: 
   const loaded = await loadConfig(flags.config);
   if (loaded.kind === 'datasets') {
     Object.assign(reporter.context, { config: loaded.file, dataflowId: loaded.dataflow.id });
-    if (flags.snapshot !== undefined) throw new ConfigError(`dataflow ${loaded.dataflow.id} exports datasets, which have no snapshots; run \`audex validate\` without --snapshot (it lists the complete batches), or \`audex plan\` to read them`);
+    if (flags.snapshot !== undefined)
+      throw new ConfigError(
+        `dataflow ${loaded.dataflow.id} exports datasets, which have no snapshots; run \`audex validate\` without --snapshot (it lists the complete batches), or \`audex plan\` to read them`,
+      );
     return validateDatasets(loaded, { json: flags.json }, reporter);
   }
   if (loaded.kind === 'http') return (await import('./http.js')).httpValidateCommand(loaded, flags, reporter);
@@ -100,29 +119,56 @@ async function validateOne(flags: ValidateFlags & { config: string }, reporter: 
   const { dataflow } = config;
   Object.assign(reporter.context, { config: config.file, dataflowId: dataflow.id });
   const warnings = configWarnings(dataflow);
-  const snapshot = flags.snapshot === undefined ? null : await checkSnapshot(config, flags.snapshot, maxBadRecords, memoryLimit, reporter, warnings);
+  const snapshot =
+    flags.snapshot === undefined
+      ? null
+      : await checkSnapshot(config, flags.snapshot, maxBadRecords, memoryLimit, reporter, warnings);
   const metadata = flags.snapshot === undefined ? await checkMetadata(config, warnings) : null;
   const problems = snapshot ? [...snapshot.configErrors, ...snapshot.errors] : [];
   const configErrors = [...(snapshot?.configErrors ?? []), ...(metadata?.configErrors ?? [])];
-  const failure = configErrors.length ? new ConfigError(configErrors) : snapshot?.errors.length ? new BadInputError(snapshot.errors.join('\n')) : null;
-  const shown = snapshot && { snapshotId: snapshot.snapshotId, profiles: snapshot.profiles, badRecords: snapshot.badRecords, audiences: snapshot.audiences, errors: problems };
+  const failure = configErrors.length
+    ? new ConfigError(configErrors)
+    : snapshot?.errors.length
+      ? new BadInputError(snapshot.errors.join('\n'))
+      : null;
+  const shown = snapshot && {
+    snapshotId: snapshot.snapshotId,
+    profiles: snapshot.profiles,
+    badRecords: snapshot.badRecords,
+    audiences: snapshot.audiences,
+    errors: problems,
+  };
   const result = {
-    valid: failure === null, config: config.file, dataflowId: dataflow.id, warnings, snapshot: shown,
+    valid: failure === null,
+    config: config.file,
+    dataflowId: dataflow.id,
+    warnings,
+    snapshot: shown,
     ...(metadata ? { latestSnapshot: metadata.latest } : {}),
     ...(failure ? { error: { exitCode: failure.exitCode, message: failure.message } } : {}),
   };
   if (flags.json) reporter.out(JSON.stringify(result, null, 2));
   else {
-    const lines = [`config ${config.file}: ${failure ? 'INVALID' : 'valid'} (dataflow ${dataflow.id}, ${dataflow.audiences.length} audience(s))`];
+    const lines = [
+      `config ${config.file}: ${failure ? 'INVALID' : 'valid'} (dataflow ${dataflow.id}, ${dataflow.audiences.length} audience(s))`,
+    ];
     for (const w of warnings) lines.push(`  warning: ${w}`);
     if (metadata) {
-      lines.push(metadata.latest ? `latest complete snapshot ${metadata.latest} (metadata checked; use --snapshot ${metadata.latest} to read its profiles too)` : metadata.note);
+      lines.push(
+        metadata.latest
+          ? `latest complete snapshot ${metadata.latest} (metadata checked; use --snapshot ${metadata.latest} to read its profiles too)`
+          : metadata.note,
+      );
       for (const e of metadata.configErrors) lines.push(`  error: ${e}`);
     }
     if (snapshot) {
-      lines.push(`snapshot ${snapshot.snapshotId}: ${snapshot.profiles} profiles, ${snapshot.badRecords} bad record(s)`);
+      lines.push(
+        `snapshot ${snapshot.snapshotId}: ${snapshot.profiles} profiles, ${snapshot.badRecords} bad record(s)`,
+      );
       for (const a of snapshot.audiences) {
-        lines.push(`  ${a.id}${a.name ? ` "${a.name}" (${a.profileType})` : ''}: ${a.activeMembers === null ? 'not in this snapshot' : `${a.activeMembers} active members`}${a.badRecords ? `, ${a.badRecords} bad entries` : ''}`);
+        lines.push(
+          `  ${a.id}${a.name ? ` "${a.name}" (${a.profileType})` : ''}: ${a.activeMembers === null ? 'not in this snapshot' : `${a.activeMembers} active members`}${a.badRecords ? `, ${a.badRecords} bad entries` : ''}`,
+        );
       }
       for (const e of problems) lines.push(`  error: ${e}`);
     }
@@ -138,8 +184,14 @@ function audienceProblems(dataflow: Dataflow, info: SnapshotInfo): { missing: st
   const configErrors: string[] = [];
   dataflow.audiences.forEach((a, i) => {
     const known = info.audiences.find((s) => s.id === a.id);
-    if (!known) missing.push(`audiences[${i}].id: ${a.id} is not in snapshot ${info.snapshotId} (its audiences: ${info.audiences.map((s) => s.id).join(', ') || 'none'})`);
-    else if (known.profileType === 'prospect' && a.mode === 'incremental') configErrors.push(`audiences[${i}].mode: ${a.id} is a prospect audience; prospect audiences export full files only`);
+    if (!known)
+      missing.push(
+        `audiences[${i}].id: ${a.id} is not in snapshot ${info.snapshotId} (its audiences: ${info.audiences.map((s) => s.id).join(', ') || 'none'})`,
+      );
+    else if (known.profileType === 'prospect' && a.mode === 'incremental')
+      configErrors.push(
+        `audiences[${i}].mode: ${a.id} is a prospect audience; prospect audiences export full files only`,
+      );
   });
   return { missing, configErrors };
 }
@@ -148,16 +200,30 @@ function audienceProblems(dataflow: Dataflow, info: SnapshotInfo): { missing: st
  * Without --snapshot: the latest complete snapshot's metadata (its _snapshot.json, never
  * the profiles), when the source can be read, for the config errors only it reveals.
  */
-async function checkMetadata(config: LoadedConfig, warnings: string[]): Promise<{ latest: string | null; note: string; configErrors: string[] }> {
+async function checkMetadata(
+  config: LoadedConfig,
+  warnings: string[],
+): Promise<{ latest: string | null; note: string; configErrors: string[] }> {
   const { source } = openLocations(config);
   let snapshots: SnapshotInfo[];
   try {
-    snapshots = await listSnapshots(source, (b) => warnings.push(`snapshot folder ${b.folder} is skipped: ${b.message}`));
+    snapshots = await listSnapshots(source, (b) =>
+      warnings.push(`snapshot folder ${b.folder} is skipped: ${b.message}`),
+    );
   } catch (error) {
-    return { latest: null, note: `the snapshot source ${source.root} could not be read (${messageOf(error)}); the config was checked alone`, configErrors: [] };
+    return {
+      latest: null,
+      note: `the snapshot source ${source.root} could not be read (${messageOf(error)}); the config was checked alone`,
+      configErrors: [],
+    };
   }
   const latest = pickSnapshot(snapshots, new Date());
-  if (!latest) return { latest: null, note: `no complete snapshot under ${source.root} yet; the config was checked alone`, configErrors: [] };
+  if (!latest)
+    return {
+      latest: null,
+      note: `no complete snapshot under ${source.root} yet; the config was checked alone`,
+      configErrors: [],
+    };
   const { missing, configErrors } = audienceProblems(config.dataflow, latest);
   return { latest: latest.snapshotId, note: '', configErrors: [...missing, ...configErrors] };
 }
@@ -178,7 +244,10 @@ async function checkSnapshot(
     if (b.folder === id || b.snapshotId === id) throw new BadInputError(b.message);
     warnings.push(`snapshot folder ${b.folder} is skipped: ${b.message}`);
   }
-  if (!info) throw new BadInputError(`snapshot ${id} was not found under ${source.root} (or has no _snapshot.json yet); check the id with \`ls\` or your producer's logs`);
+  if (!info)
+    throw new BadInputError(
+      `snapshot ${id} was not found under ${source.root} (or has no _snapshot.json yet); check the id with \`ls\` or your producer's logs`,
+    );
   const shape = buildShape(dataflow);
   const scratchDir = await createScratchDir('validate');
   const engine = await openEngine({ tempDirectory: path.join(scratchDir, 'spill'), memoryLimit });
@@ -193,11 +262,30 @@ async function checkSnapshot(
       const bad = badRecordsFor(loaded, a.id);
       if (bad.length > maxBadRecords) {
         const more = bad.length > 10 ? [`    … and ${bad.length - 10} more`] : [];
-        errors.push([`${a.id}: ${bad.length} bad record(s), more than --max-bad-records ${maxBadRecords}:`, ...bad.slice(0, 10).map((b) => `    ${b.file}:${b.line}: ${b.reason}`), ...more].join('\n'));
+        errors.push(
+          [
+            `${a.id}: ${bad.length} bad record(s), more than --max-bad-records ${maxBadRecords}:`,
+            ...bad.slice(0, 10).map((b) => `    ${b.file}:${b.line}: ${b.reason}`),
+            ...more,
+          ].join('\n'),
+        );
       }
-      return { id: a.id, name: known?.name ?? null, profileType: known?.profileType ?? null, activeMembers: known ? Number(members?.[`m${i}`] ?? 0) : null, badRecords: bad.length - loaded.badRecords.length };
+      return {
+        id: a.id,
+        name: known?.name ?? null,
+        profileType: known?.profileType ?? null,
+        activeMembers: known ? Number(members?.[`m${i}`] ?? 0) : null,
+        badRecords: bad.length - loaded.badRecords.length,
+      };
     });
-    return { snapshotId: info.snapshotId, profiles: loaded.profiles, badRecords: loaded.badRecords.length, audiences, errors, configErrors };
+    return {
+      snapshotId: info.snapshotId,
+      profiles: loaded.profiles,
+      badRecords: loaded.badRecords.length,
+      audiences,
+      errors,
+      configErrors,
+    };
   } finally {
     engine.close();
     await rm(scratchDir, { recursive: true, force: true });
