@@ -27,7 +27,7 @@ import { joinKey, type StorageBackend } from '../storage/backend.js';
 import type { Lease } from '../state/lock.js';
 import { DEFAULT_KEEP_BASELINES } from '../state/state-store.js';
 import type { StateStore } from '../state/state-store.js';
-import type { PendingRun, RunCounts, RunFile, RunRecord } from '../state/records.js';
+import type { PendingRun, RunCounts, RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
 import { fileSystemErrorOf } from '../storage/local.js';
 import { resolveRunNames } from './run-names.js';
@@ -108,72 +108,12 @@ async function writeRun(
   attempt: { published: boolean },
   started: number,
 ): Promise<RunRecord> {
-  const { dataflow, destination, state } = ctx;
-  const names = resolveRunNames(dataflow, run);
-  const { folder, baseName, ext } = names;
-  const counts: RunCounts = selected.counts;
-
-  const keyOf = names.partKey;
-  const contentType = formatOf(dataflow.format).contentType[dataflow.format.compression];
-  const { encryption } = ctx;
-  // Encrypted: the plain parts are written into the run's scratch folder (never to the
-  // destination), and each is encrypted into the destination's staging right before it is published.
-  const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
-  const written = await writeParts(
-    selected.rows,
-    dataflow.format,
-    encryption ? plainPath : (n) => destination.stage(keyOf(n)),
-    ctx.scratchDir,
-  );
-  const parts: WrittenPart[] = [];
-  if (written.length > 0 && !attempt.published) {
-    attempt.published = pending.published = true;
-    ctx.lease.assertHeld();
-    await state.writePending(pending);
-  }
-  for (const part of written) {
-    const key = keyOf(part.partNumber);
-    const staged = encryption
-      ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key))
-      : part;
-    await destination.publish(staged.path, key, encryption ? ENCRYPTED_CONTENT_TYPE : contentType);
-    parts.push(staged);
-    crashPoint('after-part');
-  }
-  await removeExtraParts(destination, folder, baseName, ext, parts.length);
+  const names = resolveRunNames(ctx.dataflow, run);
+  const parts = await publishParts(ctx, run, selected, pending, attempt);
   crashPoint('after-data');
-  const files: RunFile[] = parts.map((p) => ({
-    path: destination.describe(keyOf(p.partNumber)),
-    rows: p.rows,
-    bytes: p.bytes,
-    sha256: p.sha256,
-  }));
-  ctx.progress(`${run.audienceId}: wrote ${counts.rowsWritten} rows in ${parts.length} file(s)`);
-
-  let manifest: string | undefined;
-  if (dataflow.format.manifest) {
-    const key = names.manifestKey;
-    const body = {
-      flowRunId: run.runId,
-      scheduledTime: run.logicalTime.toISOString(),
-      audienceId: run.audienceId,
-      exportMode: run.mode,
-      snapshotId: run.snapshot.snapshotId,
-      exportResults: parts.map((p) => ({
-        sinkPath: folder,
-        name: partFileName(baseName, ext, p.partNumber),
-        size: p.bytes,
-        rows: p.rows,
-        sha256: p.sha256,
-      })),
-      // The manifest keeps the counts README "Files, names and the manifest" lists (its bytes are pinned); exitsWritten is in --json and history.
-      counts: withoutExitsWritten(counts),
-    };
-    await destination.writeText(key, `${JSON.stringify(body, null, 2)}\n`);
-    manifest = destination.describe(key);
-  }
+  ctx.progress(`${run.audienceId}: wrote ${selected.counts.rowsWritten} rows in ${parts.length} file(s)`);
+  const manifest = ctx.dataflow.format.manifest ? await writeManifest(ctx, run, selected.counts, parts) : undefined;
   crashPoint('after-manifest');
-
   const record: RunRecord = {
     runId: run.runId,
     audienceId: run.audienceId,
@@ -182,11 +122,103 @@ async function writeRun(
     logicalTime: run.logicalTime.toISOString(),
     snapshotId: run.snapshot.snapshotId,
     status: 'success',
-    counts,
-    files,
+    counts: selected.counts,
+    files: parts.map((p) => ({
+      path: ctx.destination.describe(names.partKey(p.partNumber)),
+      rows: p.rows,
+      bytes: p.bytes,
+      sha256: p.sha256,
+    })),
     ...(manifest ? { manifest } : {}),
     durationMs: 0,
   };
+  await commitRun(ctx, run, selected, pending, record, started);
+  return record;
+}
+
+/**
+ * Writes the run's data parts and publishes them under their final names (the pending
+ * record says so before the first one), then removes parts a longer earlier attempt left.
+ */
+async function publishParts(
+  ctx: RunContext,
+  run: PlannedRun,
+  selected: SelectedRun,
+  pending: PendingRun,
+  attempt: { published: boolean },
+): Promise<WrittenPart[]> {
+  const { dataflow, destination, encryption } = ctx;
+  const { folder, baseName, ext, partKey } = resolveRunNames(dataflow, run);
+  const contentType = formatOf(dataflow.format).contentType[dataflow.format.compression];
+  // Encrypted: the plain parts are written into the run's scratch folder (never to the
+  // destination), and each is encrypted into the destination's staging right before it is published.
+  const plainPath = async (n: number) => path.join(ctx.scratchDir, `plain-${run.runId}-${n}`);
+  const written = await writeParts(
+    selected.rows,
+    dataflow.format,
+    encryption ? plainPath : (n) => destination.stage(partKey(n)),
+    ctx.scratchDir,
+  );
+  if (written.length > 0 && !attempt.published) {
+    attempt.published = pending.published = true;
+    ctx.lease.assertHeld();
+    await ctx.state.writePending(pending);
+  }
+  const parts: WrittenPart[] = [];
+  for (const part of written) {
+    const key = partKey(part.partNumber);
+    const staged = encryption
+      ? await encryptWrittenPart(encryption, part, await destination.stage(key), destination.describe(key))
+      : part;
+    await destination.publish(staged.path, key, encryption ? ENCRYPTED_CONTENT_TYPE : contentType);
+    parts.push(staged);
+    crashPoint('after-part');
+  }
+  await removeExtraParts(destination, folder, baseName, ext, parts.length);
+  return parts;
+}
+
+/** Writes the run's manifest next to its parts; returns where it is. */
+async function writeManifest(
+  ctx: RunContext,
+  run: PlannedRun,
+  counts: RunCounts,
+  parts: WrittenPart[],
+): Promise<string> {
+  const { folder, baseName, ext, manifestKey } = resolveRunNames(ctx.dataflow, run);
+  const body = {
+    flowRunId: run.runId,
+    scheduledTime: run.logicalTime.toISOString(),
+    audienceId: run.audienceId,
+    exportMode: run.mode,
+    snapshotId: run.snapshot.snapshotId,
+    exportResults: parts.map((p) => ({
+      sinkPath: folder,
+      name: partFileName(baseName, ext, p.partNumber),
+      size: p.bytes,
+      rows: p.rows,
+      sha256: p.sha256,
+    })),
+    // The manifest keeps the counts README "Files, names and the manifest" lists (its bytes are pinned); exitsWritten is in --json and history.
+    counts: withoutExitsWritten(counts),
+  };
+  await ctx.destination.writeText(manifestKey, `${JSON.stringify(body, null, 2)}\n`);
+  return ctx.destination.describe(manifestKey);
+}
+
+/**
+ * The commit: the next baseline, the pending record with the outcome, the cursor (the
+ * commit point), the history record, the pending record removed; then old baselines pruned.
+ */
+async function commitRun(
+  ctx: RunContext,
+  run: PlannedRun,
+  selected: SelectedRun,
+  pending: PendingRun,
+  record: RunRecord,
+  started: number,
+): Promise<void> {
+  const { state } = ctx;
   if (run.advancesCursor) {
     const cursorRun = { ...run, snapshotId: run.snapshot.snapshotId };
     const baseline = nextCursor(undefined, cursorRun, { status: 'success' })?.baseline;
@@ -218,7 +250,6 @@ async function writeRun(
   crashPoint('after-commit');
   if (run.advancesCursor && run.mode === 'incremental')
     await pruneBaselines(ctx.state, ctx.dataflow, run.audienceId, ctx.warn);
-  return record;
 }
 
 /**
