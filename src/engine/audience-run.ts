@@ -82,7 +82,7 @@ export async function selectRun(
     } else if (baseline) {
       tables.ownBaseline = `${tables.output}_baseline`;
       await engine.run(
-        `CREATE OR REPLACE TABLE ${ident(tables.ownBaseline)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(baseline.file)})`,
+        `CREATE OR REPLACE VIEW ${ident(tables.ownBaseline)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(baseline.file)})`,
       );
       selection = { kind: 'diff', baselineTable: tables.ownBaseline };
     }
@@ -122,6 +122,9 @@ function tablesOf(run: SelectedRun): RunTables {
 }
 
 async function dropTables(engine: Engine, tables: RunTables): Promise<void> {
-  const names = [...selectionTables(tables.output), ...(tables.ownBaseline ? [tables.ownBaseline] : [])];
-  await engine.run(names.map((name) => `DROP TABLE IF EXISTS ${ident(name)};`).join(' '));
+  // A baseline read from a file is a view on it: the diff reads it once.
+  const views = tables.ownBaseline ? [`DROP VIEW IF EXISTS ${ident(tables.ownBaseline)};`] : [];
+  await engine.run(
+    [...selectionTables(tables.output).map((name) => `DROP TABLE IF EXISTS ${ident(name)};`), ...views].join(' '),
+  );
 }
