@@ -16,6 +16,7 @@
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
 import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
+import { attributeRootColumns } from './attribute-roots.js';
 import type { PartFile } from './load-snapshot.js';
 import { VALID_STATUSES, SCALAR_JSON_TYPES } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
@@ -53,19 +54,10 @@ function ndjsonSelect(shape: HttpShape, files: string[]): string {
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
   // Each attribute root is parsed once: its paths extracted together, then split (a JSON
   // null is no value, as in the Parquet read).
-  const byRoot = new Map<string, number[]>();
-  shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
-  const attributeRoots = [...byRoot].map(([root, indexes], r) => ({ root, indexes, column: `_root_${r}` }));
-  const extract = attributeRoots
-    .map(
-      ({ root, indexes, column }) =>
-        `, json_extract(${ident(root)}, [${indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1))).join(', ')}]) AS ${column}`,
-    )
-    .join('');
-  const split = attributeRoots
-    .flatMap(({ indexes, column }) => indexes.map((j, n) => `, nullif(${column}[${n + 1}], 'null') AS a${j}`))
-    .join('');
-  const exclude = attributeRoots.length ? ` EXCLUDE (${attributeRoots.map((r) => r.column).join(', ')})` : '';
+  const attributes = attributeRootColumns(shape.attributes);
+  const extract = attributes.extract.map((c) => `, ${c}`).join('');
+  const split = attributes.split.map((c) => `, ${c}`).join('');
+  const exclude = attributes.exclude.length ? ` EXCLUDE (${attributes.exclude.join(', ')})` : '';
   return `SELECT *${exclude}${split} FROM (SELECT json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k, json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type,
       "identityMap" AS idmap, "segmentMembership".ups AS ups${extract},
       filename AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)}::VARCHAR AS _entry_errors

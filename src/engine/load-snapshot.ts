@@ -22,7 +22,7 @@
 //     m<i>       audience i has a membership entry in the record (for e<i>)
 //     idv        the namespace's ids as text, before the checks that make `ids`
 //     id_missing an identity entry has no scalar "id"
-//     _root_<r>  the values of several attribute paths under top-level field r, extracted in one parse (split into a<j>)
+//     _root_<r>  the values of several attribute paths under the r-th mapped top-level field, in one parse (split into a<j>; attribute-roots.ts)
 //     _entry_errors  reasons the line scanner stamped on a record's entries, per audience id (JSON object)
 //   <table>_parts (TEMP): path, name, ord — each part's local path, its name for messages, its place in part order
 //   <table>_parquet_schema (TEMP, dropped): an empty table with the Parquet parts' unified columns, to resolve paths
@@ -45,6 +45,7 @@ import {
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 import { describeTypeConflict } from './describe-type-conflict.js';
+import { attributeRootColumns } from './attribute-roots.js';
 import type { PartFile } from '../snapshots/part-file.js';
 import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
 
@@ -260,28 +261,8 @@ function typedModeColumns(shape: Shape, scanned: boolean): string[] {
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'status'])} AS s${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'lastQualificationTime'])} AS q${i}`);
   });
-  const byRoot = new Map<string, number[]>();
-  shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
-  for (const [root, indexes] of byRoot) {
-    const paths = indexes.map((j) => jsonPath(shape.attributes[j]!.slice(1)));
-    if (indexes.length === 1) cols.push(`nullif(json_extract(${ident(root)}, ${paths[0]}), 'null') AS a${indexes[0]}`);
-    else cols.push(`json_extract(${ident(root)}, [${paths.join(', ')}]) AS ${ident(`_root_${root}`)}`);
-  }
+  cols.push(...attributeRootColumns(shape.attributes).extract);
   return cols;
-}
-
-/** The attribute columns typedModeColumns extracted several at a time, one column each. */
-function splitRootColumns(shape: Shape): { select: string[]; exclude: string[] } {
-  const byRoot = new Map<string, number[]>();
-  shape.attributes.forEach((p, j) => byRoot.set(p[0]!, [...(byRoot.get(p[0]!) ?? []), j]));
-  const select: string[] = [];
-  const exclude: string[] = [];
-  for (const [root, indexes] of byRoot) {
-    if (indexes.length === 1) continue;
-    exclude.push(ident(`_root_${root}`));
-    indexes.forEach((j, n) => select.push(`nullif(${ident(`_root_${root}`)}[${n + 1}], 'null') AS a${j}`));
-  }
-  return { select, exclude };
 }
 
 /** The top-level fields the typed NDJSON read declares (besides the scanner's own). */
@@ -359,7 +340,7 @@ function createTableSql(
 ): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
-    const roots = splitRootColumns(shape);
+    const roots = attributeRootColumns(shape.attributes);
     // On the fast path an NDJSON row is never located by SQL (a problem sends the load to the
     // scanner, whose copies are read with their file and line), so it keeps no file name.
     const file = scanned ? 'filename' : 'NULL::VARCHAR';
@@ -367,8 +348,8 @@ function createTableSql(
        FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = ${scanned},
                       maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`;
     selects.push(
-      roots.select.length
-        ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.select.join(', ')} FROM (${read})`
+      roots.split.length
+        ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.split.join(', ')} FROM (${read})`
         : read,
     );
   }

@@ -6,7 +6,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { BadInputError } from '../errors.js';
+import { incompleteGzip } from '../snapshots/verify-gzip-parts.js';
 import { findUnreadable, structKeys } from './find-unreadable.js';
 import { checkRecord, MAX_RECORD_BYTES, type RecordRules } from './record-rules.js';
 
@@ -49,10 +49,7 @@ export async function forEachLine(
   try {
     await readLines(input, handle);
   } catch (error) {
-    if (!String((error as NodeJS.ErrnoException).code ?? '').startsWith('Z_')) throw error;
-    throw new BadInputError(
-      `${displayName} is not a complete gzip file (${(error as Error).message}); the producer must write whole .gz parts (or name plain NDJSON .ndjson). Nothing was written.`,
-    );
+    throw incompleteGzip(error, displayName);
   }
 }
 

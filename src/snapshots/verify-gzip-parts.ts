@@ -19,9 +19,14 @@ async function verifyGzipPart(part: PartFile): Promise<void> {
   try {
     await pipeline(createReadStream(part.path, { highWaterMark: 1 << 20 }), createGunzip(), discard);
   } catch (error) {
-    if (!String((error as NodeJS.ErrnoException).code ?? '').startsWith('Z_')) throw error;
-    throw new BadInputError(
-      `${part.name} is not a complete gzip file (${(error as Error).message}); the producer must write whole .gz parts (or name plain NDJSON .ndjson). Nothing was written.`,
-    );
+    throw incompleteGzip(error, part.name);
   }
+}
+
+/** A zlib error reading part `name` as the bad input it is (exit 4, naming the part); any other error as it is. */
+export function incompleteGzip(error: unknown, name: string): unknown {
+  if (!String((error as NodeJS.ErrnoException).code ?? '').startsWith('Z_')) return error;
+  return new BadInputError(
+    `${name} is not a complete gzip file (${(error as Error).message}); the producer must write whole .gz parts (or name plain NDJSON .ndjson). Nothing was written.`,
+  );
 }
