@@ -118,4 +118,28 @@ describe('selectRun, next baselines and dropRun', () => {
     ).rejects.toThrow(/missing\.parquet/);
     expect(await tables()).toEqual(known);
   });
+
+  it('a full selection writes rows in key order, from a snapshot in key order and from one that is not', async () => {
+    const ids = ['p10', 'p02', 'p31', 'p07', 'p20', 'p01'];
+    const sorted = [...ids]
+      .sort()
+      .map((id) => `{"name":"n-${id}","status":"realized"}\n`)
+      .join('');
+    for (const [name, order] of [
+      ['ordered', [...ids].sort()],
+      ['shuffled', ids],
+    ] as const) {
+      const run = await selectRun(
+        engine,
+        shape,
+        await load(
+          name,
+          order.map((id) => member(id, 'realized')),
+        ),
+        audience,
+      );
+      expect(await linesOf(run), name).toBe(sorted);
+      await dropRun(run);
+    }
+  });
 });
