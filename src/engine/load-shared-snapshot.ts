@@ -2,7 +2,7 @@
 // invocation). Dataflows that judge whole records the same way (the same profile key
 // path and identity namespace) share one load of the union of what they read: every
 // audience's memberships and every attribute path any of them maps. Each dataflow then
-// gets a view of that table under its own column names (m<i>/s<i>/q<i>/e<i> in its
+// gets a view of that table under its own column names (s<i>/q<i> in its
 // Shape.audiences order, a<j> in its Shape.attributes order), so selectRows and the
 // writers see exactly what a load of that dataflow alone would give: the same profiles,
 // the same bad records (whole-record rules and duplicate keys depend only on the key
@@ -71,10 +71,10 @@ function unionShape(shapes: Shape[]): Shape {
 
 /** The loaded table's columns under the names one dataflow's own load gives them. */
 function viewColumns(union: Shape, shape: Shape): string[] {
-  const cols = ['k', ...(shape.namespace !== null ? ['ids'] : []), '_file', '_row', 'bad'];
+  const cols = ['k', ...(shape.namespace !== null ? ['ids'] : [])];
   shape.audiences.forEach((audience, i) => {
     const u = union.audiences.indexOf(audience);
-    for (const c of ['s', 'q', 'e']) cols.push(`${ident(`${c}${u}`)} AS ${ident(`${c}${i}`)}`);
+    for (const c of ['s', 'q']) cols.push(`${ident(`${c}${u}`)} AS ${ident(`${c}${i}`)}`);
   });
   const attributeIndex = union.attributes.map((p) => JSON.stringify(p));
   shape.attributes.forEach((p, j) =>

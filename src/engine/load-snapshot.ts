@@ -9,9 +9,12 @@
 //   snapshot table (LoadOptions.table), one row per profile record kept:
 //     k          VARCHAR    the profile key (value at Shape.keyPath), numbers normalised: 7, 7.0 and "7" are one key
 //     ids        VARCHAR[]  the ids of the identity namespace, distinct, sorted, no empty ones (only with a namespace)
-//     s<i>       VARCHAR    audience i's entry: status (realized | existing | exited, or whatever the record says)
+//     s<i>       ENUM       audience i's entry: realized | existing | exited, or `unreadable` when the entry is bad
+//                           (that run neither exports nor exits the profile, and counts it); NULL: no entry.
+//                           One byte a row, where the status text took sixteen (the table stays small enough
+//                           for the engine's memory limit at millions of profiles)
 //     q<i>       VARCHAR    audience i's entry: lastQualificationTime as written
-//     e<i>       VARCHAR    why audience i's entry is bad (NULL: it is good); that run skips the profile and counts it
+//     entry_errors VARCHAR[] why each audience's entry is bad, in Shape.audiences order (NULL: every entry is good)
 //     a<j>       JSON       the value at attribute path j (NULL when absent or JSON null)
 //     bad        VARCHAR    why the whole record is bad, or a repeated key (NULL: good); such rows are reported and deleted
 //     _file      VARCHAR    the part file the record came from (local path; <table>_parts maps it to the part's name);
@@ -20,6 +23,8 @@
 //   only inside the load query (the `src` CTE, from either reader):
 //     k_type     the JSON type of the key (a key must be a string or a number)
 //     m<i>       audience i has a membership entry in the record (for e<i>)
+//     s<i>       the entry's status as the record says it (before it becomes the ENUM above)
+//     e<i>       why audience i's entry is bad (NULL: it is good), gathered into entry_errors
 //     idv        the namespace's ids as text, before the checks that make `ids`
 //     id_missing an identity entry has no scalar "id"
 //     _root_<r>  the values of several attribute paths under the r-th mapped top-level field, in one parse (split into a<j>; attribute-roots.ts)
@@ -27,7 +32,7 @@
 //   <table>_parts (TEMP): path, name, ord — each part's local path, its name for messages, its place in part order
 //   <table>_parquet_schema (TEMP, dropped): an empty table with the Parquet parts' unified columns, to resolve paths
 //
-// A record bad as a whole is removed and reported. A bad membership entry (e<i>) concerns
+// A record bad as a whole is removed and reported. A bad membership entry (`unreadable`) concerns
 // only its audience: that run neither exports nor exits the profile, and counts it.
 import path from 'node:path';
 import { BadInputError, messageOf, type AudexError } from '../errors.js';
@@ -37,6 +42,7 @@ import type { Shape } from './shape.js';
 import { ident, jsonPath, literal, literalList, fieldChain } from './sql.js';
 import {
   MAX_RECORD_BYTES,
+  UNREADABLE,
   QUALIFICATION_TIME_PATTERN,
   SCALAR_JSON_TYPES,
   VALID_STATUSES,
@@ -105,7 +111,7 @@ export async function loadSnapshot(
   const probe = `${options.table}_parquet_schema`;
   try {
     await create(ndjson, FAST_PATH_OBJECT_SIZE, false);
-    problems = await countProblems(engine, shape, options.table);
+    problems = await countProblems(engine, options.table);
     needScan = ndjson.length > 0 && problems.unlocated > 0;
   } catch (error) {
     // The exact scanner can fix records, not a query that does not bind.
@@ -141,7 +147,7 @@ export async function loadSnapshot(
       throw unreadable(new Error(named), parts);
     }
   }
-  if (needScan) problems = await countProblems(engine, shape, options.table);
+  if (needScan) problems = await countProblems(engine, options.table);
   const flagged = await collectSqlProblems(engine, shape, options.table, readable, problems!);
   const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(options.table)}`);
   return {
@@ -375,14 +381,26 @@ function createTableSql(
           WHEN len(idv) = 1 THEN CASE WHEN idv[1] <> '' THEN idv ELSE []::VARCHAR[] END
           ELSE coalesce(list_sort(list_distinct(list_filter(idv, x -> x <> ''))), []::VARCHAR[]) END AS ids,`
       : '';
+  const audiences = shape.audiences.map((_, i) => i);
+  const raw = audiences.flatMap((i) => [`m${i}`, `s${i}`, `e${i}`]);
+  const statuses = audiences.map(
+    (i) => `CASE WHEN e${i} IS NULL THEN s${i} ELSE 'unreadable' END::${STATUS_TYPE} AS s${i}`,
+  );
+  const entryErrors = audiences.length
+    ? `CASE WHEN ${audiences.map((i) => `e${i} IS NOT NULL`).join(' OR ')} THEN [${audiences.map((i) => `e${i}`).join(', ')}] END`
+    : 'NULL::VARCHAR[]';
   // Not TEMP: runs read the snapshot table from connections of their own.
   return `CREATE OR REPLACE TABLE ${ident(table)} AS
-    WITH src AS (${selects.join('\nUNION ALL BY NAME\n')})
-    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idv, id_missing' : ''}${shape.audiences.map((_, i) => `, m${i}`).join('')}), ${NORMALISED_KEY} AS k, ${ids}
-      ${shape.audiences.map((a, i) => `${entryErrorSql(a, i)} AS e${i},`).join('\n      ')}
-      ${badRecordSql(shape)} AS bad
-    FROM src`;
+    WITH src AS (${selects.join('\nUNION ALL BY NAME\n')}),
+    checked AS (SELECT *, ${[...audiences.map((i) => `${entryErrorSql(shape.audiences[i]!, i)} AS e${i}`), `${badRecordSql(shape)} AS bad`].join(',\n      ')} FROM src)
+    SELECT * EXCLUDE (k, k_type, _entry_errors${shape.namespace !== null ? ', idv, id_missing' : ''}${raw.map((c) => `, ${c}`).join('')}), ${NORMALISED_KEY} AS k, ${ids}
+      ${statuses.map((c) => `${c},`).join('\n      ')}
+      ${entryErrors} AS entry_errors
+    FROM checked`;
 }
+
+/** The type of the snapshot table's s<i>: a good entry's status, or `unreadable` for a bad one. */
+const STATUS_TYPE = `ENUM(${literalList([...VALID_STATUSES, UNREADABLE])})`;
 
 interface ProblemCounts {
   /** Rows flagged (bad, or a bad entry) or keys repeated, where an NDJSON row is involved (no line number on the fast path). */
@@ -398,9 +416,9 @@ interface ProblemCounts {
  * occurrence: those rows have no line number on the fast path; Parquet rows do), and
  * whether there is anything to report at all. One grouping of the keys.
  */
-async function countProblems(engine: Engine, shape: Shape, table: string): Promise<ProblemCounts> {
+async function countProblems(engine: Engine, table: string): Promise<ProblemCounts> {
   const t = ident(table);
-  const flags = ['bad', ...shape.audiences.map((_, i) => `e${i}`)].map((c) => `${c} IS NOT NULL`).join(' OR ');
+  const flags = `bad IS NOT NULL OR entry_errors IS NOT NULL`;
   const [row] = await engine.all<{ unlocated: string; flagged: string; repeated: string; repeated_unlocated: string }>(
     `SELECT (SELECT count(*) FROM ${t} WHERE (${flags}) AND _row IS NULL)::VARCHAR AS unlocated,
             (SELECT count(*) FROM ${t} WHERE ${flags})::VARCHAR AS flagged,
@@ -446,10 +464,9 @@ async function collectSqlProblems(
     );
   }
   // Every flagged row once, in part and line order; split per reason column below.
-  const reasons = ['bad', ...shape.audiences.map((_, i) => `e${i}`)];
   const rows = await engine.all<Record<string, string | null>>(
-    `SELECT coalesce(p.name, s._file) AS file, s._row::VARCHAR AS row, ${reasons.map((c) => `s.${c}`).join(', ')}
-     FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file WHERE ${reasons.map((c) => `s.${c} IS NOT NULL`).join(' OR ')} ORDER BY p.ord, s._row`,
+    `SELECT coalesce(p.name, s._file) AS file, s._row::VARCHAR AS row, s.bad${shape.audiences.map((_, i) => `, s.entry_errors[${i + 1}] AS e${i}`).join('')}
+     FROM ${t} s LEFT JOIN ${order} p ON p.path = s._file WHERE s.bad IS NOT NULL OR s.entry_errors IS NOT NULL ORDER BY p.ord, s._row`,
   );
   // A record bad as a whole is reported once, as bad (and removed), not again for its entries.
   const located = (column: string) =>

@@ -4,6 +4,8 @@
 
 export const VALID_STATUSES = ['realized', 'existing', 'exited'] as const;
 export const ACTIVE_STATUSES = ['realized', 'existing'] as const;
+/** The snapshot table's status of a membership entry that breaks a rule (its reason is kept apart). */
+export const UNREADABLE = 'unreadable';
 
 /** RFC 3339 date-time: seconds and an offset required, fraction optional, fields in range. */
 export const QUALIFICATION_TIME_PATTERN =

@@ -15,7 +15,7 @@
 // - rows: one per id of the identity namespace; ordered by profile key, then id.
 //
 // Names (i: column index in Shape.columns, j: attribute index in Shape.attributes; the
-// snapshot table's columns k, ids, s<i>, q<i>, e<i>, a<j> are explained in load-snapshot.ts):
+// snapshot table's columns k, ids, s<i>, q<i>, a<j> are explained in load-snapshot.ts):
 //
 //   baseline table (Selection.baselineTable; the Parquet file of README "State and safety" has the same columns):
 //     k, status, qtime, ids   a profile the destination holds as a member: key, status and
@@ -35,7 +35,7 @@
 import type { Engine } from './session.js';
 import type { Column, Shape } from './shape.js';
 import { ident, literal, literalList } from './sql.js';
-import { ACTIVE_STATUSES } from './record-rules.js';
+import { ACTIVE_STATUSES, UNREADABLE } from './record-rules.js';
 
 export type Selection = { kind: 'full' } | { kind: 'diff'; baselineTable: string };
 
@@ -189,17 +189,17 @@ export function jsLowerTrim(text: string): string {
 function candidatesSql(shape: Shape, snapshot: string, audience: number, selection: Selection): string {
   const snap = ident(snapshot);
   const hasIds = shape.namespace !== null;
-  const active = `s.s${audience} IN ${ACTIVE} AND s.e${audience} IS NULL`;
+  const active = `s.s${audience} IN ${ACTIVE}`;
   const snapAttrs = shape.attributes.map((_, j) => `, s.a${j}`).join('');
   if (selection.kind === 'full') {
-    return `SELECT s.k, 'member' AS kind, s.s${audience} AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids${snapAttrs}
+    return `SELECT s.k, 'member' AS kind, s.s${audience}::VARCHAR AS status, s.q${audience} AS qtime, ${hasIds ? 's.ids' : NO_IDS} AS ids${snapAttrs}
       FROM ${snap} s WHERE ${active}`;
   }
   const kind = `CASE WHEN b.k IS NULL THEN 'member'
-      WHEN s.k IS NOT NULL AND s.e${audience} IS NOT NULL THEN 'unread'
+      WHEN s.s${audience} = ${literal(UNREADABLE)} THEN 'unread'
       WHEN s.k IS NOT NULL AND ${active} THEN 'retained'
       ELSE 'exit' END`;
-  const joined = `SELECT ${kind} AS kind, coalesce(s.k, b.k) AS k, s.s${audience} AS s_status, s.q${audience} AS s_qtime,
+  const joined = `SELECT ${kind} AS kind, coalesce(s.k, b.k) AS k, s.s${audience}::VARCHAR AS s_status, s.q${audience} AS s_qtime,
       ${hasIds ? `coalesce(s.ids, ${NO_IDS})` : NO_IDS} AS s_ids, b.status AS b_status, b.qtime AS b_qtime, ${hasIds ? 'b.ids' : NO_IDS} AS b_ids
       ${snapAttrs}
     FROM ${snap} s FULL JOIN ${ident(selection.baselineTable)} b ON s.k = b.k
@@ -300,10 +300,13 @@ function losersSql(shape: Shape, selection: Selection, valued: string): string {
     selection.kind === 'diff'
       ? `SEMI JOIN (SELECT DISTINCT key_value FROM keyed WHERE kind = 'member') n USING (key_value)`
       : '';
-  return `WITH keyed AS (SELECT ${keyValue} AS key_value, v.* FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained')
+  // The key values are found on narrow rows (value, profile, kind); only the contested ones
+  // are joined back to their candidates for the ranking (a candidate's k is unique).
+  return `WITH keyed AS (SELECT ${keyValue} AS key_value, v.k, v.kind FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'),
+    contested AS (SELECT key_value, k, kind FROM keyed SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
     SELECT DISTINCT k FROM (
-      SELECT k, row_number() OVER (PARTITION BY key_value ORDER BY kind = 'retained' DESC, ${qualificationTimeSql('qtime')} DESC NULLS LAST${tieBreak}, k ASC) AS r
-      FROM keyed v SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
+      SELECT c.k, row_number() OVER (PARTITION BY c.key_value ORDER BY c.kind = 'retained' DESC, ${qualificationTimeSql('v.qtime')} DESC NULLS LAST${tieBreak}, c.k ASC) AS r
+      FROM contested c JOIN ${ident(valued)} v ON v.k = c.k)
     WHERE r > 1`;
 }
 
@@ -399,8 +402,6 @@ export function selectionTables(output: string): string[] {
 
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */
 export function activeMembersSql(shape: Shape, snapshot: string): string {
-  const counts = shape.audiences.map(
-    (_, i) => `count(*) FILTER (WHERE s${i} IN ${ACTIVE} AND e${i} IS NULL)::VARCHAR AS m${i}`,
-  );
+  const counts = shape.audiences.map((_, i) => `count(*) FILTER (WHERE s${i} IN ${ACTIVE})::VARCHAR AS m${i}`);
   return `SELECT ${counts.join(', ')} FROM ${ident(snapshot)}`;
 }

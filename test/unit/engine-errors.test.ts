@@ -89,7 +89,11 @@ describe('loadSnapshot', () => {
   });
 
   it.each([
-    ['a column the query does not have', 'AS bad\n    FROM src', 'AS bad\n    FROM src WHERE no_such_column'],
+    [
+      'a column the query does not have',
+      'AS entry_errors\n    FROM checked',
+      'AS entry_errors\n    FROM checked WHERE no_such_column',
+    ],
     ['a syntax error', 'WITH src AS', 'WITH src AS AS'],
   ])('whose query has %s fails as an internal error, not as unreadable parts', async (_what, from, to) => {
     const error = await loadSnapshot(breaking(from, to), shape, part(), { table: 'snap_broken', scratchDir: dir }).then(
