@@ -181,7 +181,8 @@ export function jsLowerTrim(text: string): string {
  *              never written again, but still holding its dedup keys and ids;
  *   'unread'   diff only: in the baseline, with an unreadable entry this time — neither
  *              entering nor exiting; it stays in the baseline as it was.
- * A diff is one pass: the snapshot joined once with the baseline. Rows that are not
+ * A diff joins the snapshot's profiles with an entry for the audience with the baseline
+ * once, and looks up the baseline's other profiles (exits) alone. Rows that are not
  * written carry attributes only when dedup ranks them. Exit, unread and retained rows
  * hold the baseline's ids: the ids the destination was sent (identity-only changes are
  * never exported), which the next baseline keeps and an exit row removes.
@@ -199,11 +200,20 @@ function candidatesSql(shape: Shape, snapshot: string, audience: number, selecti
       WHEN s.s${audience} = ${literal(UNREADABLE)} THEN 'unread'
       WHEN s.k IS NOT NULL AND ${active} THEN 'retained'
       ELSE 'exit' END`;
-  const joined = `SELECT ${kind} AS kind, coalesce(s.k, b.k) AS k, s.s${audience}::VARCHAR AS s_status, s.q${audience} AS s_qtime,
-      ${hasIds ? `coalesce(s.ids, ${NO_IDS})` : NO_IDS} AS s_ids, b.status AS b_status, b.qtime AS b_qtime, ${hasIds ? 'b.ids' : NO_IDS} AS b_ids
-      ${snapAttrs}
-    FROM ${snap} s FULL JOIN ${ident(selection.baselineTable)} b ON s.k = b.k
-    WHERE b.k IS NOT NULL OR (${active})`;
+  // Profiles with an entry for the audience (active, exited or unreadable; a fraction of the
+  // snapshot) are joined with the baseline; baseline profiles without one are exits, and
+  // only they look up the rest of the snapshot (for their current attributes, if still there).
+  const base = ident(selection.baselineTable);
+  const hasEntry = `s${audience} IS NOT NULL`;
+  const baseCols = `b.status AS b_status, b.qtime AS b_qtime, ${hasIds ? 'b.ids' : NO_IDS} AS b_ids`;
+  const joined = `SELECT ${kind} AS kind, s.k, s.s${audience}::VARCHAR AS s_status, s.q${audience} AS s_qtime,
+      ${hasIds ? 's.ids' : NO_IDS} AS s_ids, ${baseCols}${snapAttrs}
+    FROM (SELECT * FROM ${snap} WHERE ${hasEntry}) s LEFT JOIN ${base} b ON s.k = b.k
+    WHERE b.k IS NOT NULL OR (${active})
+    UNION ALL BY NAME
+    SELECT 'exit' AS kind, b.k, NULL::VARCHAR AS s_status, NULL::VARCHAR AS s_qtime, ${NO_IDS} AS s_ids, ${baseCols}${snapAttrs}
+    FROM ${base} b ANTI JOIN (SELECT k FROM ${snap} WHERE ${hasEntry}) e ON e.k = b.k
+      LEFT JOIN ${snap} s ON s.k = b.k`;
   // Rows that are not written carry an attribute only when it makes a retained member's
   // dedup key (a retained member outranks every newcomer, so nothing else of it is compared).
   const keyAttributes = new Set(
