@@ -110,6 +110,42 @@ describe('selectRun, next baselines and dropRun', () => {
     expect((await tables()).filter((t) => !snapshotTables.includes(t))).toHaveLength(1);
   });
 
+  it('a diff exits a member whose entry is gone with its current attributes, a vanished one without, and keeps an unreadable one', async () => {
+    const before = await load(
+      'exits1',
+      ['p1', 'p2', 'p3', 'p4'].map((id) => member(id, 'realized')),
+    );
+    const full = await selectRun(engine, shape, before, audience);
+    const file = path.join(dir, 'exits-baseline.parquet');
+    expect(await writeNextBaseline(full, file)).toBe(4);
+    await dropRun(full);
+    const after = await load('exits2', [
+      { profileId: 'p1', name: 'n-p1-now', segmentMembership: { ups: {} } },
+      { ...member('p3', 'bogus'), name: 'n-p3-now' },
+      { ...member('p4', 'exited'), name: 'n-p4-now' },
+      member('p5', 'existing'),
+    ]);
+    const diff = await selectRun(engine, shape, after, audience, { file });
+    expect(diff.counts).toMatchObject({ profilesReceived: 4, rowsWritten: 4, exitsWritten: 3, badRecords: 1 });
+    expect(await linesOf(diff)).toBe(
+      [
+        '{"name":"n-p1-now","status":"exited"}',
+        '{"name":null,"status":"exited"}',
+        '{"name":"n-p4-now","status":"exited"}',
+        '{"name":"n-p5","status":"existing"}',
+        '',
+      ].join('\n'),
+    );
+    // The next baseline: p3 as it was (its entry is unreadable this time) and the newcomer p5.
+    const next = path.join(dir, 'exits-next.parquet');
+    expect(await writeNextBaseline(diff, next)).toBe(2);
+    expect(await engine.all(`SELECT k, status FROM read_parquet('${next}') ORDER BY k`)).toEqual([
+      { k: 'p3', status: 'realized' },
+      { k: 'p5', status: 'existing' },
+    ]);
+    await dropRun(diff);
+  });
+
   it('a selection that fails leaves no table behind', async () => {
     const loaded = await load('day3', [member('p1', 'realized')]);
     const known = await tables();
