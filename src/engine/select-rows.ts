@@ -328,6 +328,9 @@ function rowValues(shape: Shape): string {
     .join(', ');
 }
 
+/** A candidate exported as a member: a newcomer with every mandatory field that lost no dedup key. */
+const EXPORTED_MEMBER = `kind = 'member' AND ok AND NOT lost`;
+
 /** One row per id of each candidate in `from` (one row without an id when it has none). */
 const explodeSql = (from: string) =>
   `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
@@ -338,8 +341,8 @@ function diffRowsSql(shape: Shape, valued: string, output: string): string {
   return `CREATE OR REPLACE TABLE ${ident(output)} AS
     WITH kept AS (
       SELECT v.* FROM ${v} v
-      WHERE (v.kind = 'member' AND v.ok AND NOT v.lost)
-         OR (v.kind = 'exit' AND ${shape.statusMapped ? 'TRUE' : 'FALSE'})),
+      WHERE (${EXPORTED_MEMBER})
+         OR (kind = 'exit' AND ${shape.statusMapped ? 'TRUE' : 'FALSE'})),
     exploded AS (${explodeSql('kept')}),
     -- An exit must not remove an id that a member the destination keeps still holds.
     exit_ids AS (SELECT DISTINCT id FROM exploded WHERE kind = 'exit' AND id IS NOT NULL),
@@ -356,7 +359,7 @@ function diffRowsSql(shape: Shape, valued: string, output: string): string {
 function fullRowsSql(shape: Shape, valued: string, output: string, sorted: boolean): string {
   return `CREATE OR REPLACE TABLE ${ident(output)} AS
     SELECT x.k, x.kind, ${rowValues(shape)}
-    FROM (${explodeSql(`(SELECT * FROM ${ident(valued)} WHERE kind = 'member' AND ok AND NOT lost)`)}) x
+    FROM (${explodeSql(`(SELECT * FROM ${ident(valued)} WHERE ${EXPORTED_MEMBER})`)}) x
     ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
 }
 
@@ -396,12 +399,13 @@ async function inKeyOrder(engine: Engine, table: string): Promise<boolean> {
  * The membership baseline after a run (README "State and safety"): the profiles exported as members — this
  * run's members, plus the previous baseline's members that are still active (or whose
  * entry is unreadable this time, kept as they were). Exits leave it. Read from the
- * candidates selectRows left, so the snapshot is not joined with the baseline again.
+ * candidates selectRows left, so the snapshot is not joined with the baseline again: the
+ * members exported are the candidates both row queries keep as members (each gets a row).
  */
 export function baselineSql(output: string): string {
   const valued = ident(`${output}_valued`);
   return `SELECT k, status, qtime, ids FROM ${valued}
-    WHERE kind IN ('retained', 'unread') OR (kind = 'member' AND k IN (SELECT k FROM ${ident(output)} WHERE kind = 'member'))
+    WHERE kind IN ('retained', 'unread') OR (${EXPORTED_MEMBER})
     ORDER BY k`;
 }
 
