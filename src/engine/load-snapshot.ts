@@ -201,8 +201,6 @@ async function parquetReader(engine: Engine, shape: Shape, parts: PartFile[], ta
   }
 }
 
-const NULL_JSON = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN NULL ELSE ${expr} END`;
-
 /**
  * The raw columns both readers produce: k, k_type, idv (ids as text), id_missing (an entry
  * without a scalar id), and per audience
@@ -212,19 +210,36 @@ const NULL_JSON = (expr: string) => `CASE WHEN json_type(${expr}) = 'NULL' THEN 
 function jsonModeColumns(shape: Shape, access: PathAccess): string[] {
   const cols = [`${access.text(shape.keyPath)} AS k`, `json_type(${access.json(shape.keyPath)}) AS k_type`];
   if (shape.namespace !== null) {
-    const entries = `json_extract(${access.json(['identityMap', shape.namespace])}, '$[*]')::JSON[]`;
-    const scalar = `coalesce(json_type(e, '$.id'), 'NULL') IN (${literalList(SCALAR_JSON_TYPES)})`;
-    cols.push(`[json_extract_string(e, '$.id') FOR e IN ${entries}] AS idv`);
-    cols.push(`len(list_filter(${entries}, lambda e: json_type(e) <> 'NULL' AND NOT ${scalar})) > 0 AS id_missing`);
+    const path = ['identityMap', shape.namespace];
+    const typedIds = access.textIds(path);
+    if (typedIds !== null) cols.push(...idColumns(typedIds, 'FALSE'));
+    else {
+      const entries = `json_extract(${access.json(path)}, '$[*]')::JSON[]`;
+      const scalar = `coalesce(json_type(e, '$.id'), 'NULL') IN (${literalList(SCALAR_JSON_TYPES)})`;
+      cols.push(`[json_extract_string(e, '$.id') FOR e IN ${entries}] AS idv`);
+      cols.push(`len(list_filter(${entries}, lambda e: json_type(e) <> 'NULL' AND NOT ${scalar})) > 0 AS id_missing`);
+    }
   }
   shape.audiences.forEach((a, i) => {
     const entry = membershipPaths(a);
-    cols.push(`coalesce(json_type(${access.json(entry.entry)}) <> 'NULL', FALSE) AS m${i}`);
+    cols.push(`${access.present(entry.entry)} AS m${i}`);
     cols.push(`${access.text(entry.status)} AS s${i}`);
     cols.push(`${access.text(entry.qtime)} AS q${i}`);
   });
-  shape.attributes.forEach((p, j) => cols.push(`${NULL_JSON(access.json(p))} AS a${j}`));
+  shape.attributes.forEach((p, j) => cols.push(`${access.value(p)} AS a${j}`));
   return cols;
+}
+
+/**
+ * idv and id_missing over a typed list of identity entries whose `id` is text (`entries`):
+ * a NULL entry is skipped, an entry without an id is missing one, and an id for which
+ * `notScalar` holds (SQL over e.id) is not a scalar.
+ */
+function idColumns(entries: string, notScalar: string): string[] {
+  return [
+    `[e.id FOR e IN ${entries}] AS idv`,
+    `len(list_filter(${entries}, lambda e: e IS NOT NULL AND (e.id IS NULL OR ${notScalar}))) > 0 AS id_missing`,
+  ];
 }
 
 function membershipPaths(audience: string): { entry: string[]; status: string[]; qtime: string[] } {
@@ -255,12 +270,8 @@ function typedModeColumns(shape: Shape, scanned: boolean): string[] {
     `json_type(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k_type`,
   ];
   if (shape.namespace !== null) {
-    const entries = fieldChain('identityMap', [shape.namespace]);
     const notScalar = scanned ? 'FALSE' : `(starts_with(e.id, '{') OR starts_with(e.id, '['))`;
-    cols.push(`[e.id FOR e IN ${entries}] AS idv`);
-    cols.push(
-      `len(list_filter(${entries}, lambda e: e IS NOT NULL AND (e.id IS NULL OR ${notScalar}))) > 0 AS id_missing`,
-    );
+    cols.push(...idColumns(fieldChain('identityMap', [shape.namespace]), notScalar));
   }
   shape.audiences.forEach((a, i) => {
     cols.push(`${fieldChain('segmentMembership', ['ups', a])} IS NOT NULL AS m${i}`);

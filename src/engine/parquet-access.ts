@@ -8,17 +8,33 @@
 import type { Engine } from './session.js';
 import { ident, jsonPath, literal } from './sql.js';
 
-/** How the loader reads one path: its value as JSON, and as text (strings unquoted). */
+/**
+ * How the loader reads one path: its value as JSON, as JSON with JSON null as SQL NULL
+ * (`value`), as text (strings unquoted), and whether it holds a value (not absent, not
+ * null). `textIds` gives a list of identity entries whose `id` the schema types as text
+ * as is (a typed list of structs), or null when the path is read as JSON.
+ */
 export interface PathAccess {
   json(path: readonly string[]): string;
+  value(path: readonly string[]): string;
   text(path: readonly string[]): string;
+  present(path: readonly string[]): string;
+  textIds(path: readonly string[]): string | null;
 }
+
+const presentJson = (json: string) => `coalesce(json_type(${json}) <> 'NULL', FALSE)`;
+const valueJson = (json: string) => `CASE WHEN json_type(${json}) = 'NULL' THEN NULL ELSE ${json} END`;
 
 /** JSON access over top-level columns given as JSON (`root(name)`). */
 export function jsonRootAccess(root: (name: string) => string): PathAccess {
+  const json = ([first, ...rest]: readonly string[]) =>
+    rest.length ? `json_extract(${root(first!)}, ${jsonPath(rest)})` : root(first!);
   return {
-    json: ([first, ...rest]) => (rest.length ? `json_extract(${root(first!)}, ${jsonPath(rest)})` : root(first!)),
+    json,
+    value: (path) => valueJson(json(path)),
     text: ([first, ...rest]) => `json_extract_string(${root(first!)}, ${jsonPath(rest)})`,
+    present: (path) => presentJson(json(path)),
+    textIds: () => null,
   };
 }
 
@@ -26,6 +42,8 @@ interface Resolved {
   expr: string;
   type: string;
   rest: string[];
+  /** For a typed list: the type of its elements' `id` field, if they have one. */
+  idType?: string | null;
 }
 
 /**
@@ -70,8 +88,11 @@ export async function parquetAccess(
       expr = next;
       type = nextType;
     }
-    resolved.set(keyOf(path), { expr, type, rest: rest.slice(i) });
+    const idType = i === rest.length && type.endsWith('[]') ? await typeOf(`${expr}[1].id`) : null;
+    resolved.set(keyOf(path), { expr, type, rest: rest.slice(i), idType });
   }
+  // Typed values (every resolved path whose rest is empty, except JSON text) are never JSON null.
+  const typed = (r: Resolved | null): r is Resolved => r !== null && r.rest.length === 0 && r.type !== 'JSON';
   const get = (path: readonly string[]): Resolved | null => {
     const found = resolved.get(keyOf(path));
     if (found === undefined) throw new Error(`internal: Parquet path ${path.join('.')} was not resolved`);
@@ -79,11 +100,26 @@ export async function parquetAccess(
   };
   const asJson = (r: Resolved) =>
     r.type === 'JSON' ? r.expr : isTimestamp(r.type) ? `to_json(${rfc3339(r)})` : `to_json(${r.expr})`;
+  const json = (path: readonly string[]) => {
+    const r = get(path);
+    if (!r) return 'NULL::JSON';
+    return r.rest.length ? `json_extract(${asJson(r)}, ${jsonPath(r.rest)})` : asJson(r);
+  };
   return {
-    json(path) {
+    json,
+    // A value the schema types (a membership entry's struct, an attribute) is there when it
+    // is not NULL: no need to turn it into JSON to ask.
+    value: (path) => {
       const r = get(path);
-      if (!r) return 'NULL::JSON';
-      return r.rest.length ? `json_extract(${asJson(r)}, ${jsonPath(r.rest)})` : asJson(r);
+      return typed(r) ? asJson(r) : valueJson(json(path));
+    },
+    present(path) {
+      const r = get(path);
+      return typed(r) ? `(${r.expr} IS NOT NULL)` : presentJson(json(path));
+    },
+    textIds(path) {
+      const r = get(path);
+      return typed(r) && r.idType === 'VARCHAR' ? r.expr : null;
     },
     text(path) {
       const r = get(path);
