@@ -1,11 +1,11 @@
 // The engine's run-level API (engine/audience-run.ts) against an in-memory DuckDB: a full
 // run, its next baseline written to a file and kept in the engine, and the next snapshot's
 // diff against either gives the same counts and rows; dropping runs leaves no table behind.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openEngine, type Engine } from '../../src/engine/session.js';
+import type { Engine } from '../../src/engine/session.js';
+import { useScratchEngine } from '../helpers/engine.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
 import {
   dropRun,
@@ -19,13 +19,8 @@ import type { Shape } from '../../src/engine/shape.js';
 
 let dir: string;
 let engine: Engine;
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'audex-audience-run-'));
-  engine = await openEngine({ tempDirectory: path.join(dir, 'spill') });
-});
-afterAll(() => {
-  engine.close();
-  rmSync(dir, { recursive: true, force: true });
+useScratchEngine('audex-audience-run-', (opened) => {
+  ({ dir, engine } = opened);
 });
 
 const audience = 'aud-1';

@@ -1,10 +1,10 @@
 // Errors of audex's own SQL are internal errors (exit 1, "please report"), never bad input:
 // the classifier against real engine errors, and a load whose query is deliberately broken.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openEngine, type Engine } from '../../src/engine/session.js';
+import type { Engine } from '../../src/engine/session.js';
+import { useScratchEngine } from '../helpers/engine.js';
 import { isAudexSqlError } from '../../src/engine/engine-errors.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
 import type { Shape } from '../../src/engine/shape.js';
@@ -12,16 +12,11 @@ import { BadInputError, InternalError } from '../../src/errors.js';
 
 let dir: string;
 let engine: Engine;
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'audex-engine-errors-'));
-  engine = await openEngine({ tempDirectory: path.join(dir, 'spill') });
+useScratchEngine('audex-engine-errors-', (opened) => {
+  ({ dir, engine } = opened);
   writeFileSync(path.join(dir, 'broken.ndjson'), '{"a":1}\n{"a":\n');
   writeFileSync(path.join(dir, 'text.ndjson'), '{"a":"x"}\n');
   writeFileSync(path.join(dir, 'not.parquet'), 'not parquet at all');
-});
-afterAll(() => {
-  engine.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const failureOf = (sql: string) =>

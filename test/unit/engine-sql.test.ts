@@ -2,11 +2,11 @@
 // paths, targets and table names that hold quotes: every value from a config or a
 // snapshot reaches SQL through ident()/literal()/jsonPath(), so removing their escaping
 // breaks these (a syntax error, or a wrong value read back).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openEngine, type Engine } from '../../src/engine/session.js';
+import type { Engine } from '../../src/engine/session.js';
+import { useScratchEngine } from '../helpers/engine.js';
 import { fieldChain, ident, jsonPath, literal } from '../../src/engine/sql.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
 import { selectRows } from '../../src/engine/select-rows.js';
@@ -17,13 +17,8 @@ const NAMES = [`aud'"x`, `we"ird.na'me`, `it''s`, `back\\slash`, `semi;colon -- 
 
 let dir: string;
 let engine: Engine;
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'audex-engine-sql-'));
-  engine = await openEngine({ tempDirectory: path.join(dir, 'spill') });
-});
-afterAll(() => {
-  engine.close();
-  rmSync(dir, { recursive: true, force: true });
+useScratchEngine('audex-engine-sql-', (opened) => {
+  ({ dir, engine } = opened);
 });
 
 describe('quoting helpers (sql.ts)', () => {

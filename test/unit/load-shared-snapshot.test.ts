@@ -1,10 +1,10 @@
 // loadSnapshotForDataflows: one read of a snapshot for several dataflows gives each of
 // them exactly what a load of its own gives (rows, bad records, bad entries, selection).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openEngine, type Engine } from '../../src/engine/session.js';
+import type { Engine } from '../../src/engine/session.js';
+import { useScratchEngine } from '../helpers/engine.js';
 import { loadSnapshot, type PartFile } from '../../src/engine/load-snapshot.js';
 import { loadSnapshotForDataflows } from '../../src/engine/load-shared-snapshot.js';
 import { selectRows } from '../../src/engine/select-rows.js';
@@ -83,16 +83,11 @@ const RECORDS = [
 let dir: string;
 let engine: Engine;
 let parts: PartFile[];
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'audex-shared-load-'));
-  engine = await openEngine({ tempDirectory: path.join(dir, 'spill') });
+useScratchEngine('audex-shared-load-', (opened) => {
+  ({ dir, engine } = opened);
   const file = path.join(dir, 'part-0.ndjson');
   writeFileSync(file, RECORDS.map((r) => JSON.stringify(r)).join('\n') + '\n');
   parts = [{ path: file, name: 'profiles/part-0.ndjson', kind: 'ndjson' }];
-});
-afterAll(() => {
-  engine.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('loadSnapshotForDataflows', () => {

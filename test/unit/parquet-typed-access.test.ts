@@ -3,23 +3,18 @@
 // textIds); the snapshot table must hold exactly what the same records give as NDJSON,
 // edge cases included: a null identity entry, an entry without an id, an empty id, a
 // missing namespace, a null attribute, an absent membership entry.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openEngine, type Engine } from '../../src/engine/session.js';
+import type { Engine } from '../../src/engine/session.js';
+import { useScratchEngine } from '../helpers/engine.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
 import type { Shape } from '../../src/engine/shape.js';
 
 let dir: string;
 let engine: Engine;
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'audex-parquet-access-'));
-  engine = await openEngine({ tempDirectory: path.join(dir, 'spill') });
-});
-afterAll(() => {
-  engine.close();
-  rmSync(dir, { recursive: true, force: true });
+useScratchEngine('audex-parquet-access-', (opened) => {
+  ({ dir, engine } = opened);
 });
 
 const shape: Shape = {
