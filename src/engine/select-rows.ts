@@ -275,7 +275,7 @@ export async function selectRows(
     await engine.run(fullRowsSql(shape, valued, output, !presorted));
     if (presorted && !(await inKeyOrder(engine, output))) await engine.run(fullRowsSql(shape, valued, output, true));
   }
-  return countSelection(engine, shape, valued, output);
+  return countSelection(engine, shape, selection, valued, output);
 }
 
 /** The candidates with their profile-level values, whether they have every mandatory field, and a dedup mark. */
@@ -306,14 +306,16 @@ function losersSql(shape: Shape, selection: Selection, valued: string): string {
   // Only key values held by more than one profile need the (costly) ranking. A retained
   // member keeps what it holds: the destination already has it under that value. So only
   // values a newcomer holds are contested (in a diff, a few among the retained members').
-  const newcomerValues =
-    selection.kind === 'diff'
-      ? `SEMI JOIN (SELECT DISTINCT key_value FROM keyed WHERE kind = 'member') n USING (key_value)`
-      : '';
-  // The key values are found on narrow rows (value, profile, kind); only the contested ones
+  const newcomer = selection.kind === 'diff' ? ` AND bool_or(kind = 'member')` : '';
+  const holders = `FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'`;
+  // Repeated values are first found by their hash: grouping millions of 8-byte hashes is
+  // far cheaper than grouping the texts. A hash shared by chance only lets a value through
+  // to the exact grouping of the few that pass, which decides. Only the contested values
   // are joined back to their candidates for the ranking (a candidate's k is unique).
-  return `WITH keyed AS (SELECT ${keyValue} AS key_value, v.k, v.kind FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'),
-    contested AS (SELECT key_value, k, kind FROM keyed SEMI JOIN (SELECT key_value FROM keyed ${newcomerValues} GROUP BY key_value HAVING count(*) > 1) d USING (key_value))
+  return `WITH repeated AS (SELECT h FROM (SELECT hash(${keyValue}) AS h, v.kind ${holders}) GROUP BY h HAVING count(*) > 1${newcomer}),
+    keyed AS (SELECT key_value, k, kind FROM (SELECT ${keyValue} AS key_value, v.k, v.kind ${holders})
+      WHERE hash(key_value) IN (SELECT h FROM repeated)),
+    contested AS (SELECT key_value, k, kind FROM keyed SEMI JOIN (SELECT key_value FROM keyed GROUP BY key_value HAVING count(*) > 1${newcomer}) d USING (key_value))
     SELECT DISTINCT k FROM (
       SELECT c.k, row_number() OVER (PARTITION BY c.key_value ORDER BY c.kind = 'retained' DESC, ${qualificationTimeSql('v.qtime')} DESC NULLS LAST${tieBreak}, c.k ASC) AS r
       FROM contested c JOIN ${ident(valued)} v ON v.k = c.k)
@@ -363,15 +365,27 @@ function fullRowsSql(shape: Shape, valued: string, output: string, sorted: boole
     ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
 }
 
-async function countSelection(engine: Engine, shape: Shape, valued: string, output: string): Promise<SelectionCounts> {
+async function countSelection(
+  engine: Engine,
+  shape: Shape,
+  selection: Selection,
+  valued: string,
+  output: string,
+): Promise<SelectionCounts> {
   const out = ident(output);
+  // A full selection writes every exported member (at least one row each: one without an
+  // id when it has none) and nothing else, so its profiles are counted on the candidates,
+  // without a distinct count over millions of rows. A diff may hold back exit rows.
+  const exported =
+    selection.kind === 'full' ? `count(*) FILTER (WHERE ${EXPORTED_MEMBER})` : `(SELECT count(DISTINCT k) FROM ${out})`;
+  const exitsWritten = selection.kind === 'full' ? '0' : `(SELECT count(DISTINCT k) FROM ${out} WHERE kind = 'exit')`;
   const [row] = await engine.all<Record<string, string>>(`SELECT
       count(*) FILTER (WHERE kind IN ('member', 'exit'))::VARCHAR AS received,
       count(*) FILTER (WHERE kind = 'member' AND NOT ok)::VARCHAR AS mandatory,
       count(*) FILTER (WHERE kind = 'exit')::VARCHAR AS exits,
       (SELECT count(*) FROM ${out})::VARCHAR AS rows,
-      (SELECT count(DISTINCT k) FROM ${out})::VARCHAR AS exported,
-      (SELECT count(DISTINCT k) FROM ${out} WHERE kind = 'exit')::VARCHAR AS exits_written
+      ${exported}::VARCHAR AS exported,
+      ${exitsWritten}::VARCHAR AS exits_written
     FROM ${ident(valued)}`);
   const received = Number(row?.['received'] ?? 0);
   const excludedMandatory = Number(row?.['mandatory'] ?? 0);
