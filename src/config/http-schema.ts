@@ -4,7 +4,7 @@
 // ({ env } / { file }); a literal secret is refused, so none is ever kept in a config file.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { s3Options } from './schema.js';
+import { keepHistoryDays, s3Options } from './schema.js';
 import { parseSourcePath } from './sources.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -87,7 +87,13 @@ const httpDataflowObject = z
     timezone: z.string().default('UTC'),
     profileKey: z.string().default('profileId'),
     source: z.object({ snapshots: z.string().min(1), s3: s3Options.optional() }).strict(),
-    state: z.object({ path: z.string().min(1), s3: s3Options.optional() }).strict(),
+    state: z
+      .object({
+        path: z.string().min(1),
+        s3: s3Options.optional(),
+        keepHistoryDays,
+      })
+      .strict(),
     s3: s3Options.optional(),
     destination,
     mapping: z.array(z.object({ source: z.string().min(1) }).strict()).default([]),

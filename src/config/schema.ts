@@ -18,6 +18,14 @@ const isoDate = z
     'not a real calendar date',
   );
 
+/** `state.keepHistoryDays`, the same for every kind of dataflow (README "What is kept, for how long, and how much space"). */
+export const keepHistoryDays = z
+  .number()
+  .int()
+  .min(1)
+  .optional()
+  .describe('remove history records whose logical time is older than this many days (default: keep all)');
+
 export const s3Options = z
   .object({
     region: z.string().min(1).optional(),
@@ -156,12 +164,7 @@ const dataflowObject = z
           .describe(
             'baselines kept per incremental audience after each commit (the current one and older ones, for audex reset --to)',
           ),
-        keepHistoryDays: z
-          .number()
-          .int()
-          .min(1)
-          .optional()
-          .describe('remove history records whose logical time is older than this many days (default: keep all)'),
+        keepHistoryDays,
       })
       .partial({ path: true })
       .optional(),

@@ -26,6 +26,7 @@ import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunRecord } from '../state/records.js';
 import { crashPoint } from '../run/crash-points.js';
+import { maintainHistory } from '../run/maintain-history.js';
 import { executeDatasetRun } from './execute-dataset-run.js';
 import { listBatches, type BatchInfo } from './list-batches.js';
 import {
@@ -219,6 +220,12 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
       }
     }
     for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
+    await maintainHistory(state, {
+      keepDays: dataflow.state?.keepHistoryDays,
+      now: options.now,
+      progress: options.progress,
+      warn: options.warn,
+    });
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
   } finally {
     await lease.release();

@@ -36,6 +36,7 @@ import type { PendingRun, RunCounts, RunRecord } from '../state/records.js';
 import { acquireLock, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { crashPoint } from './crash-points.js';
+import { maintainHistory } from './maintain-history.js';
 import type { InvocationResult } from './invoke.js';
 import { failed, SUCCEEDED, type Outcome } from './outcome.js';
 import {
@@ -191,6 +192,12 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<Invocation
       });
       outcomes.push(failed(new RunFailedError(plan.problem)));
     }
+    await maintainHistory(state, {
+      keepDays: dataflow.state.keepHistoryDays,
+      now: options.now,
+      progress: options.progress,
+      warn: options.warn,
+    });
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
   } finally {
     await lease.release();

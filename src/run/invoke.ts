@@ -21,6 +21,7 @@ import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
 import { executeRun, pruneBaselines, type RunContext } from './execute-run.js';
+import { maintainHistory } from './maintain-history.js';
 import { failed, SKIPPED, SUCCEEDED, type Outcome } from './outcome.js';
 import { openLocations, prepare, type Locations } from './prepare.js';
 import { createSnapshotReads, type SnapshotNeeds, type SnapshotReads } from './snapshot-reads.js';
@@ -258,7 +259,12 @@ async function runDataflow(o: OpenedDataflow, reads: SnapshotReads, index: numbe
       outcomes.push(failed(asAudexError(error)));
     }
   }
-  await maintainHistory(state, options);
+  await maintainHistory(state, {
+    keepDays: dataflow.state?.keepHistoryDays,
+    now: options.now,
+    progress: options.progress,
+    warn: options.warn,
+  });
   return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
 }
 
@@ -300,30 +306,6 @@ export async function finishCommitted(
       `${pending.audienceId}: run ${pending.runId} was committed by an earlier invocation; its history record and cleanup are done now`,
     );
     await afterEach(pending);
-  }
-}
-
-/**
- * After the invocation's runs, under the lock: records of the layout before month folders
- * are moved into them, and with `state.keepHistoryDays` records older than that (by
- * logical time, counted from this invocation's now) are removed. A failure only warns:
- * every run is committed or recorded already.
- */
-async function maintainHistory(state: StateStore, options: InvokeOptions): Promise<void> {
-  const keepDays = options.config.dataflow.state?.keepHistoryDays;
-  try {
-    const moved = await state.migrateLegacyHistory();
-    if (moved > 0) options.progress(`moved ${moved} history record(s) into month folders`);
-    if (keepDays !== undefined) {
-      const removed = await state.pruneHistory(new Date(options.now.getTime() - keepDays * 86_400_000), () =>
-        crashPoint('in-prune'),
-      );
-      if (removed > 0) options.progress(`removed ${removed} history record(s) older than ${keepDays} day(s)`);
-    }
-  } catch (error) {
-    options.warn(
-      `the runs are recorded, but the history could not be tidied (${messageOf(error)}); the next run tries again`,
-    );
   }
 }
 

@@ -125,6 +125,31 @@ describe.concurrent('incremental dataset exports', () => {
     expect(all.sort()).toEqual(['b1-1', 'b1-2', 'b2-1', 'b2-2', 'b3-1', 'late-1']);
   });
 
+  it('state.keepHistoryDays removes older history records after the runs, as for audiences', async () => {
+    const { ws, root, config } = setup({ state: { keepHistoryDays: 1 } });
+    const keepAll = ws.config(datasetConfig(), 'keep-all.yaml');
+    addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 1) });
+    await runOk(ws, keepAll, T1);
+    addBatch(root, DS, 'b-002', '2026-11-20T08:00:00Z', { 'part-00000.ndjson': batchLines('b2', 1) });
+    await runOk(ws, keepAll, T2);
+    const history = async () =>
+      ((await ws.audex(['runs', '--config', config, '--json'])).json().runs as Run[]).map((r) => r.logicalTime);
+    expect(await history()).toEqual(['2026-11-20T12:00:00.000Z', '2026-11-20T06:00:00.000Z']);
+    // A day later (slot 2026-11-21T12:00), one day back from --at reaches 2026-11-20T13:00:
+    // the two runs of the 20th go; this run's record and the slots it skipped (from 18:00 on
+    // the 20th) stay.
+    addBatch(root, DS, 'b-003', '2026-11-21T08:00:00Z', { 'part-00000.ndjson': batchLines('b3', 1) });
+    const result = await ws.audex(['run', '--config', config, '--at', '2026-11-21T13:00:00Z']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('removed 2 history record(s) older than 1 day(s)');
+    expect(await history()).toEqual([
+      '2026-11-21T12:00:00.000Z',
+      '2026-11-21T06:00:00.000Z',
+      '2026-11-21T00:00:00.000Z',
+      '2026-11-20T18:00:00.000Z',
+    ]);
+  });
+
   it("a batch committed after the run's now waits for the next run (replays with --at see what was there then)", async () => {
     const { ws, root, config } = setup();
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 1) });

@@ -349,4 +349,22 @@ describe('HTTP API destination: unreadable records', () => {
     expect(next.json().runs[0]!.counts).toMatchObject({ messages: 0, baselineSize: 2 });
     expect(sink.requests).toHaveLength(0);
   });
+
+  it('state.keepHistoryDays removes older history records after the runs, as for files', async () => {
+    const ws = workspace();
+    ws.snapshot('s1', S1, snapshot1());
+    ws.config(webhookConfig(sink.url));
+    expect((await ws.audex(['run', '-c', 'webhook.yaml', '--at', S2])).code).toBe(0);
+    ws.snapshot('s3', S3, snapshot2());
+    // At AT (30 November), 8 days back reaches the 22nd: s1's record (evaluated on the 20th)
+    // goes, the new one of s3 (the 22nd, 05:00) stays.
+    ws.config(webhookConfig(sink.url, {}, { state: { path: './state', keepHistoryDays: 8 } }));
+    const r = await ws.audex(['run', '-c', 'webhook.yaml', '--at', '2026-11-30T04:00:00Z']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('removed 1 history record(s) older than 8 day(s)');
+    const runs = JSON.parse((await ws.audex(['runs', '-c', 'webhook.yaml', '--json'])).stdout) as {
+      runs: { snapshotId: string }[];
+    };
+    expect(runs.runs.map((x) => x.snapshotId)).toEqual(['s3']);
+  });
 });
