@@ -12,7 +12,7 @@
 import type { Engine } from './session.js';
 import type { Shape } from './shape.js';
 import { badRecordsFor, type LoadedSnapshot } from './load-snapshot.js';
-import { baselineSql, selectionTables, selectRows, type Selection, type SelectionCounts } from './select-rows.js';
+import { baselineSql, selectionObjects, selectRows, type Selection, type SelectionCounts } from './select-rows.js';
 import { ident, literal } from './sql.js';
 import { RunRows } from './run-rows.js';
 
@@ -39,6 +39,7 @@ export interface RunCountsOfSelection extends SelectionCounts {
 
 interface RunTables {
   output: string;
+  selection: Selection;
   /** The baseline read from a file for this run, dropped with it. */
   ownBaseline?: string;
 }
@@ -74,20 +75,20 @@ export async function selectRun(
 ): Promise<SelectedRun> {
   const audience = shape.audiences.indexOf(audienceId);
   if (audience < 0) throw new Error(`internal: audience ${audienceId} is not in the dataflow's shape`);
-  const tables: RunTables = { output: `audience_run_${++runCounter}` };
+  const tables: RunTables = { output: `audience_run_${++runCounter}`, selection: { kind: 'full' } };
   try {
-    let selection: Selection = { kind: 'full' };
     if (baseline instanceof KeptBaseline) {
-      selection = { kind: 'diff', baselineTable: KeptBaseline.tableOf(baseline) };
+      tables.selection = { kind: 'diff', baselineTable: KeptBaseline.tableOf(baseline) };
     } else if (baseline) {
       tables.ownBaseline = `${tables.output}_baseline`;
       await engine.run(
         `CREATE OR REPLACE VIEW ${ident(tables.ownBaseline)} AS SELECT k, status, qtime, ids FROM read_parquet(${literal(baseline.file)})`,
       );
-      selection = { kind: 'diff', baselineTable: tables.ownBaseline };
+      tables.selection = { kind: 'diff', baselineTable: tables.ownBaseline };
     }
+    const { selection } = tables;
     const counts = await selectRows(engine, shape, snapshot.table, audience, selection, tables.output);
-    const rows = new RunRows(engine, shape, tables.output, counts.rowsWritten);
+    const rows = new RunRows(engine, shape, tables.output, counts.rowsWritten, selection.kind === 'full');
     return new SelectedRun({ ...counts, badRecords: badRecordsFor(snapshot, audienceId).length }, rows, tables);
   } catch (error) {
     await dropTables(engine, tables);
@@ -122,9 +123,13 @@ function tablesOf(run: SelectedRun): RunTables {
 }
 
 async function dropTables(engine: Engine, tables: RunTables): Promise<void> {
+  const made = selectionObjects(tables.output, tables.selection);
   // A baseline read from a file is a view on it: the diff reads it once.
-  const views = tables.ownBaseline ? [`DROP VIEW IF EXISTS ${ident(tables.ownBaseline)};`] : [];
+  const views = [...made.views, ...(tables.ownBaseline ? [tables.ownBaseline] : [])];
   await engine.run(
-    [...selectionTables(tables.output).map((name) => `DROP TABLE IF EXISTS ${ident(name)};`), ...views].join(' '),
+    [
+      ...views.map((name) => `DROP VIEW IF EXISTS ${ident(name)};`),
+      ...made.tables.map((name) => `DROP TABLE IF EXISTS ${ident(name)};`),
+    ].join(' '),
   );
 }

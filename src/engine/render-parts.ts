@@ -38,8 +38,9 @@ export async function copyTextLines(
   lastRow: number,
   file: string,
 ): Promise<void> {
-  const { engine, shape, table } = RunRows.locate(rows);
-  await engine.run(textLinesCopySql(shape, table, csv, firstRow, lastRow, file));
+  const { engine, shape } = RunRows.locate(rows);
+  const { table, range } = await RunRows.rangeOf(rows, firstRow, lastRow);
+  await engine.run(textLinesCopySql(shape, table, csv, range, file));
 }
 
 /** Writes rows first..last (1-based) as one Parquet file with the mapping's column types. */
@@ -50,8 +51,9 @@ export async function copyParquetPart(
   file: string,
   gzip: boolean,
 ): Promise<void> {
-  const { engine, shape, table } = RunRows.locate(rows);
-  await engine.run(parquetCopySql(shape, table, firstRow, lastRow, file, gzip));
+  const { engine, shape } = RunRows.locate(rows);
+  const { table, range } = await RunRows.rangeOf(rows, firstRow, lastRow);
+  await engine.run(parquetCopySql(shape, table, range, file, gzip));
 }
 
 export interface ParquetTypeError {

@@ -3,7 +3,8 @@
 // only joins lines; Parquet columns are cast to the mapping's types. The output table was
 // created in row order (ORDER BY profile key, id) and the engine preserves insertion
 // order, so plain scans of it come out in that order without sorting again, and its rowid
-// is the row's position (Parquet parts take rowid ranges).
+// is the row's position (parts of a run split over several files take rowid ranges). A
+// full selection's rows can also be a view in row order (see select-rows.ts), read whole.
 import type { CsvOptions } from '../config/schema.js';
 import type { Shape } from './shape.js';
 import { ident, literal } from './sql.js';
@@ -115,35 +116,34 @@ export function parquetTypeErrorsSql(shape: Shape, table: string): string | null
   return checks.length ? `${checks.join(' UNION ALL ')} ORDER BY k LIMIT 10` : null;
 }
 
-export function parquetCopySql(
-  shape: Shape,
-  table: string,
-  firstRow: number,
-  lastRow: number,
-  file: string,
-  gzip: boolean,
-): string {
+/** Rows first..last (1-based, in table order) of a table; null: every row of a table or view. */
+export type RowRange = { first: number; last: number } | null;
+
+function rangeFilter(range: RowRange): string {
+  return range ? `WHERE rowid BETWEEN ${range.first - 1} AND ${range.last - 1}` : '';
+}
+
+export function parquetCopySql(shape: Shape, table: string, range: RowRange, file: string, gzip: boolean): string {
   const cols = shape.columns.map((c, i) => `${typedValue(shape, i)}::${PARQUET_TYPES[c.type]} AS ${ident(c.target)}`);
-  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1})
+  return `COPY (SELECT ${cols.join(', ')} FROM ${ident(table)} ${rangeFilter(range)})
     TO ${literal(file)} (FORMAT parquet, COMPRESSION ${gzip ? 'gzip' : 'snappy'})`;
 }
 
 /**
- * Writes rows firstRow..lastRow (1-based, in table order) of the rendered CSV or JSON lines
- * verbatim, one line and a "\n" each: with no quote and no escape character, DuckDB's CSV
- * writer adds nothing to a one-column value (it is parallel and needs no round trip
- * through JavaScript per line). The delimiter is never looked at for a single column.
+ * Writes the rows of `range` (in table order) of the rendered CSV or JSON lines verbatim,
+ * one line and a "\n" each: with no quote and no escape character, DuckDB's CSV writer
+ * adds nothing to a one-column value (it is parallel and needs no round trip through
+ * JavaScript per line). The delimiter is never looked at for a single column.
  */
 export function textLinesCopySql(
   shape: Shape,
   table: string,
   csv: CsvOptions | null,
-  firstRow: number,
-  lastRow: number,
+  range: RowRange,
   file: string,
 ): string {
-  const range = `WHERE rowid BETWEEN ${firstRow - 1} AND ${lastRow - 1}`;
-  const lines = csv ? csvLinesSql(shape, table, csv, range) : jsonLinesSql(shape, table, range);
+  const where = rangeFilter(range);
+  const lines = csv ? csvLinesSql(shape, table, csv, where) : jsonLinesSql(shape, table, where);
   // COMPRESSION none: DuckDB would otherwise gzip a file whose name ends in .gz (staged
   // S3 parts keep their key's name), and Node gzips the lines itself.
   return `COPY (${lines}) TO ${literal(file)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${literal('\u0001')}, COMPRESSION none)`;

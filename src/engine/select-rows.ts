@@ -36,6 +36,7 @@ import type { Engine } from './session.js';
 import type { Column, Shape } from './shape.js';
 import { ident, literal, literalList } from './sql.js';
 import { ACTIVE_STATUSES, UNREADABLE } from './record-rules.js';
+import { numberedTableOf } from './run-rows.js';
 
 export type Selection = { kind: 'full' } | { kind: 'diff'; baselineTable: string };
 
@@ -267,13 +268,14 @@ export async function selectRows(
     await engine.run(`UPDATE ${ident(valued)} SET lost = TRUE WHERE k IN (${losersSql(shape, selection, valued)})`);
   if (selection.kind === 'diff') await engine.run(diffRowsSql(shape, valued, output));
   else {
-    // Rows go out ordered by profile key, then id. A full selection from a snapshot whose
-    // rows already come in key order keeps that order (a filter and the id explosion do not
-    // move rows, and each profile's ids are sorted at load), so it skips the sort; the
-    // result is checked, and sorted after all if the engine moved a row.
+    // Rows go out ordered by profile key, then id. A full selection's rows are a view on its
+    // candidates, read once by the file writer (no table of millions of rows written and
+    // read back). Candidates in key order (checked: they come from the snapshot in load
+    // order) keep it through the filter and the id explosion, since the engine preserves
+    // insertion order (session.ts) and each profile's ids are sorted at load, so the view
+    // skips the sort; otherwise it sorts.
     const presorted = await inKeyOrder(engine, valued);
     await engine.run(fullRowsSql(shape, valued, output, !presorted));
-    if (presorted && !(await inKeyOrder(engine, output))) await engine.run(fullRowsSql(shape, valued, output, true));
   }
   return countSelection(engine, shape, selection, valued, output);
 }
@@ -357,9 +359,9 @@ function diffRowsSql(shape: Shape, valued: string, output: string): string {
     ORDER BY x.k, x.id`;
 }
 
-/** A full selection's rows: members only (no exit, so no id held back), a filter and the id explosion. */
+/** A full selection's rows (a view): members only (no exit, so no id held back), a filter and the id explosion. */
 function fullRowsSql(shape: Shape, valued: string, output: string, sorted: boolean): string {
-  return `CREATE OR REPLACE TABLE ${ident(output)} AS
+  return `CREATE OR REPLACE VIEW ${ident(output)} AS
     SELECT x.k, x.kind, ${rowValues(shape)}
     FROM (${explodeSql(`(SELECT * FROM ${ident(valued)} WHERE ${EXPORTED_MEMBER})`)}) x
     ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
@@ -376,14 +378,18 @@ async function countSelection(
   // A full selection writes every exported member (at least one row each: one without an
   // id when it has none) and nothing else, so its profiles are counted on the candidates,
   // without a distinct count over millions of rows. A diff may hold back exit rows.
-  const exported =
-    selection.kind === 'full' ? `count(*) FILTER (WHERE ${EXPORTED_MEMBER})` : `(SELECT count(DISTINCT k) FROM ${out})`;
-  const exitsWritten = selection.kind === 'full' ? '0' : `(SELECT count(DISTINCT k) FROM ${out} WHERE kind = 'exit')`;
+  const full = selection.kind === 'full';
+  const exported = full ? `count(*) FILTER (WHERE ${EXPORTED_MEMBER})` : `(SELECT count(DISTINCT k) FROM ${out})`;
+  const exitsWritten = full ? '0' : `(SELECT count(DISTINCT k) FROM ${out} WHERE kind = 'exit')`;
+  // A full selection's rows (a view): one per id of each exported member, one without an id.
+  const rows = full
+    ? `coalesce(sum(CASE WHEN len(ids) = 0 THEN 1 ELSE len(ids) END) FILTER (WHERE ${EXPORTED_MEMBER}), 0)`
+    : `(SELECT count(*) FROM ${out})`;
   const [row] = await engine.all<Record<string, string>>(`SELECT
       count(*) FILTER (WHERE kind IN ('member', 'exit'))::VARCHAR AS received,
       count(*) FILTER (WHERE kind = 'member' AND NOT ok)::VARCHAR AS mandatory,
       count(*) FILTER (WHERE kind = 'exit')::VARCHAR AS exits,
-      (SELECT count(*) FROM ${out})::VARCHAR AS rows,
+      ${rows}::VARCHAR AS rows,
       ${exported}::VARCHAR AS exported,
       ${exitsWritten}::VARCHAR AS exits_written
     FROM ${ident(valued)}`);
@@ -423,9 +429,14 @@ export function baselineSql(output: string): string {
     ORDER BY k`;
 }
 
-/** Every table selectRows(…, output) creates, for the caller to drop. */
-export function selectionTables(output: string): string[] {
-  return [output, `${output}_valued`];
+/**
+ * What selectRows(…, output) creates, for the caller to drop: a full selection's rows are a
+ * view (and a numbered copy of it when a run is split over several files), a diff's a table.
+ */
+export function selectionObjects(output: string, selection: Selection): { views: string[]; tables: string[] } {
+  return selection.kind === 'full'
+    ? { views: [output], tables: [numberedTableOf(output), `${output}_valued`] }
+    : { views: [], tables: [output, `${output}_valued`] };
 }
 
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */
