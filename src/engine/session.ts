@@ -1,6 +1,6 @@
 // One DuckDB instance per invocation. Memory is bounded by `memory_limit` and spills go
 // to a folder the run owns, so large snapshots do not grow the process without bound.
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 
 export interface EngineOptions {
   /** Folder for DuckDB spill files (owned and removed by the run). */
@@ -34,6 +34,9 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
     checkpoint_threshold: '1TB',
   };
   if (options.threads) config['threads'] = String(options.threads);
+  // Loaded on first use: the engine's native library takes a fifth of a second to load, which
+  // commands that never open an engine (status, runs, validate, a refused config) skip.
+  const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:', config);
   const connections: DuckDBConnection[] = [];
   const wrap = async (): Promise<Engine> => {
