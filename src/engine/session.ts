@@ -74,3 +74,11 @@ function engineOn(connection: DuckDBConnection, connect: () => Promise<Engine>, 
     close,
   };
 }
+
+/** Whether the engine has moved data out of memory (its spill files hold something): it is short of memory. */
+export async function hasSpilled(engine: Engine): Promise<boolean> {
+  const [row] = await engine.all<{ n: number }>(
+    'SELECT count(*)::INTEGER AS n FROM duckdb_temporary_files() WHERE size > 0',
+  );
+  return (row?.n ?? 0) > 0;
+}
