@@ -28,7 +28,7 @@
 //   <output>_valued (alias `v`): the candidates with
 //     ok                      every mandatory field is present
 //     j<i>                    column i's value as JSON, transforms applied (identity columns NULL here)
-//   <output> (alias `x`), the run's rows in file order:
+//   <output> (alias `x`), the run's rows in file order (a view for a full selection, a table for a diff):
 //     k, kind                 the profile and 'member' | 'exit'
 //     j<i>                    column i's value as JSON (identity columns: the row's id)
 //   inside the queries: key_value (one dedup key value of a profile), id (one id of a profile's ids, a row)
