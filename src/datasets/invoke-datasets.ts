@@ -220,12 +220,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
       }
     }
     for (const record of records) if (record.status !== 'success') await state.appendHistory(record);
-    await maintainHistory(state, {
-      keepDays: dataflow.state?.keepHistoryDays,
-      now: options.now,
-      progress: options.progress,
-      warn: options.warn,
-    });
+    await maintainHistory(state, dataflow.state?.keepHistoryDays, options);
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
   } finally {
     await lease.release();

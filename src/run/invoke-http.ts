@@ -192,12 +192,7 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<Invocation
       });
       outcomes.push(failed(new RunFailedError(plan.problem)));
     }
-    await maintainHistory(state, {
-      keepDays: dataflow.state.keepHistoryDays,
-      now: options.now,
-      progress: options.progress,
-      warn: options.warn,
-    });
+    await maintainHistory(state, dataflow.state.keepHistoryDays, options);
     return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
   } finally {
     await lease.release();

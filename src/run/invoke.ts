@@ -266,12 +266,7 @@ async function runDataflow(o: OpenedDataflow, reads: SnapshotReads, index: numbe
       outcomes.push(failed(asAudexError(error)));
     }
   }
-  await maintainHistory(state, {
-    keepDays: dataflow.state?.keepHistoryDays,
-    now: options.now,
-    progress: options.progress,
-    warn: options.warn,
-  });
+  await maintainHistory(state, dataflow.state?.keepHistoryDays, options);
   return { dataflowId: dataflow.id, at: options.now.toISOString(), runs: records, outcomes };
 }
 

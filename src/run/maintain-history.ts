@@ -3,23 +3,20 @@
 import { messageOf } from '../errors.js';
 import type { StateStore } from '../state/state-store.js';
 import { crashPoint } from './crash-points.js';
-
-export interface HistoryUpkeep {
-  /** `state.keepHistoryDays` of the config; undefined keeps every record. */
-  keepDays: number | undefined;
-  /** The invocation's now (`--at`): the days are counted back from it. */
-  now: Date;
-  progress: (message: string) => void;
-  warn: (message: string) => void;
-}
+import type { InvocationSettings } from './invocation-settings.js';
 
 /**
  * Under the lock, after the runs: records of the layout before month folders are moved
  * into them, and with `keepDays` records older than that (by logical time) are removed. A
  * failure only warns: every run is committed or recorded already.
  */
-export async function maintainHistory(state: StateStore, upkeep: HistoryUpkeep): Promise<void> {
-  const { keepDays, now, progress, warn } = upkeep;
+export async function maintainHistory(
+  state: StateStore,
+  /** `state.keepHistoryDays` of the config; undefined keeps every record. */
+  keepDays: number | undefined,
+  /** The invocation's now (`--at`: the days are counted back from it), progress and warnings. */
+  { now, progress, warn }: Pick<InvocationSettings, 'now' | 'progress' | 'warn'>,
+): Promise<void> {
   try {
     const moved = await state.migrateLegacyHistory();
     if (moved > 0) progress(`moved ${moved} history record(s) into month folders`);
