@@ -87,7 +87,7 @@ export async function selectRun(
       tables.selection = { kind: 'diff', baselineTable: tables.ownBaseline };
     }
     const { selection } = tables;
-    const counts = await selectRows(engine, shape, snapshot.table, audience, selection, tables.output);
+    const counts = await selectRows(engine, shape, snapshot, audience, selection, tables.output);
     const rows = new RunRows(engine, shape, tables.output, counts.rowsWritten, selection.kind === 'full');
     return new SelectedRun({ ...counts, badRecords: badRecordsFor(snapshot, audienceId).length }, rows, tables);
   } catch (error) {
@@ -130,6 +130,7 @@ async function dropTables(engine: Engine, tables: RunTables): Promise<void> {
     [
       ...views.map((name) => `DROP VIEW IF EXISTS ${ident(name)};`),
       ...made.tables.map((name) => `DROP TABLE IF EXISTS ${ident(name)};`),
+      ...made.types.map((name) => `DROP TYPE IF EXISTS ${ident(name)};`),
     ].join(' '),
   );
 }

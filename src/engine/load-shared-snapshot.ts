@@ -45,6 +45,7 @@ export async function loadSnapshotForDataflows(
         profiles: loaded.profiles,
         badRecords: loaded.badRecords,
         entryErrors: new Map([...loaded.entryErrors].filter(([audience]) => shape.audiences.includes(audience))),
+        keysInOrder: loaded.keysInOrder,
       };
     }
   }

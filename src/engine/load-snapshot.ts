@@ -65,6 +65,11 @@ export interface LoadedSnapshot {
   badRecords: BadRecord[];
   /** Bad membership entries, per audience id. */
   entryErrors: Map<string, BadRecord[]>;
+  /**
+   * Whether the table's rows, in table order, have non-decreasing profile keys (a full
+   * selection's rows then need no sort). Checked once, on the first run's connection that asks.
+   */
+  keysInOrder: (engine: Engine) => Promise<boolean>;
 }
 
 export interface LoadOptions {
@@ -149,13 +154,26 @@ export async function loadSnapshot(
   }
   if (needScan) problems = await countProblems(engine, options.table);
   const flagged = await collectSqlProblems(engine, shape, options.table, readable, problems!);
+  // Problems are reported: the diagnostic columns are dropped, so runs scan (and the engine
+  // keeps in memory or spills) only what they select from.
+  await engine.run(DIAGNOSTIC_COLUMNS.map((c) => `ALTER TABLE ${ident(options.table)} DROP COLUMN ${c}`).join(';\n'));
   const [row] = await engine.all<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${ident(options.table)}`);
+  let inOrder: Promise<boolean> | undefined;
   return {
     table: options.table,
     profiles: Number(row?.n ?? 0),
     badRecords: [...scanned, ...flagged.bad],
     entryErrors: flagged.entries,
+    keysInOrder: (on) => (inOrder ??= tableInKeyOrder(on, options.table)),
   };
+}
+
+/** Whether the table's rows, in table order, have non-decreasing profile keys. */
+async function tableInKeyOrder(engine: Engine, table: string): Promise<boolean> {
+  const [row] = await engine.all<{ n: string }>(
+    `SELECT count(*)::VARCHAR AS n FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS previous FROM ${ident(table)}) WHERE previous > k`,
+  );
+  return Number(row?.n ?? 0) === 0;
 }
 
 function unreadable(error: unknown, parts: PartFile[]): BadInputError {
@@ -409,6 +427,9 @@ function createTableSql(
       ${entryErrors} AS entry_errors
     FROM checked`;
 }
+
+/** Columns of the snapshot table only the load reads (to find and report problems). */
+const DIAGNOSTIC_COLUMNS = ['_file', '_row', 'bad', 'entry_errors'];
 
 /** The type of the snapshot table's s<i>: a good entry's status, or `unreadable` for a bad one. */
 const STATUS_TYPE = `ENUM(${literalList([...VALID_STATUSES, UNREADABLE])})`;

@@ -25,9 +25,12 @@
 //     k, status, qtime, ids   the profile and the membership values this run uses
 //     kind                    'member' | 'exit' | 'retained' | 'unread' (see candidatesSql)
 //     a<j>                    attribute values (JSON), only where they can be written or make a retained member's dedup key
-//   <output>_valued (alias `v`): the candidates with
+//   <output>_valued (alias `v`; a view for a full selection, a table for a diff): the candidates with
 //     ok                      every mandatory field is present
 //     j<i>                    column i's value as JSON, transforms applied (identity columns NULL here)
+//   <output>_lost (an ENUM type, only with dedup): the keys of the candidates that lose a dedup key value
+//   <output>_marked (view): <output>_valued with
+//     lost                    the candidate loses a dedup key value (its k is a value of <output>_lost)
 //   <output> (alias `x`), the run's rows in file order (a view for a full selection, a table for a diff):
 //     k, kind                 the profile and 'member' | 'exit'
 //     j<i>                    column i's value as JSON (identity columns: the row's id)
@@ -37,6 +40,7 @@ import type { Column, Shape } from './shape.js';
 import { ident, literal, literalList } from './sql.js';
 import { ACTIVE_STATUSES, UNREADABLE } from './record-rules.js';
 import { numberedTableOf } from './run-rows.js';
+import type { LoadedSnapshot } from './load-snapshot.js';
 
 export type Selection = { kind: 'full' } | { kind: 'diff'; baselineTable: string };
 
@@ -248,48 +252,65 @@ function missingSql(shape: Shape, column: Column): string {
   }
 }
 
+/** The snapshot a selection reads: its table (or view) and whether its rows are in key order. */
+export type SnapshotRows = Pick<LoadedSnapshot, 'table' | 'keysInOrder'>;
+
 /**
- * Creates table `output` with columns k, kind ('member' | 'exit') and j0..jn (JSON
- * values in mapping order) and returns the run's counts. Leaves `<output>_valued` (the
- * candidates) for baselineSql; the caller drops both.
+ * Creates `output` (k, kind 'member' | 'exit', j0..jn: JSON values in mapping order; a
+ * view for a full selection, a table for a diff) and returns the run's counts. Leaves
+ * `<output>_marked` (the candidates) for baselineSql; the caller drops what
+ * selectionObjects names.
  */
 export async function selectRows(
   engine: Engine,
   shape: Shape,
-  snapshot: string,
+  snapshot: SnapshotRows,
   audience: number,
   selection: Selection,
   output: string,
 ): Promise<SelectionCounts> {
-  const valued = `${output}_valued`;
-  await engine.run(valuedSql(shape, snapshot, audience, selection, valued));
-  // Members that lose a dedup key are marked in place: the rows keep their order.
+  const { valued, lost, marked } = namesOf(output);
+  // A full selection's candidates are a view on the snapshot: the file writer computes their
+  // values as it reads them, and no table of millions of candidates is written and read
+  // back. A diff's come from a join with the baseline, read by several queries: a table.
+  const kind = selection.kind === 'full' ? 'VIEW' : 'TABLE';
+  await engine.run(
+    `CREATE OR REPLACE ${kind} ${ident(valued)} AS ${valuedSql(shape, snapshot.table, audience, selection)}`,
+  );
+  // The few members that lose a dedup key become the values of an ENUM type, and a candidate
+  // is marked by a cast to it: a lookup per row that keeps the rows in order, where a join
+  // with a table of them does not.
   if (shape.dedup)
-    await engine.run(`UPDATE ${ident(valued)} SET lost = TRUE WHERE k IN (${losersSql(shape, selection, valued)})`);
-  if (selection.kind === 'diff') await engine.run(diffRowsSql(shape, valued, output));
+    await engine.run(`CREATE OR REPLACE TYPE ${ident(lost)} AS ENUM (${losersSql(shape, selection, valued)})`);
+  const isLost = shape.dedup ? `TRY_CAST(v.k AS ${ident(lost)}) IS NOT NULL` : 'FALSE';
+  await engine.run(`CREATE OR REPLACE VIEW ${ident(marked)} AS SELECT v.*, ${isLost} AS lost FROM ${ident(valued)} v`);
+  if (selection.kind === 'diff') await engine.run(diffRowsSql(shape, marked, output));
   else {
     // Rows go out ordered by profile key, then id. A full selection's rows are a view on its
-    // candidates, read once by the file writer (no table of millions of rows written and
-    // read back). Candidates in key order (checked: they come from the snapshot in load
-    // order) keep it through the filter and the id explosion, since the engine preserves
-    // insertion order (session.ts) and each profile's ids are sorted at load, so the view
-    // skips the sort; otherwise it sorts.
-    const presorted = await inKeyOrder(engine, valued);
-    await engine.run(fullRowsSql(shape, valued, output, !presorted));
+    // candidates, read once by the file writer. Candidates from a snapshot in key order keep
+    // it through the filters and the id explosion, since the engine preserves insertion order
+    // (session.ts) and each profile's ids are sorted at load, so the view skips the sort;
+    // otherwise it sorts.
+    const presorted = await snapshot.keysInOrder(engine);
+    await engine.run(fullRowsSql(shape, marked, output, !presorted));
   }
-  return countSelection(engine, shape, selection, valued, output);
+  return countSelection(engine, shape, selection, marked, output);
 }
 
-/** The candidates with their profile-level values, whether they have every mandatory field, and a dedup mark. */
-function valuedSql(shape: Shape, snapshot: string, audience: number, selection: Selection, valued: string): string {
+/** The objects a selection into `output` makes besides it (see the table of names at the top). */
+function namesOf(output: string): { valued: string; lost: string; marked: string } {
+  return { valued: `${output}_valued`, lost: `${output}_lost`, marked: `${output}_marked` };
+}
+
+/** The candidates with their profile-level values and whether they have every mandatory field. */
+function valuedSql(shape: Shape, snapshot: string, audience: number, selection: Selection): string {
   const cols = shape.columns;
   const mandatory = shape.required.map((i) => missingSql(shape, cols[i]!));
   const profileValues = cols.map((c, i) =>
     c.ref.kind === 'identity' ? `NULL::JSON AS j${i}` : `${columnValue(shape, c, 'c')} AS j${i}`,
   );
-  return `CREATE OR REPLACE TABLE ${ident(valued)} AS
-    SELECT c.k, c.kind, c.status, c.qtime, c.ids,
-      ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok, FALSE AS lost,
+  return `SELECT c.k, c.kind, c.status, c.qtime, c.ids,
+      ${mandatory.length ? `NOT (${mandatory.join(' OR ')})` : 'TRUE'} AS ok,
       ${profileValues.join(', ')}
     FROM (${candidatesSql(shape, snapshot, audience, selection)}) c`;
 }
@@ -300,7 +321,7 @@ function losersSql(shape: Shape, selection: Selection, valued: string): string {
   const otherCols = shape.columns
     .map((c, i) => ({ c, i }))
     .filter(({ c, i }) => c.ref.kind !== 'identity' && !(dedup.kind === 'attributes' && dedup.columns.includes(i)));
-  const tieBreak = otherCols.map(({ i }) => `, ${renderText(`v.j${i}`)} ASC NULLS LAST`).join('');
+  const tieBreak = otherCols.map(({ i }) => `, ${renderText(`c.j${i}`)} ASC NULLS LAST`).join('');
   const keyValue =
     dedup.kind === 'identity'
       ? 'unnest(v.ids)::VARCHAR'
@@ -308,20 +329,22 @@ function losersSql(shape: Shape, selection: Selection, valued: string): string {
   // Only key values held by more than one profile need the (costly) ranking. A retained
   // member keeps what it holds: the destination already has it under that value. So only
   // values a newcomer holds are contested (in a diff, a few among the retained members').
-  const newcomer = selection.kind === 'diff' ? ` AND bool_or(kind = 'member')` : '';
+  const diff = selection.kind === 'diff';
   const holders = `FROM ${ident(valued)} v WHERE (v.kind = 'member' AND v.ok) OR v.kind = 'retained'`;
   // Repeated values are first found by their hash: grouping millions of 8-byte hashes is
   // far cheaper than grouping the texts. A hash shared by chance only lets a value through
-  // to the exact grouping of the few that pass, which decides. Only the contested values
-  // are joined back to their candidates for the ranking (a candidate's k is unique).
-  return `WITH repeated AS (SELECT h FROM (SELECT hash(${keyValue}) AS h, v.kind ${holders}) GROUP BY h HAVING count(*) > 1${newcomer}),
-    keyed AS (SELECT key_value, k, kind FROM (SELECT ${keyValue} AS key_value, v.k, v.kind ${holders})
-      WHERE hash(key_value) IN (SELECT h FROM repeated)),
-    contested AS (SELECT key_value, k, kind FROM keyed SEMI JOIN (SELECT key_value FROM keyed GROUP BY key_value HAVING count(*) > 1${newcomer}) d USING (key_value))
+  // to the exact ranking of the few that pass, whose partitions by the value itself decide
+  // (a value held once has no loser). Those few carry what the ranking compares, so the
+  // candidates are read twice in all.
+  const carried = otherCols.map(({ i }) => `, v.j${i}`).join('');
+  return `WITH repeated AS (SELECT h FROM (SELECT hash(${keyValue}) AS h, v.kind ${holders}) GROUP BY h HAVING count(*) > 1${diff ? ` AND bool_or(kind = 'member')` : ''}),
+    keyed AS (SELECT * FROM (SELECT ${keyValue} AS key_value, v.k, v.kind, v.qtime${carried} ${holders})
+      WHERE hash(key_value) IN (SELECT h FROM repeated))
     SELECT DISTINCT k FROM (
-      SELECT c.k, row_number() OVER (PARTITION BY c.key_value ORDER BY c.kind = 'retained' DESC, ${qualificationTimeSql('v.qtime')} DESC NULLS LAST${tieBreak}, c.k ASC) AS r
-      FROM contested c JOIN ${ident(valued)} v ON v.k = c.k)
-    WHERE r > 1`;
+      SELECT c.k, row_number() OVER (PARTITION BY c.key_value ORDER BY c.kind = 'retained' DESC, ${qualificationTimeSql('c.qtime')} DESC NULLS LAST${tieBreak}, c.k ASC) AS r
+        ${diff ? `, bool_or(c.kind = 'member') OVER (PARTITION BY c.key_value) AS newcomer` : ''}
+      FROM keyed c)
+    WHERE r > 1${diff ? ' AND newcomer' : ''}`;
 }
 
 /** The written row's values: the profile's, and the identity column's value of this row's id. */
@@ -340,8 +363,8 @@ const explodeSql = (from: string) =>
   `SELECT r.*, unnest(CASE WHEN len(r.ids) = 0 THEN [NULL::VARCHAR] ELSE r.ids END) AS id FROM ${from} r`;
 
 /** A diff's rows: entering members and (when the status is mapped) exits, sorted. */
-function diffRowsSql(shape: Shape, valued: string, output: string): string {
-  const v = ident(valued);
+function diffRowsSql(shape: Shape, marked: string, output: string): string {
+  const v = ident(marked);
   return `CREATE OR REPLACE TABLE ${ident(output)} AS
     WITH kept AS (
       SELECT v.* FROM ${v} v
@@ -360,10 +383,10 @@ function diffRowsSql(shape: Shape, valued: string, output: string): string {
 }
 
 /** A full selection's rows (a view): members only (no exit, so no id held back), a filter and the id explosion. */
-function fullRowsSql(shape: Shape, valued: string, output: string, sorted: boolean): string {
+function fullRowsSql(shape: Shape, marked: string, output: string, sorted: boolean): string {
   return `CREATE OR REPLACE VIEW ${ident(output)} AS
     SELECT x.k, x.kind, ${rowValues(shape)}
-    FROM (${explodeSql(`(SELECT * FROM ${ident(valued)} WHERE ${EXPORTED_MEMBER})`)}) x
+    FROM (${explodeSql(`(SELECT * FROM ${ident(marked)} WHERE ${EXPORTED_MEMBER})`)}) x
     ${sorted ? 'ORDER BY x.k, x.id' : ''}`;
 }
 
@@ -371,7 +394,7 @@ async function countSelection(
   engine: Engine,
   shape: Shape,
   selection: Selection,
-  valued: string,
+  marked: string,
   output: string,
 ): Promise<SelectionCounts> {
   const out = ident(output);
@@ -392,7 +415,7 @@ async function countSelection(
       ${rows}::VARCHAR AS rows,
       ${exported}::VARCHAR AS exported,
       ${exitsWritten}::VARCHAR AS exits_written
-    FROM ${ident(valued)}`);
+    FROM ${ident(marked)}`);
   const received = Number(row?.['received'] ?? 0);
   const excludedMandatory = Number(row?.['mandatory'] ?? 0);
   const exitsOmitted = shape.statusMapped ? 0 : Number(row?.['exits'] ?? 0);
@@ -407,14 +430,6 @@ async function countSelection(
   };
 }
 
-/** Whether the table's rows, in table order, have non-decreasing profile keys. */
-async function inKeyOrder(engine: Engine, table: string): Promise<boolean> {
-  const [row] = await engine.all<{ n: string }>(
-    `SELECT count(*)::VARCHAR AS n FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS previous FROM ${ident(table)}) WHERE previous > k`,
-  );
-  return Number(row?.n ?? 0) === 0;
-}
-
 /**
  * The membership baseline after a run (README "State and safety"): the profiles exported as members — this
  * run's members, plus the previous baseline's members that are still active (or whose
@@ -423,8 +438,7 @@ async function inKeyOrder(engine: Engine, table: string): Promise<boolean> {
  * members exported are the candidates both row queries keep as members (each gets a row).
  */
 export function baselineSql(output: string): string {
-  const valued = ident(`${output}_valued`);
-  return `SELECT k, status, qtime, ids FROM ${valued}
+  return `SELECT k, status, qtime, ids FROM ${ident(namesOf(output).marked)}
     WHERE kind IN ('retained', 'unread') OR (${EXPORTED_MEMBER})
     ORDER BY k`;
 }
@@ -433,10 +447,14 @@ export function baselineSql(output: string): string {
  * What selectRows(…, output) creates, for the caller to drop: a full selection's rows are a
  * view (and a numbered copy of it when a run is split over several files), a diff's a table.
  */
-export function selectionObjects(output: string, selection: Selection): { views: string[]; tables: string[] } {
+export function selectionObjects(
+  output: string,
+  selection: Selection,
+): { views: string[]; tables: string[]; types: string[] } {
+  const { valued, lost, marked } = namesOf(output);
   return selection.kind === 'full'
-    ? { views: [output], tables: [numberedTableOf(output), `${output}_valued`] }
-    : { views: [], tables: [output, `${output}_valued`] };
+    ? { views: [output, marked, valued], tables: [numberedTableOf(output)], types: [lost] }
+    : { views: [marked], tables: [output, valued], types: [lost] };
 }
 
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */

@@ -67,6 +67,10 @@ async function linesOf(run: SelectedRun): Promise<string> {
 
 const tables = async () =>
   (await engine.all<{ t: string }>(`SELECT table_name AS t FROM duckdb_tables() ORDER BY t`)).map((r) => r.t);
+const views = async () =>
+  (await engine.all<{ v: string }>(`SELECT view_name AS v FROM duckdb_views() WHERE NOT internal ORDER BY v`)).map(
+    (r) => r.v,
+  );
 
 describe('selectRun, next baselines and dropRun', () => {
   it('diffs the same against a baseline file and a kept baseline, and drops every table of a run', async () => {
@@ -103,6 +107,7 @@ describe('selectRun, next baselines and dropRun', () => {
     await dropRun(fromKept);
     // Only the snapshots and the kept baseline (it lives as long as the engine) are left.
     expect((await tables()).filter((t) => !snapshotTables.includes(t))).toHaveLength(1);
+    expect(await views()).toEqual([]);
   });
 
   it('a diff exits a member whose entry is gone with its current attributes, a vanished one without, and keeps an unreadable one', async () => {
@@ -148,6 +153,60 @@ describe('selectRun, next baselines and dropRun', () => {
       selectRun(engine, shape, loaded, audience, { file: path.join(dir, 'missing.parquet') }),
     ).rejects.toThrow(/missing\.parquet/);
     expect(await tables()).toEqual(known);
+  });
+
+  it('a full selection with dedup leaves out the losers and keeps key order over many row groups', async () => {
+    // 400k profiles, so that the engine scans several row groups on several threads; every
+    // 1000th shares its email with the next one, qualified later, and loses it.
+    const n = 400_000;
+    const key = (i: number) => `p${String(i).padStart(6, '0')}`;
+    const email = (i: number) => (i % 1000 === 1 ? `e${i - 1}@x` : `e${i}@x`);
+    const deduped: Shape = {
+      ...shape,
+      namespace: 'email',
+      columns: [
+        {
+          target: 'email',
+          source: 'identityMap.email',
+          ref: { kind: 'identity', namespace: 'email' },
+          type: 'string',
+          sha256: false,
+        },
+        shape.columns[0]!,
+      ],
+      required: [0],
+      dedup: { kind: 'identity' },
+      statusMapped: false,
+    };
+    const file = path.join(dir, 'many.ndjson');
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const qtime = i % 1000 === 1 ? '2026-11-19T11:00:00Z' : '2026-11-19T10:00:00Z';
+      lines.push(
+        JSON.stringify({
+          profileId: key(i),
+          name: `n${i}`,
+          identityMap: { email: [{ id: email(i) }] },
+          segmentMembership: { ups: { [audience]: { status: 'realized', lastQualificationTime: qtime } } },
+        }),
+      );
+    }
+    writeFileSync(file, lines.join('\n') + '\n');
+    const loaded = await loadSnapshot(engine, deduped, [{ path: file, name: 'many.ndjson', kind: 'ndjson' }], {
+      table: 'snap_many',
+      scratchDir: dir,
+    });
+    const run = await selectRun(engine, deduped, loaded, audience);
+    expect(run.counts).toMatchObject({ profilesReceived: n, excludedDuplicate: n / 1000, rowsWritten: n - n / 1000 });
+    const expected: string[] = [];
+    for (let i = 0; i < n; i++) if (i % 1000 !== 0) expected.push(`{"email":"${email(i)}","name":"n${i}"}`);
+    expect((await linesOf(run)) === expected.join('\n') + '\n').toBe(true);
+    await dropRun(run);
+    expect(await views()).toEqual([]);
+    const types = await engine.all(
+      `SELECT type_name FROM duckdb_types() WHERE NOT internal AND type_name LIKE 'audience_run%'`,
+    );
+    expect(types).toEqual([]);
   });
 
   it('a full selection writes rows in key order, from a snapshot in key order and from one that is not', async () => {

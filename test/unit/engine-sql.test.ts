@@ -118,7 +118,7 @@ describe('load, select and COPY a snapshot whose names hold quotes', () => {
     ]);
 
     const output = `out'"x`;
-    const counts = await selectRows(engine, shape, table, 0, { kind: 'full' }, output);
+    const counts = await selectRows(engine, shape, loaded, 0, { kind: 'full' }, output);
     expect(counts).toMatchObject({
       profilesReceived: 2,
       rowsWritten: 2,

@@ -114,8 +114,8 @@ describe('loadSnapshotForDataflows', () => {
       const rows = (t: string) => engine.all(`SELECT ${columns} FROM ${ident(t)} ORDER BY k`);
       expect(await rows(view.table)).toEqual(await rows(alone.table));
       for (const a of s.audiences.keys()) {
-        const viaView = await selectRows(engine, s, view.table, a, { kind: 'full' }, `out_view_${i}_${a}`);
-        const viaAlone = await selectRows(engine, s, alone.table, a, { kind: 'full' }, `out_alone_${i}_${a}`);
+        const viaView = await selectRows(engine, s, view, a, { kind: 'full' }, `out_view_${i}_${a}`);
+        const viaAlone = await selectRows(engine, s, alone, a, { kind: 'full' }, `out_alone_${i}_${a}`);
         expect(viaView).toEqual(viaAlone);
         const out = (t: string) => engine.all(`SELECT * FROM ${ident(t)}`);
         expect(await out(`out_view_${i}_${a}`)).toEqual(await out(`out_alone_${i}_${a}`));
