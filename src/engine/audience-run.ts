@@ -72,10 +72,13 @@ export async function selectRun(
   snapshot: LoadedSnapshot,
   audienceId: string,
   baseline?: BaselineSource,
+  /** The caller writes or keeps the run's next baseline (the engine then keeps what it is read from). */
+  options: { nextBaseline?: boolean } = {},
 ): Promise<SelectedRun> {
   const audience = shape.audiences.indexOf(audienceId);
   if (audience < 0) throw new Error(`internal: audience ${audienceId} is not in the dataflow's shape`);
-  const tables: RunTables = { output: `audience_run_${++runCounter}`, selection: { kind: 'full' } };
+  const full = { kind: 'full', keepCandidates: options.nextBaseline === true } as const;
+  const tables: RunTables = { output: `audience_run_${++runCounter}`, selection: full };
   try {
     if (baseline instanceof KeptBaseline) {
       tables.selection = { kind: 'diff', baselineTable: KeptBaseline.tableOf(baseline) };

@@ -120,7 +120,9 @@ export async function dryRun(options: DryRunOptions): Promise<PlanReport> {
           file: await locations.state.fetch(run.selection.baselineKey, scratchDir),
         };
       }
-      const selected = await selectRun(engine, shape, snapshot, run.audienceId, baseline);
+      const selected = await selectRun(engine, shape, snapshot, run.audienceId, baseline, {
+        nextBaseline: run.mode === 'incremental',
+      });
       try {
         // The check the run makes before writing: a run doomed by its values is shown as failing.
         const doomed = await formatOf(dataflow.format)

@@ -91,7 +91,9 @@ async function runSteps(ctx: RunContext, run: PlannedRun, attempt: { published: 
       ? { file: await ctx.stateStorage.fetch(run.selection.baselineKey, ctx.scratchDir) }
       : undefined;
   ctx.progress(`${run.audienceId}: selecting ${run.mode} rows from snapshot ${run.snapshot.snapshotId}`);
-  const selected = await selectRun(engine, shape, loaded, run.audienceId, baseline);
+  const selected = await selectRun(engine, shape, loaded, run.audienceId, baseline, {
+    nextBaseline: run.mode === 'incremental',
+  });
   try {
     return await writeRun(ctx, run, selected, pending, attempt, started);
   } finally {

@@ -78,10 +78,18 @@ describe('selectRun, next baselines and dropRun', () => {
     const after = await load('day2', [member('p2', 'existing'), member('p3', 'realized'), member('p4', 'realized')]);
     const snapshotTables = await tables();
 
-    const full = await selectRun(engine, shape, before, audience);
+    const full = await selectRun(engine, shape, before, audience, undefined, { nextBaseline: true });
     expect(full.counts).toMatchObject({ profilesReceived: 2, rowsWritten: 2, exitsWritten: 0, badRecords: 0 });
     const file = path.join(dir, 'baseline.parquet');
     expect(await writeNextBaseline(full, file)).toBe(2);
+    // Candidates kept in a table for the baseline or read through a view: the same rows and baseline.
+    const viewed = await selectRun(engine, shape, before, audience);
+    expect(viewed.counts).toEqual(full.counts);
+    expect(await linesOf(viewed)).toBe(await linesOf(full));
+    const viewedFile = path.join(dir, 'baseline-viewed.parquet');
+    await writeNextBaseline(viewed, viewedFile);
+    expect(readFileSync(viewedFile)).toEqual(readFileSync(file));
+    await dropRun(viewed);
     const kept = await keepNextBaseline(full);
     await dropRun(full);
 
