@@ -103,7 +103,7 @@ export async function selectRun(
 export async function writeNextBaseline(run: SelectedRun, file: string): Promise<number> {
   const { engine } = RunRows.locate(run.rows);
   const [copied] = await engine.all<{ Count: string | number }>(
-    `COPY (${baselineSql(tablesOf(run).output)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`,
+    `COPY (${baselineSql(tablesOf(run).output, tablesOf(run).selection)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   return Number(copied?.Count ?? 0);
 }
@@ -112,7 +112,9 @@ export async function writeNextBaseline(run: SelectedRun, file: string): Promise
 export async function keepNextBaseline(run: SelectedRun): Promise<KeptBaseline> {
   const { engine } = RunRows.locate(run.rows);
   const table = `${tablesOf(run).output}_next`;
-  await engine.run(`CREATE OR REPLACE TABLE ${ident(table)} AS ${baselineSql(tablesOf(run).output)}`);
+  await engine.run(
+    `CREATE OR REPLACE TABLE ${ident(table)} AS ${baselineSql(tablesOf(run).output, tablesOf(run).selection)}`,
+  );
   return new KeptBaseline(table);
 }
 

@@ -25,12 +25,13 @@
 //     k, status, qtime, ids   the profile and the membership values this run uses
 //     kind                    'member' | 'exit' | 'retained' | 'unread' (see candidatesSql)
 //     a<j>                    attribute values (JSON), only where they can be written or make a retained member's dedup key
-//   <output>_valued (alias `v`; a view for a full selection, else a table: see candidatesInTable): the candidates with
+//   <output>_valued (alias `v`; a table, or a view for a full run that leaves no baseline: see candidatesInTable),
+//   the candidates with
 //     ok                      every mandatory field is present
 //     j<i>                    column i's value as JSON, transforms applied (identity columns NULL here)
-//   <output>_lost (an ENUM type, only with dedup): the keys of the candidates that lose a dedup key value
-//   <output>_marked (view): <output>_valued with
-//     lost                    the candidate loses a dedup key value (its k is a value of <output>_lost)
+//     lost                    (a table only) the candidate loses a dedup key value, set by an UPDATE
+//   <output>_lost (ENUM type; candidates in a view, with dedup): the keys of the candidates that lose a dedup key value
+//   <output>_marked (view; candidates in a view): <output>_valued with lost: its k is a value of <output>_lost
 //   <output> (alias `x`), the run's rows in file order (a view for a full selection, a table for a diff):
 //     k, kind                 the profile and 'member' | 'exit'
 //     j<i>                    column i's value as JSON (identity columns: the row's id)
@@ -261,9 +262,8 @@ export type SnapshotRows = Pick<LoadedSnapshot, 'table' | 'keysInOrder'>;
 
 /**
  * Creates `output` (k, kind 'member' | 'exit', j0..jn: JSON values in mapping order; a
- * view for a full selection, a table for a diff) and returns the run's counts. Leaves
- * `<output>_marked` (the candidates) for baselineSql; the caller drops what
- * selectionObjects names.
+ * view for a full selection, a table for a diff) and returns the run's counts. Leaves the
+ * marked candidates for baselineSql; the caller drops what selectionObjects names.
  */
 export async function selectRows(
   engine: Engine,
@@ -273,18 +273,27 @@ export async function selectRows(
   selection: Selection,
   output: string,
 ): Promise<SelectionCounts> {
-  const { valued, lost, marked } = namesOf(output);
-  const kind = candidatesInTable(selection) ? 'TABLE' : 'VIEW';
-  await engine.run(
-    `CREATE OR REPLACE ${kind} ${ident(valued)} AS ${valuedSql(shape, snapshot.table, audience, selection)}`,
-  );
-  // The few members that lose a dedup key become the values of an ENUM type, and a candidate
-  // is marked by a cast to it: a lookup per row that keeps the rows in order, where a join
-  // with a table of them does not.
-  if (shape.dedup)
-    await engine.run(`CREATE OR REPLACE TYPE ${ident(lost)} AS ENUM (${losersSql(shape, selection, valued)})`);
-  const isLost = shape.dedup ? `TRY_CAST(v.k AS ${ident(lost)}) IS NOT NULL` : 'FALSE';
-  await engine.run(`CREATE OR REPLACE VIEW ${ident(marked)} AS SELECT v.*, ${isLost} AS lost FROM ${ident(valued)} v`);
+  const { valued, lost } = namesOf(output);
+  const inTable = candidatesInTable(selection);
+  const candidates = valuedSql(shape, snapshot.table, audience, selection);
+  if (inTable) {
+    // Members that lose a dedup key are marked in place: the rows keep their order.
+    await engine.run(`CREATE OR REPLACE TABLE ${ident(valued)} AS SELECT *, FALSE AS lost FROM (${candidates})`);
+    if (shape.dedup)
+      await engine.run(`UPDATE ${ident(valued)} SET lost = TRUE WHERE k IN (${losersSql(shape, selection, valued)})`);
+  } else {
+    // A view cannot be updated: the few members that lose a dedup key become the values of
+    // an ENUM type, and a candidate is marked by a cast to it, a lookup per row that keeps
+    // the rows in order (a join with a table of them does not).
+    await engine.run(`CREATE OR REPLACE VIEW ${ident(valued)} AS ${candidates}`);
+    if (shape.dedup)
+      await engine.run(`CREATE OR REPLACE TYPE ${ident(lost)} AS ENUM (${losersSql(shape, selection, valued)})`);
+    const isLost = shape.dedup ? `TRY_CAST(v.k AS ${ident(lost)}) IS NOT NULL` : 'FALSE';
+    await engine.run(
+      `CREATE OR REPLACE VIEW ${ident(markedOf(output, selection))} AS SELECT v.*, ${isLost} AS lost FROM ${ident(valued)} v`,
+    );
+  }
+  const marked = markedOf(output, selection);
   if (selection.kind === 'diff') await engine.run(diffRowsSql(shape, marked, output));
   else {
     // Rows go out ordered by profile key, then id. A full selection's rows are a view on its
@@ -307,6 +316,12 @@ export async function selectRows(
  */
 function candidatesInTable(selection: Selection): boolean {
   return selection.kind === 'diff' || selection.keepCandidates === true;
+}
+
+/** The candidates with their `lost` mark: the table itself, or the view that marks a view's. */
+function markedOf(output: string, selection: Selection): string {
+  const { valued, marked } = namesOf(output);
+  return candidatesInTable(selection) ? valued : marked;
 }
 
 /** The objects a selection into `output` makes besides it (see the table of names at the top). */
@@ -449,8 +464,8 @@ async function countSelection(
  * candidates selectRows left, so the snapshot is not joined with the baseline again: the
  * members exported are the candidates both row queries keep as members (each gets a row).
  */
-export function baselineSql(output: string): string {
-  return `SELECT k, status, qtime, ids FROM ${ident(namesOf(output).marked)}
+export function baselineSql(output: string, selection: Selection): string {
+  return `SELECT k, status, qtime, ids FROM ${ident(markedOf(output, selection))}
     WHERE kind IN ('retained', 'unread') OR (${EXPORTED_MEMBER})
     ORDER BY k`;
 }
@@ -464,14 +479,18 @@ export function selectionObjects(
   selection: Selection,
 ): { views: string[]; tables: string[]; types: string[] } {
   const { valued, lost, marked } = namesOf(output);
-  const candidates = candidatesInTable(selection) ? { views: [], tables: [valued] } : { views: [valued], tables: [] };
-  return selection.kind === 'full'
-    ? {
-        views: [output, marked, ...candidates.views],
-        tables: [numberedTableOf(output), ...candidates.tables],
-        types: [lost],
-      }
-    : { views: [marked], tables: [output, valued], types: [lost] };
+  const candidates = candidatesInTable(selection)
+    ? { views: [], tables: [valued], types: [] }
+    : { views: [marked, valued], tables: [], types: [lost] };
+  const rows =
+    selection.kind === 'full'
+      ? { views: [output], tables: [numberedTableOf(output)] }
+      : { views: [], tables: [output] };
+  return {
+    views: [...rows.views, ...candidates.views],
+    tables: [...rows.tables, ...candidates.tables],
+    types: candidates.types,
+  };
 }
 
 /** Active members per audience (index order of Shape.audiences), excluding bad entries. */
