@@ -273,7 +273,7 @@ export async function selectRows(
   selection: Selection,
   output: string,
 ): Promise<SelectionCounts> {
-  const { valued, lost } = namesOf(output);
+  const { valued, lost, marked: markingView } = namesOf(output);
   const inTable = candidatesInTable(selection);
   const candidates = valuedSql(shape, snapshot.table, audience, selection);
   if (inTable) {
@@ -290,7 +290,7 @@ export async function selectRows(
       await engine.run(`CREATE OR REPLACE TYPE ${ident(lost)} AS ENUM (${losersSql(shape, selection, valued)})`);
     const isLost = shape.dedup ? `TRY_CAST(v.k AS ${ident(lost)}) IS NOT NULL` : 'FALSE';
     await engine.run(
-      `CREATE OR REPLACE VIEW ${ident(markedOf(output, selection))} AS SELECT v.*, ${isLost} AS lost FROM ${ident(valued)} v`,
+      `CREATE OR REPLACE VIEW ${ident(markingView)} AS SELECT v.*, ${isLost} AS lost FROM ${ident(valued)} v`,
     );
   }
   const marked = markedOf(output, selection);
