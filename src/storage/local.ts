@@ -1,14 +1,16 @@
 // Local-disk storage: staged files are written next to their final name (same file
 // system) under a dot-prefixed temp name, then renamed, so readers never see a partial
 // file under a final name.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from '../errors.js';
 import type { LockableStorage, Versioned } from './backend.js';
 
 const STAGED_SUFFIX = '.audex-tmp';
+/** What link() answers on a file system that has no hard links. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 function storageError(action: string, where: string, error: unknown): StorageError {
   let code = (error as NodeJS.ErrnoException).code ?? '';
@@ -99,20 +101,35 @@ export class LocalStorage implements LockableStorage {
     await this.publish(staged, key);
   }
 
+  /**
+   * The content is written whole under a temporary name of this call's own, then linked to
+   * the final name: a link fails when the name exists, so exactly one creator wins, and a
+   * reader never sees the file empty or cut (open(…, 'wx') then a write showed a racing run
+   * an empty lock, which it took for a damaged one).
+   */
   async createExclusive(key: string, text: string): Promise<boolean> {
     const file = this.abs(key);
+    const staged = path.join(path.dirname(file), `.${path.basename(file)}.${randomUUID()}${STAGED_SUFFIX}`);
     try {
       await mkdir(path.dirname(file), { recursive: true });
-      const handle = await open(file, 'wx');
-      try {
-        await handle.writeFile(text, 'utf8');
-      } finally {
-        await handle.close();
-      }
+      await writeFile(staged, text, 'utf8');
+      await link(staged, file).catch(async (error: NodeJS.ErrnoException) => {
+        // A file system without hard links: create in place (a racing reader may then see it empty).
+        if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
+        const handle = await open(file, 'wx');
+        try {
+          await handle.writeFile(text, 'utf8');
+        } finally {
+          await handle.close();
+        }
+      });
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw storageError('create', this.describe(key), error);
+    } finally {
+      // Nothing to remove when the folder could not be made (a file where it should be).
+      await rm(staged, { force: true }).catch(() => undefined);
     }
   }
 
