@@ -17,7 +17,7 @@ import {
   type AudexError,
 } from '../errors.js';
 import { deriveRunId, type Plan, type PlannedRun } from '../plan/plan-runs.js';
-import { acquireLock, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
+import { acquireLock, leftoversWarning, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
@@ -136,11 +136,7 @@ async function openDataflow(options: InvokeOptions): Promise<OpenedDataflow> {
       await Promise.all([
         state.sweepLeftovers(dataflow.audiences.map((a) => a.id)),
         sweepLockLeftovers(locations.state),
-      ]).catch((error: unknown) =>
-        options.warn(
-          `could not remove what killed runs left in the state location (${messageOf(error)}); the runs go on, the next one tries again`,
-        ),
-      );
+      ]).catch(leftoversWarning(options.warn));
     }
     const { plan } = await prepare(options.config, options, locations);
     // A run that died before pruning its audience's old baselines: that is done too (see execute-run.ts).

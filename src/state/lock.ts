@@ -7,7 +7,7 @@
 //   shared stores (S3)   an expiring lease object, renewed with conditional writes
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { RunFailedError, StorageError } from '../errors.js';
+import { messageOf, RunFailedError, StorageError } from '../errors.js';
 import { isAlive } from '../process-liveness.js';
 import type { LockableStorage, StorageBackend } from '../storage/backend.js';
 import { stateKeys } from './state-keys.js';
@@ -293,11 +293,17 @@ function parseLease(text: string): LeaseRecord | null {
 }
 
 /**
- * Removes what killed runs left of the lock machinery: takeover claims whose taker is gone
- * (same host) and conditional-write probe objects older than PROBE_MAX_AGE_MS. Call only
- * while holding the lock: a claim or probe of a run starting right now is alive or young.
+ * Removes what killed runs left of the lock machinery: the temporary files of a lock or
+ * claim being created (local disk), takeover claims whose taker is gone (same host) and
+ * conditional-write probe objects older than PROBE_MAX_AGE_MS. Call only while holding
+ * the lock: a claim or probe of a run starting right now is alive or young, and a run
+ * whose temporary file is removed under it finds the lock taken (storage/local.ts).
  */
 export async function sweepLockLeftovers(storage: StorageBackend): Promise<void> {
+  // A lock or a claim is written whole under a temporary name, then linked to its name
+  // (storage/local.ts): a run killed in between leaves that temporary file.
+  await storage.removeStaged('', [stateKeys.lock]);
+  await storage.removeStaged(stateKeys.lockTakeoverPrefix, ['']);
   for (const claim of await storage.list(stateKeys.lockTakeoverPrefix)) {
     const taker = await readStateJson<{ pid?: number; host?: string }>(storage, claim).catch(() => null);
     if (taker?.host === hostname() && typeof taker.pid === 'number' && !isAlive(taker.pid)) await storage.delete(claim);
@@ -306,6 +312,14 @@ export async function sweepLockLeftovers(storage: StorageBackend): Promise<void>
     const created = Number(/^lock-probe\/(\d+)-/.exec(probe)?.[1]);
     if (created && Date.now() - created > PROBE_MAX_AGE_MS) await storage.delete(probe);
   }
+}
+
+/** What a run says when it cannot remove what killed runs left (it goes on: the next run tries again). */
+export function leftoversWarning(warn: (message: string) => void): (error: unknown) => void {
+  return (error) =>
+    warn(
+      `could not remove what killed runs left in the state location (${messageOf(error)}); the runs go on, the next one tries again`,
+    );
 }
 
 /**

@@ -125,7 +125,10 @@ export class LocalStorage implements LockableStorage {
       });
       return true;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      const code = (error as NodeJS.ErrnoException).code;
+      // ENOENT from link: the lock's holder swept the temporary file away (state/lock.ts
+      // sweepLockLeftovers), which it only does while it holds the lock: taken.
+      if (code === 'EEXIST' || (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'link')) return false;
       throw storageError('create', this.describe(key), error);
     } finally {
       // Nothing to remove when the folder could not be made (a file where it should be).

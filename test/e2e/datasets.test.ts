@@ -150,6 +150,17 @@ describe.concurrent('incremental dataset exports', () => {
     ]);
   });
 
+  it('the temporary file of a lock that a killed run left is removed by the next run', async () => {
+    const { ws, root, config } = setup();
+    addBatch(root, DS, 'b-001', '2026-11-19T10:00:00Z', { 'part-00000.ndjson': batchLines('b1', 2) });
+    const stateDir = path.join(ws.out, '_audex', DATAFLOW_ID);
+    mkdirSync(stateDir, { recursive: true });
+    const left = path.join(stateDir, '.lock.json.0b7c1d2e-1111-4222-8333-944455556666.audex-tmp');
+    writeFileSync(left, '{"pid":1');
+    await runOk(ws, config, T1);
+    expect(existsSync(left)).toBe(false);
+  });
+
   it("a batch committed after the run's now waits for the next run (replays with --at see what was there then)", async () => {
     const { ws, root, config } = setup();
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 1) });

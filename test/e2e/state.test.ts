@@ -400,6 +400,21 @@ describe('the dataflow lock', () => {
     expect(existsSync(path.join(stateDir(w), 'cursors', 'aud-vip.json'))).toBe(true);
   });
 
+  it('the temporary files of a lock or takeover claim that killed runs left are removed by the next run', async () => {
+    const w = workspace();
+    mkdirSync(path.join(stateDir(w), 'lock-takeover'), { recursive: true });
+    // A lock is written whole under such a name, then linked to lock.json (storage/local.ts).
+    const left = [
+      path.join(stateDir(w), '.lock.json.0b7c1d2e-1111-4222-8333-944455556666.audex-tmp'),
+      path.join(stateDir(w), 'lock-takeover', '.held-by-test.json.0b7c1d2e-1111-4222-8333-944455556667.audex-tmp'),
+    ];
+    for (const file of left) writeFileSync(file, '{"pid":1');
+    const result = await run(w, DAY1);
+    expect(result.code, result.stderr).toBe(0);
+    expect(left.filter((file) => existsSync(file))).toEqual([]);
+    expect(existsSync(lockFile(w))).toBe(false);
+  });
+
   it('a lock from another host is not taken over (its process cannot be checked)', async () => {
     const w = workspace();
     const text = writeLock(w, await deadPid(), 'some-other-host.invalid');

@@ -3,7 +3,7 @@
 // dataflow sends what it sends alone, the file dataflow writes what it writes alone, and
 // the exit code is the most severe of the dataflows' (cli/exit-codes.ts).
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { listFiles } from '../helpers/harness.js';
 import { AT, person, trackHttpWorkspaces, webhookConfig, type HttpWorkspace } from '../helpers/http-flow.js';
@@ -75,6 +75,20 @@ describe('HTTP API destination: several dataflows in one invocation', () => {
       (JSON.parse(again.stdout) as { dataflows: { runs: unknown[] }[] }).dataflows.map((d) => d.runs.length),
     ).toEqual([0, 0]);
     expect(sink.requests).toHaveLength(0);
+  });
+
+  it('each dataflow removes the temporary file of a lock that a killed run left in its own state', async () => {
+    const ws = prepared();
+    // A lock is written whole under such a name, then linked to lock.json (storage/local.ts).
+    const left = [path.join(ws.dir, 'state'), path.join(ws.dir, 'out', '_audex', 'acme-files')].map((dir) => {
+      mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, '.lock.json.0b7c1d2e-1111-4222-8333-944455556666.audex-tmp');
+      writeFileSync(file, '{"pid":1');
+      return file;
+    });
+    const r = await ws.audex(['run', '-c', 'files.yaml', '-c', 'webhook.yaml', '--at', AT]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(left.filter((file) => existsSync(file))).toEqual([]);
   });
 
   it("the exit code is the most severe of the dataflows': a refused token (3) beside a bad config (2) is 3", async () => {
