@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
     throw error;
   }
   if (!parsed) return EXIT.ok;
-  const reporter = createReporter({ quiet: 'quiet' in parsed.flags && parsed.flags.quiet === true });
+  const reporter = await createReporter({ quiet: 'quiet' in parsed.flags && parsed.flags.quiet === true });
   try {
     return await dispatch(parsed, reporter);
   } catch (error) {

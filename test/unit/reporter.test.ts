@@ -57,10 +57,13 @@ class FakeStream {
 
 const plain = (s: string) => s.replace(/\u001B\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 
-function make(isTTY: boolean, quiet = false): { reporter: Reporter; stderr: FakeStream; stdout: FakeStream } {
+async function make(
+  isTTY: boolean,
+  quiet = false,
+): Promise<{ reporter: Reporter; stderr: FakeStream; stdout: FakeStream }> {
   const stderr = new FakeStream(isTTY);
   const stdout = new FakeStream(isTTY);
-  const reporter = createReporter({
+  const reporter = await createReporter({
     quiet,
     stderr: stderr as unknown as NodeJS.WriteStream,
     stdout: stdout as unknown as NodeJS.WritableStream,
@@ -79,8 +82,8 @@ const track = <T extends { reporter: Reporter }>(made: T): T => {
 };
 
 describe('without a terminal (CI logs, cron mail)', () => {
-  it('writes one plain `audex: <message>` line per progress call, on stderr only', () => {
-    const { reporter, stderr, stdout } = track(make(false));
+  it('writes one plain `audex: <message>` line per progress call, on stderr only', async () => {
+    const { reporter, stderr, stdout } = track(await make(false));
     reporter.progress('reading snapshot snap-20261120 (2 part(s))');
     reporter.progress('snapshot snap-20261120: 11 profiles');
     reporter.progress('aud-vip: wrote 6 rows in 1 file(s)');
@@ -92,8 +95,8 @@ describe('without a terminal (CI logs, cron mail)', () => {
     expect(stdout.text).toBe('');
   });
 
-  it('has no spinner frames, ticks, carriage returns or escape codes', () => {
-    const { reporter, stderr } = track(make(false));
+  it('has no spinner frames, ticks, carriage returns or escape codes', async () => {
+    const { reporter, stderr } = track(await make(false));
     reporter.progress('one');
     reporter.progress('two');
     reporter.out('summary');
@@ -101,16 +104,16 @@ describe('without a terminal (CI logs, cron mail)', () => {
     expect(stderr.text).not.toMatch(/[\r\u001B✔⠋]/);
   });
 
-  it('out() writes the summary to stdout only, ending in exactly one newline', () => {
-    const { reporter, stderr, stdout } = track(make(false));
+  it('out() writes the summary to stdout only, ending in exactly one newline', async () => {
+    const { reporter, stderr, stdout } = track(await make(false));
     reporter.out('{"a":1}');
     reporter.out('line\n');
     expect(stdout.text).toBe('{"a":1}\nline\n');
     expect(stderr.text).toBe('');
   });
 
-  it('warnings go to stderr with their own prefix', () => {
-    const { reporter, stderr, stdout } = track(make(false));
+  it('warnings go to stderr with their own prefix', async () => {
+    const { reporter, stderr, stdout } = track(await make(false));
     reporter.warn('fileName has no date token');
     expect(stderr.text).toBe('audex: warning: fileName has no date token\n');
     expect(stdout.text).toBe('');
@@ -118,8 +121,8 @@ describe('without a terminal (CI logs, cron mail)', () => {
 });
 
 describe('--quiet', () => {
-  it.each([false, true])('writes no progress at all (stderr isTTY=%s)', (isTTY) => {
-    const { reporter, stderr, stdout } = track(make(isTTY, true));
+  it.each([false, true])('writes no progress at all (stderr isTTY=%s)', async (isTTY) => {
+    const { reporter, stderr, stdout } = track(await make(isTTY, true));
     reporter.progress('reading snapshot');
     reporter.progress('writing');
     reporter.close();
@@ -127,8 +130,8 @@ describe('--quiet', () => {
     expect(stdout.text).toBe('');
   });
 
-  it('still prints the summary on stdout', () => {
-    const { reporter, stderr, stdout } = track(make(true, true));
+  it('still prints the summary on stdout', async () => {
+    const { reporter, stderr, stdout } = track(await make(true, true));
     reporter.progress('reading snapshot');
     reporter.out('done');
     reporter.close();
@@ -151,8 +154,8 @@ describe('on a terminal', () => {
     else process.env['TERM'] = saved.TERM;
   });
 
-  it('shows an ora spinner with the step text on stderr, not a plain `audex:` line', () => {
-    const { reporter, stderr, stdout } = track(make(true));
+  it('shows an ora spinner with the step text on stderr, not a plain `audex:` line', async () => {
+    const { reporter, stderr, stdout } = track(await make(true));
     reporter.progress('reading snapshot snap-20261120 (2 part(s))');
     const text = plain(stderr.text);
     expect(text).toContain('reading snapshot snap-20261120 (2 part(s))');
@@ -163,8 +166,8 @@ describe('on a terminal', () => {
     reporter.close();
   });
 
-  it('ticks off the finished step with ✔ when the next step starts', () => {
-    const { reporter, stderr, stdout } = track(make(true));
+  it('ticks off the finished step with ✔ when the next step starts', async () => {
+    const { reporter, stderr, stdout } = track(await make(true));
     reporter.progress('reading snapshot');
     reporter.progress('aud-vip: selecting rows');
     const text = plain(stderr.text);
@@ -175,8 +178,8 @@ describe('on a terminal', () => {
     reporter.close();
   });
 
-  it('ticks off the last step on close, once', () => {
-    const { reporter, stderr, stdout } = track(make(true));
+  it('ticks off the last step on close, once', async () => {
+    const { reporter, stderr, stdout } = track(await make(true));
     reporter.progress('step one');
     reporter.progress('step two');
     reporter.close();
@@ -187,8 +190,8 @@ describe('on a terminal', () => {
     expect(stdout.text).toBe('');
   });
 
-  it('out() settles the spinner first and writes only the summary to stdout', () => {
-    const { reporter, stderr, stdout } = track(make(true));
+  it('out() settles the spinner first and writes only the summary to stdout', async () => {
+    const { reporter, stderr, stdout } = track(await make(true));
     reporter.progress('writing files');
     reporter.out('dataflow acme-crm: 1 run');
     expect(stdout.text).toBe('dataflow acme-crm: 1 run\n');
@@ -196,8 +199,8 @@ describe('on a terminal', () => {
     reporter.close();
   });
 
-  it('copes with a terminal that reports 0 columns (a pty whose size was never set, e.g. `docker run -t`, `script`)', () => {
-    const { reporter, stderr } = track(make(true));
+  it('copes with a terminal that reports 0 columns (a pty whose size was never set, e.g. `docker run -t`, `script`)', async () => {
+    const { reporter, stderr } = track(await make(true));
     stderr.columns = 0;
     // Guard: a runaway cursor-control loop must fail this test, not hang the run.
     const write = stderr.write.bind(stderr);
@@ -217,7 +220,7 @@ describe('on a terminal', () => {
   });
 
   it('stops animating after close (no writes once closed)', async () => {
-    const { reporter, stderr } = track(make(true));
+    const { reporter, stderr } = track(await make(true));
     reporter.progress('step');
     reporter.close();
     const written = stderr.writes;
