@@ -299,11 +299,14 @@ function parseLease(text: string): LeaseRecord | null {
  * the lock: a claim or probe of a run starting right now is alive or young, and a run
  * whose temporary file is removed under it finds the lock taken (storage/local.ts).
  */
-export async function sweepLockLeftovers(storage: StorageBackend): Promise<void> {
-  // A lock or a claim is written whole under a temporary name, then linked to its name
-  // (storage/local.ts): a run killed in between leaves that temporary file.
-  await storage.removeStaged('', [stateKeys.lock]);
-  await storage.removeStaged(stateKeys.lockTakeoverPrefix, ['']);
+export async function sweepLockLeftovers(storage: LockableStorage): Promise<void> {
+  // A lock file or a claim is written whole under a temporary name, then linked to its
+  // name (storage/local.ts): a run killed in between leaves that temporary file. A lease
+  // (shared stores) is one conditional write and leaves none.
+  if (!storage.sharedAcrossHosts) {
+    await storage.removeStaged('', [stateKeys.lock]);
+    await storage.removeStaged(stateKeys.lockTakeoverPrefix, ['']);
+  }
   for (const claim of await storage.list(stateKeys.lockTakeoverPrefix)) {
     const taker = await readStateJson<{ pid?: number; host?: string }>(storage, claim).catch(() => null);
     if (taker?.host === hostname() && typeof taker.pid === 'number' && !isAlive(taker.pid)) await storage.delete(claim);
