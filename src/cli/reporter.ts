@@ -1,7 +1,6 @@
 // Where output goes: the summary (or --json) on stdout; progress on stderr — an ora spinner
 // with each finished step ticked off when stderr is a terminal, one plain line per step
 // otherwise (CI logs, cron mail); --quiet silences progress. Warnings always go to stderr.
-import type { Ora } from 'ora';
 import type * as OraModule from 'ora';
 
 export interface Reporter {
@@ -38,7 +37,7 @@ function isInteractive(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): bool
 export async function createReporter(options: ReporterOptions): Promise<Reporter> {
   const stderr = options.stderr ?? process.stderr;
   const stdout = options.stdout ?? process.stdout;
-  let spinner: Ora | null = null;
+  let spinner: OraModule.Ora | null = null;
   let printed = false;
   const env = options.env ?? process.env;
   // The spinner's library is loaded only where a spinner can start: cron, CI and --quiet

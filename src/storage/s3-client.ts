@@ -7,14 +7,13 @@
 // after that is classified in s3-errors.ts.
 import { createRequire } from 'node:module';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Upload } from '@aws-sdk/lib-storage';
 import type * as UploadModule from '@aws-sdk/lib-storage';
 import type * as S3SdkModule from '@aws-sdk/client-s3';
 import type { S3Options } from '../config/schema.js';
 
 type S3Sdk = typeof S3SdkModule;
 let sdk: Promise<S3Sdk> | undefined;
-let upload: Promise<typeof Upload> | undefined;
+let upload: Promise<typeof UploadModule.Upload> | undefined;
 
 /**
  * The SDK, loaded on first use: runs on local disk only do not pay for loading it. By
@@ -26,7 +25,7 @@ export function loadS3Sdk(): Promise<S3Sdk> {
   return sdk;
 }
 
-export function loadUpload(): Promise<typeof Upload> {
+export function loadUpload(): Promise<typeof UploadModule.Upload> {
   upload ??= Promise.resolve().then(() => (requireCjs('@aws-sdk/lib-storage') as typeof UploadModule).Upload);
   return upload;
 }
