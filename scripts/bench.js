@@ -445,7 +445,7 @@ const fmt = (n, d = 2) => (n == null || Number.isNaN(n) ? '—' : n.toFixed(d));
 const int = (n) => (n == null ? '—' : Math.round(n).toLocaleString('en-US'));
 
 function ensureBuilt() {
-  if (existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) return;
+  if (existsSync(path.join(ROOT, 'dist', 'bundle', 'main.js'))) return;
   log('dist/ is missing: npm run build');
   const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
   if (r.status !== 0) throw new Error('npm run build failed');

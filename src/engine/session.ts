@@ -1,6 +1,5 @@
 // One DuckDB instance per invocation. Memory is bounded by `memory_limit` and spills go
 // to a folder the run owns, so large snapshots do not grow the process without bound.
-import { createRequire } from 'node:module';
 import type * as DuckDB from '@duckdb/node-api';
 
 export interface EngineOptions {
@@ -36,10 +35,10 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
   };
   if (options.threads) config['threads'] = String(options.threads);
   // Loaded on first use: the engine's native library takes a fifth of a second to load, which
-  // commands that never open an engine (status, runs, validate, a refused config) skip. By
-  // require: an ESM import of this CommonJS package first lexes each of its 180 files for
-  // their exports, 0.1 CPU s more on every run (0.25 against 0.14 CPU s, measured).
-  const { DuckDBInstance } = createRequire(import.meta.url)('@duckdb/node-api') as typeof DuckDB;
+  // commands that never open an engine (status, runs, validate, a refused config) skip. In
+  // the bundle (scripts/bundle.js) this is a chunk of its own, one file instead of 180; its
+  // default export is the package's exports object, in the bundle as from Node.
+  const { DuckDBInstance } = (await import('@duckdb/node-api')).default;
   const instance = await DuckDBInstance.create(':memory:', config);
   const connections: DuckDB.DuckDBConnection[] = [];
   const wrap = async (): Promise<Engine> => {
