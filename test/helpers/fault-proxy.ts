@@ -175,6 +175,10 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
+  // Node closes a keep-alive connection after 5 s idle: a request the client writes on it at
+  // that moment fails with ECONNRESET before the proxy sees it, an attempt no rule counts (a
+  // slow machine made 'fault hits' read 4 instead of 5). Idle connections stay open instead.
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   proxy.close = async () => {

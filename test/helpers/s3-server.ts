@@ -98,6 +98,7 @@ export async function startS3(buckets: string[] = []): Promise<S3Test> {
     aborted: [] as { key: string; uploadId: string }[],
   };
   const proxy = http.createServer((req, res) => void handle(req, res, upstream, state));
+  proxy.keepAliveTimeout = 120_000; // as in fault-proxy.ts: no idle connection closed under a request
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   const client = new S3Client({
