@@ -22,7 +22,7 @@ import { committedOutcome, finishCommitted, uncommittedError, type InvocationRes
 import { openLocations, type Locations } from '../run/prepare.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { createScratchDir } from '../storage/staging.js';
-import { acquireLock, leftoversWarning, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
+import { lockDataflow, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type RunRecord } from '../state/records.js';
 import { crashPoint } from '../run/crash-points.js';
@@ -144,10 +144,7 @@ export async function invokeDatasets(options: DatasetInvokeOptions): Promise<Inv
   try {
     const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(locations.state);
-    if (options.lock !== false) {
-      lease = await acquireLock(locations.state, dataflow.id, new Date());
-      await sweepLockLeftovers(locations.state).catch(leftoversWarning(options.warn));
-    }
+    lease = await lockDataflow(locations.state, dataflow.id, options);
     const { plan } = await prepareDatasets(options.config, options.now, locations);
     await finishCommitted(state, plan.committedPending, options.progress);
     const records: RunRecord[] = plan.problems.map((p) =>

@@ -33,7 +33,7 @@ import {
   type OutboxSeal,
 } from '../state/http-state.js';
 import type { PendingRun, RunCounts, RunRecord } from '../state/records.js';
-import { acquireLock, leftoversWarning, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
+import { lockDataflow, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { crashPoint } from './crash-points.js';
 import { maintainHistory } from './maintain-history.js';
@@ -117,10 +117,7 @@ export async function invokeHttp(options: HttpInvokeOptions): Promise<Invocation
     const state = new StateStore(storage);
     const snapshots = await listSnapshots(source);
     checkProspects(dataflow, snapshots);
-    if (options.lock !== false) {
-      lease = await acquireLock(storage, dataflow.id, new Date());
-      await sweepLockLeftovers(storage).catch(leftoversWarning(options.warn));
-    }
+    lease = await lockDataflow(storage, dataflow.id, options);
     const cursor = await readJsonObject<HttpCursor>(storage, httpKeys.cursor);
     const pending = (await state.listPending()).filter(
       (p) => p.audienceId === audienceLabel(dataflow) || p.folders.includes('http'),

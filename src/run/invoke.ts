@@ -17,7 +17,7 @@ import {
   type AudexError,
 } from '../errors.js';
 import { deriveRunId, type Plan, type PlannedRun } from '../plan/plan-runs.js';
-import { acquireLock, leftoversWarning, NO_LOCK, sweepLockLeftovers, type Lease } from '../state/lock.js';
+import { lockDataflow, NO_LOCK, type Lease } from '../state/lock.js';
 import { StateStore } from '../state/state-store.js';
 import { zeroCounts, type PendingRun, type RunRecord } from '../state/records.js';
 import { crashPoint } from './crash-points.js';
@@ -131,13 +131,9 @@ async function openDataflow(options: InvokeOptions): Promise<OpenedDataflow> {
   try {
     const locations = openLocations(options.config, path.join(scratchDir, 'staging'));
     const state = new StateStore(locations.state);
-    if (options.lock !== false) {
-      lease = await acquireLock(locations.state, dataflow.id, new Date());
-      await Promise.all([
-        state.sweepLeftovers(dataflow.audiences.map((a) => a.id)),
-        sweepLockLeftovers(locations.state),
-      ]).catch(leftoversWarning(options.warn));
-    }
+    lease = await lockDataflow(locations.state, dataflow.id, options, () =>
+      state.sweepLeftovers(dataflow.audiences.map((a) => a.id)),
+    );
     const { plan } = await prepare(options.config, options, locations);
     // A run that died before pruning its audience's old baselines: that is done too (see execute-run.ts).
     await finishCommitted(state, plan.committedPending, options.progress, async (pending) => {

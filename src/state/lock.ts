@@ -299,7 +299,7 @@ function parseLease(text: string): LeaseRecord | null {
  * the lock: a claim or probe of a run starting right now is alive or young, and a run
  * whose temporary file is removed under it finds the lock taken (storage/local.ts).
  */
-export async function sweepLockLeftovers(storage: LockableStorage): Promise<void> {
+async function sweepLockLeftovers(storage: LockableStorage): Promise<void> {
   // A lock file or a claim is written whole under a temporary name, then linked to its
   // name (storage/local.ts): a run killed in between leaves that temporary file. A lease
   // (shared stores) is one conditional write and leaves none.
@@ -317,12 +317,25 @@ export async function sweepLockLeftovers(storage: LockableStorage): Promise<void
   }
 }
 
-/** What a run says when it cannot remove what killed runs left (it goes on: the next run tries again). */
-export function leftoversWarning(warn: (message: string) => void): (error: unknown) => void {
-  return (error) =>
-    warn(
+/**
+ * The start of every run of a dataflow (files, datasets, HTTP): takes its lock, unless
+ * `lock` is false (`--no-lock`), then removes what killed runs left under it, the lock's own
+ * leftovers and what `sweeps` remove. A sweep that fails is a warning: the runs go on.
+ */
+export async function lockDataflow(
+  storage: LockableStorage,
+  dataflowId: string,
+  options: { lock?: boolean; warn: (message: string) => void },
+  ...sweeps: (() => Promise<unknown>)[]
+): Promise<Lease> {
+  if (options.lock === false) return NO_LOCK;
+  const lease = await acquireLock(storage, dataflowId, new Date());
+  await Promise.all([sweepLockLeftovers(storage), ...sweeps.map((sweep) => sweep())]).catch((error: unknown) =>
+    options.warn(
       `could not remove what killed runs left in the state location (${messageOf(error)}); the runs go on, the next one tries again`,
-    );
+    ),
+  );
+  return lease;
 }
 
 /**
