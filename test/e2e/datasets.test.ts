@@ -258,6 +258,22 @@ describe.concurrent('files and names', () => {
     expect(readFileSync(file, 'utf8')).toBe(`${lines[0]}\n${lines[1]}\n{"orderId":"o-1"}\n`);
   });
 
+  it('above 16 MB of NDJSON the lines are checked on worker threads (the built CLI ships the worker): same bytes, bad lines named', async () => {
+    const { ws, root, config } = setup();
+    // Two parts of ~9 MB each: one scan per worker thread (src/engine/copy-batches.ts).
+    const first = batchLines('w1', 100_000);
+    const second = `${batchLines('w2', 50_000)}{"broken": \n${batchLines('w2', 50_000, 50_001)}`;
+    expect(Buffer.byteLength(first) + Buffer.byteLength(second)).toBeGreaterThan(16 * 1024 * 1024);
+    addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': first, 'part-00001.ndjson': second });
+    const refused = await ws.audex(['run', '--config', config, '--at', T1, '--quiet']);
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toContain(`${path.join(root, DS, 'b-001', 'part-00001.ndjson')}:50001: not valid JSON`);
+    const runs = await runOk(ws, config, T1, ['--max-bad-records', '1']);
+    expect(runs[0]!.counts).toMatchObject({ rowsWritten: 200_000, badRecords: 1 });
+    const file = path.join(ws.out, folderOf('202611200600'), expectedPartName(DS, '202611200600', 0, '.json'));
+    expect(readFileSync(file, 'utf8')).toBe(first + second.replace('{"broken": \n', ''));
+  });
+
   it('JSON becomes Parquet with the types of the input; Parquet becomes JSON and Parquet with its own', async () => {
     const { ws, root, config } = setup({ format: { type: 'parquet', compression: 'none' } });
     addBatch(root, DS, 'b-001', '2026-11-20T01:00:00Z', { 'part-00000.ndjson': batchLines('b1', 2) });
