@@ -56,13 +56,18 @@ export async function parquetAccess(
   columns: Set<string>,
   paths: readonly (readonly string[])[],
 ): Promise<PathAccess> {
-  const typeOf = async (expr: string): Promise<string | null> => {
-    try {
-      const [row] = await engine.all<{ column_type: string }>(`DESCRIBE SELECT ${expr} AS x FROM ${ident(probeTable)}`);
-      return row?.column_type ?? null;
-    } catch {
-      return null;
+  // Paths share their prefixes (segmentMembership.ups for every audience): each expression is bound once.
+  const types = new Map<string, Promise<string | null>>();
+  const typeOf = (expr: string): Promise<string | null> => {
+    let type = types.get(expr);
+    if (!type) {
+      type = engine.all<{ column_type: string }>(`DESCRIBE SELECT ${expr} AS x FROM ${ident(probeTable)}`).then(
+        ([row]) => row?.column_type ?? null,
+        () => null,
+      );
+      types.set(expr, type);
     }
+    return type;
   };
   const keyOf = (path: readonly string[]) => JSON.stringify(path);
   const resolved = new Map<string, Resolved | null>();
