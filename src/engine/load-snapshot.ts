@@ -51,7 +51,7 @@ import {
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 import { describeTypeConflict } from './describe-type-conflict.js';
-import { attributeRootColumns } from './attribute-roots.js';
+import { attributeRootColumns, type AttributeRootColumns } from './attribute-roots.js';
 import type { PartFile } from '../snapshots/part-file.js';
 import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
 
@@ -103,8 +103,20 @@ export async function loadSnapshot(
   const ndjson = parts.filter((p) => p.kind === 'ndjson');
   const parquet = parts.filter((p) => p.kind === 'parquet');
   const parquetRead = parquet.length ? await parquetReader(engine, shape, parquet, options.table) : null;
-  const create = (json: PartFile[], objectSize: number, scanned: boolean) =>
-    engine.run(createTableSql(shape, options.table, json, parquet, parquetRead, objectSize, scanned));
+  const create = (json: PartFile[], objectSize: number, how: NdjsonRead) =>
+    engine.run(createTableSql(shape, options.table, json, parquet, parquetRead, objectSize, how));
+  // The fast path reads attribute roots as structs where it can; a record that does not fit
+  // them (a root that is not an object, a repeated key in one) fails that read, and the same
+  // fast read with JSON roots decides, before anything goes to the scanner.
+  const structs = ndjson.length > 0 && [...fastRoots(shape).types.values()].some((t) => t !== 'JSON');
+  const fast = async () => {
+    try {
+      await create(ndjson, FAST_PATH_OBJECT_SIZE, structs ? 'structs' : 'fast');
+    } catch (error) {
+      if (!structs || isAudexSqlError(error)) throw error;
+      await create(ndjson, FAST_PATH_OBJECT_SIZE, 'fast');
+    }
+  };
 
   // Checked while the engine reads (its reader does not see a gzip part cut short).
   const whole = verifyGzipParts(ndjson);
@@ -115,7 +127,7 @@ export async function loadSnapshot(
   let problems: ProblemCounts | null = null;
   const probe = `${options.table}_parquet_schema`;
   try {
-    await create(ndjson, FAST_PATH_OBJECT_SIZE, false);
+    await fast();
     problems = await countProblems(engine, options.table);
     needScan = ndjson.length > 0 && problems.unlocated > 0;
   } catch (error) {
@@ -141,7 +153,7 @@ export async function loadSnapshot(
     }
     readable = parts.map((p) => clean.find((c) => c.name === p.name) ?? p);
     try {
-      await create(clean, MAX_RECORD_BYTES, true);
+      await create(clean, MAX_RECORD_BYTES, 'scanned');
     } catch (error) {
       if (isAudexSqlError(error)) throw await unreadableParquet(engine, error, parquet, probe, parts);
       // Name the user's parts, not the scanner's copies (whose lines are the records kept).
@@ -281,7 +293,7 @@ function readPaths(shape: Shape): string[][] {
  * the exact scanner, whose clean copy holds scalar ids only. Each attribute root's paths are
  * extracted in one parse.
  */
-function typedModeColumns(shape: Shape, scanned: boolean): string[] {
+function typedModeColumns(shape: Shape, scanned: boolean, attributes: AttributeRootColumns): string[] {
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
   const cols = [
     `json_extract_string(${ident(keyRoot)}, ${jsonPath(keyRest)}) AS k`,
@@ -296,8 +308,22 @@ function typedModeColumns(shape: Shape, scanned: boolean): string[] {
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'status'])} AS s${i}`);
     cols.push(`${fieldChain('segmentMembership', ['ups', a, 'lastQualificationTime'])} AS q${i}`);
   });
-  cols.push(...attributeRootColumns(shape.attributes).extract);
+  cols.push(...attributes.extract);
   return cols;
+}
+
+/**
+ * How NDJSON parts are read: `structs`, the fast path with attribute roots read as structs
+ * where their paths allow; `fast`, the fast path with JSON roots; `scanned`, the exact
+ * scanner's clean copies (JSON roots, with file and line).
+ */
+type NdjsonRead = 'structs' | 'fast' | 'scanned';
+
+/** The attribute columns of the `structs` read: every root as a struct where its paths allow, except the fields the read types itself. */
+function fastRoots(shape: Shape): AttributeRootColumns {
+  return attributeRootColumns(shape.attributes, {
+    structsExcept: new Set([shape.keyPath[0]!, 'identityMap', 'segmentMembership', LINE_FIELD, ENTRY_ERRORS_FIELD]),
+  });
 }
 
 /** The top-level fields the typed NDJSON read declares (besides the scanner's own). */
@@ -310,10 +336,10 @@ function readRoots(shape: Shape): string[] {
   ];
 }
 
-function ndjsonColumnTypes(shape: Shape): string {
+function ndjsonColumnTypes(shape: Shape, attributes: AttributeRootColumns): string {
   const roots = new Map<string, string>();
   roots.set(shape.keyPath[0]!, 'JSON');
-  for (const p of shape.attributes) roots.set(p[0]!, 'JSON');
+  for (const [root, type] of attributes.types) roots.set(root, type);
   if (shape.namespace !== null) roots.set('identityMap', `STRUCT(${ident(shape.namespace)} STRUCT(id VARCHAR)[])`);
   const entries = shape.audiences.map((a) => `${ident(a)} STRUCT(status VARCHAR, lastQualificationTime VARCHAR)`);
   roots.set('segmentMembership', `STRUCT(ups STRUCT(${entries.join(', ')}))`);
@@ -371,17 +397,19 @@ function createTableSql(
   parquet: PartFile[],
   parquetRead: PathAccess | null,
   objectSize: number,
-  scanned: boolean,
+  how: NdjsonRead,
 ): string {
   const selects: string[] = [];
   if (ndjson.length > 0) {
-    const roots = attributeRootColumns(shape.attributes);
+    // With `structs`, attribute roots are read as structs where their paths allow (attribute-roots.ts).
+    const scanned = how === 'scanned';
+    const roots = how === 'structs' ? fastRoots(shape) : attributeRootColumns(shape.attributes);
     // On the fast path an NDJSON row is never located by SQL (a problem sends the load to the
     // scanner, whose copies are read with their file and line), so it keeps no file name.
     const file = scanned ? 'filename' : 'NULL::VARCHAR';
-    const read = `SELECT ${typedModeColumns(shape, scanned).join(', ')}, ${file} AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
+    const read = `SELECT ${typedModeColumns(shape, scanned, roots).join(', ')}, ${file} AS _file, ${ident(LINE_FIELD)} AS _row, ${ident(ENTRY_ERRORS_FIELD)} AS _entry_errors
        FROM read_json([${literalList(ndjson.map((p) => p.path))}], format = 'newline_delimited', filename = ${scanned},
-                      maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape)})`;
+                      maximum_object_size = ${objectSize}, columns = ${ndjsonColumnTypes(shape, roots)})`;
     selects.push(
       roots.split.length
         ? `SELECT * EXCLUDE (${roots.exclude.join(', ')}), ${roots.split.join(', ')} FROM (${read})`
