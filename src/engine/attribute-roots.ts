@@ -7,9 +7,9 @@
 //     JSON leaves, so the reader takes the values out while it parses the record and nothing
 //     parses the root's text again (at 1M profiles, json_extract of two roots was a third of
 //     the load's time). A record whose root or a field on a mapped path is not an object,
-//     or repeats a key in one of those objects, fails that read; the load then goes to the
-//     exact scanner, whose copy is read with JSON roots. The leaves are the same JSON text
-//     json_extract gives (numbers, strings, objects as DuckDB writes them).
+//     or repeats a key in one of those objects, fails that read; the load then reads the
+//     parts again with JSON roots. The leaves are the same JSON text json_extract gives
+//     (numbers, strings, objects as DuckDB writes them).
 // A JSON null is no value. Columns a<j> follow the order of `attributes`; the list columns
 // `_root_<r>` are excluded once split.
 import { fieldChain, ident, jsonPath } from './sql.js';
