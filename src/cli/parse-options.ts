@@ -6,7 +6,7 @@ import { DateTime } from 'luxon';
 
 /** `--at`, `--since`: an ISO 8601 time; without an offset it is read as UTC. */
 export function parseTime(flag: string, value: string): Date {
-  const parsed = DateTime.fromISO(value, { zone: 'UTC', setZone: true });
+  const parsed = DateTime.fromISO(value, { zone: 'UTC', setZone: true, locale: 'en-US' }); // no system locale lookup (names.ts)
   if (!parsed.isValid)
     throw new InvalidArgumentError(
       `${flag} ${value}: not an ISO 8601 time; use e.g. 2026-11-20T05:00:00Z or 2026-11-20 (UTC when it has no offset)`,

@@ -3,6 +3,7 @@
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
 import { findTemplateProblems } from '../naming/names.js';
+import { utcZone } from '../schedule/slots.js';
 import { defaultTargetName, parseSourcePath, type SourceRef } from './sources.js';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -143,7 +144,10 @@ const dataflowObject = z
     timezone: z
       .string()
       .default('UTC')
-      .refine((tz) => IANAZone.isValidZone(tz), 'not an IANA time zone name (like UTC or Europe/Berlin)'),
+      .refine(
+        (tz) => utcZone(tz) !== null || IANAZone.isValidZone(tz),
+        'not an IANA time zone name (like UTC or Europe/Berlin)',
+      ),
     customText: z.string().optional(),
     profileKey: z.string().default('profileId'),
     source: z.object({ snapshots: z.string().min(1), s3: s3Options.optional() }).strict(),

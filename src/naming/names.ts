@@ -111,7 +111,9 @@ function toZonedTime(at: Date, timezone: string): DateTime {
   if (Number.isNaN(at.getTime())) {
     throw new Error('logical time is not a valid date');
   }
-  const dt = DateTime.fromJSDate(at, { zone: timezone });
+  // A fixed locale: luxon would otherwise ask Intl for the system's (20-25 ms of CPU for the
+  // first Intl object of a process), and no field rendered here depends on a locale.
+  const dt = DateTime.fromMillis(at.getTime(), { zone: timezone, locale: 'en-US' });
   if (!dt.isValid) {
     throw new Error(
       `invalid timezone ${JSON.stringify(timezone)}: ${dt.invalidExplanation ?? dt.invalidReason ?? 'unknown reason'}`,
