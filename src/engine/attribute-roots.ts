@@ -12,6 +12,7 @@
 //     (numbers, strings, objects as DuckDB writes them).
 // A JSON null is no value. Columns a<j> follow the order of `attributes`; the list columns
 // `_root_<r>` are excluded once split.
+import { ENTRY_ERRORS_FIELD, LINE_FIELD } from './scan-lines.js';
 import { fieldChain, ident, jsonPath } from './sql.js';
 
 export interface AttributeRootColumns {
@@ -60,6 +61,21 @@ export function attributeRootColumns(
   });
   return columns;
 }
+
+/**
+ * The attribute columns of a loader's first, fast NDJSON read: every root a struct where its
+ * paths allow, except the top-level fields the loaders declare with types of their own (the
+ * key's root, identityMap, segmentMembership, the scanner's fields).
+ */
+export function fastAttributeRoots(attributes: readonly (readonly string[])[], keyRoot: string): AttributeRootColumns {
+  return attributeRootColumns(attributes, {
+    structsExcept: new Set([keyRoot, 'identityMap', 'segmentMembership', LINE_FIELD, ENTRY_ERRORS_FIELD]),
+  });
+}
+
+/** Whether any root is read as a struct (else a read with JSON roots is the same read). */
+export const hasStructRoots = (columns: AttributeRootColumns): boolean =>
+  [...columns.types.values()].some((type) => type !== 'JSON');
 
 interface FieldNode {
   leaf: boolean;

@@ -16,7 +16,7 @@
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
 import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
-import { attributeRootColumns } from './attribute-roots.js';
+import { attributeRootColumns, fastAttributeRoots, hasStructRoots } from './attribute-roots.js';
 import type { PartFile } from './load-snapshot.js';
 import { VALID_STATUSES, SCALAR_JSON_TYPES } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
@@ -42,10 +42,14 @@ const IDMAP_TYPE = 'MAP(VARCHAR, STRUCT(id VARCHAR)[])';
 // lastQualificationTime first: messages carry entries in this field order (seed 003).
 const UPS_TYPE = 'MAP(VARCHAR, STRUCT(lastQualificationTime VARCHAR, status VARCHAR))';
 
-function ndjsonSelect(shape: HttpShape, files: string[]): string {
+/** The NDJSON read; with `structs`, attribute roots are read as structs where their paths allow (attribute-roots.ts). */
+function ndjsonSelect(shape: HttpShape, files: string[], structs: boolean): string {
+  const attributes = structs
+    ? fastAttributeRoots(shape.attributes, shape.keyPath[0]!)
+    : attributeRootColumns(shape.attributes);
   const roots = new Map<string, string>();
   roots.set(shape.keyPath[0]!, 'JSON');
-  for (const p of shape.attributes) roots.set(p[0]!, 'JSON');
+  for (const [root, type] of attributes.types) roots.set(root, type);
   roots.set('identityMap', IDMAP_TYPE);
   roots.set('segmentMembership', `STRUCT(ups ${UPS_TYPE})`);
   roots.set(LINE_FIELD, 'BIGINT');
@@ -54,7 +58,6 @@ function ndjsonSelect(shape: HttpShape, files: string[]): string {
   const [keyRoot, ...keyRest] = shape.keyPath as [string, ...string[]];
   // Each attribute root is parsed once: its paths extracted together, then split (a JSON
   // null is no value, as in the Parquet read).
-  const attributes = attributeRootColumns(shape.attributes);
   const extract = attributes.extract.map((c) => `, ${c}`).join('');
   const split = attributes.split.map((c) => `, ${c}`).join('');
   const exclude = attributes.exclude.length ? ` EXCLUDE (${attributes.exclude.join(', ')})` : '';
@@ -127,9 +130,9 @@ export async function loadHttpSnapshot(
       });
     parquetColumns = new Set(rows.map((r) => r.column_name));
   }
-  const create = async (json: string[]) => {
+  const create = async (json: string[], structs = false) => {
     const selects = [
-      ...(json.length ? [ndjsonSelect(shape, json)] : []),
+      ...(json.length ? [ndjsonSelect(shape, json, structs)] : []),
       ...(parquet.length
         ? [
             parquetSelect(
@@ -151,7 +154,16 @@ export async function loadHttpSnapshot(
   let names = new Map(parts.map((p) => [p.path, p.name]));
   let needScan = false;
   try {
-    await create(ndjson.map((p) => p.path));
+    // Attribute roots as structs first; a record that does not fit them fails that read, and
+    // the same read with JSON roots decides, before anything goes to the scanner.
+    const structs = ndjson.length > 0 && hasStructRoots(fastAttributeRoots(shape.attributes, shape.keyPath[0]!));
+    await create(
+      ndjson.map((p) => p.path),
+      structs,
+    ).catch((error: unknown) => {
+      if (!structs) throw error;
+      return create(ndjson.map((p) => p.path));
+    });
     if (ndjson.length) {
       const [row] = await engine.all<{ n: string }>(
         `SELECT ((SELECT count(*) FROM ${t} WHERE bad IS NOT NULL AND _row IS NULL)

@@ -51,7 +51,12 @@ import {
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
 import { jsonRootAccess, parquetAccess, type PathAccess } from './parquet-access.js';
 import { describeTypeConflict } from './describe-type-conflict.js';
-import { attributeRootColumns, type AttributeRootColumns } from './attribute-roots.js';
+import {
+  attributeRootColumns,
+  fastAttributeRoots,
+  hasStructRoots,
+  type AttributeRootColumns,
+} from './attribute-roots.js';
 import type { PartFile } from '../snapshots/part-file.js';
 import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
 
@@ -108,7 +113,7 @@ export async function loadSnapshot(
   // The fast path reads attribute roots as structs where it can; a record that does not fit
   // them (a root that is not an object, a repeated key in one) fails that read, and the same
   // fast read with JSON roots decides, before anything goes to the scanner.
-  const structs = ndjson.length > 0 && [...fastRoots(shape).types.values()].some((t) => t !== 'JSON');
+  const structs = ndjson.length > 0 && hasStructRoots(fastAttributeRoots(shape.attributes, shape.keyPath[0]!));
   const fast = async () => {
     try {
       await create(ndjson, FAST_PATH_OBJECT_SIZE, structs ? 'structs' : 'fast');
@@ -319,13 +324,6 @@ function typedModeColumns(shape: Shape, scanned: boolean, attributes: AttributeR
  */
 type NdjsonRead = 'structs' | 'fast' | 'scanned';
 
-/** The attribute columns of the `structs` read: every root as a struct where its paths allow, except the fields the read types itself. */
-function fastRoots(shape: Shape): AttributeRootColumns {
-  return attributeRootColumns(shape.attributes, {
-    structsExcept: new Set([shape.keyPath[0]!, 'identityMap', 'segmentMembership', LINE_FIELD, ENTRY_ERRORS_FIELD]),
-  });
-}
-
 /** The top-level fields the typed NDJSON read declares (besides the scanner's own). */
 function readRoots(shape: Shape): string[] {
   return [
@@ -403,7 +401,10 @@ function createTableSql(
   if (ndjson.length > 0) {
     // With `structs`, attribute roots are read as structs where their paths allow (attribute-roots.ts).
     const scanned = how === 'scanned';
-    const roots = how === 'structs' ? fastRoots(shape) : attributeRootColumns(shape.attributes);
+    const roots =
+      how === 'structs'
+        ? fastAttributeRoots(shape.attributes, shape.keyPath[0]!)
+        : attributeRootColumns(shape.attributes);
     // On the fast path an NDJSON row is never located by SQL (a problem sends the load to the
     // scanner, whose copies are read with their file and line), so it keeps no file name.
     const file = scanned ? 'filename' : 'NULL::VARCHAR';

@@ -1,5 +1,5 @@
-// NDJSON attribute roots read as structs on the load's fast path (engine/attribute-roots.ts):
-// which roots a struct can describe, and that the snapshot table holds exactly what
+// NDJSON attribute roots read as structs on the first read of both loaders (engine/attribute-roots.ts:
+// the file runs' and the HTTP destination's): which roots a struct can describe, and that the snapshot table holds exactly what
 // json_extract gives for every value form, also when a record does not fit the structs
 // (a root that is not an object, a repeated key), which the load then reads with JSON roots.
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import type { Engine } from '../../src/engine/session.js';
 import { useScratchEngine } from '../helpers/engine.js';
 import { attributeRootColumns } from '../../src/engine/attribute-roots.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
+import { loadHttpSnapshot } from '../../src/engine/load-http-snapshot.js';
 import type { Shape } from '../../src/engine/shape.js';
 
 let dir: string;
@@ -114,8 +115,11 @@ async function expected(file: string) {
   );
 }
 
-/** The snapshot table's attributes, and the reads the load tried (the person root's declared type, in order). */
-async function loaded(file: string, table: string) {
+/**
+ * The snapshot table's attributes, and the reads the load tried (the person root's declared
+ * type, in order), from the file runs' loader or the HTTP destination's.
+ */
+async function loaded(file: string, table: string, loader: 'files' | 'http' = 'files') {
   const reads: string[] = [];
   const watched: Engine = {
     ...engine,
@@ -124,10 +128,11 @@ async function loaded(file: string, table: string) {
       return engine.run(sql);
     },
   };
-  const snapshot = await loadSnapshot(watched, shape, [{ path: file, name: path.basename(file), kind: 'ndjson' }], {
-    table,
-    scratchDir: dir,
-  });
+  const parts = [{ path: file, name: path.basename(file), kind: 'ndjson' as const }];
+  const snapshot =
+    loader === 'files'
+      ? await loadSnapshot(watched, shape, parts, { table, scratchDir: dir })
+      : await loadHttpSnapshot(watched, shape, parts, { table, scratchDir: dir });
   expect(snapshot.badRecords).toEqual([]);
   const rows = await engine.all(
     `SELECT k, a0::VARCHAR AS a0, a1::VARCHAR AS a1, a2::VARCHAR AS a2, a3::VARCHAR AS a3, a4::VARCHAR AS a4 FROM "${table}" ORDER BY k`,
@@ -157,5 +162,20 @@ describe('values read through struct roots', () => {
     expect(rows).toEqual(await expected(file));
     // A repeated key in an attribute object is read as the reader reads it: the first one.
     expect(rows.find((r) => r['k'] === 'p08')).toMatchObject({ a0: null, a2: '"a"' });
+  });
+});
+
+describe("the HTTP destination's loader", () => {
+  it('reads the same values through struct roots, and with JSON roots when a record does not fit', async () => {
+    const fits = path.join(dir, 'http-fits.ndjson');
+    writeFileSync(fits, `${lines.join('\n')}\n`);
+    const first = await loaded(fits, 'http_fits', 'http');
+    expect(first.reads).toEqual([STRUCT]);
+    expect(first.rows).toEqual(await expected(fits));
+    const misfit = path.join(dir, 'http-misfits.ndjson');
+    writeFileSync(misfit, `${[...lines, ...misfits].join('\n')}\n`);
+    const second = await loaded(misfit, 'http_misfits', 'http');
+    expect(second.reads).toEqual([STRUCT, 'JSON']);
+    expect(second.rows).toEqual(await expected(misfit));
   });
 });
