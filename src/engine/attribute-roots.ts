@@ -12,6 +12,7 @@
 //     (numbers, strings, objects as DuckDB writes them).
 // A JSON null is no value. Columns a<j> follow the order of `attributes`; the list columns
 // `_root_<r>` are excluded once split.
+import { isAudexSqlError } from './engine-errors.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD } from './scan-lines.js';
 import { fieldChain, ident, jsonPath } from './sql.js';
 
@@ -73,9 +74,25 @@ export function fastAttributeRoots(attributes: readonly (readonly string[])[], k
   });
 }
 
-/** Whether any root is read as a struct (else a read with JSON roots is the same read). */
-export const hasStructRoots = (columns: AttributeRootColumns): boolean =>
-  [...columns.types.values()].some((type) => type !== 'JSON');
+/**
+ * A loader's first NDJSON read: `read(true)` with struct roots where the attributes allow;
+ * when that fails for its input (a record that does not fit the structs), `read(false)`, the
+ * same read with JSON roots, decides. A query audex built wrong is not read again.
+ */
+export async function readStructsThenJson(
+  attributes: readonly (readonly string[])[],
+  keyRoot: string,
+  read: (structs: boolean) => Promise<void>,
+): Promise<void> {
+  const structs = [...fastAttributeRoots(attributes, keyRoot).types.values()].some((type) => type !== 'JSON');
+  if (!structs) return read(false);
+  try {
+    await read(true);
+  } catch (error) {
+    if (isAudexSqlError(error)) throw error;
+    await read(false);
+  }
+}
 
 interface FieldNode {
   leaf: boolean;

@@ -16,7 +16,7 @@
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
 import { verifyGzipParts } from '../snapshots/verify-gzip-parts.js';
-import { attributeRootColumns, fastAttributeRoots, hasStructRoots } from './attribute-roots.js';
+import { attributeRootColumns, fastAttributeRoots, readStructsThenJson } from './attribute-roots.js';
 import type { PartFile } from './load-snapshot.js';
 import { VALID_STATUSES, SCALAR_JSON_TYPES } from './record-rules.js';
 import { ENTRY_ERRORS_FIELD, LINE_FIELD, scanNdjson, type BadRecord } from './scan-lines.js';
@@ -156,14 +156,10 @@ export async function loadHttpSnapshot(
   try {
     // Attribute roots as structs first; a record that does not fit them fails that read, and
     // the same read with JSON roots decides, before anything goes to the scanner.
-    const structs = ndjson.length > 0 && hasStructRoots(fastAttributeRoots(shape.attributes, shape.keyPath[0]!));
-    await create(
-      ndjson.map((p) => p.path),
-      structs,
-    ).catch((error: unknown) => {
-      if (!structs) throw error;
-      return create(ndjson.map((p) => p.path));
-    });
+    const files = ndjson.map((p) => p.path);
+    await (files.length === 0
+      ? create(files)
+      : readStructsThenJson(shape.attributes, shape.keyPath[0]!, (structs) => create(files, structs)));
     if (ndjson.length) {
       const [row] = await engine.all<{ n: string }>(
         `SELECT ((SELECT count(*) FROM ${t} WHERE bad IS NOT NULL AND _row IS NULL)

@@ -54,7 +54,7 @@ import { describeTypeConflict } from './describe-type-conflict.js';
 import {
   attributeRootColumns,
   fastAttributeRoots,
-  hasStructRoots,
+  readStructsThenJson,
   type AttributeRootColumns,
 } from './attribute-roots.js';
 import type { PartFile } from '../snapshots/part-file.js';
@@ -113,15 +113,12 @@ export async function loadSnapshot(
   // The fast path reads attribute roots as structs where it can; a record that does not fit
   // them (a root that is not an object, a repeated key in one) fails that read, and the same
   // fast read with JSON roots decides, before anything goes to the scanner.
-  const structs = ndjson.length > 0 && hasStructRoots(fastAttributeRoots(shape.attributes, shape.keyPath[0]!));
-  const fast = async () => {
-    try {
-      await create(ndjson, FAST_PATH_OBJECT_SIZE, structs ? 'structs' : 'fast');
-    } catch (error) {
-      if (!structs || isAudexSqlError(error)) throw error;
-      await create(ndjson, FAST_PATH_OBJECT_SIZE, 'fast');
-    }
-  };
+  const fast = () =>
+    ndjson.length === 0
+      ? create(ndjson, FAST_PATH_OBJECT_SIZE, 'fast')
+      : readStructsThenJson(shape.attributes, shape.keyPath[0]!, (structs) =>
+          create(ndjson, FAST_PATH_OBJECT_SIZE, structs ? 'structs' : 'fast'),
+        );
 
   // Checked while the engine reads (its reader does not see a gzip part cut short).
   const whole = verifyGzipParts(ndjson);
