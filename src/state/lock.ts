@@ -233,7 +233,8 @@ async function probeConditionalWrites(storage: LockableStorage): Promise<void> {
   const key = `${LOCK_PROBE_PREFIX}/${Date.now()}-${randomUUID()}.json`;
   let ignored: string | null = null;
   try {
-    await storage.createExclusive(key, '{"probe":1}\n');
+    // Its owner, so that the next run on this host removes it if this one is killed now.
+    await storage.createExclusive(key, `${JSON.stringify({ probe: 1, pid: process.pid, host: hostname() })}\n`);
     if (await storage.createExclusive(key, '{"probe":2}\n'))
       ignored = 'a second PutObject with If-None-Match: * on an existing key succeeded';
     else if ((await storage.replaceIfVersion(key, '{"probe":3}\n', '"audex-probe-not-the-etag"')) !== null)
@@ -308,13 +309,21 @@ async function sweepLockLeftovers(storage: LockableStorage): Promise<void> {
     await storage.removeStaged(stateKeys.lockTakeoverPrefix, ['']);
   }
   for (const claim of await storage.list(stateKeys.lockTakeoverPrefix)) {
-    const taker = await readStateJson<{ pid?: number; host?: string }>(storage, claim).catch(() => null);
-    if (taker?.host === hostname() && typeof taker.pid === 'number' && !isAlive(taker.pid)) await storage.delete(claim);
+    if (await leftByDeadProcess(storage, claim)) await storage.delete(claim);
   }
+  // A probe of a run killed while it probed is old after a while, or names a process of this
+  // host that is gone (a run killed early, then rerun on the same machine, leaves none behind).
   for (const probe of await storage.list(LOCK_PROBE_PREFIX)) {
     const created = Number(/^lock-probe\/(\d+)-/.exec(probe)?.[1]);
-    if (created && Date.now() - created > PROBE_MAX_AGE_MS) await storage.delete(probe);
+    if ((created && Date.now() - created > PROBE_MAX_AGE_MS) || (await leftByDeadProcess(storage, probe)))
+      await storage.delete(probe);
   }
+}
+
+/** Whether a claim or probe object names a process of this host that is no longer running. */
+async function leftByDeadProcess(storage: LockableStorage, key: string): Promise<boolean> {
+  const owner = await readStateJson<{ pid?: number; host?: string }>(storage, key).catch(() => null);
+  return owner?.host === hostname() && typeof owner.pid === 'number' && !isAlive(owner.pid);
 }
 
 /**

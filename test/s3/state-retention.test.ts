@@ -4,6 +4,8 @@
 // sizes from the listing; runs --limit; a probe object a killed run left is removed, a
 // fresh one (a run probing right now) is not.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { crmConfig, trackWorkspaces } from '../helpers/harness.js';
 import { useS3Server, type S3Test } from '../helpers/s3-server.js';
 import { rule, s3Match } from '../helpers/fault-proxy.js';
@@ -41,11 +43,15 @@ describe('state on S3 stays bounded', () => {
     for (let n = 1; n <= 3; n++) ids.push((await run(n)).json().runs[0]!.runId);
     expect(await baselines()).toEqual([ids[1], ids[2]].map((id) => `${id}.parquet`));
 
-    // A lease probe object a killed run left long ago goes; one being probed right now stays.
+    // A lease probe object a killed run left long ago goes, and so does a young one whose
+    // process on this host is gone (a run killed while it probed); one being probed right now stays.
     const stale = `bounded/state/lock-probe/${Date.now() - 3_600_000}-killed.json`;
     const fresh = `bounded/state/lock-probe/${Date.now() + 60_000}-probing.json`;
+    const orphan = `bounded/state/lock-probe/${Date.now()}-killed-early.json`;
     await s3.putText('exports', stale, '{"probe":1}\n');
-    await s3.putText('exports', fresh, '{"probe":1}\n');
+    await s3.putText('exports', fresh, `${JSON.stringify({ probe: 1, pid: process.pid, host: hostname() })}\n`);
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    await s3.putText('exports', orphan, `${JSON.stringify({ probe: 1, pid: gone, host: hostname() })}\n`);
 
     // Day 4: the store refuses to delete baselines: committed, exit 0, a warning.
     s3.faults = [
