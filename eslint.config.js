@@ -108,6 +108,10 @@ export default tseslint.config(
           selector: "MemberExpression[object.name='process'][property.name='exit']",
           message: 'only src/cli/main.ts sets the exit code',
         },
+        {
+          selector: "ImportDeclaration[source.value='zod'] ImportSpecifier[imported.name='z']",
+          message: "import * as z from 'zod': zod's `z` export brings all of zod into the bundle (scripts/bundle.js)",
+        },
       ],
     },
   },

@@ -9,6 +9,10 @@
 // ora) stays lazy: each dynamic import() becomes a chunk of its own. The scan worker is an
 // entry of its own, beside main.js, where src/engine/copy-batches.ts looks for it. Chunk
 // names are hashes of their contents, so the same sources give the same files.
+//
+// audex imports zod as a namespace (`import * as z from 'zod'`), never its `z` export: that
+// export is an object of everything zod has, so the bundle kept all of it, every locale
+// included (755 KB against 170 KB for the same schemas; a config check 0.34 → 0.25 s).
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 import path from 'node:path';

@@ -4,7 +4,7 @@
 // (CSV, mapping, mandatory, dedup, fileName, modes, triggers, other frequencies, zones
 // other than UTC) is reported by name, so a config copied from an audience dataflow
 // says exactly what to remove.
-import { z } from 'zod';
+import * as z from 'zod';
 import { findTemplateProblems } from '../naming/names.js';
 import { dataflowSchema } from './schema.js';
 

@@ -3,7 +3,7 @@
 // contract as the file destination's schema.ts). Secrets are references only
 // ({ env } / { file }); a literal secret is refused, so none is ever kept in a config file.
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { keepHistoryDays, s3Options } from './schema.js';
 import { parseSourcePath } from './sources.js';
 

@@ -1,7 +1,7 @@
 // The dataflow config (README "The dataflow config"): one zod schema gives the types, the defaults, the
 // validation (every problem at once, as `path: message`) and the JSON Schema for editors.
 import { IANAZone } from 'luxon';
-import { z } from 'zod';
+import * as z from 'zod';
 import { findTemplateProblems } from '../naming/names.js';
 import { utcZone } from '../schedule/slots.js';
 import { defaultTargetName, parseSourcePath, type SourceRef } from './sources.js';

@@ -3,7 +3,7 @@
 // still being written and ignored. A batch's data are its `part-*` files (NDJSON,
 // optionally gzip, or Parquet), in name order.
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BadInputError, StorageError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 

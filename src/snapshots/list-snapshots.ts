@@ -1,6 +1,6 @@
 // Snapshot discovery (README "Inputs"): a folder is a snapshot once `_snapshot.json` exists
 // (the producer writes it last); folders without it are still being written and ignored.
-import { z } from 'zod';
+import * as z from 'zod';
 import { BadInputError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 import type { PartFile } from './part-file.js';
