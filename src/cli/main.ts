@@ -67,6 +67,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`audex runs | head`) closes the pipe. The rest of the output
+// then has nowhere to go, but the command goes on (a run still commits) and exits with its
+// own code, instead of dying on the write with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;

@@ -671,6 +671,23 @@ describe.concurrent('operator commands', () => {
       expectPlainProgress(validate.stderr);
     });
 
+    it('a reader that closes the pipe early (`| true`) does not stop a run: it commits and exits 0, with no stack trace', async () => {
+      const w = workspace();
+      const config = w.config(threeAudiences());
+      // The reader exits at once, so every write to the pipe fails with EPIPE.
+      const intoClosedPipe = (argv: string[]) => ['bash', '-c', 'set -o pipefail; "$@" | true', 'audex', ...argv];
+      const run = await runCli(['run', '-c', config, '--at', DAY1, '--json'], { cwd: w.dir, wrap: intoClosedPipe });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).not.toMatch(/EPIPE|at .*\.js:\d+/);
+      expect(w.files().filter((f) => f.endsWith('.csv'))).toHaveLength(2);
+      // The next run sees the first one committed: nothing is due again.
+      const again = ok(await w.audex(['run', '-c', config, '--at', DAY1, '--json'])).json();
+      expect(again.runs.filter((r) => r.status === 'success')).toHaveLength(0);
+      const schema = await runCli(['schema'], { cwd: w.dir, wrap: intoClosedPipe });
+      expect(schema.code, schema.stderr).toBe(0);
+      expect(schema.stderr).toBe('');
+    });
+
     it('--quiet leaves stderr empty on success', async () => {
       const w = workspace();
       const config = w.config(threeAudiences());
