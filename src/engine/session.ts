@@ -30,7 +30,8 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
     // The database is in memory, with nothing to checkpoint to, yet the engine checkpoints it
     // after any commit that changed more than checkpoint_threshold (16MB by default): it went
     // over every table, which at 10M profiles held a run's DROP for 12 s and cost the full
-    // run 14% of its wall time (README "Performance", "What the engine does"). A threshold no run reaches turns that off.
+    // run 14% of its wall time (README "Performance", "What the engine does"). A threshold
+    // no run reaches turns that off.
     checkpoint_threshold: '1TB',
   };
   if (options.threads) config['threads'] = String(options.threads);
