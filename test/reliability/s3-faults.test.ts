@@ -12,15 +12,18 @@
 // rerun then completes and its output is identical to a clean run's.
 //
 // Every case is day 2 of a dataflow whose day 1 ran cleanly (its files and state are put in
-// place first): an incremental audience (small file, a baseline) and a full one (a ~10 MB
-// CSV: multipart, 8 MiB parts), source, destination and state on S3.
+// place first): an incremental audience (small file, a baseline) and a full one, source,
+// destination and state on S3. The cases at the multipart upload read a snapshot whose full
+// audience's CSV is ~10 MB (multipart, 8 MiB parts; s3://lake/big/snapshots); the others read
+// one with the same profiles and short texts (s3://lake/snapshots), so that each case does not
+// move ~40 MB through the proxy and the test server for a fault at a small object.
 //
 // Stalls: audex's S3 client gives up on a silent socket after 60 s (src/storage/s3-client.ts,
 // not configurable), then retries 5 times; a stall longer than that would take minutes per
 // case. So stalls here are shorter than the timeout (the request then completes late), or
 // end with the connection dropped — what the SDK sees when its own timeout fires.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stateKeys } from '../../src/state/state-keys.js';
@@ -47,13 +50,18 @@ const TIMEOUT = 120_000;
 /** The file's temp folder, made by the first beforeAll (not at import: a filtered run that skips every test runs no hook). */
 let work = '';
 const makeWork = () => (work ||= mkdtempSync(path.join(tmpdir(), 'audex-faults-')));
-let snapshotsDir = '';
 let s3: S3Test;
 const s3Server = useS3Server(['lake', 'exports']);
 let n = 0;
 
-/** ~1.7 kB of deterministic text per profile, so the full audience's CSV is ~10 MB. */
-function bio(i: number): string {
+/** The two snapshot pairs: `big` gives the full audience a ~10 MB CSV (multipart), `small` a ~0.4 MB one. */
+type Size = 'big' | 'small';
+const SIZES: Size[] = ['big', 'small'];
+const BIO_CHARS: Record<Size, number> = { big: 1700, small: 40 };
+const snapshotsKey = (size: Size) => (size === 'big' ? 'big/snapshots' : 'snapshots');
+
+/** Deterministic text per profile: ~1.7 kB for `big`, so the full audience's CSV is ~10 MB. */
+function bio(i: number, size: Size): string {
   const words = [
     'alpha',
     'bravo',
@@ -69,11 +77,11 @@ function bio(i: number): string {
     'lima',
   ];
   let s = `profile ${i}:`;
-  for (let k = 0; s.length < 1700; k++) s += ` ${words[(i * 7 + k * 3) % words.length]}${(i + k) % 97}`;
+  for (let k = 0; s.length < BIO_CHARS[size]; k++) s += ` ${words[(i * 7 + k * 3) % words.length]}${(i + k) % 97}`;
   return s;
 }
 
-function profileLine(i: number, day: 1 | 2): string {
+function profileLine(i: number, day: 1 | 2, size: Size): string {
   const ups: Record<string, unknown> = { [BIG]: { status: 'existing', lastQualificationTime: '2026-10-01T00:00:00Z' } };
   if (i % 40 === 0)
     ups[INC] =
@@ -84,13 +92,13 @@ function profileLine(i: number, day: 1 | 2): string {
   return JSON.stringify({
     profileId: `p-${String(i).padStart(5, '0')}`,
     identityMap: { email: [{ id: `u${i}@example.com` }] },
-    bio: bio(i),
+    bio: bio(i, size),
     loyalty: { tier: ['bronze', 'silver', 'gold'][i % 3] },
     segmentMembership: { ups },
   });
 }
 
-function writeSnapshots(): void {
+function writeSnapshots(snapshotsDir: string, size: Size): void {
   for (const [day, id, evaluatedAt] of [
     [1, 'snap-1', '2026-11-20T05:00:00Z'],
     [2, 'snap-2', '2026-11-21T05:00:00Z'],
@@ -99,7 +107,7 @@ function writeSnapshots(): void {
     mkdirSync(dir, { recursive: true });
     for (let part = 0; part < 2; part++) {
       const lines: string[] = [];
-      for (let i = part * (PROFILES / 2); i < (part + 1) * (PROFILES / 2); i++) lines.push(profileLine(i, day));
+      for (let i = part * (PROFILES / 2); i < (part + 1) * (PROFILES / 2); i++) lines.push(profileLine(i, day, size));
       writeFileSync(path.join(dir, `part-0000${part}.ndjson`), `${lines.join('\n')}\n`);
     }
     writeFileSync(
@@ -133,21 +141,18 @@ function dataflow(source: string, destination: string, state: string, endpoint?:
   });
 }
 
-/** The clean sequence on local disk: same bytes as on S3 (checked by the no-fault case). */
-const clean = {
-  day1Dir: '',
-  day1: {
-    out: {} as Record<string, string>,
-    state: {} as Record<string, string>,
-    cursors: {} as Record<string, string>,
-  },
+interface Clean {
+  day1Dir: string;
+  day1: { out: Record<string, string>; state: Record<string, string>; cursors: Record<string, string> };
   day2: {
-    out: {} as Record<string, string>,
-    state: {} as Record<string, string>,
-    cursors: {} as Record<string, string>,
-    runs: [] as JsonSummary['runs'],
-  },
-};
+    out: Record<string, string>;
+    state: Record<string, string>;
+    cursors: Record<string, string>;
+    runs: JsonSummary['runs'];
+  };
+}
+/** The clean sequence of each size on local disk: same bytes as on S3 (checked by the no-fault cases). */
+const cleanOf = {} as Record<Size, Clean>;
 
 const readCursors = (stateDir: string) =>
   Object.fromEntries(
@@ -163,22 +168,21 @@ const readCursors = (stateDir: string) =>
     ]),
   );
 
-beforeAll(async () => {
-  snapshotsDir = path.join(makeWork(), 'snapshots');
-  writeSnapshots();
-  const dir = path.join(work, 'clean');
+/** Day 1 and day 2 of one size on local disk, the snapshots also put on S3. */
+async function cleanSequence(size: Size): Promise<Clean> {
+  const snapshotsDir = path.join(work, `snapshots-${size}`);
+  writeSnapshots(snapshotsDir, size);
+  await s3.putTree(snapshotsDir, 'lake', snapshotsKey(size));
+  const dir = path.join(work, `clean-${size}`);
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'flow.json'), JSON.stringify(dataflow(snapshotsDir, './out', './state')));
-  const [server] = await Promise.all([s3Server()]);
-  s3 = server;
-  await s3.putTree(snapshotsDir, 'lake', 'snapshots');
   const run = (at: string) => runCli(['run', '--config', 'flow.json', '--at', at, '--json', '--quiet'], { cwd: dir });
   const d1 = await run(DAY1);
   expect(d1.code, describeProc(d1)).toBe(0);
-  clean.day1Dir = path.join(work, 'clean-day1');
-  cpSync(path.join(dir, 'out'), path.join(clean.day1Dir, 'out'), { recursive: true });
-  cpSync(path.join(dir, 'state'), path.join(clean.day1Dir, 'state'), { recursive: true });
-  clean.day1 = {
+  const day1Dir = path.join(work, `clean-${size}-day1`);
+  cpSync(path.join(dir, 'out'), path.join(day1Dir, 'out'), { recursive: true });
+  cpSync(path.join(dir, 'state'), path.join(day1Dir, 'state'), { recursive: true });
+  const day1 = {
     out: hashTree(path.join(dir, 'out')),
     state: hashTree(path.join(dir, 'state'), isCursorOrBaseline),
     cursors: readCursors(path.join(dir, 'state')),
@@ -186,18 +190,32 @@ beforeAll(async () => {
   const d2 = await run(DAY2);
   expect(d2.code, describeProc(d2)).toBe(0);
   const runs = (JSON.parse(d2.stdout) as JsonSummary).runs;
-  clean.day2 = {
-    out: hashTree(path.join(dir, 'out')),
-    state: hashTree(path.join(dir, 'state'), isCursorOrBaseline),
-    cursors: readCursors(path.join(dir, 'state')),
-    runs,
-  };
-  // The shape the cases rely on: a multipart data file (> 8 MiB) and a small one with entries and exits.
+  // The shape the cases rely on: a multipart data file (> 8 MiB) for `big`, a single PUT for
+  // `small`, and a small incremental file with entries and exits; snapshot parts over the
+  // 100 kB at which a GetObject is cut.
   const big = runs.find((r) => r.audienceId === BIG)!;
   const inc = runs.find((r) => r.audienceId === INC)!;
-  expect(big.files[0]!.bytes).toBeGreaterThan(8 * MiB);
-  expect(big.files[0]!.bytes).toBeLessThan(16 * MiB);
+  if (size === 'big') expect(big.files[0]!.bytes).toBeGreaterThan(8 * MiB);
+  expect(big.files[0]!.bytes).toBeLessThan(size === 'big' ? 16 * MiB : MiB);
   expect(inc.counts.rowsWritten).toBeGreaterThan(100);
+  expect(statSync(path.join(snapshotsDir, 'snap-2', 'profiles', 'part-00001.ndjson')).size).toBeGreaterThan(200_000);
+  return {
+    day1Dir,
+    day1,
+    day2: {
+      out: hashTree(path.join(dir, 'out')),
+      state: hashTree(path.join(dir, 'state'), isCursorOrBaseline),
+      cursors: readCursors(path.join(dir, 'state')),
+      runs,
+    },
+  };
+}
+
+beforeAll(async () => {
+  makeWork();
+  s3 = await s3Server();
+  const [big, small] = await Promise.all(SIZES.map(cleanSequence));
+  Object.assign(cleanOf, { big, small });
 }, TIMEOUT);
 
 afterAll(async () => {
@@ -206,6 +224,7 @@ afterAll(async () => {
 
 interface Flow {
   root: string;
+  clean: Clean;
   proxy: FaultProxy;
   audex(): Promise<CliResult>;
   out(): Promise<Record<string, string>>;
@@ -214,8 +233,9 @@ interface Flow {
 }
 
 /** A dataflow on S3 under its own prefix, day 1 done, behind its own fault proxy. */
-async function flow(): Promise<Flow> {
+async function flow(size: Size = 'small'): Promise<Flow> {
   const root = `faults-${++n}`;
+  const clean = cleanOf[size];
   const proxy = await startFaultProxy(s3.endpoint);
   await s3.putTree(path.join(clean.day1Dir, 'out'), 'exports', `${root}/out`);
   await s3.putTree(path.join(clean.day1Dir, 'state'), 'exports', `${root}/state`);
@@ -224,11 +244,17 @@ async function flow(): Promise<Flow> {
   writeFileSync(
     path.join(dir, 'flow.json'),
     JSON.stringify(
-      dataflow('s3://lake/snapshots', `s3://exports/${root}/out`, `s3://exports/${root}/state`, proxy.endpoint),
+      dataflow(
+        `s3://lake/${snapshotsKey(size)}`,
+        `s3://exports/${root}/out`,
+        `s3://exports/${root}/state`,
+        proxy.endpoint,
+      ),
     ),
   );
   return {
     root,
+    clean,
     proxy,
     audex: () =>
       runCli(['run', '--config', 'flow.json', '--at', DAY2, '--json', '--quiet'], { cwd: dir, env: s3.env() }),
@@ -261,6 +287,8 @@ interface FaultCase {
   hits?: number;
   /** The faulted invocation must take at least this long (stalls). */
   minMs?: number;
+  /** The case needs the multipart data file (the `big` snapshots). */
+  big?: true;
 }
 
 const E500 = { kind: 'error', status: 500, code: 'InternalError' } as const;
@@ -282,6 +310,13 @@ const lease = (root: string) => s3Match.put(`/exports/${root}/state/lock.json`);
 
 const CASES: FaultCase[] = [
   { name: 'no fault (the S3 run equals the clean local run)', rules: () => [], outcome: { kind: 'recovers' }, hits: 0 },
+  {
+    name: 'no fault, a multipart data file (the S3 run equals the clean local run)',
+    rules: () => [],
+    outcome: { kind: 'recovers' },
+    hits: 0,
+    big: true,
+  },
 
   // Transient, fewer failures than attempts: the run completes, byte for byte.
   {
@@ -312,16 +347,19 @@ const CASES: FaultCase[] = [
   },
   {
     name: 'multipart part upload: connection reset twice',
+    big: true,
     rules: (r) => [rule('part', bigPart(r), RESET, 2)],
     outcome: { kind: 'recovers' },
   },
   {
     name: 'multipart part upload: 503 SlowDown twice',
+    big: true,
     rules: (r) => [rule('part', bigPart(r), SLOWDOWN, 2)],
     outcome: { kind: 'recovers' },
   },
   {
     name: 'CompleteMultipartUpload: 500 twice',
+    big: true,
     rules: (r) => [rule('complete', complete(r), E500, 2)],
     outcome: { kind: 'recovers' },
   },
@@ -398,6 +436,7 @@ const CASES: FaultCase[] = [
   },
   {
     name: 'multipart part upload: connection reset on every attempt',
+    big: true,
     rules: (r) => [rule('part', bigPart(r), RESET)],
     outcome: {
       kind: 'fails',
@@ -408,6 +447,7 @@ const CASES: FaultCase[] = [
   },
   {
     name: 'CompleteMultipartUpload: 500 on every attempt',
+    big: true,
     rules: (r) => [rule('complete', complete(r), E500)],
     outcome: { kind: 'fails', exit: 1, audiences: [BIG], message: TRANSIENT },
   },
@@ -449,6 +489,7 @@ const CASES: FaultCase[] = [
   },
   {
     name: 'multipart part upload: 403 AccessDenied',
+    big: true,
     rules: (r) => [rule('part', bigPart(r), DENIED)],
     outcome: {
       kind: 'fails',
@@ -475,7 +516,7 @@ describe('S3 faults at chosen requests', () => {
   it.concurrent.each(CASES)(
     '$name',
     async (c) => {
-      const f = await flow();
+      const f = await flow(c.big ? 'big' : 'small');
       try {
         f.proxy.rules = c.rules(f.root);
         const faulted = await f.audex();
@@ -498,8 +539,8 @@ describe('S3 faults at chosen requests', () => {
         if (c.outcome.kind === 'stops') {
           expect(faulted.stderr).toMatch(c.outcome.message);
           // Nothing was written at all: not a file, not a pending record.
-          expect(treeDiff(out, clean.day1.out)).toEqual([]);
-          expect(cursors).toEqual(clean.day1.cursors);
+          expect(treeDiff(out, f.clean.day1.out)).toEqual([]);
+          expect(cursors).toEqual(f.clean.day1.cursors);
           expect(Object.keys(await f.state()).filter((k) => /^(pending\/|lock\.json$)/.test(k))).toEqual([]);
         } else {
           const runs = (JSON.parse(faulted.stdout) as JsonSummary).runs;
@@ -513,10 +554,12 @@ describe('S3 faults at chosen requests', () => {
           }
           for (const a of [INC, BIG]) {
             // A failed audience's cursor is as before; one that succeeded is the clean run's.
-            expect(cursors[a], a).toBe(c.outcome.audiences.includes(a) ? clean.day1.cursors[a] : clean.day2.cursors[a]);
+            expect(cursors[a], a).toBe(
+              c.outcome.audiences.includes(a) ? f.clean.day1.cursors[a] : f.clean.day2.cursors[a],
+            );
           }
           // Readers see only complete files: each is the clean run's file of that name.
-          expect(Object.keys(out).filter((k) => out[k] !== clean.day2.out[k])).toEqual([]);
+          expect(Object.keys(out).filter((k) => out[k] !== f.clean.day2.out[k])).toEqual([]);
           const state = Object.keys(await f.state());
           expect(state).not.toContain('lock.json');
           for (const r of failed) expect(state).toContain(stateKeys.history(r.runId, 'failed', r.audienceId));
@@ -539,11 +582,11 @@ async function expectClean(f: Flow, p: CliResult): Promise<void> {
     runs.every((r) => r.status === 'success'),
     describeProc(p),
   ).toBe(true);
-  for (const r of runs) expect(clean.day2.runs.map((x) => x.runId)).toContain(r.runId);
-  expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
+  for (const r of runs) expect(f.clean.day2.runs.map((x) => x.runId)).toContain(r.runId);
+  expect(treeDiff(await f.out(), f.clean.day2.out)).toEqual([]);
   const state = await f.state();
   expect(
-    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), clean.day2.state),
+    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), f.clean.day2.state),
   ).toEqual([]);
   expect(Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k))).toEqual([]);
 }
@@ -567,8 +610,8 @@ describe('S3 faults after the commit point', () => {
         f.proxy.rules = [];
         expect(f.proxy.requests.filter((r) => r.fault).length).toBeGreaterThanOrEqual(5);
         // Both runs reached their commit point: files, manifests, baselines and cursors are the clean run's.
-        expect(await f.cursors()).toEqual(clean.day2.cursors);
-        expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
+        expect(await f.cursors()).toEqual(f.clean.day2.cursors);
+        expect(treeDiff(await f.out(), f.clean.day2.out)).toEqual([]);
         const runs = (JSON.parse(faulted.stdout) as JsonSummary).runs;
         for (const r of runs)
           expect(r.error ?? '', `${r.audienceId} (${r.status})`).not.toMatch(/not committed|nothing was committed/);
@@ -578,7 +621,7 @@ describe('S3 faults after the commit point', () => {
         await expectCleanState(f);
         // README "State and safety": one history record per run, with its status: these runs succeeded.
         const history = Object.keys(await f.state()).filter((k) => k.startsWith(`${stateKeys.historyPrefix}/`));
-        for (const r of clean.day2.runs)
+        for (const r of f.clean.day2.runs)
           expect(history, r.audienceId).toContain(stateKeys.history(r.runId, 'success', r.audienceId));
       } finally {
         await f.proxy.close();
@@ -598,8 +641,8 @@ describe('S3 faults after the commit point', () => {
         expect(faulted.code, describeProc(faulted)).toBe(1);
         expect(faulted.stderr).toMatch(/cannot write s3:\/\/exports\/.*\/state\/runs\//);
         // Both runs were committed before the history write.
-        expect(await f.cursors()).toEqual(clean.day2.cursors);
-        expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
+        expect(await f.cursors()).toEqual(f.clean.day2.cursors);
+        expect(treeDiff(await f.out(), f.clean.day2.out)).toEqual([]);
         expect(faulted.stderr).not.toMatch(/nothing was committed and the state is unchanged/);
 
         const rerun = await f.audex();
@@ -615,10 +658,10 @@ describe('S3 faults after the commit point', () => {
 });
 
 async function expectCleanState(f: Flow): Promise<void> {
-  expect(treeDiff(await f.out(), clean.day2.out)).toEqual([]);
+  expect(treeDiff(await f.out(), f.clean.day2.out)).toEqual([]);
   const state = await f.state();
   expect(
-    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), clean.day2.state),
+    treeDiff(Object.fromEntries(Object.entries(state).filter(([k]) => isCursorOrBaseline(k))), f.clean.day2.state),
   ).toEqual([]);
   expect(Object.keys(state).filter((k) => /^(pending\/|lock\.json$|lock-probe\/)/.test(k))).toEqual([]);
 }
