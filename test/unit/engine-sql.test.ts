@@ -11,7 +11,7 @@ import { fieldChain, ident, jsonPath, literal } from '../../src/engine/sql.js';
 import { loadSnapshot } from '../../src/engine/load-snapshot.js';
 import { selectRows } from '../../src/engine/select-rows.js';
 import { RunRows } from '../../src/engine/run-rows.js';
-import { csvCellSql, textLinesCopySql } from '../../src/engine/render-sql.js';
+import { csvCellSql, csvHeaderSql, textLinesCopySql } from '../../src/engine/render-sql.js';
 import type { Shape } from '../../src/engine/shape.js';
 
 const NAMES = [`aud'"x`, `we"ird.na'me`, `it''s`, `back\\slash`, `semi;colon -- not a comment`, `plain`];
@@ -53,6 +53,16 @@ describe('CSV cells (render-sql.ts)', () => {
   ])('%j is written as %j', async (value, expected) => {
     const [row] = await engine.all<{ cell: string }>(`SELECT ${csvCellSql(literal(value), dialect as never)} AS cell`);
     expect(row?.cell).toBe(expected);
+  });
+
+  it.each([
+    [',', `email,"a,b","we\\"ird.na'me",plain,"line\nbreak",x\ty`],
+    ['\t', `email\ta,b\t"we\\"ird.na'me"\tplain\t"line\nbreak"\t"x\ty"`],
+  ])('the header line with delimiter %j: every name a cell, in order', async (delimiter, expected) => {
+    const targets = ['email', 'a,b', `we"ird.na'me`, 'plain', 'line\nbreak', 'x\ty'];
+    const shape = { columns: targets.map((target) => ({ target })) } as unknown as Shape;
+    const [row] = await engine.all<{ line: string }>(csvHeaderSql(shape, { ...dialect, delimiter } as never));
+    expect(row?.line).toBe(expected);
   });
 });
 
