@@ -46,7 +46,8 @@ export function csvCellSql(value: string, csv: CsvOptions): string {
 
 /**
  * The header line: the column names as cells of one column, joined in order. One cell
- * expression, not one per column: planning a line of constant cells cost a small run 8 ms.
+ * expression, not one per column: for 8 columns, planning a line of constant cells took
+ * 5.6 ms, against 1.7 ms for this (README "Start-up of small runs").
  */
 export function csvHeaderSql(shape: Shape, csv: CsvOptions): string {
   const names = shape.columns.map((c, i) => `(${i}, ${literal(c.target)})`).join(', ');
